@@ -1,0 +1,102 @@
+"""notify_site: a LINE Notify service-provider site with a built-in Notify-compatible relay.
+
+:func:`create_app` reads like a table of contents: configuration, extensions, blueprints,
+error handlers, commands.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from notify_site.config import load_config
+from notify_site.extensions import csrf, db, login_manager, migrate, oauth
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the application: the site, and the relay unless ``RELAY_ENABLED`` is false."""
+    app = Flask(
+        __name__,
+        instance_path=str(PROJECT_ROOT / "instance"),
+        instance_relative_config=True,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    if test_config and "INSTANCE_PATH" in test_config:
+        app.instance_path = test_config["INSTANCE_PATH"]
+        app.config.root_path = app.instance_path
+    load_config(app, test_config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from notify_site import security
+    from notify_site.services import accounts
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message_category = "info"
+    login_manager.user_loader(accounts.load_user)
+    oauth.init_app(app)
+    oauth.register(
+        "notify",
+        authorize_url=app.config["NOTIFY_BOT_ORIGIN"] + "/oauth/authorize",
+        access_token_url=app.config["NOTIFY_BOT_ORIGIN"] + "/oauth/token",
+        client_kwargs={
+            "scope": "notify",
+            "code_challenge_method": "S256",
+            "token_endpoint_auth_method": "client_secret_post",
+            "default_timeout": app.config["NOTIFY_TIMEOUT"],
+        },
+    )
+    security.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from notify_site.views import auth, connections, main
+
+    app.register_blueprint(main.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(connections.bp)
+    if app.config["RELAY_ENABLED"]:
+        from notify_site import relay
+
+        relay.init_app(app)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from notify_site.views import errors
+
+    errors.init_app(app)
+
+
+def register_commands(app: Flask) -> None:
+    from notify_site import cli
+
+    cli.init_app(app)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL lets readers and one writer work at once; foreign keys are off in SQLite by default."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()

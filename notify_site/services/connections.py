@@ -1,0 +1,329 @@
+"""Connecting LINE chats through the Notify OAuth flow, and managing connections.
+
+The flow (SPEC 4.2, reliability.md "OAuth"):
+
+1. :func:`start_connect` builds the authorize URL with Authlib's Flask client (``state``, PKCE
+   S256, ``response_mode=form_post``) and records the pending flow server-side, keyed by the
+   hash of ``state``. The view also puts that hash into the browser's session.
+2. :func:`complete_connect` needs both: the state in this browser's session *and* an unexpired,
+   unused server-side record owned by the signed-in user. The record is consumed atomically, so
+   a state works once even when two callbacks race. Only then is the code exchanged, once.
+3. The token is encrypted under the key ring, bound to its connection row, and a status call
+   learns the chat's name and type.
+
+No database transaction is held open during an HTTP call: the state is consumed and committed
+first, the Notify server is called, and the connection is then written in one short transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import requests
+from authlib.integrations.base_client.errors import OAuthError
+from flask import current_app
+from sqlalchemy import select, update
+
+from notify_site.db_types import utcnow
+from notify_site.extensions import db, oauth
+from notify_site.models import Connection, ConnectionStatus, OAuthState, User
+from notify_site.notify_client import (
+    AuthError,
+    NotifyError,
+    RateLimit,
+    RateLimitedError,
+    TargetStatus,
+)
+from notify_site.services import ServiceError
+from notify_site.services.notify import connection_context, keyring, notify_client
+
+log = logging.getLogger(__name__)
+
+
+class StateError(ServiceError):
+    """The callback's ``state`` is missing, unknown, expired, reused or not this browser's."""
+
+
+class AccessDeniedError(ServiceError):
+    """The person pressed Cancel (or the server refused) on the authorize page."""
+
+
+class ConnectError(ServiceError):
+    """The Notify server could not complete the connection."""
+
+
+class ConnectionNotFoundError(ServiceError):
+    """No such connection, or not this user's."""
+
+
+class ConnectionActionError(ServiceError):
+    """A revoke or refresh could not reach a usable answer from the Notify server."""
+
+
+@dataclass(frozen=True)
+class PendingConnect:
+    """What the view needs to send the browser on its way."""
+
+    authorize_url: str
+    state_hash: str
+
+
+def hash_state(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+def _verifier_context(state_hash: str) -> str:
+    return f"oauth-state:{state_hash}"
+
+
+def label_in_use(user: User, label: str) -> bool:
+    return (
+        db.session.scalar(
+            select(Connection.id).where(
+                Connection.owner_id == user.id,
+                Connection.label == label,
+                Connection.status != ConnectionStatus.REVOKED,
+            )
+        )
+        is not None
+    )
+
+
+def start_connect(user: User, label: str) -> PendingConnect:
+    """Record a pending connect flow and return the authorize URL to send the browser to."""
+    config = current_app.config
+    if not config.get("NOTIFY_CLIENT_ID") or not config.get("NOTIFY_CLIENT_SECRET"):
+        raise ConnectError(
+            "This site is not registered with a Notify server yet "
+            "(NOTIFY_CLIENT_ID / NOTIFY_CLIENT_SECRET). Run 'make run' or see the README."
+        )
+    if label_in_use(user, label):
+        raise ConnectError(f"You already have a connection called “{label}”. Pick another label.")
+    redirect_uri = config["NOTIFY_REDIRECT_URI"]
+    rv = oauth.notify.create_authorization_url(redirect_uri, response_mode="form_post")
+    state_hash = hash_state(rv["state"])
+    now = utcnow()
+    db.session.add(
+        OAuthState(
+            state_hash=state_hash,
+            user_id=user.id,
+            label=label,
+            verifier_ciphertext=keyring().encrypt(
+                rv["code_verifier"], context=_verifier_context(state_hash)
+            ),
+            redirect_uri=redirect_uri,
+            created_at=now,
+            expires_at=now + timedelta(seconds=config["OAUTH_STATE_TTL"]),
+        )
+    )
+    db.session.commit()
+    return PendingConnect(authorize_url=rv["url"], state_hash=state_hash)
+
+
+def _consume_state(user: User, state: str | None, browser_states: list[str]) -> OAuthState:
+    """Claim the pending flow for ``state`` once, or raise :class:`StateError`."""
+    if not state:
+        raise StateError("The answer from the Notify server has no state.")
+    state_hash = hash_state(state)
+    if state_hash not in browser_states:
+        raise StateError("This answer does not belong to a connect flow started in this browser.")
+    now = utcnow()
+    claimed = db.session.execute(
+        update(OAuthState)
+        .where(
+            OAuthState.state_hash == state_hash,
+            OAuthState.user_id == user.id,
+            OAuthState.used_at.is_(None),
+            OAuthState.expires_at > now,
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    if claimed != 1:
+        raise StateError("This connect flow has expired or was already used. Start again.")
+    return db.session.get(OAuthState, state_hash)
+
+
+def cancel_connect(user: User, state: str | None, browser_states: list[str], error: str) -> None:
+    """Handle an ``error=`` answer: spend the state, and say why nothing was connected."""
+    _consume_state(user, state, browser_states)
+    if error == "access_denied":
+        raise AccessDeniedError("Not connected: you cancelled on the authorization page.")
+    raise AccessDeniedError(f"Not connected: the Notify server answered “{error[:80]}”.")
+
+
+def complete_connect(
+    user: User, state: str | None, code: str | None, browser_states: list[str]
+) -> Connection:
+    """Finish the flow: check the state, exchange the code once, store the encrypted token."""
+    pending = _consume_state(user, state, browser_states)
+    if not code:
+        raise ConnectError("The Notify server sent no authorization code. Start again.")
+    verifier = keyring().decrypt(
+        pending.verifier_ciphertext, context=_verifier_context(pending.state_hash)
+    )
+    label, redirect_uri = pending.label, pending.redirect_uri
+    db.session.commit()  # end the read transaction before talking to the server
+
+    token = _exchange_code(code, redirect_uri, verifier)
+    try:
+        status: TargetStatus | None = notify_client().status(token)
+        status_error = None
+    except NotifyError as error:
+        status, status_error = None, error
+        log.warning("status call after connecting failed: %s", error)
+
+    connection = Connection(owner_id=user.id, label=_free_label(user, label))
+    db.session.add(connection)
+    db.session.flush()  # the id is part of what the ciphertext is bound to
+    connection.token_ciphertext = keyring().encrypt(token, context=connection_context(connection.id))
+    if status is not None:
+        _apply_status(connection, status)
+    elif isinstance(status_error, AuthError):
+        _mark_revoked(connection, "The Notify server rejected the new token.")
+    else:
+        connection.status_detail = "Connected; the chat's name could not be read yet."
+        if status_error is not None and status_error.rate_limit is not None:
+            _apply_rate_limit(connection, status_error.rate_limit, "status")
+    db.session.commit()
+    return connection
+
+
+def _exchange_code(code: str, redirect_uri: str, verifier: str) -> str:
+    try:
+        token = oauth.notify.fetch_access_token(
+            redirect_uri=redirect_uri, code=code, code_verifier=verifier
+        )
+    except OAuthError as error:
+        raise ConnectError(
+            f"The Notify server refused the authorization code ({error.error}). Start again."
+        ) from None
+    except requests.RequestException:
+        raise ConnectError(
+            "The Notify server did not answer the code exchange. Start the connection again."
+        ) from None
+    except ValueError:
+        raise ConnectError("The Notify server's token answer was not understood.") from None
+    access_token = token.get("access_token") if isinstance(token, dict) else None
+    if not access_token:
+        raise ConnectError("The Notify server answered without an access token.")
+    return access_token
+
+
+def _free_label(user: User, label: str) -> str:
+    """``label``, or ``label (2)``… when another flow took the label meanwhile."""
+    candidate, n = label, 2
+    while label_in_use(user, candidate):
+        candidate = f"{label[:58]} ({n})"
+        n += 1
+    return candidate
+
+
+def _apply_rate_limit(connection: Connection, rate: RateLimit, call: str) -> None:
+    connection.rate_limit = rate.limit
+    connection.rate_remaining = rate.remaining
+    connection.rate_image_limit = rate.image_limit
+    connection.rate_image_remaining = rate.image_remaining
+    connection.rate_reset_at = rate.reset_at
+    connection.rate_checked_at = utcnow()
+    connection.rate_checked_by = call
+
+
+def _apply_status(connection: Connection, status: TargetStatus) -> None:
+    connection.target_name = status.target
+    connection.target_type = status.target_type
+    connection.status = ConnectionStatus.ACTIVE
+    connection.status_detail = None if status.target else "The chat's name is not available."
+    _apply_rate_limit(connection, status.rate_limit, "status")
+
+
+def _mark_revoked(connection: Connection, detail: str) -> None:
+    connection.status = ConnectionStatus.REVOKED
+    connection.status_detail = detail
+    connection.revoked_at = utcnow()
+    # A dead token is of no use to anyone: drop even its ciphertext.
+    connection.token_ciphertext = ""
+
+
+def list_connections(user: User) -> list[Connection]:
+    """The user's connections, active ones first, newest first within each group."""
+    return list(
+        db.session.scalars(
+            select(Connection)
+            .where(Connection.owner_id == user.id)
+            .order_by(
+                (Connection.status == ConnectionStatus.REVOKED).asc(), Connection.id.desc()
+            )
+        )
+    )
+
+
+def get_connection(user: User, connection_id: int) -> Connection:
+    connection = db.session.get(Connection, connection_id)
+    if connection is None or (connection.owner_id != user.id and not user.is_admin):
+        raise ConnectionNotFoundError("No such connection.")
+    return connection
+
+
+def _token_of(connection: Connection) -> str:
+    return keyring().decrypt(connection.token_ciphertext, context=connection_context(connection.id))
+
+
+def revoke_connection(user: User, connection_id: int) -> Connection:
+    """Revoke the token at the Notify server and mark the connection revoked.
+
+    A 401 means the token is already dead: the connection is marked revoked all the same.
+    """
+    connection = get_connection(user, connection_id)
+    if connection.status == ConnectionStatus.REVOKED:
+        return connection
+    token = _token_of(connection)
+    db.session.commit()
+    try:
+        notify_client().revoke(token)
+    except AuthError:
+        pass
+    except NotifyError as error:
+        raise ConnectionActionError(
+            f"Could not revoke “{connection.label}”: {error.message}. It is still connected; "
+            "try again in a moment."
+        ) from None
+    _mark_revoked(connection, "Revoked on this site.")
+    db.session.commit()
+    return connection
+
+
+def refresh_connection(user: User, connection_id: int) -> Connection:
+    """Ask the Notify server for the chat's status (this spends one call of the hourly quota)."""
+    connection = get_connection(user, connection_id)
+    if connection.status == ConnectionStatus.REVOKED:
+        raise ConnectionActionError(f"“{connection.label}” is revoked; connect the chat again.")
+    token = _token_of(connection)
+    db.session.commit()
+    try:
+        status = notify_client().status(token)
+    except AuthError:
+        _mark_revoked(connection, "The Notify server says the token is no longer valid.")
+        db.session.commit()
+        raise ConnectionActionError(
+            f"“{connection.label}” was disconnected at the Notify server (the token is invalid)."
+        ) from None
+    except RateLimitedError as error:
+        if error.rate_limit is not None:
+            _apply_rate_limit(connection, error.rate_limit, "status")
+            db.session.commit()
+        raise ConnectionActionError(
+            f"The hourly quota of “{connection.label}” is spent; try after it resets."
+        ) from None
+    except NotifyError as error:
+        raise ConnectionActionError(
+            f"Could not refresh “{connection.label}”: {error.message}."
+        ) from None
+    _apply_status(connection, status)
+    db.session.commit()
+    return connection
+

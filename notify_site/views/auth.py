@@ -1,0 +1,73 @@
+"""Register, sign in, sign out."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from notify_site.forms import ConfirmForm, LoginForm, RegisterForm
+from notify_site.services import ServiceError, accounts
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next() -> str:
+    """Where to go after signing in: the ``next`` page only if it is one of this site's routes."""
+    target = request.args.get("next", "")
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        try:
+            current_app.url_map.bind("localhost").match(target.split("?", 1)[0], method="GET")
+        except (NotFound, MethodNotAllowed):
+            pass
+        else:
+            return target
+    return url_for("connections.index")
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    if not current_app.config["REGISTRATION_OPEN"]:
+        flash("Registration is closed on this site. Ask an admin for an account.", "error")
+        return redirect(url_for("auth.login"))
+    form = RegisterForm()
+    if form.validate_on_submit():
+        try:
+            user = accounts.register(form.username.data, form.password.data)
+        except ServiceError as error:
+            form.username.errors.append(str(error))
+        else:
+            session.clear()
+            login_user(user)
+            flash("Welcome! Connect a LINE chat to start sending notifications.", "success")
+            return redirect(url_for("connections.index"))
+    return render_template("auth/register.html", form=form)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("connections.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = accounts.authenticate(form.username.data, form.password.data)
+        if user is None:
+            form.password.errors.append("Wrong username or password.")
+        else:
+            target = _safe_next()
+            # A fresh session at sign-in: nothing planted before it survives (session fixation).
+            session.clear()
+            login_user(user)
+            return redirect(target)
+    return render_template("auth/login.html", form=form)
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        logout_user()
+        session.clear()
+        flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,135 @@
+"""Connecting LINE chats (the OAuth client side) and managing the connections."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required
+
+from notify_site.extensions import csrf
+from notify_site.forms import ConfirmForm, ConnectForm
+from notify_site.services import connections as service
+
+bp = Blueprint("connections", __name__)
+
+# The browser's half of each pending connect flow: hashes of the states it started.
+SESSION_STATES = "oauth_states"
+MAX_PENDING_FLOWS = 5
+
+
+@bp.get("/connections")
+@login_required
+def index():
+    return render_template(
+        "connections/index.html",
+        connections=service.list_connections(current_user),
+        form=ConnectForm(),
+        action_form=ConfirmForm(),
+    )
+
+
+@bp.post("/connections")
+@login_required
+def connect():
+    form = ConnectForm()
+    if not form.validate_on_submit():
+        return render_template(
+            "connections/index.html",
+            connections=service.list_connections(current_user),
+            form=form,
+            action_form=ConfirmForm(),
+        ), 400
+    try:
+        pending = service.start_connect(current_user, form.label.data)
+    except service.ConnectError as error:
+        form.label.errors.append(str(error))
+        return render_template(
+            "connections/index.html",
+            connections=service.list_connections(current_user),
+            form=form,
+            action_form=ConfirmForm(),
+        ), 400
+    states = session.get(SESSION_STATES, [])[-(MAX_PENDING_FLOWS - 1) :]
+    session[SESSION_STATES] = [*states, pending.state_hash]
+    return redirect(pending.authorize_url)
+
+
+@bp.route("/callback", methods=["GET", "POST"])
+@csrf.exempt  # the Notify server's answer carries `state`, which is this flow's CSRF defence
+def callback():
+    params = request.args if request.method == "GET" else request.form
+    if not current_user.is_authenticated:
+        if request.method == "POST" and "bounced" not in params:
+            return _bounce(params)
+        abort(400, "This answer does not belong to a connect flow started in this browser. "
+                   "Sign in and connect the chat again.")
+    browser_states = session.get(SESSION_STATES, [])
+    state = params.get("state")
+    try:
+        if params.get("error"):
+            service.cancel_connect(current_user, state, browser_states, params["error"])
+        connection = service.complete_connect(
+            current_user, state, params.get("code"), browser_states
+        )
+    except service.StateError as error:
+        abort(400, str(error))
+    except service.AccessDeniedError as error:
+        flash(str(error), "info")
+        return redirect(url_for("connections.index"))
+    except service.ConnectError as error:
+        flash(str(error), "error")
+        return redirect(url_for("connections.index"))
+    finally:
+        if state:
+            done = service.hash_state(state)
+            session[SESSION_STATES] = [h for h in browser_states if h != done]
+    target = connection.target_name or "the chat"
+    flash(f"Connected “{connection.label}” to {target}.", "success")
+    return redirect(url_for("connections.index"))
+
+
+def _bounce(params):
+    """Re-post a cross-site ``form_post`` answer from this site's own origin.
+
+    The Notify server's page posts the answer across sites, so the browser leaves the
+    SameSite=Lax session cookie off that request. This page, now on our origin, posts the same
+    fields back to the callback; that same-site POST carries the cookie, and the state can be
+    checked against the browser's session. Nothing here touches the session, so no cookie is
+    set on this cross-site answer.
+    """
+    fields = {key: params.get(key, "")[:2000] for key in ("code", "state", "error",
+                                                         "error_description") if key in params}
+    response = render_template("connections/bounce.html", fields=fields)
+    return response, 200, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+@bp.post("/connections/<int:connection_id>/revoke")
+@login_required
+def revoke(connection_id: int):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        connection = service.revoke_connection(current_user, connection_id)
+    except service.ConnectionNotFoundError:
+        abort(404)
+    except service.ConnectionActionError as error:
+        flash(str(error), "error")
+    else:
+        flash(f"“{connection.label}” is disconnected.", "success")
+    return redirect(url_for("connections.index"))
+
+
+@bp.post("/connections/<int:connection_id>/refresh")
+@login_required
+def refresh(connection_id: int):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        connection = service.refresh_connection(current_user, connection_id)
+    except service.ConnectionNotFoundError:
+        abort(404)
+    except service.ConnectionActionError as error:
+        flash(str(error), "error")
+    else:
+        flash(f"“{connection.label}” checked: {connection.rate_remaining} calls left this hour.",
+              "success")
+    return redirect(url_for("connections.index"))

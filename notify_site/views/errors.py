@@ -1,0 +1,50 @@
+"""One error handler for the whole site: JSON for API callers, a page for people."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from notify_site.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+def wants_json() -> bool:
+    """API paths always answer JSON; elsewhere, the Accept header decides."""
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > (
+        request.accept_mimetypes["text/html"]
+    )
+
+
+def _render(status: int, code: str, message: str):
+    if wants_json():
+        return {"error": {"code": code, "message": message, "fields": {}}}, status
+    return render_template("errors/error.html", status=status, message=message), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        return _render(
+            400,
+            "csrf_failed",
+            "The form expired or was not sent from this site. Reload the page and try again.",
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        code = (error.name or "error").lower().replace(" ", "_")
+        return _render(error.code or 500, code, error.description or error.name)
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):
+        db.session.rollback()
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _render(500, "internal_error", InternalServerError.description)

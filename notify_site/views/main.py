@@ -1,0 +1,30 @@
+"""The landing page and the load balancer's health check."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from notify_site.extensions import db
+
+bp = Blueprint("main", __name__)
+
+
+@bp.get("/")
+def index():
+    if current_user.is_authenticated:
+        return redirect(url_for("connections.index"))
+    return render_template("main/index.html")
+
+
+@bp.get("/healthz")
+def healthz():
+    """200 when the database answers, 503 otherwise (for load balancers)."""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        db.session.rollback()
+        return {"status": "unavailable", "database": "down"}, 503
+    return {"status": "ok", "database": "up"}
