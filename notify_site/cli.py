@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
 from notify_site import config as site_config
@@ -21,6 +22,7 @@ def init_app(app: Flask) -> None:
 
 
 @click.command("setup")
+@with_appcontext
 def setup_command() -> None:
     """Prepare a fresh checkout: database schema, secrets, relay registration."""
     upgrade()
@@ -57,6 +59,7 @@ def _register_with_builtin_relay() -> None:
 
 
 @click.command("create-user")
+@with_appcontext
 @click.option("--username", prompt=True, help="The account's name.")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--admin", is_flag=True, help="Make the account an admin.")
@@ -73,6 +76,7 @@ def create_user_command(username: str, password: str, admin: bool) -> None:
 
 
 @click.command("serve")
+@with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 def serve_command(host: str, port: int) -> None:

@@ -180,7 +180,9 @@ def complete_connect(
     connection = Connection(owner_id=user.id, label=_free_label(user, label))
     db.session.add(connection)
     db.session.flush()  # the id is part of what the ciphertext is bound to
-    connection.token_ciphertext = keyring().encrypt(token, context=connection_context(connection.id))
+    connection.token_ciphertext = keyring().encrypt(
+        token, context=connection_context(connection.id)
+    )
     if status is not None:
         _apply_status(connection, status)
     elif isinstance(status_error, AuthError):
@@ -210,7 +212,13 @@ def _exchange_code(code: str, redirect_uri: str, verifier: str) -> str:
         raise ConnectError("The Notify server's token answer was not understood.") from None
     access_token = token.get("access_token") if isinstance(token, dict) else None
     if not access_token:
-        raise ConnectError("The Notify server answered without an access token.")
+        # LINE answered a bad code with a {status, message} body and no OAuth `error` field.
+        reason = token.get("message") or token.get("error") if isinstance(token, dict) else None
+        raise ConnectError(
+            f"The Notify server refused the authorization code ({str(reason)[:120]}). Start again."
+            if reason
+            else "The Notify server answered without an access token. Start again."
+        )
     return access_token
 
 
@@ -255,9 +263,7 @@ def list_connections(user: User) -> list[Connection]:
         db.session.scalars(
             select(Connection)
             .where(Connection.owner_id == user.id)
-            .order_by(
-                (Connection.status == ConnectionStatus.REVOKED).asc(), Connection.id.desc()
-            )
+            .order_by((Connection.status == ConnectionStatus.REVOKED).asc(), Connection.id.desc())
         )
     )
 
@@ -326,4 +332,3 @@ def refresh_connection(user: User, connection_id: int) -> Connection:
     _apply_status(connection, status)
     db.session.commit()
     return connection
-

@@ -40,11 +40,13 @@ def test_register_signs_in_and_lands_on_connections(client):
     [
         ("al", PASSWORD, PASSWORD, "between 3 and 64"),
         ("bad name!", PASSWORD, PASSWORD, "Use letters"),
-        ("alice", "short", "short", "at least 8"),
+        ("alice", "short", "short", "between 8 and 200"),
         ("alice", PASSWORD, PASSWORD + "x", "The passwords differ"),
     ],
 )
-def test_register_errors_are_shown_next_to_the_field(client, app, username, password, confirm, message):
+def test_register_errors_are_shown_next_to_the_field(
+    client, app, username, password, confirm, message
+):
     response = register(client, username, password, confirm)
     assert response.status_code == 200
     assert message in response.get_data(as_text=True)

@@ -1,0 +1,433 @@
+"""HTTP client for a LINE-Notify-compatible server (``/api/notify``, ``/status``, ``/revoke``).
+
+The contract, taken from the LINE Notify API document (see docs/line-platform.md, part A):
+
+* every call carries ``Authorization: Bearer <access token>``;
+* ``POST /api/notify`` takes ``message`` (always) and optionally ``stickerPackageId``,
+  ``stickerId``, ``imageThumbnail``, ``imageFullsize``, ``notificationDisabled``, form-encoded,
+  or as ``multipart/form-data`` when an ``imageFile`` is uploaded;
+* ``GET /api/status`` answers the token's ``targetType`` (``"USER"``/``"GROUP"``) and ``target``;
+* ``POST /api/revoke`` (form-encoded, no parameters) disables the token;
+* the body is JSON ``{"status": <HTTP code>, "message": "..."}``; 200 means success, 400 a bad
+  request, 401 an invalid (usually user-revoked) token, anything else a server-side problem;
+* notify and status answers carry ``X-RateLimit-*`` headers (:class:`RateLimit`).
+
+Each call either returns a typed result or raises one :class:`NotifyError` subclass:
+:class:`BadRequestError` (400), :class:`AuthError` (401), :class:`RateLimitedError` (429),
+:class:`ServerError` (any other status, or a 200 without the expected JSON) and
+:class:`NetworkError` (no HTTP answer at all). Error messages never contain the access token.
+
+This module knows nothing of Flask or the database: it is given an origin, a timeout and
+optionally a :class:`requests.Session`, and it is the only place that builds Notify headers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+__all__ = [
+    "AuthError",
+    "BadRequestError",
+    "NetworkError",
+    "NotifyClient",
+    "NotifyError",
+    "NotifyResponse",
+    "RateLimit",
+    "RateLimitedError",
+    "ServerError",
+    "TargetStatus",
+]
+
+# A header value: printable ASCII without spaces. Anything else could never authenticate, and
+# requests would quote the offending header value (the token) in its own exception.
+_TOKEN_PATTERN = re.compile(r"[\x21-\x7e]+")
+# Rate-limit headers are plain non-negative decimal integers; at most 18 digits keeps every
+# value far from int-parsing limits.
+_HEADER_INT_PATTERN = re.compile(r"[0-9]{1,18}")
+# datetime cannot represent instants after 9999-12-31T23:59:59Z.
+_MAX_EPOCH_SECONDS = 253_402_300_799
+_MAX_MESSAGE_CHARS = 200
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """The ``X-RateLimit-*`` headers of one answer; ``None`` where a header was absent or bad."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    image_limit: int | None = None
+    image_remaining: int | None = None
+    #: When the hourly window resets, in UTC epoch seconds.
+    reset: int | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimit:
+        """Read the rate-limit headers, matching names case-insensitively. Never raises."""
+        try:
+            lowered = {str(name).lower(): value for name, value in headers.items()}
+        except (AttributeError, TypeError):
+            lowered = {}
+
+        def read(name: str) -> int | None:
+            value = lowered.get(name)
+            if not isinstance(value, str):
+                return None
+            value = value.strip()
+            if not _HEADER_INT_PATTERN.fullmatch(value):
+                return None
+            return int(value)
+
+        reset = read("x-ratelimit-reset")
+        if reset is not None and reset > _MAX_EPOCH_SECONDS:
+            reset = None
+        return cls(
+            limit=read("x-ratelimit-limit"),
+            remaining=read("x-ratelimit-remaining"),
+            image_limit=read("x-ratelimit-imagelimit"),
+            image_remaining=read("x-ratelimit-imageremaining"),
+            reset=reset,
+        )
+
+    @property
+    def reset_at(self) -> datetime | None:
+        """The reset time as an aware UTC datetime, or ``None`` when unknown."""
+        if self.reset is None:
+            return None
+        return datetime.fromtimestamp(self.reset, UTC)
+
+    def is_spent(self, now: datetime) -> bool:
+        """True when no calls remain and the window resets after ``now`` (an aware datetime)."""
+        if now.tzinfo is None:
+            raise ValueError("is_spent needs an aware datetime")
+        if self.remaining != 0 or self.reset is None:
+            return False
+        return self.reset > now.timestamp()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The five fields plus ``reset_at`` as an ISO 8601 string (or ``None``)."""
+        reset_at = self.reset_at
+        return {
+            "limit": self.limit,
+            "remaining": self.remaining,
+            "image_limit": self.image_limit,
+            "image_remaining": self.image_remaining,
+            "reset": self.reset,
+            "reset_at": reset_at.isoformat() if reset_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class NotifyResponse:
+    """A successful answer from ``/api/notify`` or ``/api/revoke``."""
+
+    status: int
+    message: str
+    rate_limit: RateLimit
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """A successful answer from ``/api/status``: where the token delivers."""
+
+    #: ``"USER"`` or ``"GROUP"``; ``None`` when the server did not say.
+    target_type: str | None
+    #: The user or group name; ``None`` when unavailable (e.g. the user left the group).
+    target: str | None
+    message: str
+    rate_limit: RateLimit
+
+
+class NotifyError(Exception):
+    """A Notify call did not succeed.
+
+    ``status_code`` is the HTTP status (``None`` when there was no HTTP answer), ``message`` the
+    server's explanation (or ours), ``rate_limit`` the headers of the answer when there was one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        rate_limit: RateLimit | None = None,
+    ) -> None:
+        self.message = message
+        self.status_code = status_code
+        self.rate_limit = rate_limit
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        if self.status_code is None:
+            return self.message
+        return f"Notify server answered {self.status_code}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status_code={self.status_code!r}, message={self.message!r})"
+
+
+class BadRequestError(NotifyError):
+    """400: the server rejected the parameters (e.g. a message over 1000 characters)."""
+
+
+class AuthError(NotifyError):
+    """401: the token is invalid, usually revoked by its user; the connection is dead.
+
+    Also raised, with ``status_code`` ``None`` and without any request, for a token that could
+    never be sent (empty, or with characters an HTTP header cannot carry).
+    """
+
+
+class RateLimitedError(NotifyError):
+    """429: the token's hourly allowance is spent; ``rate_limit.reset`` says when it returns.
+
+    LINE never documented what ``/api/notify`` answers once the hourly limit is exhausted
+    (marked [?] in docs/line-platform.md); this client takes 429 to be that answer.
+    """
+
+    def _describe(self) -> str:
+        text = super()._describe()
+        reset_at = self.rate_limit.reset_at if self.rate_limit else None
+        if reset_at is not None:
+            text += f" (limit resets at {reset_at.isoformat()})"
+        return text
+
+
+class ServerError(NotifyError):
+    """5xx, any other unexpected status, or a 200 without the expected JSON body."""
+
+
+class NetworkError(NotifyError):
+    """No HTTP answer: timeout, refused or broken connection, or another transport failure."""
+
+
+class NotifyClient:
+    """Calls one Notify server through one reused :class:`requests.Session`."""
+
+    def __init__(
+        self,
+        api_origin: str,
+        *,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        """``api_origin`` is the server root, e.g. ``https://notify-api.line.me`` or
+        ``http://127.0.0.1:5000/relay``; ``timeout`` (seconds) applies to every call.
+
+        A session passed in stays the caller's to close; one created here is closed by
+        :meth:`close`.
+        """
+        origin = api_origin.rstrip("/")
+        if not origin.startswith(("http://", "https://")):
+            raise ValueError("api_origin must be an http:// or https:// URL")
+        self.api_origin = origin
+        self.timeout = timeout
+        self._owns_session = session is None
+        self.session = session if session is not None else requests.Session()
+
+    def __repr__(self) -> str:
+        return f"NotifyClient(api_origin={self.api_origin!r}, timeout={self.timeout!r})"
+
+    def close(self) -> None:
+        """Close the session if this client created it."""
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self) -> NotifyClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def notify(
+        self,
+        token: str,
+        message: str,
+        *,
+        sticker_package_id: int | None = None,
+        sticker_id: int | None = None,
+        image_thumbnail: str | None = None,
+        image_fullsize: str | None = None,
+        image_file: tuple[str, bytes, str] | None = None,
+        notification_disabled: bool = False,
+    ) -> NotifyResponse:
+        """Send ``message`` to the chat behind ``token`` (``POST /api/notify``).
+
+        Only the parameters that are set are sent; ``notificationDisabled=true`` is sent when
+        ``notification_disabled`` is true. ``image_file`` is ``(filename, content, content
+        type)`` and switches the body to ``multipart/form-data`` with the file as
+        ``imageFile``. No limits are checked here: the server decides and answers 400.
+        """
+        fields: dict[str, str] = {"message": message}
+        optional = {
+            "stickerPackageId": sticker_package_id,
+            "stickerId": sticker_id,
+            "imageThumbnail": image_thumbnail,
+            "imageFullsize": image_fullsize,
+        }
+        fields.update({name: str(value) for name, value in optional.items() if value is not None})
+        if notification_disabled:
+            fields["notificationDisabled"] = "true"
+        files = None
+        if image_file is not None:
+            filename, content, content_type = image_file
+            files = {"imageFile": (filename, content, content_type)}
+        response = self._request("POST", "/api/notify", token, data=fields, files=files)
+        body = _success_body(response, token)
+        return NotifyResponse(
+            status=body["status"],
+            message=body["message"],
+            rate_limit=RateLimit.from_headers(response.headers),
+        )
+
+    def status(self, token: str) -> TargetStatus:
+        """Ask where ``token`` delivers (``GET /api/status``). This call also counts against
+        the token's hourly limit."""
+        response = self._request("GET", "/api/status", token)
+        body = _success_body(response, token)
+        target_type = body.get("targetType")
+        target = body.get("target")
+        if not (target_type is None or isinstance(target_type, str)) or not (
+            target is None or isinstance(target, str)
+        ):
+            raise ServerError(
+                "status answer has a non-string targetType or target",
+                status_code=response.status_code,
+                rate_limit=RateLimit.from_headers(response.headers),
+            )
+        return TargetStatus(
+            target_type=target_type,
+            target=target,
+            message=body["message"],
+            rate_limit=RateLimit.from_headers(response.headers),
+        )
+
+    def revoke(self, token: str) -> NotifyResponse:
+        """Disable ``token`` on the server (``POST /api/revoke``, form-encoded, no parameters)."""
+        # requests sends an empty dict as no body at all; LINE documents this call as
+        # form-encoded, so the (empty) form and its content type are sent explicitly.
+        response = self._request(
+            "POST",
+            "/api/revoke",
+            token,
+            data="",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        body = _success_body(response, token)
+        return NotifyResponse(
+            status=body["status"],
+            message=body["message"],
+            rate_limit=RateLimit.from_headers(response.headers),
+        )
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send one call; return the response if it is a 200, raise the matching error if not."""
+        if not isinstance(token, str):
+            raise TypeError("token must be a str")
+        if not _TOKEN_PATTERN.fullmatch(token):
+            raise AuthError("the access token is empty or has characters a header cannot carry")
+        url = self.api_origin + path
+        headers = {
+            **(headers or {}),
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+        }
+        try:
+            # No redirects: a Notify server never sends one, and following it would carry the
+            # token to wherever it points.
+            response = self.session.request(
+                method,
+                url,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+                **kwargs,
+            )
+        except requests.RequestException as exc:
+            if isinstance(exc, requests.Timeout):
+                what = f"no answer from the Notify server at {url} within {self.timeout} s"
+            elif isinstance(exc, requests.ConnectionError):
+                what = f"could not connect to the Notify server at {url}"
+            else:
+                what = f"request to the Notify server at {url} failed"
+            raise NetworkError(f"{what} ({_exception_summary(exc, token)})") from exc
+        if response.status_code == 200:
+            return response
+        error_class = {
+            400: BadRequestError,
+            401: AuthError,
+            429: RateLimitedError,
+        }.get(response.status_code, ServerError)
+        raise error_class(
+            _error_message(response, token),
+            status_code=response.status_code,
+            rate_limit=RateLimit.from_headers(response.headers),
+        )
+
+
+def _success_body(response: requests.Response, token: str) -> dict[str, Any]:
+    """The JSON object of a 200 answer, which must hold ``status`` 200 and a ``message``."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if (
+        not isinstance(body, dict)
+        or type(body.get("status")) is not int
+        or body["status"] != 200
+        or not isinstance(body.get("message"), str)
+    ):
+        raise ServerError(
+            "the body is not the expected JSON {status: 200, message: ...}",
+            status_code=response.status_code,
+            rate_limit=RateLimit.from_headers(response.headers),
+        )
+    return body
+
+
+def _error_message(response: requests.Response, token: str) -> str:
+    """A short explanation of a failed answer: the JSON ``message``, else brief plain text, else
+    the reason phrase. Only the response body is read, never the request."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"].strip():
+        text = body["message"]
+    else:
+        text = response.text.strip()
+        # An HTML error page says nothing the reason phrase does not.
+        if not text or text.startswith("<"):
+            text = response.reason or "(no message)"
+    return _shorten(_redact(text, token))
+
+
+def _exception_summary(exc: BaseException, token: str) -> str:
+    detail = str(exc)
+    summary = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return _shorten(_redact(summary, token))
+
+
+def _redact(text: str, token: str) -> str:
+    # A server (or a proxy) might echo the request back; the token must not reach a log.
+    return text.replace(token, "[token]") if token else text
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) > _MAX_MESSAGE_CHARS:
+        text = text[: _MAX_MESSAGE_CHARS - 1] + "…"
+    return text

@@ -1,0 +1,30 @@
+"""The same schema and the same connect rules on PostgreSQL."""
+
+from __future__ import annotations
+
+from notify_site import create_app
+from notify_site.extensions import db
+from notify_site.models import Connection
+from notify_site.services.notify import connection_context, keyring
+from tests.factories import create_connection, create_user
+from tests.unit.test_migrations import assert_migrations_match_models
+
+
+def test_migrations_match_models_on_postgresql(app_config):
+    assert_migrations_match_models(create_app(app_config))
+
+
+def test_connection_round_trip_keeps_aware_times_and_ciphertext(app):
+    with app.app_context():
+        owner = create_user("alice")
+        connection_id = create_connection(owner, token="pg-token").id
+        db.session.expire_all()
+        connection = db.session.get(Connection, connection_id)
+        assert connection.created_at.tzinfo is not None
+        assert (
+            keyring().decrypt(
+                connection.token_ciphertext, context=connection_context(connection_id)
+            )
+            == "pg-token"
+        )
+        assert db.engine.dialect.name == "postgresql"
