@@ -15,7 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from notify_site.config import load_config
-from notify_site.extensions import csrf, db, login_manager, migrate, oauth
+from notify_site.extensions import csrf, db, login_manager, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     from notify_site import security
-    from notify_site.services import accounts
+    from notify_site.services import accounts, notify
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
@@ -51,18 +51,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
     login_manager.user_loader(accounts.load_user)
-    oauth.init_app(app)
-    oauth.register(
-        "notify",
-        authorize_url=app.config["NOTIFY_BOT_ORIGIN"] + "/oauth/authorize",
-        access_token_url=app.config["NOTIFY_BOT_ORIGIN"] + "/oauth/token",
-        client_kwargs={
-            "scope": "notify",
-            "code_challenge_method": "S256",
-            "token_endpoint_auth_method": "client_secret_post",
-            "default_timeout": app.config["NOTIFY_TIMEOUT"],
-        },
-    )
+    notify.init_oauth(app)
     security.init_app(app)
 
 

@@ -4,7 +4,6 @@ They are bound to an application in :func:`notify_site.create_app`; importing th
 never creates an app, so any module may import them without circular imports.
 """
 
-from authlib.integrations.flask_client import OAuth
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -30,4 +29,3 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
-oauth = OAuth()

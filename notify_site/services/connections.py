@@ -28,7 +28,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from notify_site.db_types import utcnow
-from notify_site.extensions import db, oauth
+from notify_site.extensions import db
 from notify_site.models import Connection, ConnectionStatus, OAuthState, User
 from notify_site.notify_client import (
     AuthError,
@@ -38,7 +38,7 @@ from notify_site.notify_client import (
     TargetStatus,
 )
 from notify_site.services import ServiceError
-from notify_site.services.notify import connection_context, keyring, notify_client
+from notify_site.services.notify import connection_context, keyring, notify_client, oauth_client
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def start_connect(user: User, label: str) -> PendingConnect:
     if label_in_use(user, label):
         raise ConnectError(f"You already have a connection called “{label}”. Pick another label.")
     redirect_uri = config["NOTIFY_REDIRECT_URI"]
-    rv = oauth.notify.create_authorization_url(redirect_uri, response_mode="form_post")
+    rv = oauth_client().create_authorization_url(redirect_uri, response_mode="form_post")
     state_hash = hash_state(rv["state"])
     now = utcnow()
     db.session.add(
@@ -197,7 +197,7 @@ def complete_connect(
 
 def _exchange_code(code: str, redirect_uri: str, verifier: str) -> str:
     try:
-        token = oauth.notify.fetch_access_token(
+        token = oauth_client().fetch_access_token(
             redirect_uri=redirect_uri, code=code, code_verifier=verifier
         )
     except OAuthError as error:

@@ -6,10 +6,39 @@ whole process reuses one ``requests.Session`` (and its connection pool) for the 
 
 from __future__ import annotations
 
-from flask import current_app
+from authlib.integrations.flask_client import FlaskOAuth2App, OAuth
+from flask import Flask, current_app
 
 from notify_site.crypto import KeyRing
 from notify_site.notify_client import NotifyClient
+
+
+def init_oauth(app: Flask) -> None:
+    """Register the Notify server as an OAuth client of this app (Authlib's Flask client).
+
+    The registry is per app (not a module global) because Authlib caches a client per name:
+    two apps in one process, as in the tests, would otherwise share the first one's URLs.
+    Client id and secret come from ``NOTIFY_CLIENT_ID`` / ``NOTIFY_CLIENT_SECRET``.
+    """
+    registry = OAuth(app)
+    registry.register(
+        "notify",
+        authorize_url=app.config["NOTIFY_BOT_ORIGIN"] + "/oauth/authorize",
+        access_token_url=app.config["NOTIFY_BOT_ORIGIN"] + "/oauth/token",
+        client_kwargs={
+            "scope": "notify",
+            "code_challenge_method": "S256",
+            # LINE Notify took the client secret in the form body.
+            "token_endpoint_auth_method": "client_secret_post",
+            "default_timeout": app.config["NOTIFY_TIMEOUT"],
+        },
+    )
+    app.extensions["notify_site.oauth"] = registry
+
+
+def oauth_client() -> FlaskOAuth2App:
+    """This app's OAuth client for the Notify server."""
+    return current_app.extensions["notify_site.oauth"].notify
 
 
 def keyring() -> KeyRing:
