@@ -126,7 +126,7 @@ def start_connect(user: User, label: str) -> PendingConnect:
 def _consume_state(user: User, state: str | None, browser_states: list[str]) -> OAuthState:
     """Claim the pending flow for ``state`` once, or raise :class:`StateError`."""
     if not state:
-        raise StateError("The answer from the Notify server has no state.")
+        raise StateError("The answer has no state, so it belongs to no connect flow of yours.")
     state_hash = hash_state(state)
     if state_hash not in browser_states:
         raise StateError("This answer does not belong to a connect flow started in this browser.")

@@ -33,7 +33,9 @@ def test_secrets_are_generated_once_with_mode_0600(tmp_path):
 def test_instance_config_then_environment_then_test_mapping(tmp_path, monkeypatch):
     instance = tmp_path / "instance"
     instance.mkdir()
-    (instance / "config.py").write_text('RELAY_RATE_LIMIT = 10\nNOTIFY_TIMEOUT = 3\nREGISTRATION_OPEN = True\n')
+    (instance / "config.py").write_text(
+        "RELAY_RATE_LIMIT = 10\nNOTIFY_TIMEOUT = 3\nREGISTRATION_OPEN = True\n"
+    )
     monkeypatch.setenv("NOTIFY_SITE_RELAY_RATE_LIMIT", "20")
     monkeypatch.setenv("NOTIFY_SITE_REGISTRATION_OPEN", "false")
     app = create_app(bare_config(tmp_path, NOTIFY_TIMEOUT=7))
@@ -58,7 +60,9 @@ def test_default_database_is_sqlite_in_instance(tmp_path, monkeypatch):
 
 def test_cookie_is_secure_when_the_site_is_https(tmp_path):
     local = create_app(bare_config(tmp_path))
-    public = create_app(bare_config(tmp_path, NOTIFY_REDIRECT_URI="https://notify.example/callback"))
+    public = create_app(
+        bare_config(tmp_path, NOTIFY_REDIRECT_URI="https://notify.example/callback")
+    )
     assert local.config["SESSION_COOKIE_SECURE"] is False
     assert public.config["SESSION_COOKIE_SECURE"] is True
     assert public.config["SESSION_COOKIE_HTTPONLY"] is True
