@@ -73,16 +73,21 @@ def runner(app):
 
 
 class LiveServer:
-    """The app served over real HTTP on a free loopback port, in a thread."""
+    """A WSGI app served over real HTTP on a free loopback port, in a thread.
 
-    def __init__(self, app: Flask, host: str = "127.0.0.1") -> None:
+    The port is bound first, so a caller can build an app whose configuration names its own
+    URL, then hand it over with :meth:`start`.
+    """
+
+    def __init__(self, app: Flask | None = None, host: str = "127.0.0.1") -> None:
         self.app = app
-        self._server = make_server(host, 0, app, threaded=True)
+        self._server = make_server(host, 0, lambda environ, start_response: [], threaded=True)
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def start(self) -> LiveServer:
+    def start(self, app=None) -> LiveServer:
+        self._server.app = app or self.app
         self._thread.start()
         return self
 
@@ -90,3 +95,75 @@ class LiveServer:
         self._server.shutdown()
         self._thread.join(timeout=10)
         self._server.server_close()
+
+
+class RequestLog:
+    """WSGI middleware recording each request's method and path (to count calls)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.requests: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with self._lock:
+            self.requests.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
+        return self.app(environ, start_response)
+
+    def count(self, method: str, path: str) -> int:
+        with self._lock:
+            return sum(1 for m, p in self.requests if m == method and p == path)
+
+
+class Live:
+    """The site and its relay over real HTTP, set up as `make run` does.
+
+    The site is at http://127.0.0.1:PORT and the relay at http://localhost:PORT/relay, so that
+    browsers and cookie rules see two different sites, as the site and LINE were. ``log``
+    counts the requests each path received.
+    """
+
+    def __init__(self, tmp_path, **overrides) -> None:
+        self._server = LiveServer()
+        self.site = f"http://127.0.0.1:{self._server.port}"
+        self.relay = f"http://localhost:{self._server.port}/relay"
+        config = make_test_config(
+            tmp_path,
+            NOTIFY_BOT_ORIGIN=self.relay,
+            NOTIFY_API_ORIGIN=self.relay,
+            NOTIFY_REDIRECT_URI=f"{self.site}/callback",
+            WTF_CSRF_ENABLED=True,
+        )
+        config.update(overrides)
+        # As `make run` does: set the database up and register with the relay, then serve.
+        setup = create_app(config)
+        init_database(setup)
+        with setup.app_context():
+            from notify_site.relay.clients import register_client
+
+            config["NOTIFY_CLIENT_ID"], config["NOTIFY_CLIENT_SECRET"] = register_client(
+                "notify_site", config["NOTIFY_REDIRECT_URI"]
+            )
+            db.engine.dispose()
+        self.app = create_app(config)
+        self.log = RequestLog(self.app.wsgi_app)
+        self.app.wsgi_app = self.log
+        self._server.start(self.app)
+
+    def stop(self) -> None:
+        self._server.stop()
+        with self.app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def live_overrides() -> dict:
+    """Override in a module to change the live app's configuration."""
+    return {}
+
+
+@pytest.fixture
+def live(tmp_path, live_overrides) -> Iterator[Live]:
+    server = Live(tmp_path, **live_overrides)
+    yield server
+    server.stop()

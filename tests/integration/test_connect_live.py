@@ -11,6 +11,7 @@ from sqlalchemy import select
 from notify_site.extensions import db
 from notify_site.models import Connection, ConnectionStatus
 from notify_site.services.notify import connection_context, keyring
+from tests.htmlforms import forms_in
 from tests.integration.helpers import (
     answer_authorize,
     finish_form_post,
@@ -18,7 +19,6 @@ from tests.integration.helpers import (
     start_connect,
     without_form_post,
 )
-from tests.htmlforms import forms_in
 
 TOKEN_PATH = "/relay/oauth/token"
 

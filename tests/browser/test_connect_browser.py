@@ -1,0 +1,73 @@
+"""A person in Chromium registers, connects two sandbox chats and revokes one.
+
+The site runs at 127.0.0.1 and the relay at localhost: two sites, so the relay's form_post
+answer is a cross-site POST and Chromium really leaves the SameSite=Lax cookie off it. This is
+the proof that the callback's bounce keeps the flow working with the cookie settings in use.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import screenshot
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+def register(page, site: str) -> None:
+    page.goto(f"{site}/register")
+    page.fill("#username", "alice")
+    page.fill("#password", PASSWORD)
+    page.fill("#confirm", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{site}/connections")
+
+
+def connect(page, live, label: str, chat: str) -> None:
+    page.fill("#label", label)
+    page.get_by_role("button", name="Connect a chat").click()
+    expect(page).to_have_url(re.compile(re.escape(live.relay) + r"/oauth/authorize"))
+    expect(page.get_by_text("notify_site").first).to_be_visible()
+    page.get_by_label(re.compile(re.escape(chat))).check()
+    page.get_by_role("button", name="Agree and connect").click()
+    expect(page).to_have_url(f"{live.site}/connections")
+
+
+def test_register_connect_two_chats_and_revoke_one(live, page):
+    register(page, live.site)
+    cookie = next(c for c in page.context.cookies() if c["name"] == "session")
+    assert cookie["sameSite"] == "Lax"
+    assert cookie["httpOnly"] is True
+
+    connect(page, live, "Me", "1-on-1")
+    expect(page.locator(".flash-success")).to_contain_text("Connected “Me” to Sandbox user")
+    connect(page, live, "Family alerts", "Family")
+    expect(page.locator(".flash-success")).to_contain_text("Connected “Family alerts” to Family")
+
+    rows = page.locator("table.connections tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.filter(has_text="Family alerts")).to_contain_text("GROUP")
+    expect(rows.filter(has_text="Me")).to_contain_text("USER")
+    expect(rows.filter(has_text="Me")).to_contain_text("999 / 1000")
+    assert live.log.count("POST", "/relay/oauth/token") == 2
+    screenshot(page, "connections-two-chats")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    rows.filter(has_text="Family alerts").get_by_role("button", name="Revoke").click()
+    expect(page.locator(".flash-success")).to_contain_text("“Family alerts” is disconnected")
+    expect(rows.filter(has_text="Family alerts")).to_contain_text("revoked")
+    screenshot(page, "connections-after-revoke")
+
+
+def test_cancel_on_the_relay_page_says_not_connected(live, page):
+    register(page, live.site)
+    page.fill("#label", "Maybe")
+    page.get_by_role("button", name="Connect a chat").click()
+    page.get_by_role("button", name="Cancel").click()
+    expect(page).to_have_url(f"{live.site}/connections")
+    expect(page.locator(".flash-info")).to_contain_text("Not connected")
+    expect(page.get_by_text("No chats connected yet")).to_be_visible()

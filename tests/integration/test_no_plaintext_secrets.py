@@ -1,0 +1,57 @@
+"""After a real connect flow, neither the database nor any log line holds a plaintext token."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import requests
+
+from notify_site.extensions import db
+from notify_site.models import Connection
+from notify_site.services.notify import connection_context, keyring
+from tests.integration.helpers import (
+    answer_authorize,
+    finish_form_post,
+    register,
+    start_connect,
+)
+
+
+def database_dump(live) -> str:
+    """A logical dump (every row as SQL) plus the raw bytes of the file and its WAL."""
+    path = Path(live.app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///"))
+    with sqlite3.connect(path) as connection:
+        logical = "\n".join(connection.iterdump())
+    raw = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+    return logical + raw.decode("latin-1")
+
+
+def test_database_and_logs_hold_no_plaintext_token(live, caplog):
+    caplog.set_level(logging.DEBUG)
+    browser = requests.Session()
+    register(browser, live.site)
+    answer = answer_authorize(browser, start_connect(browser, live.site, "Me"), chat="1-on-1")
+    assert finish_form_post(browser, answer, live.site).status_code == 302
+
+    with live.app.app_context():
+        connection = db.session.scalars(db.select(Connection)).one()
+        token = keyring().decrypt(
+            connection.token_ciphertext, context=connection_context(connection.id)
+        )
+    assert len(token) >= 32
+    secrets = {
+        "access token": token,
+        "client secret": live.app.config["NOTIFY_CLIENT_SECRET"],
+        "token key": live.app.config["TOKEN_KEYS"][0].split(":", 1)[1],
+    }
+    dump = database_dump(live)
+    assert "CREATE TABLE connections" in dump  # the dump really has the schema and rows
+    logs = "\n".join(record.getMessage() for record in caplog.records)
+    assert "POST /callback" in logs  # the captured logs really cover the flow
+    for name, value in secrets.items():
+        assert value not in dump, f"{name} found in the database"
+        assert value not in logs, f"{name} found in the logs"
+    page = browser.get(f"{live.site}/connections").text
+    assert token not in page
