@@ -14,6 +14,7 @@ Every key is described in ``instance/config.example.py``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -156,10 +157,8 @@ def ensure_secrets(app: Flask) -> dict[str, Any]:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(new_secrets(), handle, indent=2)
-        try:
+        with contextlib.suppress(FileExistsError):
             os.link(tmp, path)
-        except FileExistsError:
-            pass
     finally:
         os.unlink(tmp)
     return _read_secrets_file(app)

@@ -18,7 +18,9 @@ class RegisterForm(FlaskForm):
         validators=[
             DataRequired(),
             Length(min=3, max=64),
-            Regexp(r"^[A-Za-z0-9_.-]+$", message="Use letters, digits, dots, dashes or underscores."),
+            Regexp(
+                r"^[A-Za-z0-9_.-]+$", message="Use letters, digits, dots, dashes or underscores."
+            ),
         ],
     )
     password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=200)])

@@ -32,7 +32,9 @@ def create_connection(
     )
     db.session.add(connection)
     db.session.flush()
-    connection.token_ciphertext = keyring().encrypt(token, context=connection_context(connection.id))
+    connection.token_ciphertext = keyring().encrypt(
+        token, context=connection_context(connection.id)
+    )
     db.session.commit()
     return connection
 

@@ -60,8 +60,11 @@ def callback():
     if not current_user.is_authenticated:
         if request.method == "POST" and "bounced" not in params:
             return _bounce(params)
-        abort(400, "This answer does not belong to a connect flow started in this browser. "
-                   "Sign in and connect the chat again.")
+        abort(
+            400,
+            "This answer does not belong to a connect flow started in this browser. "
+            "Sign in and connect the chat again.",
+        )
     browser_states = session.get(SESSION_STATES, [])
     state = params.get("state")
     try:
@@ -96,8 +99,11 @@ def _bounce(params):
     checked against the browser's session. Nothing here touches the session, so no cookie is
     set on this cross-site answer.
     """
-    fields = {key: params.get(key, "")[:2000] for key in ("code", "state", "error",
-                                                         "error_description") if key in params}
+    fields = {
+        key: params.get(key, "")[:2000]
+        for key in ("code", "state", "error", "error_description")
+        if key in params
+    }
     response = render_template("connections/bounce.html", fields=fields)
     return response, 200, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
@@ -130,6 +136,8 @@ def refresh(connection_id: int):
     except service.ConnectionActionError as error:
         flash(str(error), "error")
     else:
-        flash(f"“{connection.label}” checked: {connection.rate_remaining} calls left this hour.",
-              "success")
+        flash(
+            f"“{connection.label}” checked: {connection.rate_remaining} calls left this hour.",
+            "success",
+        )
     return redirect(url_for("connections.index"))
