@@ -38,9 +38,11 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=db.metadata,
             process_revision_directives=skip_empty,
-            render_as_batch=True,
-            compare_type=True,
-            **current_app.extensions["migrate"].configure_args,
+            **{
+                "render_as_batch": True,
+                "compare_type": True,
+                **current_app.extensions["migrate"].configure_args,
+            },
         )
         with context.begin_transaction():
             context.run_migrations()

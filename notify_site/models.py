@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from notify_site.db_types import UTCDateTime, utcnow
@@ -66,6 +66,10 @@ class Connection(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The worker delivering this connection's notifications holds this lease: one worker at a
+    # time per connection, so its messages go out in order and its quota is never raced for.
+    delivery_lease_token: Mapped[str | None] = mapped_column(String(36))
+    delivery_lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     owner: Mapped[User] = relationship(back_populates="connections")
 
@@ -96,3 +100,133 @@ class OAuthState(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiKey(db.Model):
+    """A key for the JSON API. Only the SHA-256 of the key is kept; the key is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    # The first characters of the key ("nsk_AbCd…"), so people can tell their keys apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Updated at most once a minute (a write per request would slow the API down); the
+    # volume a key sent is counted from notifications.api_key_id.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    owner: Mapped[User] = relationship()
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def __repr__(self) -> str:
+        return f"<ApiKey {self.id} {self.prefix}…>"
+
+
+class NotificationStatus:
+    QUEUED = "queued"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+    PENDING = (QUEUED, SENDING)
+    TERMINAL = (DELIVERED, FAILED)
+
+
+class NotificationImage(db.Model):
+    """An uploaded image, shared by the notifications of one send to several chats."""
+
+    __tablename__ = "notification_images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Notification(db.Model):
+    """One message to one connection: a row of the transactional outbox (SPEC 4.4).
+
+    A worker claims it by writing a fresh ``lease_token`` and ``lease_expires_at``; it may
+    finish the row only while that token is still the row's (the fencing token), so a worker
+    presumed dead cannot overwrite a newer attempt.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_due", "status", "next_attempt_at"),
+        Index("ix_notifications_connection_status", "connection_id", "status"),
+        Index("ix_notifications_owner_created", "owner_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    api_key_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL"), index=True
+    )
+    message: Mapped[str] = mapped_column(Text)
+    sticker_package_id: Mapped[int | None]
+    sticker_id: Mapped[int | None]
+    image_thumbnail_url: Mapped[str | None] = mapped_column(String(2000))
+    image_fullsize_url: Mapped[str | None] = mapped_column(String(2000))
+    image_id: Mapped[int | None] = mapped_column(
+        ForeignKey("notification_images.id", ondelete="SET NULL"), index=True
+    )
+    notification_disabled: Mapped[bool] = mapped_column(default=False)
+
+    status: Mapped[str] = mapped_column(String(16), default=NotificationStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    last_status_code: Mapped[int | None]
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    connection: Mapped[Connection] = relationship()
+    image: Mapped[NotificationImage | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<Notification {self.id} → {self.connection_id} {self.status}>"
+
+
+class DeliveryAttempt(db.Model):
+    """One call to the Notify API for one notification, kept for the record."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notification_id: Mapped[int] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE"), index=True
+    )
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(String(500))
+    worker: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IdempotencyRecord(db.Model):
+    """The first answer to a POST with an ``Idempotency-Key``, replayed for repeats."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("api_key_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int]
+    response_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

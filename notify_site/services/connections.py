@@ -38,7 +38,9 @@ from notify_site.notify_client import (
     TargetStatus,
 )
 from notify_site.services import ServiceError
+from notify_site.services.notifications import fail_pending_notifications
 from notify_site.services.notify import connection_context, keyring, notify_client, oauth_client
+from notify_site.services.retry import CONNECTION_REVOKED
 
 log = logging.getLogger(__name__)
 
@@ -231,14 +233,22 @@ def _free_label(user: User, label: str) -> str:
     return candidate
 
 
+def rate_limit_values(rate: RateLimit, call: str) -> dict:
+    """The connection columns that hold a rate-limit snapshot, from one answer's headers."""
+    return {
+        "rate_limit": rate.limit,
+        "rate_remaining": rate.remaining,
+        "rate_image_limit": rate.image_limit,
+        "rate_image_remaining": rate.image_remaining,
+        "rate_reset_at": rate.reset_at,
+        "rate_checked_at": utcnow(),
+        "rate_checked_by": call,
+    }
+
+
 def _apply_rate_limit(connection: Connection, rate: RateLimit, call: str) -> None:
-    connection.rate_limit = rate.limit
-    connection.rate_remaining = rate.remaining
-    connection.rate_image_limit = rate.image_limit
-    connection.rate_image_remaining = rate.image_remaining
-    connection.rate_reset_at = rate.reset_at
-    connection.rate_checked_at = utcnow()
-    connection.rate_checked_by = call
+    for name, value in rate_limit_values(rate, call).items():
+        setattr(connection, name, value)
 
 
 def _apply_status(connection: Connection, status: TargetStatus) -> None:
@@ -249,12 +259,22 @@ def _apply_status(connection: Connection, status: TargetStatus) -> None:
     _apply_rate_limit(connection, status.rate_limit, "status")
 
 
+def revocation_values(detail: str) -> dict:
+    """The connection columns of a revoked connection. A dead token is of no use to anyone:
+    even its ciphertext is dropped."""
+    return {
+        "status": ConnectionStatus.REVOKED,
+        "status_detail": detail,
+        "revoked_at": utcnow(),
+        "token_ciphertext": "",
+    }
+
+
 def _mark_revoked(connection: Connection, detail: str) -> None:
-    connection.status = ConnectionStatus.REVOKED
-    connection.status_detail = detail
-    connection.revoked_at = utcnow()
-    # A dead token is of no use to anyone: drop even its ciphertext.
-    connection.token_ciphertext = ""
+    for name, value in revocation_values(detail).items():
+        setattr(connection, name, value)
+    if connection.id is not None:
+        fail_pending_notifications(connection.id, CONNECTION_REVOKED)
 
 
 def list_connections(user: User) -> list[Connection]:

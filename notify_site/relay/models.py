@@ -1,0 +1,169 @@
+"""The relay's tables, as typed SQLAlchemy 2.0 models. No business logic lives here.
+
+Every table name starts with ``relay_``: the relay is a second house on the lot and shares the
+database, never the site's tables. Secrets (client secrets, authorization codes, access tokens)
+are stored only as SHA-256 hex digests.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from notify_site.db_types import UTCDateTime, utcnow
+from notify_site.extensions import db
+
+
+class ChatKind:
+    """What a chat is, as LINE Notify's ``targetType`` names it."""
+
+    USER = "USER"
+    GROUP = "GROUP"
+
+
+class RelayClient(db.Model):
+    """A service registered with the relay (an OAuth client)."""
+
+    __tablename__ = "relay_clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    # Compared exactly, character for character, with the redirect_uri of every request.
+    redirect_uri: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<RelayClient {self.client_id} {self.name!r}>"
+
+
+class RelayChat(db.Model):
+    """A chat messages can be delivered to: a 1-on-1 chat (USER) or a group (GROUP).
+
+    Sandbox chats have no ``line_id`` and are unique by kind and name; chats learned from a
+    LINE channel (Messaging API mode) carry their LINE user/group id.
+    """
+
+    __tablename__ = "relay_chats"
+    __table_args__ = (
+        Index(
+            "uq_relay_chats_sandbox_kind_name",
+            "kind",
+            "name",
+            unique=True,
+            sqlite_where=text("line_id IS NULL"),
+            postgresql_where=text("line_id IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(200))
+    line_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<RelayChat {self.id} {self.kind} {self.name!r}>"
+
+
+class RelayAuthorizationCode(db.Model):
+    """A single-use authorization code, bound to a client, a redirect URI and a chat."""
+
+    __tablename__ = "relay_authorization_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_pk: Mapped[int] = mapped_column(
+        ForeignKey("relay_clients.id", ondelete="CASCADE"), index=True
+    )
+    redirect_uri: Mapped[str] = mapped_column(String(2000))
+    chat_id: Mapped[int] = mapped_column(ForeignKey("relay_chats.id", ondelete="CASCADE"))
+    # PKCE (RFC 7636), when the client sent a challenge.
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(8))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set exactly once, by a conditional UPDATE: the first exchange wins.
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    client: Mapped[RelayClient] = relationship()
+    chat: Mapped[RelayChat] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<RelayAuthorizationCode {self.id} client={self.client_pk}>"
+
+
+class RelayAccessToken(db.Model):
+    """An access token (no expiry, as LINE's) and its rate-limit window.
+
+    The window columns are updated only by conditional UPDATEs (see ``ratelimit.py``), so that
+    several processes sharing the database never admit more calls than the limit.
+    """
+
+    __tablename__ = "relay_access_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_pk: Mapped[int] = mapped_column(
+        ForeignKey("relay_clients.id", ondelete="CASCADE"), index=True
+    )
+    chat_id: Mapped[int] = mapped_column(ForeignKey("relay_chats.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The current rate-limit window: None until the first counted call.
+    window_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    calls_used: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    images_used: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+
+    client: Mapped[RelayClient] = relationship()
+    chat: Mapped[RelayChat] = relationship()
+
+    def __repr__(self) -> str:
+        # Never the token, not even its hash.
+        return f"<RelayAccessToken {self.id} client={self.client_pk} chat={self.chat_id}>"
+
+
+class RelayImage(db.Model):
+    """An image uploaded with ``imageFile``, served back at ``/relay/images/<id>``."""
+
+    __tablename__ = "relay_images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<RelayImage {self.id} {self.content_type} {self.size}B>"
+
+
+class RelayMessage(db.Model):
+    """One notification delivered into the sandbox inbox."""
+
+    __tablename__ = "relay_messages"
+    __table_args__ = (Index("ix_relay_messages_chat_id_id", "chat_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[int] = mapped_column(ForeignKey("relay_chats.id", ondelete="CASCADE"))
+    client_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("relay_clients.id", ondelete="SET NULL")
+    )
+    # The sending service's name as it was when the message arrived.
+    client_name: Mapped[str] = mapped_column(String(100))
+    message: Mapped[str] = mapped_column(Text)
+    sticker_package_id: Mapped[int | None]
+    sticker_id: Mapped[int | None]
+    image_thumbnail_url: Mapped[str | None] = mapped_column(String(2000))
+    image_fullsize_url: Mapped[str | None] = mapped_column(String(2000))
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("relay_images.id", ondelete="SET NULL"))
+    notification_disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    chat: Mapped[RelayChat] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<RelayMessage {self.id} chat={self.chat_id}>"

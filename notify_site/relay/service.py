@@ -1,0 +1,191 @@
+"""The relay's API services: tokens, delivery into the sandbox inbox, status, revoke, the inbox.
+
+Each function owns its transaction (commits or rolls back) and raises a :mod:`errors` class
+that the views turn into a status code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask_sqlalchemy.pagination import Pagination
+from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
+
+from notify_site.extensions import db
+from notify_site.relay.errors import InvalidTokenError, RateLimitExceededError
+from notify_site.relay.models import (
+    RelayAccessToken,
+    RelayChat,
+    RelayClient,
+    RelayImage,
+    RelayMessage,
+)
+from notify_site.relay.payload import NotifyPayload
+from notify_site.relay.ratelimit import RateLimits, RateWindow, spend_call
+from notify_site.relay.secrets_util import hash_secret
+
+# "Bearer <token>": the scheme in any case (RFC 7235), a token of printable ASCII.
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([\x21-\x7e]+) *")
+INBOX_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class TokenContext:
+    """A live access token as the API views need it. Holds no secret."""
+
+    token_pk: int
+    client_pk: int
+    client_name: str
+    chat_id: int
+    chat_kind: str
+    chat_name: str
+    #: The window as stored when the token was authenticated (not yet spent by this call).
+    window: RateWindow
+
+
+def authenticate_token(authorization: str | None) -> TokenContext:
+    """The live token named by an ``Authorization: Bearer`` header, else InvalidTokenError."""
+    match = _BEARER.fullmatch(authorization or "")
+    if match is None:
+        raise InvalidTokenError()
+    row = db.session.execute(
+        select(
+            RelayAccessToken.id,
+            RelayAccessToken.client_pk,
+            RelayAccessToken.chat_id,
+            RelayAccessToken.window_reset_at,
+            RelayAccessToken.calls_used,
+            RelayAccessToken.images_used,
+            RelayClient.name.label("client_name"),
+            RelayChat.kind.label("chat_kind"),
+            RelayChat.name.label("chat_name"),
+        )
+        .join(RelayClient, RelayClient.id == RelayAccessToken.client_pk)
+        .join(RelayChat, RelayChat.id == RelayAccessToken.chat_id)
+        .where(
+            RelayAccessToken.token_hash == hash_secret(match.group(1)),
+            RelayAccessToken.revoked_at.is_(None),
+        )
+    ).one_or_none()
+    if row is None:
+        raise InvalidTokenError()
+    return TokenContext(
+        token_pk=row.id,
+        client_pk=row.client_pk,
+        client_name=row.client_name,
+        chat_id=row.chat_id,
+        chat_kind=row.chat_kind,
+        chat_name=row.chat_name,
+        window=RateWindow(row.window_reset_at, row.calls_used, row.images_used),
+    )
+
+
+def _spend_or_refuse(
+    token: TokenContext, *, images: int, limits: RateLimits, now: datetime
+) -> RateWindow:
+    """Spend one call of the token's window in the current transaction, or raise 429."""
+    result = spend_call(token.token_pk, images=images, limits=limits, now=now)
+    if not result.admitted:
+        db.session.rollback()
+        if images and result.window.calls_used < limits.calls:
+            message = f"Image upload limit exceeded: {limits.images} per window"
+        else:
+            message = f"Rate limit exceeded: {limits.calls} calls per window"
+        raise RateLimitExceededError(message, result.window)
+    return result.window
+
+
+def deliver_notification(
+    token: TokenContext, payload: NotifyPayload, *, limits: RateLimits, now: datetime
+) -> RateWindow:
+    """Spend a call (and an image upload) and write the message into the inbox, atomically.
+
+    Either both happen or neither: a refused call delivers nothing, a failed write spends
+    nothing. Returns the window after the call.
+    """
+    try:
+        window = _spend_or_refuse(token, images=payload.image_uploads, limits=limits, now=now)
+        image_id = None
+        if payload.image_file is not None:
+            image = RelayImage(
+                content_type=payload.image_file.content_type,
+                size=len(payload.image_file.data),
+                data=payload.image_file.data,
+                created_at=now,
+            )
+            db.session.add(image)
+            db.session.flush()
+            image_id = image.id
+        db.session.add(
+            RelayMessage(
+                chat_id=token.chat_id,
+                client_pk=token.client_pk,
+                client_name=token.client_name,
+                message=payload.message,
+                sticker_package_id=payload.sticker_package_id,
+                sticker_id=payload.sticker_id,
+                image_thumbnail_url=payload.image_thumbnail_url,
+                image_fullsize_url=payload.image_fullsize_url,
+                image_id=image_id,
+                notification_disabled=payload.notification_disabled,
+                created_at=now,
+            )
+        )
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return window
+
+
+def token_status(token: TokenContext, *, limits: RateLimits, now: datetime) -> RateWindow:
+    """Spend one call (status calls count, as on LINE); returns the window after it."""
+    try:
+        window = _spend_or_refuse(token, images=0, limits=limits, now=now)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return window
+
+
+def revoke_token(token: TokenContext, *, now: datetime) -> None:
+    """Disable the token at once. Revoking spends no call. [?] LINE did not say."""
+    result = db.session.execute(
+        update(RelayAccessToken)
+        .where(RelayAccessToken.id == token.token_pk, RelayAccessToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        db.session.rollback()
+        raise InvalidTokenError()
+    db.session.commit()
+
+
+def list_chats() -> list[RelayChat]:
+    """Every chat the relay knows, in creation order."""
+    return list(db.session.scalars(select(RelayChat).order_by(RelayChat.id)))
+
+
+def inbox_page(page: int, chat_id: int | None, per_page: int = INBOX_PAGE_SIZE) -> Pagination:
+    """One page of the inbox, newest first, optionally only one chat's messages."""
+    query = select(RelayMessage).options(joinedload(RelayMessage.chat))
+    if chat_id is not None:
+        query = query.where(RelayMessage.chat_id == chat_id)
+    query = query.order_by(RelayMessage.id.desc())
+    return db.paginate(query, page=page, per_page=per_page, error_out=False)
+
+
+def get_image(image_id: int) -> RelayImage | None:
+    """An uploaded image, or None."""
+    return db.session.get(RelayImage, image_id)
+
+
+def find_chat(chat_id: int, chats: Iterable[RelayChat]) -> RelayChat | None:
+    """The chat with ``chat_id`` among ``chats``."""
+    return next((chat for chat in chats if chat.id == chat_id), None)

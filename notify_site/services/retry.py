@@ -1,0 +1,113 @@
+"""What to do after a call to the Notify API: the outcome of an attempt and when to try again.
+
+Pure functions (no database, no HTTP), so that every rule of SPEC 4.4 is unit-testable:
+
+- 200 → delivered;
+- 400 → failed at once, the server's reason kept;
+- 401 → the connection is revoked, and its queued notifications fail with "connection revoked";
+- 429, or a window already spent → wait until Reset **without spending an attempt**;
+- 5xx, timeouts, connection errors → retry after a full-jitter exponential backoff, capped;
+  failed once the attempts or the age run out.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from notify_site.notify_client import (
+    AuthError,
+    BadRequestError,
+    NotifyError,
+    RateLimit,
+    RateLimitedError,
+)
+
+
+class OutcomeKind:
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    RETRY = "retry"
+    WAIT = "wait"  # rate limited: try again at Reset, no attempt spent
+    REVOKED = "revoked"
+
+
+CONNECTION_REVOKED = "connection revoked"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Full-jitter exponential backoff (delay drawn uniformly from 0 to base·2ⁿ⁻¹, capped).
+
+    The base is large enough that a thousand rows failing together come back spread over
+    many seconds rather than in one burst (reliability.md: < 10 % in any one second).
+    """
+
+    base_seconds: float = 15.0
+    cap_seconds: float = 900.0
+    max_attempts: int = 8
+    max_age: timedelta = timedelta(hours=24)
+    # When a 429 carries no usable Reset, wait this long before looking again.
+    rate_limit_fallback_seconds: float = 60.0
+
+    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** max(attempt - 1, 0))
+        return (rng or random).uniform(0, ceiling)
+
+    def gives_up(self, attempts: int, created_at: datetime, now: datetime) -> bool:
+        return attempts >= self.max_attempts or now - created_at >= self.max_age
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str
+    spends_attempt: bool
+    status_code: int | None = None
+    error: str | None = None
+    retry_at: datetime | None = None
+    rate_limit: RateLimit | None = None
+
+
+def wait_until(rate_limit: RateLimit | None, now: datetime, policy: RetryPolicy) -> datetime:
+    """When a rate-limited connection may be called again."""
+    reset = rate_limit.reset_at if rate_limit else None
+    if reset is None or reset <= now:
+        return now + timedelta(seconds=policy.rate_limit_fallback_seconds)
+    return reset
+
+
+def classify(
+    error: NotifyError | None,
+    *,
+    rate_limit: RateLimit | None,
+    attempts: int,
+    created_at: datetime,
+    now: datetime,
+    policy: RetryPolicy,
+    rng: random.Random | None = None,
+) -> Outcome:
+    """The outcome of one call: ``error`` is None on success, else the client's typed error.
+
+    ``attempts`` counts the attempts spent *including* this one (a rate-limited answer does
+    not spend one, whatever the count says).
+    """
+    if error is None:
+        return Outcome(OutcomeKind.DELIVERED, True, 200, None, None, rate_limit)
+    status = error.status_code
+    limits = error.rate_limit or rate_limit
+    if isinstance(error, RateLimitedError):
+        return Outcome(
+            OutcomeKind.WAIT, False, status, error.message, wait_until(limits, now, policy), limits
+        )
+    if isinstance(error, AuthError):
+        return Outcome(OutcomeKind.REVOKED, True, status, CONNECTION_REVOKED, None, limits)
+    if isinstance(error, BadRequestError):
+        return Outcome(OutcomeKind.FAILED, True, status, error.message, None, limits)
+    # 5xx, other statuses, timeouts and connection errors: worth another try.
+    if policy.gives_up(attempts, created_at, now):
+        reason = f"gave up after {attempts} attempts: {error.message}"
+        return Outcome(OutcomeKind.FAILED, True, status, reason, None, limits)
+    retry_at = now + timedelta(seconds=policy.backoff(attempts, rng))
+    return Outcome(OutcomeKind.RETRY, True, status, error.message, retry_at, limits)

@@ -1,0 +1,285 @@
+"""GET/POST /relay/oauth/authorize: validation, the consent page, and both answer modes."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from html.parser import HTMLParser
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import func, select
+
+from notify_site.extensions import db
+from notify_site.relay.models import RelayAuthorizationCode, RelayChat
+from notify_site.relay.secrets_util import hash_secret
+
+URL = "/relay/oauth/authorize"
+
+
+class FormParser(HTMLParser):
+    """Collects forms, their inputs and scripts from a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict] = []
+        self.scripts: list[dict] = []
+        self._in_script = False
+        self.inline_script_text = ""
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.forms.append({"attrs": attrs, "inputs": []})
+        elif tag in ("input", "button") and self.forms:
+            self.forms[-1]["inputs"].append({"tag": tag, **attrs})
+        elif tag == "script":
+            self.scripts.append(attrs)
+            self._in_script = True
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script:
+            self.inline_script_text += data.strip()
+
+
+def parse(html: str) -> FormParser:
+    parser = FormParser()
+    parser.feed(html)
+    return parser
+
+
+def code_count(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(RelayAuthorizationCode))
+
+
+# --- Requests that must never redirect ------------------------------------------------------
+
+
+def test_an_unknown_client_gets_an_error_page_and_no_redirect(client, authorize_params):
+    response = client.get(URL, query_string=authorize_params(client_id="nobody"))
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert response.mimetype == "text/html"
+    assert "No service is registered under this client_id" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "https://evil.example/callback",
+        "https://service.example/callback/",
+        "https://service.example/callback?next=https://evil.example",
+        "https://SERVICE.example/callback",
+        "http://service.example/callback",
+    ],
+)
+def test_a_redirect_uri_that_is_not_exactly_the_registered_one_is_refused(
+    client, authorize_params, redirect_uri
+):
+    response = client.get(URL, query_string=authorize_params(redirect_uri=redirect_uri))
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert "not the one registered" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"state": None}, "no state"),
+        ({"state": ""}, "no state"),
+        ({"response_type": "token"}, "response_type must be"),
+        ({"response_type": None}, "response_type must be"),
+        ({"scope": "openid"}, "scope must be"),
+        ({"response_mode": "fragment"}, "response_mode must be"),
+        ({"client_id": None}, "no client_id"),
+        ({"redirect_uri": None}, "no redirect_uri"),
+        ({"code_challenge": "short", "code_challenge_method": "S256"}, "code_challenge"),
+        ({"code_challenge": "a" * 43, "code_challenge_method": "MD5"}, "code_challenge_method"),
+    ],
+)
+def test_other_bad_parameters_also_get_an_error_page_not_a_redirect(
+    client, authorize_params, overrides, reason
+):
+    response = client.get(URL, query_string=authorize_params(**overrides))
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert reason in response.get_data(as_text=True)
+
+
+def test_a_parameter_given_twice_is_refused(client, authorize_params):
+    query = "&".join(f"{k}={v}" for k, v in authorize_params().items()) + "&state=other"
+    response = client.get(f"{URL}?{query}")
+    assert response.status_code == 400
+    assert "state was given more than once" in response.get_data(as_text=True)
+
+
+# --- The consent page -----------------------------------------------------------------------
+
+
+def test_the_consent_page_names_the_service_and_offers_the_sandbox_chats(client, authorize_params):
+    response = client.get(URL, query_string=authorize_params())
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Example Service" in html
+    assert "wants to send you notifications" in html
+    assert "1-on-1 chat with Sandbox user" in html
+    assert "Family" in html
+    assert "Team alerts" in html
+    page = parse(html)
+    consent = next(f for f in page.forms if f["attrs"].get("action") == URL)
+    assert consent["attrs"]["method"] == "post"
+    radios = [i for i in consent["inputs"] if i.get("type") == "radio"]
+    assert len(radios) == 3
+    assert sum("checked" in radio for radio in radios) == 1
+    buttons = {i.get("value") for i in consent["inputs"] if i.get("type") == "submit"}
+    assert buttons == {"Agree and connect", "Cancel"}
+    hidden = {i["name"]: i.get("value") for i in consent["inputs"] if i.get("type") == "hidden"}
+    assert hidden["state"] == "state-123"
+    assert hidden["redirect_uri"] == "https://service.example/callback"
+    assert not page.inline_script_text
+
+
+def test_showing_the_page_twice_creates_the_sandbox_chats_once(app, client, authorize_params):
+    client.get(URL, query_string=authorize_params())
+    client.get(URL, query_string=authorize_params())
+    with app.app_context():
+        chats = db.session.execute(select(RelayChat.kind, RelayChat.name).order_by(RelayChat.id))
+        assert [tuple(row) for row in chats] == [
+            ("USER", "Sandbox user"),
+            ("GROUP", "Family"),
+            ("GROUP", "Team alerts"),
+        ]
+
+
+# --- Answers --------------------------------------------------------------------------------
+
+
+def test_agree_redirects_to_the_redirect_uri_with_a_code_bound_to_the_chosen_chat(
+    app, client, authorize_params, chat_id
+):
+    family = chat_id("GROUP", "Family")
+    response = client.post(URL, data={**authorize_params(), "chat": family, "agree": "1"})
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == (
+        "https://service.example/callback"
+    )
+    query = parse_qs(location.query)
+    assert query["state"] == ["state-123"]
+    assert set(query) == {"code", "state"}
+    code = query["code"][0]
+    assert len(code) >= 43
+    with app.app_context():
+        row = db.session.scalar(select(RelayAuthorizationCode))
+        assert row.code_hash == hash_secret(code)
+        assert row.chat_id == family
+        assert row.redirect_uri == "https://service.example/callback"
+        assert row.used_at is None
+        lifetime = (row.expires_at - row.created_at).total_seconds()
+        assert 599 <= lifetime <= 601
+
+
+def test_a_registered_redirect_uri_keeps_its_own_query(client, register, authorize_params, chat_id):
+    reg = register(name="Query", redirect_uri="https://q.example/cb?tenant=7")
+    response = client.post(URL, data={**authorize_params(reg=reg), "chat": chat_id(), "agree": "1"})
+    query = parse_qs(urlsplit(response.headers["Location"]).query)
+    assert query["tenant"] == ["7"]
+    assert "code" in query
+
+
+def test_agree_with_form_post_answers_with_an_auto_submitting_form(
+    client, authorize_params, chat_id
+):
+    response = client.post(
+        URL,
+        data={**authorize_params(response_mode="form_post"), "chat": chat_id(), "agree": "1"},
+    )
+    assert response.status_code == 200
+    assert "Location" not in response.headers
+    assert response.headers["Cache-Control"] == "no-store"
+    html = response.get_data(as_text=True)
+    page = parse(html)
+    (answer,) = [f for f in page.forms if "data-autosubmit" in f["attrs"]]
+    assert answer["attrs"]["method"] == "post"
+    assert answer["attrs"]["action"] == "https://service.example/callback"
+    hidden = {i["name"]: i["value"] for i in answer["inputs"] if i.get("type") == "hidden"}
+    assert set(hidden) == {"code", "state"}
+    assert hidden["state"] == "state-123"
+    assert len(hidden["code"]) >= 43
+    assert any(i["tag"] == "button" for i in answer["inputs"])
+    assert "Continue" in html
+    # The CSP allows no inline script: every script is a file, the auto-submit one included.
+    assert page.scripts
+    assert all(script.get("src") for script in page.scripts)
+    assert not page.inline_script_text
+    assert any(s["src"].endswith("/static/js/autosubmit.js") for s in page.scripts)
+    assert not re.search(r"\son[a-z]+=", html)
+
+
+def test_cancel_redirects_with_access_denied(app, client, authorize_params, chat_id):
+    response = client.post(URL, data={**authorize_params(), "chat": chat_id(), "cancel": "1"})
+    assert response.status_code == 302
+    query = parse_qs(urlsplit(response.headers["Location"]).query)
+    assert query["error"] == ["access_denied"]
+    assert query["state"] == ["state-123"]
+    assert query["error_description"][0]
+    assert "code" not in query
+    assert code_count(app) == 0
+
+
+def test_cancel_with_form_post_posts_access_denied(client, authorize_params):
+    response = client.post(URL, data={**authorize_params(response_mode="form_post"), "cancel": "1"})
+    page = parse(response.get_data(as_text=True))
+    (answer,) = [f for f in page.forms if "data-autosubmit" in f["attrs"]]
+    hidden = {i["name"]: i["value"] for i in answer["inputs"] if i.get("type") == "hidden"}
+    assert hidden["error"] == "access_denied"
+    assert hidden["state"] == "state-123"
+    assert "code" not in hidden
+
+
+def test_a_chat_that_is_not_offered_is_refused_and_no_code_issued(app, client, authorize_params):
+    response = client.post(URL, data={**authorize_params(), "chat": "9999", "agree": "1"})
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert "Choose one of the chats listed" in response.get_data(as_text=True)
+    assert code_count(app) == 0
+
+
+def test_a_post_without_either_button_issues_nothing(app, client, authorize_params, chat_id):
+    response = client.post(URL, data={**authorize_params(), "chat": chat_id()})
+    assert response.status_code == 400
+    assert "Choose “Agree and connect” or “Cancel”." in response.get_data(as_text=True)
+    assert "Location" not in response.headers
+    assert code_count(app) == 0
+
+
+def test_parameters_tampered_with_in_the_form_are_checked_again(
+    app, client, authorize_params, chat_id
+):
+    data = {
+        **authorize_params(redirect_uri="https://evil.example/steal"),
+        "chat": chat_id(),
+        "agree": "1",
+    }
+    response = client.post(URL, data=data)
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert code_count(app) == 0
+
+
+def test_issuing_a_code_clears_codes_long_expired(app, client, get_code):
+    first = get_code()
+    with app.app_context():
+        code = RelayAuthorizationCode
+        row = db.session.scalar(select(code).where(code.code_hash == hash_secret(first)))
+        row.expires_at = row.expires_at - timedelta(days=2)
+        db.session.commit()
+    second = get_code()
+    with app.app_context():
+        hashes = db.session.scalars(select(RelayAuthorizationCode.code_hash)).all()
+    assert hashes == [hash_secret(second)]
