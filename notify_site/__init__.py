@@ -6,6 +6,7 @@ error handlers, commands.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the application: the site, and the relay unless ``RELAY_ENABLED`` is false."""
     app = Flask(
         __name__,
-        instance_path=str(PROJECT_ROOT / "instance"),
+        instance_path=os.environ.get("NOTIFY_SITE_INSTANCE_PATH") or str(PROJECT_ROOT / "instance"),
         instance_relative_config=True,
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "static"),
@@ -56,11 +57,14 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from notify_site.views import auth, connections, main
+    from notify_site.views import api, api_keys, auth, connections, main, send
 
     app.register_blueprint(main.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(connections.bp)
+    app.register_blueprint(send.bp)
+    app.register_blueprint(api_keys.bp)
+    app.register_blueprint(api.bp)
     if app.config["RELAY_ENABLED"]:
         from notify_site import relay
 
@@ -74,9 +78,10 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from notify_site import cli
+    from notify_site import cli, worker
 
     cli.init_app(app)
+    app.cli.add_command(worker.worker_command)
 
 
 @event.listens_for(Engine, "connect")

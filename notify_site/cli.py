@@ -81,5 +81,12 @@ def create_user_command(username: str, password: str, admin: bool) -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 def serve_command(host: str, port: int) -> None:
     """Serve the site for local use (threaded; for production use gunicorn, see README)."""
-    click.echo(f"notify_site on http://{host}:{port}/  (Ctrl-C stops it)")
-    current_app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+    from notify_site.worker import BackgroundWorker
+
+    app = current_app._get_current_object()
+    background = BackgroundWorker(app).start()
+    click.echo(f"notify_site on http://{host}:{port}/ with a delivery worker  (Ctrl-C stops it)")
+    try:
+        app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+    finally:
+        background.stop()

@@ -53,6 +53,22 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_SANDBOX_USER": "Sandbox user",
     "RELAY_SANDBOX_GROUPS": ["Family", "Team alerts"],
     "RELAY_IMAGE_MAX_BYTES": 5 * 1024 * 1024,
+    # Delivery workers (SPEC 4.4).
+    # Threads per worker process: how many connections one worker delivers to at once.
+    "WORKER_THREADS": 8,
+    # Seconds between looks at the queue when it is empty.
+    "WORKER_POLL_INTERVAL": 1.0,
+    # Seconds a claim lasts before another worker may take the rows over.
+    "WORKER_LEASE_SECONDS": 60,
+    # Rows of one connection claimed at a time.
+    "WORKER_BATCH_SIZE": 20,
+    # Run a delivery worker thread inside the web process (`flask serve` always does).
+    "WORKER_IN_PROCESS": False,
+    # Retries: full-jitter backoff from 0..base·2ⁿ⁻¹ seconds, capped; then failed.
+    "DELIVERY_RETRY_BASE": 15,
+    "DELIVERY_RETRY_CAP": 900,
+    "DELIVERY_MAX_ATTEMPTS": 8,
+    "DELIVERY_MAX_AGE_HOURS": 24,
     # Accounts.
     "REGISTRATION_OPEN": True,
     # Database: SQLite in instance/ unless DATABASE_URL is given.

@@ -6,6 +6,7 @@ Each ``app`` gets a fresh SQLite file (or a fresh PostgreSQL schema when
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 
@@ -98,16 +99,35 @@ class LiveServer:
 
 
 class RequestLog:
-    """WSGI middleware recording each request's method and path (to count calls)."""
+    """WSGI middleware recording each request's method and path (to count calls).
+
+    :meth:`fail_next` makes the next requests to a path answer with an error status instead
+    of reaching the app, the way a failing upstream would.
+    """
 
     def __init__(self, app) -> None:
         self.app = app
         self.requests: list[tuple[str, str]] = []
+        self._failures: dict[str, list[int]] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, environ, start_response):
+    def fail_next(self, path: str, *statuses: int) -> None:
         with self._lock:
-            self.requests.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
+            self._failures.setdefault(path, []).extend(statuses)
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        with self._lock:
+            self.requests.append((environ["REQUEST_METHOD"], path))
+            pending = self._failures.get(path)
+            status = pending.pop(0) if pending else None
+        if status is not None:
+            body = json.dumps({"status": status, "message": "injected failure"}).encode()
+            start_response(
+                f"{status} Injected",
+                [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
         return self.app(environ, start_response)
 
     def count(self, method: str, path: str) -> int:
@@ -149,8 +169,15 @@ class Live:
         self.log = RequestLog(self.app.wsgi_app)
         self.app.wsgi_app = self.log
         self._server.start(self.app)
+        self.worker = None
+        if self.app.config["WORKER_IN_PROCESS"]:
+            from notify_site.worker import BackgroundWorker
+
+            self.worker = BackgroundWorker(self.app, poll_interval=0.05).start()
 
     def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
         self._server.stop()
         with self.app.app_context():
             db.engine.dispose()

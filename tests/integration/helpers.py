@@ -79,3 +79,11 @@ def finish_form_post(session: requests.Session, relay_answer: requests.Response,
     assert "Set-Cookie" not in cross_site.headers
     bounce = form_with(cross_site.text, form.action, field="bounced")
     return session.post(bounce.action, data=bounce.fields, allow_redirects=False)
+
+
+def connect_chat(session: requests.Session, site: str, label: str, chat: str) -> None:
+    """Connect a sandbox chat through the real OAuth flow (query-string answer)."""
+    authorize_url = without_form_post(start_connect(session, site, label))
+    callback = answer_authorize(session, authorize_url, chat=chat).headers["Location"]
+    done = session.get(callback, allow_redirects=False)
+    assert done.status_code == 302, done.text

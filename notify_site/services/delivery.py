@@ -1,0 +1,424 @@
+"""Delivering the outbox: claims, leases, the call to the Notify API, and fenced finishes.
+
+How a worker works (SPEC 4.4):
+
+1. :func:`claim_connections` picks connections with due notifications and takes a **lease** on
+   each (a conditional UPDATE, so two workers never hold the same connection). One worker per
+   connection at a time keeps a chat's messages in order and makes its quota safe: nobody else
+   is calling with that token meanwhile. Connections whose window is spent (Remaining = 0
+   before Reset) are not picked at all: they are never called until Reset.
+2. :func:`claim_batch` marks that connection's oldest due rows ``sending`` under a fresh
+   **fencing token** with a lease expiry.
+3. :func:`deliver_one` calls the Notify API (no transaction is open during the call), then
+   :func:`finish` writes the outcome **only if the row still carries the worker's token**: a
+   worker whose lease expired, and whose rows were claimed again by another, cannot overwrite
+   the newer attempt.
+
+A crash anywhere leaves rows ``sending`` with a lease that expires; they are claimed again. So
+delivery is at least once: a crash between the server's 200 and the commit repeats one message.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import and_, func, or_, select, update
+
+from notify_site.crypto import KeyRingError
+from notify_site.db_types import utcnow
+from notify_site.extensions import db
+from notify_site.models import (
+    Connection,
+    ConnectionStatus,
+    DeliveryAttempt,
+    Notification,
+    NotificationImage,
+    NotificationStatus,
+)
+from notify_site.notify_client import NotifyError, RateLimit
+from notify_site.services.connections import rate_limit_values, revocation_values
+from notify_site.services.notifications import fail_pending_notifications
+from notify_site.services.notify import connection_context, keyring, notify_client
+from notify_site.services.retry import (
+    CONNECTION_REVOKED,
+    Outcome,
+    OutcomeKind,
+    RetryPolicy,
+    classify,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    lease: timedelta
+    batch_size: int
+    policy: RetryPolicy
+
+    @classmethod
+    def from_config(cls, config) -> WorkerSettings:
+        return cls(
+            lease=timedelta(seconds=config["WORKER_LEASE_SECONDS"]),
+            batch_size=config["WORKER_BATCH_SIZE"],
+            policy=RetryPolicy(
+                base_seconds=config["DELIVERY_RETRY_BASE"],
+                cap_seconds=config["DELIVERY_RETRY_CAP"],
+                max_attempts=config["DELIVERY_MAX_ATTEMPTS"],
+                max_age=timedelta(hours=config["DELIVERY_MAX_AGE_HOURS"]),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class ConnectionClaim:
+    connection_id: int
+    token: str  # the fencing token of this claim
+
+
+def _due(now: datetime):
+    """Rows that may be (re)claimed: pending, due, and not under a live lease."""
+    return and_(
+        Notification.status.in_(NotificationStatus.PENDING),
+        Notification.next_attempt_at <= now,
+        or_(Notification.lease_expires_at.is_(None), Notification.lease_expires_at < now),
+    )
+
+
+def _callable(now: datetime):
+    """Connections that may be called: active, free, and with calls left in the window."""
+    return and_(
+        Connection.status == ConnectionStatus.ACTIVE,
+        or_(
+            Connection.delivery_lease_expires_at.is_(None),
+            Connection.delivery_lease_expires_at < now,
+        ),
+        or_(
+            Connection.rate_remaining.is_(None),
+            Connection.rate_remaining > 0,
+            Connection.rate_reset_at.is_(None),
+            Connection.rate_reset_at <= now,
+        ),
+    )
+
+
+def claim_connections(limit: int, lease: timedelta) -> list[ConnectionClaim]:
+    """Lease up to ``limit`` connections with due notifications, the longest-waiting first."""
+    now = utcnow()
+    candidates = db.session.execute(
+        select(Notification.connection_id)
+        .join(Connection, Connection.id == Notification.connection_id)
+        .where(_due(now), _callable(now))
+        .group_by(Notification.connection_id)
+        .order_by(func.min(Notification.next_attempt_at))
+        .limit(limit * 2)
+    ).scalars()
+    claims: list[ConnectionClaim] = []
+    for connection_id in list(candidates):
+        if len(claims) == limit:
+            break
+        token = str(uuid.uuid4())
+        taken = db.session.execute(
+            update(Connection)
+            .where(Connection.id == connection_id, _callable(now))
+            .values(delivery_lease_token=token, delivery_lease_expires_at=now + lease)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if taken == 1:
+            claims.append(ConnectionClaim(connection_id, token))
+    db.session.commit()
+    return claims
+
+
+def release_connection(claim: ConnectionClaim) -> None:
+    db.session.execute(
+        update(Connection)
+        .where(
+            Connection.id == claim.connection_id,
+            Connection.delivery_lease_token == claim.token,
+        )
+        .values(delivery_lease_token=None, delivery_lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def renew_lease(claim: ConnectionClaim, lease: timedelta) -> bool:
+    """Push the connection's and its claimed rows' lease forward; False if it was lost."""
+    expires = utcnow() + lease
+    kept = db.session.execute(
+        update(Connection)
+        .where(
+            Connection.id == claim.connection_id,
+            Connection.delivery_lease_token == claim.token,
+        )
+        .values(delivery_lease_expires_at=expires)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if kept:
+        db.session.execute(
+            update(Notification)
+            .where(Notification.lease_token == claim.token)
+            .values(lease_expires_at=expires)
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+    return kept == 1
+
+
+def claim_batch(claim: ConnectionClaim, size: int, lease: timedelta) -> list[int]:
+    """Mark the connection's oldest due rows ``sending`` under the claim's token."""
+    now = utcnow()
+    ids = list(
+        db.session.execute(
+            select(Notification.id)
+            .where(Notification.connection_id == claim.connection_id, _due(now))
+            .order_by(Notification.id)
+            .limit(size)
+        ).scalars()
+    )
+    if ids:
+        db.session.execute(
+            update(Notification)
+            .where(Notification.id.in_(ids), _due(now))
+            .values(
+                status=NotificationStatus.SENDING,
+                lease_token=claim.token,
+                lease_expires_at=now + lease,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+    return list(
+        db.session.execute(
+            select(Notification.id)
+            .where(Notification.lease_token == claim.token)
+            .order_by(Notification.id)
+        ).scalars()
+    )
+
+
+def release_rows(claim: ConnectionClaim, ids: list[int], next_attempt_at: datetime | None) -> None:
+    """Give claimed rows back untouched (no attempt spent), e.g. when stopping."""
+    if not ids:
+        return
+    values = {"status": NotificationStatus.QUEUED, "lease_token": None, "lease_expires_at": None}
+    if next_attempt_at is not None:
+        values["next_attempt_at"] = next_attempt_at
+    db.session.execute(
+        update(Notification)
+        .where(Notification.id.in_(ids), Notification.lease_token == claim.token)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def window_spent_until(connection_id: int) -> datetime | None:
+    """Reset time if the connection's last snapshot says its window is spent, else None."""
+    remaining, reset_at = db.session.execute(
+        select(Connection.rate_remaining, Connection.rate_reset_at).where(
+            Connection.id == connection_id
+        )
+    ).one()
+    now = utcnow()
+    if remaining is not None and remaining <= 0 and reset_at is not None and reset_at > now:
+        return reset_at
+    return None
+
+
+def connection_token(connection_id: int) -> str | None:
+    """The decrypted access token, or None if the connection is no longer active."""
+    status, ciphertext = db.session.execute(
+        select(Connection.status, Connection.token_ciphertext).where(Connection.id == connection_id)
+    ).one()
+    if status != ConnectionStatus.ACTIVE or not ciphertext:
+        return None
+    return keyring().decrypt(ciphertext, context=connection_context(connection_id))
+
+
+def deliver_one(
+    notification_id: int, token: str, claim: ConnectionClaim, settings: WorkerSettings, worker: str
+) -> Outcome:
+    """Send one claimed notification and record the outcome (fenced by the claim's token)."""
+    row = db.session.execute(
+        select(
+            Notification.message,
+            Notification.sticker_package_id,
+            Notification.sticker_id,
+            Notification.image_thumbnail_url,
+            Notification.image_fullsize_url,
+            Notification.image_id,
+            Notification.notification_disabled,
+            Notification.attempts,
+            Notification.created_at,
+        ).where(Notification.id == notification_id)
+    ).one()
+    image_file = None
+    if row.image_id is not None:
+        image = db.session.get(NotificationImage, row.image_id)
+        image_file = (image.filename, image.data, image.content_type)
+    db.session.commit()  # no transaction stays open during the call
+
+    started = utcnow()
+    error: NotifyError | None = None
+    rate_limit: RateLimit | None = None
+    try:
+        answer = notify_client().notify(
+            token,
+            row.message,
+            sticker_package_id=row.sticker_package_id,
+            sticker_id=row.sticker_id,
+            image_thumbnail=row.image_thumbnail_url,
+            image_fullsize=row.image_fullsize_url,
+            image_file=image_file,
+            notification_disabled=row.notification_disabled,
+        )
+        rate_limit = answer.rate_limit
+    except NotifyError as caught:
+        error = caught
+    outcome = classify(
+        error,
+        rate_limit=rate_limit,
+        attempts=row.attempts + 1,
+        created_at=row.created_at,
+        now=utcnow(),
+        policy=settings.policy,
+    )
+    finish(notification_id, claim, outcome, started=started, worker=worker)
+    return outcome
+
+
+def finish(
+    notification_id: int,
+    claim: ConnectionClaim,
+    outcome: Outcome,
+    *,
+    started: datetime,
+    worker: str,
+) -> bool:
+    """Write an attempt's outcome if the row still carries the claim's token.
+
+    Returns False when the fence refused it: the lease was lost and another worker owns the row.
+    """
+    now = utcnow()
+    values: dict = {
+        "last_status_code": outcome.status_code,
+        "last_error": outcome.error,
+        "updated_at": now,
+        "lease_token": None,
+        "lease_expires_at": None,
+    }
+    if outcome.spends_attempt:
+        values["attempts"] = Notification.attempts + 1
+    if outcome.kind == OutcomeKind.DELIVERED:
+        values.update(status=NotificationStatus.DELIVERED, finished_at=now, last_error=None)
+    elif outcome.kind in (OutcomeKind.FAILED, OutcomeKind.REVOKED):
+        values.update(status=NotificationStatus.FAILED, finished_at=now)
+    else:  # RETRY and WAIT: back in the queue until retry_at
+        values.update(status=NotificationStatus.QUEUED, next_attempt_at=outcome.retry_at)
+    fenced = db.session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.lease_token == claim.token)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if fenced != 1:
+        db.session.rollback()
+        log.warning(
+            "notification %s: lease lost, outcome %s discarded", notification_id, outcome.kind
+        )
+        return False
+    db.session.add(
+        DeliveryAttempt(
+            notification_id=notification_id,
+            outcome=outcome.kind,
+            status_code=outcome.status_code,
+            error=outcome.error,
+            worker=worker[:64],
+            started_at=started,
+            finished_at=now,
+        )
+    )
+    connection_values: dict = {}
+    if outcome.rate_limit is not None and outcome.rate_limit.limit is not None:
+        connection_values.update(rate_limit_values(outcome.rate_limit, "notify"))
+    if outcome.kind == OutcomeKind.REVOKED:
+        connection_values.update(
+            revocation_values("The Notify server answered 401: the token was revoked.")
+        )
+        fail_pending_notifications(claim.connection_id, CONNECTION_REVOKED)
+    if connection_values:
+        db.session.execute(
+            update(Connection)
+            .where(Connection.id == claim.connection_id)
+            .values(**connection_values)
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+    return True
+
+
+def process_claim(
+    claim: ConnectionClaim, settings: WorkerSettings, worker: str, should_stop
+) -> int:
+    """Deliver a leased connection's due rows in order; returns how many calls were made."""
+    calls = 0
+    try:
+        try:
+            token = connection_token(claim.connection_id)
+        except KeyRingError as error:
+            # An operator's mistake (a key left out of TOKEN_KEYS): keep the notifications
+            # queued, take the connection out of rotation, and say why on the dashboard.
+            log.error("connection %s: token cannot be decrypted: %s", claim.connection_id, error)
+            db.session.execute(
+                update(Connection)
+                .where(Connection.id == claim.connection_id)
+                .values(status=ConnectionStatus.ERROR, status_detail=str(error)[:300])
+                .execution_options(synchronize_session=False)
+            )
+            db.session.commit()
+            return 0
+        if token is None:
+            fail_pending_notifications(claim.connection_id, CONNECTION_REVOKED)
+            db.session.commit()
+            return 0
+        ids = claim_batch(claim, settings.batch_size, settings.lease)
+        renew_at = utcnow() + settings.lease / 2
+        for index, notification_id in enumerate(ids):
+            rest = ids[index:]
+            if should_stop():
+                release_rows(claim, rest, None)
+                break
+            spent_until = window_spent_until(claim.connection_id)
+            if spent_until is not None:
+                release_rows(claim, rest, spent_until)
+                break
+            if utcnow() >= renew_at:
+                if not renew_lease(claim, settings.lease):
+                    break
+                renew_at = utcnow() + settings.lease / 2
+            outcome = deliver_one(notification_id, token, claim, settings, worker)
+            calls += 1
+            if outcome.kind == OutcomeKind.REVOKED:
+                break
+            if outcome.kind == OutcomeKind.WAIT:
+                release_rows(claim, ids[index + 1 :], outcome.retry_at)
+                break
+            if outcome.kind == OutcomeKind.RETRY and outcome.status_code is None:
+                # The server is unreachable: don't spend the whole batch's attempts on it.
+                release_rows(claim, ids[index + 1 :], None)
+                break
+    finally:
+        db.session.rollback()
+        release_connection(claim)
+    return calls
+
+
+def worker_settings() -> WorkerSettings:
+    return WorkerSettings.from_config(current_app.config)

@@ -1,0 +1,5 @@
+"""Placeholder: being written."""
+
+from flask import Blueprint
+
+bp = Blueprint("api_keys", __name__)

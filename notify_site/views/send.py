@@ -1,0 +1,5 @@
+"""Placeholder: being written."""
+
+from flask import Blueprint
+
+bp = Blueprint("send", __name__)
