@@ -134,14 +134,22 @@ def claim_connections(limit: int, lease: timedelta) -> list[ConnectionClaim]:
     return claims
 
 
-def release_connection(claim: ConnectionClaim) -> None:
+def release_connection(claim: ConnectionClaim, snapshot: RateLimit | None = None) -> None:
+    """Give the connection back, storing the last X-RateLimit snapshot seen under the claim.
+
+    The snapshot is written once per claim rather than once per call: within a claim the
+    worker decides from the answers it holds, and the next claim (by any worker) reads this.
+    """
+    values: dict = {"delivery_lease_token": None, "delivery_lease_expires_at": None}
+    if snapshot is not None and snapshot.limit is not None:
+        values.update(rate_limit_values(snapshot, "notify"))
     db.session.execute(
         update(Connection)
         .where(
             Connection.id == claim.connection_id,
             Connection.delivery_lease_token == claim.token,
         )
-        .values(delivery_lease_token=None, delivery_lease_expires_at=None)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
@@ -170,8 +178,24 @@ def renew_lease(claim: ConnectionClaim, lease: timedelta) -> bool:
     return kept == 1
 
 
-def claim_batch(claim: ConnectionClaim, size: int, lease: timedelta) -> list[int]:
-    """Mark the connection's oldest due rows ``sending`` under the claim's token."""
+@dataclass(frozen=True)
+class ClaimedRow:
+    """A claimed notification, loaded once with everything its call needs."""
+
+    id: int
+    message: str
+    sticker_package_id: int | None
+    sticker_id: int | None
+    image_thumbnail_url: str | None
+    image_fullsize_url: str | None
+    image_id: int | None
+    notification_disabled: bool
+    attempts: int
+    created_at: datetime
+
+
+def claim_batch(claim: ConnectionClaim, size: int, lease: timedelta) -> list[ClaimedRow]:
+    """Mark the connection's oldest due rows ``sending`` under the claim's token, and load them."""
     now = utcnow()
     ids = list(
         db.session.execute(
@@ -181,26 +205,39 @@ def claim_batch(claim: ConnectionClaim, size: int, lease: timedelta) -> list[int
             .limit(size)
         ).scalars()
     )
-    if ids:
-        db.session.execute(
-            update(Notification)
-            .where(Notification.id.in_(ids), _due(now))
-            .values(
-                status=NotificationStatus.SENDING,
-                lease_token=claim.token,
-                lease_expires_at=now + lease,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
+    if not ids:
+        db.session.commit()
+        return []
+    db.session.execute(
+        update(Notification)
+        .where(Notification.id.in_(ids), _due(now))
+        .values(
+            status=NotificationStatus.SENDING,
+            lease_token=claim.token,
+            lease_expires_at=now + lease,
+            updated_at=now,
         )
-    db.session.commit()
-    return list(
-        db.session.execute(
-            select(Notification.id)
-            .where(Notification.lease_token == claim.token)
-            .order_by(Notification.id)
-        ).scalars()
+        .execution_options(synchronize_session=False)
     )
+    db.session.commit()
+    rows = db.session.execute(
+        select(
+            Notification.id,
+            Notification.message,
+            Notification.sticker_package_id,
+            Notification.sticker_id,
+            Notification.image_thumbnail_url,
+            Notification.image_fullsize_url,
+            Notification.image_id,
+            Notification.notification_disabled,
+            Notification.attempts,
+            Notification.created_at,
+        )
+        .where(Notification.lease_token == claim.token)
+        .order_by(Notification.id)
+    ).all()
+    db.session.commit()
+    return [ClaimedRow(*row) for row in rows]
 
 
 def release_rows(claim: ConnectionClaim, ids: list[int], next_attempt_at: datetime | None) -> None:
@@ -243,27 +280,14 @@ def connection_token(connection_id: int) -> str | None:
 
 
 def deliver_one(
-    notification_id: int, token: str, claim: ConnectionClaim, settings: WorkerSettings, worker: str
+    row: ClaimedRow, token: str, claim: ConnectionClaim, settings: WorkerSettings, worker: str
 ) -> Outcome:
     """Send one claimed notification and record the outcome (fenced by the claim's token)."""
-    row = db.session.execute(
-        select(
-            Notification.message,
-            Notification.sticker_package_id,
-            Notification.sticker_id,
-            Notification.image_thumbnail_url,
-            Notification.image_fullsize_url,
-            Notification.image_id,
-            Notification.notification_disabled,
-            Notification.attempts,
-            Notification.created_at,
-        ).where(Notification.id == notification_id)
-    ).one()
     image_file = None
     if row.image_id is not None:
         image = db.session.get(NotificationImage, row.image_id)
         image_file = (image.filename, image.data, image.content_type)
-    db.session.commit()  # no transaction stays open during the call
+        db.session.commit()  # no transaction stays open during the call
 
     started = utcnow()
     error: NotifyError | None = None
@@ -290,7 +314,7 @@ def deliver_one(
         now=utcnow(),
         policy=settings.policy,
     )
-    finish(notification_id, claim, outcome, started=started, worker=worker)
+    finish(row.id, claim, outcome, started=started, worker=worker)
     return outcome
 
 
@@ -345,21 +369,14 @@ def finish(
             finished_at=now,
         )
     )
-    connection_values: dict = {}
-    if outcome.rate_limit is not None and outcome.rate_limit.limit is not None:
-        connection_values.update(rate_limit_values(outcome.rate_limit, "notify"))
     if outcome.kind == OutcomeKind.REVOKED:
-        connection_values.update(
-            revocation_values("The Notify server answered 401: the token was revoked.")
-        )
-        fail_pending_notifications(claim.connection_id, CONNECTION_REVOKED)
-    if connection_values:
         db.session.execute(
             update(Connection)
             .where(Connection.id == claim.connection_id)
-            .values(**connection_values)
+            .values(**revocation_values("The Notify server answered 401: the token was revoked."))
             .execution_options(synchronize_session=False)
         )
+        fail_pending_notifications(claim.connection_id, CONNECTION_REVOKED)
     db.session.commit()
     return True
 
@@ -369,6 +386,7 @@ def process_claim(
 ) -> int:
     """Deliver a leased connection's due rows in order; returns how many calls were made."""
     calls = 0
+    snapshot: RateLimit | None = None
     try:
         try:
             token = connection_token(claim.connection_id)
@@ -388,14 +406,16 @@ def process_claim(
             fail_pending_notifications(claim.connection_id, CONNECTION_REVOKED)
             db.session.commit()
             return 0
-        ids = claim_batch(claim, settings.batch_size, settings.lease)
+        spent_until = window_spent_until(claim.connection_id)
+        rows = claim_batch(claim, settings.batch_size, settings.lease)
         renew_at = utcnow() + settings.lease / 2
-        for index, notification_id in enumerate(ids):
-            rest = ids[index:]
+        for index, row in enumerate(rows):
+            rest = [r.id for r in rows[index:]]
             if should_stop():
                 release_rows(claim, rest, None)
                 break
-            spent_until = window_spent_until(claim.connection_id)
+            if snapshot is not None and snapshot.is_spent(utcnow()):
+                spent_until = snapshot.reset_at
             if spent_until is not None:
                 release_rows(claim, rest, spent_until)
                 break
@@ -403,20 +423,24 @@ def process_claim(
                 if not renew_lease(claim, settings.lease):
                     break
                 renew_at = utcnow() + settings.lease / 2
-            outcome = deliver_one(notification_id, token, claim, settings, worker)
+            outcome = deliver_one(row, token, claim, settings, worker)
             calls += 1
+            if outcome.rate_limit is not None and outcome.rate_limit.limit is not None:
+                snapshot = outcome.rate_limit
             if outcome.kind == OutcomeKind.REVOKED:
+                snapshot = None
                 break
+            later = [r.id for r in rows[index + 1 :]]
             if outcome.kind == OutcomeKind.WAIT:
-                release_rows(claim, ids[index + 1 :], outcome.retry_at)
+                release_rows(claim, later, outcome.retry_at)
                 break
             if outcome.kind == OutcomeKind.RETRY and outcome.status_code is None:
                 # The server is unreachable: don't spend the whole batch's attempts on it.
-                release_rows(claim, ids[index + 1 :], None)
+                release_rows(claim, later, None)
                 break
     finally:
         db.session.rollback()
-        release_connection(claim)
+        release_connection(claim, snapshot)
     return calls
 
 

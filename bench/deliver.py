@@ -1,0 +1,169 @@
+"""Deliver benchmark: the worker's throughput against the relay's own capacity.
+
+10,000 notifications across 100 connections, delivered by one worker process's threads to the
+built-in relay served by gunicorn, once as it is (on this machine) and once with 50 ms added to
+every relay API call (as a real, distant server has). Two baselines in each run:
+
+- the relay's /api/notify capacity: the same number of threads posting directly, each with a
+  kept-alive session (the best any client could do);
+- a plain loop: one request at a time, a new connection per request.
+
+Targets (issue: "Send notifications"): worker / relay ≥ 0.5, worker / plain loop ≥ 5. On a local
+relay with no latency both the relay and the plain loop are bound by the same two CPU cores, so
+the plain-loop ratio is only meaningful with latency; the report shows both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from bench.common import (
+    apply_env,
+    bench_env,
+    free_port,
+    gunicorn,
+    report,
+    setup_instance,
+    workdir,
+)
+
+
+def connect_chats(site: str, count: int) -> None:
+    from tests.integration.helpers import connect_chat, register
+
+    browser = requests.Session()
+    register(browser, site, "bench")
+    for n in range(count):
+        connect_chat(browser, site, f"chat {n}", "1-on-1" if n % 3 == 0 else "Family")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--notifications", type=int, default=10_000)
+    parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--plain", type=int, default=300, help="requests in the plain loop")
+    parser.add_argument(
+        "--latency", type=float, action="append", help="ms added per relay call (repeatable)"
+    )
+    args = parser.parse_args()
+    for latency in args.latency or [0.0, 50.0]:
+        run(args, latency)
+
+
+def run(args, latency: float) -> None:
+    with workdir() as path:
+        port = free_port()
+        env = bench_env(port, path, WORKER_BATCH_SIZE=50)
+        env["BENCH_RELAY_LATENCY_MS"] = str(latency)
+        apply_env(env)
+        setup_instance(env)
+        with gunicorn("bench.slow_app:app", port, env, workers=2, threads=args.threads):
+            site = f"http://127.0.0.1:{port}"
+            connect_chats(site, args.connections)
+
+            from sqlalchemy import select
+
+            from notify_site import create_app
+            from notify_site.extensions import db
+            from notify_site.models import Connection, Notification, NotificationStatus, User
+            from notify_site.services.notifications import NotificationContent, add_notifications
+            from notify_site.services.notify import connection_context, keyring
+            from notify_site.worker import Worker
+
+            app = create_app()
+            with app.app_context():
+                connections = list(db.session.scalars(select(Connection)))
+                owner = db.session.get(User, connections[0].owner_id)
+                tokens = [
+                    keyring().decrypt(c.token_ciphertext, context=connection_context(c.id))
+                    for c in connections
+                ]
+                for n in range(args.notifications):
+                    add_notifications(
+                        owner,
+                        [connections[n % len(connections)]],
+                        NotificationContent(message=f"bench {n}"),
+                    )
+                db.session.commit()
+
+            notify_url = f"{site}/relay/api/notify"
+            local = threading.local()
+
+            def direct(n: int) -> None:
+                session = getattr(local, "session", None) or requests.Session()
+                local.session = session
+                answer = session.post(
+                    notify_url,
+                    data={"message": f"direct {n}"},
+                    headers={"Authorization": f"Bearer {tokens[n % len(tokens)]}"},
+                    timeout=30,
+                )
+                answer.raise_for_status()
+
+            direct_count = min(3000 if not latency else 1000, args.notifications)
+            started = time.perf_counter()
+            with ThreadPoolExecutor(args.threads) as pool:
+                list(pool.map(direct, range(direct_count)))
+            relay_rate = direct_count / (time.perf_counter() - started)
+
+            started = time.perf_counter()
+            plain = args.plain if not latency else min(args.plain, 100)
+            for n in range(plain):
+                requests.post(
+                    notify_url,
+                    data={"message": f"plain {n}"},
+                    headers={
+                        "Authorization": f"Bearer {tokens[n % len(tokens)]}",
+                        "Connection": "close",
+                    },
+                    timeout=30,
+                ).raise_for_status()
+            plain_rate = plain / (time.perf_counter() - started)
+
+            worker = Worker(app, threads=args.threads, poll_interval=0.05)
+            runner = threading.Thread(target=worker.run)
+            started = time.perf_counter()
+            runner.start()
+            with app.app_context():
+                while True:
+                    pending = db.session.scalar(
+                        select(db.func.count())
+                        .select_from(Notification)
+                        .where(Notification.status.in_(NotificationStatus.PENDING))
+                    )
+                    db.session.rollback()
+                    if pending == 0:
+                        break
+                    time.sleep(0.1)
+            worker_rate = args.notifications / (time.perf_counter() - started)
+            worker.stop()
+            runner.join()
+            with app.app_context():
+                failed = db.session.scalar(
+                    select(db.func.count())
+                    .select_from(Notification)
+                    .where(Notification.status == NotificationStatus.FAILED)
+                )
+
+    report(
+        f"deliver: {args.notifications} notifications, {args.connections} connections, "
+        f"{args.threads} threads, {latency:g} ms added per relay call",
+        [
+            ("relay /api/notify capacity (direct, keep-alive)", relay_rate, "req/s"),
+            ("plain loop (one at a time, new connection)", plain_rate, "req/s"),
+            ("worker delivered", worker_rate, "notif/s"),
+            ("worker / relay capacity (target >= 0.5)", worker_rate / relay_rate, "x"),
+            ("worker / plain loop (target >= 5)", worker_rate / plain_rate, "x"),
+            ("failed notifications", failed, ""),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()

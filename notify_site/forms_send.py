@@ -1,0 +1,137 @@
+"""The send form (SPEC 4.3): WTForms checks types and presence; the content rules live in
+:func:`notify_site.services.notifications.validate_content`, and the view maps that function's
+errors back onto these fields.
+"""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import BooleanField, IntegerField, SelectMultipleField, TextAreaField, URLField
+from wtforms.validators import InputRequired, Optional
+
+from notify_site.services.notifications import (
+    MESSAGE_MAX_CHARS,
+    ImageUpload,
+    NotificationContent,
+)
+
+
+def _blank_to_none(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _browser_newlines(value: str | None) -> str | None:
+    # Browsers submit a textarea's line breaks as CRLF but count (and show) them as one
+    # character; LINE shows one line break too. Keep one, so the live counter and the server
+    # agree on the length.
+    return value.replace("\r\n", "\n") if value else value
+
+
+class SendForm(FlaskForm):
+    # The template lists the user's active connections as checkboxes. The choice check is
+    # left to find_connections, which says *why* an id is unusable (unknown, revoked, ...).
+    connections = SelectMultipleField(
+        "Send to",
+        coerce=int,
+        validate_choice=False,
+        validators=[InputRequired(message="Choose at least one chat.")],
+        invalid_value_message="Choose chats from the list.",
+    )
+    message = TextAreaField(
+        "Message",
+        filters=[_browser_newlines],
+        render_kw={"rows": 6, "data-max-chars": MESSAGE_MAX_CHARS},
+    )
+    sticker_package_id = IntegerField(
+        "Package id",
+        validators=[Optional()],
+        render_kw={"min": 1, "inputmode": "numeric", "placeholder": "e.g. 446"},
+    )
+    sticker_id = IntegerField(
+        "Sticker id",
+        validators=[Optional()],
+        render_kw={"min": 1, "inputmode": "numeric", "placeholder": "e.g. 1988"},
+    )
+    image_thumbnail_url = URLField(
+        "Thumbnail URL",
+        filters=[_blank_to_none],
+        render_kw={"placeholder": "https://…/thumbnail.jpg"},
+    )
+    image_fullsize_url = URLField(
+        "Full-size URL",
+        filters=[_blank_to_none],
+        render_kw={"placeholder": "https://…/photo.jpg"},
+    )
+    image_file = FileField("Or upload a file", render_kw={"accept": "image/png,image/jpeg"})
+    notification_disabled = BooleanField("Send silently")
+
+    # Errors that belong to a pair of inputs rather than one ("sticker", "image").
+    group_errors: dict[str, list[str]]
+
+    # validate_content's field names for the pairs, and the label each error starts with.
+    LABELS = {
+        "connections": "Chats",
+        "message": "Message",
+        "sticker": "Sticker",
+        "image": "Image",
+        "image_file": "Image file",
+    }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.group_errors = {}
+
+    def content(self) -> NotificationContent:
+        """What the person asked to send, as the service takes it (not yet validated)."""
+        upload = None
+        storage = self.image_file.data
+        if storage:
+            upload = ImageUpload(
+                filename=storage.filename or "",
+                data=storage.read(),
+                content_type=storage.mimetype or "",
+            )
+        return NotificationContent(
+            message=self.message.data or "",
+            sticker_package_id=self.sticker_package_id.data,
+            sticker_id=self.sticker_id.data,
+            image_thumbnail_url=self.image_thumbnail_url.data,
+            image_fullsize_url=self.image_fullsize_url.data,
+            image_file=upload,
+            notification_disabled=bool(self.notification_disabled.data),
+        )
+
+    def add_error(self, name: str, reason: str) -> None:
+        """Show a service's ``reason`` beside the field (or pair of fields) called ``name``.
+
+        An error WTForms already put on a field wins: it is the more specific of the two (a
+        sticker id that is not a number also makes the pair look half given).
+        """
+        text = _sentence(self.LABELS.get(name, name), reason)
+        field = self._fields.get(name)
+        if field is not None:
+            if not field.errors:
+                field.errors = [text]
+            return
+        pair = {"sticker": ("sticker_package_id", "sticker_id")}.get(name, ())
+        if any(self._fields[member].errors for member in pair):
+            return
+        self.group_errors.setdefault(name, []).append(text)
+
+    @property
+    def has_errors(self) -> bool:
+        return bool(self.errors or self.group_errors)
+
+
+def _sentence(label: str, reason: str) -> str:
+    """Turn a service reason such as "is required" into "Message is required."."""
+    reason = reason.strip().rstrip(".")
+    if reason.startswith(("is ", "must ")):
+        reason = f"{label} {reason}"
+    else:
+        reason = reason[:1].upper() + reason[1:]
+    return reason + "."
