@@ -10,14 +10,16 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate import upgrade
+from werkzeug.serving import run_simple
 
 from notify_site import config as site_config
-from notify_site.services import ServiceError, accounts
+from notify_site.services import ServiceError, accounts, api_keys
 
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(setup_command)
     app.cli.add_command(create_user_command)
+    app.cli.add_command(create_api_key_command)
     app.cli.add_command(serve_command)
 
 
@@ -75,6 +77,20 @@ def create_user_command(username: str, password: str, admin: bool) -> None:
     click.echo(f"Created {role} {user.username!r}.")
 
 
+@click.command("create-api-key")
+@with_appcontext
+@click.option("--user", "username", required=True, help="The account the key acts for.")
+@click.option("--name", default="Command line", show_default=True, help="What the key is for.")
+def create_api_key_command(username: str, name: str) -> None:
+    """Create an API key and print it (only its hash is kept: store the key now)."""
+    try:
+        _, plaintext = api_keys.create_api_key_for_username(username, name)
+    except ServiceError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"API key {name!r} for {username!r}; it is shown only now:", err=True)
+    click.echo(plaintext)
+
+
 @click.command("serve")
 @with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -87,6 +103,8 @@ def serve_command(host: str, port: int) -> None:
     background = BackgroundWorker(app).start()
     click.echo(f"notify_site on http://{host}:{port}/ with a delivery worker  (Ctrl-C stops it)")
     try:
-        app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+        # Flask's app.run() refuses to start from inside the `flask` command; run_simple is
+        # the same development server.
+        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
     finally:
         background.stop()

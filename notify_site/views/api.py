@@ -1,5 +1,5 @@
-"""Placeholder: being written."""
+"""The JSON API v1 blueprint; the code lives in :mod:`notify_site.api`."""
 
-from flask import Blueprint
+from notify_site.api.views import bp
 
-bp = Blueprint("api", __name__)
+__all__ = ["bp"]

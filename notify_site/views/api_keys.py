@@ -1,5 +1,72 @@
-"""Placeholder: being written."""
+"""``/api-keys``: create, list and revoke the keys of the JSON API (SPEC 4.3).
 
-from flask import Blueprint
+A new key is shown once, in the answer to the POST that created it. It is never flashed: a
+flash lives in the session cookie, which would carry the key around (signed, not encrypted).
+That answer is ``Cache-Control: no-store`` so no cache keeps a copy.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.validators import DataRequired, Length
+
+from notify_site.forms import ConfirmForm
+from notify_site.services import api_keys as service
 
 bp = Blueprint("api_keys", __name__)
+
+
+class ApiKeyForm(FlaskForm):
+    name = StringField(
+        "Name",
+        description="What the key is for, e.g. “CI alerts”. Only you see it.",
+        validators=[DataRequired(), Length(max=service.NAME_MAX_CHARS)],
+        filters=[lambda value: value.strip() if value else value],
+    )
+
+
+def _page(form: ApiKeyForm, *, new_key: str | None = None, status: int = 200):
+    body = render_template(
+        "api_keys/index.html",
+        keys=service.list_api_keys(current_user),
+        form=form,
+        action_form=ConfirmForm(),
+        new_key=new_key,
+    )
+    return body, status, {"Cache-Control": "no-store"}
+
+
+@bp.get("/api-keys")
+@login_required
+def index():
+    return _page(ApiKeyForm())
+
+
+@bp.post("/api-keys")
+@login_required
+def create():
+    form = ApiKeyForm()
+    if not form.validate_on_submit():
+        return _page(form, status=400)
+    try:
+        _, plaintext = service.create_api_key(current_user, form.name.data)
+    except service.ApiKeyError as error:
+        form.name.errors.append(str(error))
+        return _page(form, status=400)
+    return _page(ApiKeyForm(formdata=None), new_key=plaintext)
+
+
+@bp.post("/api-keys/<int:key_id>/revoke")
+@login_required
+def revoke(key_id: int):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        api_key = service.revoke_api_key(current_user, key_id)
+    except service.ApiKeyNotFoundError:
+        abort(404)
+    flash(f"The key “{api_key.name}” ({api_key.prefix}…) is revoked.", "success")
+    return redirect(url_for("api_keys.index"))

@@ -1,0 +1,259 @@
+"""The API v1 endpoints. Thin, like every view: parse, call a service, map its errors.
+
+Every endpoint but the OpenAPI document needs ``Authorization: Bearer <api key>``. A key acts
+for its owner: it sees and sends to the owner's connections only (an admin's key: all).
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from flask import current_app, g, request
+from flask_smorest import current_api
+from marshmallow import ValidationError
+
+from notify_site.api.errors import (
+    ApiError,
+    flatten_messages,
+    register_error_handlers,
+    unauthorized,
+    validation_error,
+)
+from notify_site.api.schemas import (
+    ID_MAX,
+    ConnectionListSchema,
+    ConnectionSchema,
+    NotificationFormSchema,
+    NotificationRequest,
+    NotificationRequestSchema,
+    NotificationSchema,
+    PageArgsSchema,
+    QueuedResponseSchema,
+    form_payload,
+)
+from notify_site.api.spec import ApiBlueprint
+from notify_site.extensions import csrf
+from notify_site.services import api_keys, idempotency, notifications
+from notify_site.services import connections as connections_service
+
+bp = ApiBlueprint(
+    "api",
+    __name__,
+    url_prefix="/api/v1",
+    description=(
+        "Send LINE notifications from your own systems and follow their delivery. "
+        "Authenticate with an API key from /api-keys. Errors are always "
+        '`{"error": {"code", "message", "fields"}}`.'
+    ),
+    tags=[
+        {"name": "notifications", "description": "Queue notifications and follow them"},
+        {"name": "connections", "description": "The LINE chats a key can send to"},
+        {"name": "meta", "description": "This document"},
+    ],
+)
+# The API authenticates with a key in a header, which a browser never adds on its own: a
+# cross-site form cannot use it, so CSRF tokens have nothing to protect here (SPEC 4.7).
+csrf.exempt(bp)
+register_error_handlers(bp)
+
+PUBLIC_ENDPOINTS = {"api.openapi_json"}
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def errors_doc(*statuses: int):
+    """Document the error answers an endpoint gives (all in the shape of ErrorResponseSchema)."""
+
+    def decorator(func):
+        for status in statuses:
+            func = bp.alt_response(status, response=HTTPStatus(status).name)(func)
+        return func
+
+    return decorator
+
+
+@bp.before_request
+def authenticate_api_key() -> None:
+    if request.endpoint in PUBLIC_ENDPOINTS or request.method == "OPTIONS":
+        return
+    header = request.headers.get("Authorization", "")
+    if not header.strip():
+        raise unauthorized(
+            "missing_api_key",
+            "Send an API key: Authorization: Bearer nsk_… (create one at /api-keys).",
+            invalid=False,
+        )
+    scheme, _, credentials = header.strip().partition(" ")
+    api_key = api_keys.authenticate(credentials.strip()) if scheme.lower() == "bearer" else None
+    if api_key is None:
+        raise unauthorized("invalid_api_key", "The API key is wrong or was revoked.", invalid=True)
+    api_keys.touch(api_key)
+    g.api_key = api_key
+
+
+def _caller():
+    return g.api_key.owner
+
+
+# ---------------------------------------------------------------------------- notifications
+
+NOTIFICATION_REQUEST_DOC = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": NotificationRequestSchema},
+        "multipart/form-data": {"schema": NotificationFormSchema},
+    },
+}
+IDEMPOTENCY_PARAMETER = {
+    "in": "header",
+    "name": IDEMPOTENCY_HEADER,
+    "required": False,
+    "description": (
+        "Makes the POST safe to retry: a repeat with the same key and the same request gets "
+        "the first answer again and queues nothing; the same key with another request → 422."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.KEY_MAX_CHARS},
+}
+
+
+@bp.route("/notifications", methods=["POST"], tags=["notifications"])
+@bp.doc(requestBody=NOTIFICATION_REQUEST_DOC, parameters=[IDEMPOTENCY_PARAMETER])
+@bp.response(202, QueuedResponseSchema, description="Queued: the rows are on disk")
+@errors_doc(400, 401, 404, 409, 413, 415, 422, 503)
+def post_notification():
+    """Queue a notification to one or more connections
+
+    Answers 202 once one notification per connection is durably queued. Send JSON, or
+    multipart/form-data to attach an image file (`image_file`).
+    """
+    payload = _read_notification_request()
+    problems = notifications.validate_content(payload.content)
+    if problems:
+        raise validation_error(problems)
+    key = _idempotency_key()
+    api_key, user = g.api_key, _caller()
+
+    def queue() -> tuple[int, str]:
+        found = notifications.find_connections(user, payload.refs)
+        rows = notifications.add_notifications(user, found, payload.content, api_key=api_key)
+        return 202, _json_text(QueuedResponseSchema().dump({"notifications": rows}))
+
+    try:
+        answer = idempotency.execute(
+            api_key, key, idempotency.fingerprint(payload.canonical()), queue
+        )
+    except notifications.UnknownConnectionError as error:
+        raise ApiError(
+            404, "connection_not_found", str(error), fields={payload.refs_field: str(error)}
+        ) from None
+    except notifications.InactiveConnectionError as error:
+        raise ApiError(
+            409, "connection_inactive", str(error), fields={payload.refs_field: str(error)}
+        ) from None
+    except notifications.NotificationValidationError as error:
+        raise validation_error(error.fields) from None
+    except idempotency.IdempotencyKeyReusedError as error:
+        raise ApiError(
+            422, "idempotency_key_reused", str(error), fields={IDEMPOTENCY_HEADER: str(error)}
+        ) from None
+    except idempotency.IdempotencyConflictError as error:
+        raise ApiError(409, "idempotency_conflict", str(error)) from None
+    response = current_app.response_class(
+        answer.body, status=answer.status_code, mimetype="application/json"
+    )
+    if answer.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _read_notification_request() -> NotificationRequest:
+    """The validated request, from a JSON or a multipart body (anything else: 415)."""
+    try:
+        if request.is_json:
+            try:
+                data = request.get_json(silent=True)
+            except RecursionError:  # nested too deep for the parser: still just bad input
+                data = None
+            if data is None:
+                raise ApiError(400, "invalid_json", "The body is not valid JSON.")
+            if not isinstance(data, dict):
+                raise validation_error({"body": "must be a JSON object"})
+            return NotificationRequestSchema().load(data)
+        if request.mimetype == "multipart/form-data":
+            return NotificationFormSchema().load(form_payload(request.form, request.files))
+    except ValidationError as error:
+        raise validation_error(flatten_messages(error.messages)) from None
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        "Send application/json, or multipart/form-data to attach an image file.",
+    )
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    try:
+        return idempotency.check_key(key)
+    except idempotency.IdempotencyKeyError as error:
+        raise validation_error({IDEMPOTENCY_HEADER: str(error)}) from None
+
+
+def _json_text(data: Any) -> str:
+    # Fixed formatting: a stored answer is replayed byte for byte.
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+@bp.route(f"/notifications/<int(max={ID_MAX}):notification_id>", tags=["notifications"])
+@bp.response(200, NotificationSchema)
+@errors_doc(401, 404, 503)
+def get_notification(notification_id: int):
+    """A notification's delivery status
+
+    `status` is queued, sending, delivered or failed; times are ISO 8601 in UTC.
+    """
+    try:
+        return notifications.get_notification(_caller(), notification_id)
+    except notifications.NotificationNotFoundError:
+        raise ApiError(
+            404, "notification_not_found", f"No notification {notification_id}."
+        ) from None
+
+
+# ---------------------------------------------------------------------------- connections
+
+
+@bp.route("/connections", tags=["connections"])
+@bp.arguments(PageArgsSchema, location="query")
+@bp.response(200, ConnectionListSchema)
+@errors_doc(401, 503)
+def list_connections(args: dict[str, int]):
+    """The connections this key can send to, a page at a time
+
+    With their chat, status and last rate-limit snapshot. Ordered by id.
+    """
+    return api_keys.visible_connections(_caller(), page=args["page"], per_page=args["per_page"])
+
+
+@bp.route(f"/connections/<int(max={ID_MAX}):connection_id>", tags=["connections"])
+@bp.response(200, ConnectionSchema)
+@errors_doc(401, 404, 503)
+def get_connection(connection_id: int):
+    """One connection: chat, status and last rate-limit snapshot"""
+    try:
+        return connections_service.get_connection(_caller(), connection_id)
+    except connections_service.ConnectionNotFoundError:
+        raise ApiError(404, "connection_not_found", f"No connection {connection_id}.") from None
+
+
+# ---------------------------------------------------------------------------- the document
+
+
+@bp.route("/openapi.json", tags=["meta"])
+@bp.doc(security=[])
+@bp.response(200, description="This OpenAPI 3 document")
+def openapi_json():
+    """The OpenAPI 3 document of this API, generated from the code that serves it"""
+    return current_api.spec.to_dict()

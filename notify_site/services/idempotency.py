@@ -1,0 +1,156 @@
+"""``Idempotency-Key`` for the API's POSTs: a repeated request gets the first answer again.
+
+The first answer to a request that carries a key (its status and its exact JSON text) is
+stored in an :class:`~notify_site.models.IdempotencyRecord` **in the same transaction** as the
+rows the request wrote, so either both are on disk or neither is. A repeat with the same key
+and the same request gets that stored answer, byte for byte, and writes nothing; the same key
+with a different request is refused with :class:`IdempotencyKeyReusedError`.
+
+Concurrent repeats are decided by the unique constraint on ``(api_key_id, key)``: every request
+inserts its record *first*, before writing anything else. PostgreSQL makes a second insert of
+the same key wait for the first transaction and then fail; SQLite lets one writer in at a time.
+The loser rolls back, reads the winner's committed answer and replays it.
+
+Only answers that wrote something are stored. A request refused for bad input wrote nothing,
+so a corrected retry may reuse its key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from notify_site.extensions import db
+from notify_site.models import ApiKey, IdempotencyRecord
+from notify_site.services import ServiceError
+
+KEY_MAX_CHARS = 255
+# A claim can only fail because another request holds the key; that request has committed by
+# the time our insert fails, so the next look finds its answer. The bound is a safety net.
+MAX_CLAIMS = 3
+
+
+class IdempotencyKeyError(ServiceError):
+    """The ``Idempotency-Key`` value is empty, too long, or not printable ASCII."""
+
+
+class IdempotencyKeyReusedError(ServiceError):
+    """The key was already used with a different request."""
+
+
+class IdempotencyConflictError(ServiceError):
+    """The key could be neither claimed nor replayed (another request kept failing on it)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer to send: status and JSON text; ``replayed`` when it is a stored one."""
+
+    status_code: int
+    body: str
+    replayed: bool = False
+
+
+def check_key(key: str) -> str:
+    """``key`` if it is a usable Idempotency-Key (1–255 printable ASCII characters)."""
+    if not key or len(key) > KEY_MAX_CHARS:
+        raise IdempotencyKeyError(f"must be 1 to {KEY_MAX_CHARS} characters")
+    if not all(" " <= char <= "~" for char in key):
+        raise IdempotencyKeyError("must be printable ASCII")
+    return key
+
+
+def fingerprint(request: Mapping[str, Any]) -> str:
+    """SHA-256 of a canonical JSON form of a validated request (key order and spacing fixed)."""
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def execute(
+    api_key: ApiKey,
+    key: str | None,
+    request_hash: str,
+    action: Callable[[], tuple[int, str]],
+) -> Answer:
+    """Run ``action`` and commit what it added to the session, at most once per key.
+
+    ``action`` adds rows to the session (without committing) and returns the status and JSON
+    text of the answer. Without a key it simply runs and commits. With a key, a stored answer
+    is replayed instead (or :class:`IdempotencyKeyReusedError` raised when ``request_hash``
+    differs), and a fresh answer is stored with the rows. Any error rolls everything back.
+    """
+    if key is None:
+        try:
+            status_code, body = action()
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+        return Answer(status_code, body)
+
+    for _ in range(MAX_CLAIMS):
+        stored = stored_answer(api_key, key, request_hash)
+        if stored is not None:
+            return stored
+        record = _claim(api_key, key, request_hash)
+        if record is None:
+            continue  # another request holds the key: look again for its answer
+        try:
+            status_code, body = action()
+            record.status_code = status_code
+            record.response_json = body
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+        return Answer(status_code, body)
+    raise IdempotencyConflictError(
+        "Another request with this Idempotency-Key is failing; try again in a moment."
+    )
+
+
+def stored_answer(api_key: ApiKey, key: str, request_hash: str) -> Answer | None:
+    """The stored answer for ``key``, None if there is none.
+
+    Raises :class:`IdempotencyKeyReusedError` when it answered a different request.
+    """
+    record = db.session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.api_key_id == api_key.id, IdempotencyRecord.key == key
+        )
+    )
+    if record is None:
+        return None
+    if record.request_hash != request_hash:
+        raise IdempotencyKeyReusedError(
+            "This Idempotency-Key was already used with a different request. "
+            "Use a new key for a new request."
+        )
+    return Answer(record.status_code, record.response_json, replayed=True)
+
+
+def _claim(api_key: ApiKey, key: str, request_hash: str) -> IdempotencyRecord | None:
+    """Insert the record that reserves ``key``; None if another request holds it.
+
+    This is the transaction's first write: the rows the action adds will share it.
+    """
+    record = IdempotencyRecord(
+        api_key_id=api_key.id,
+        key=key,
+        request_hash=request_hash,
+        status_code=0,  # filled in before the commit: no one ever sees the placeholder
+        response_json="",
+    )
+    db.session.add(record)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return None
+    return record

@@ -1,0 +1,276 @@
+"""API keys: created on /api-keys or by the CLI, shown once, stored as SHA-256, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, select, text
+
+from notify_site.db_types import utcnow
+from notify_site.extensions import db
+from notify_site.models import ApiKey, User
+from notify_site.services import api_keys
+from tests.factories import create_connection, create_user, login
+
+KEY_PATTERN = re.compile(r"nsk_[A-Za-z0-9_-]+")
+
+
+@pytest.fixture
+def user(app):
+    with app.app_context():
+        return create_user("alice").id
+
+
+@pytest.fixture
+def signed_in(client, user):
+    login(client)
+    return client
+
+
+def _new_key(app, username: str = "alice", name: str = "test") -> tuple[int, str]:
+    with app.app_context():
+        owner = db.session.scalar(select(User).where(User.username == username))
+        api_key, plaintext = api_keys.create_api_key(owner, name)
+        return api_key.id, plaintext
+
+
+def _call_api(client, key: str):
+    return client.get("/api/v1/connections", headers={"Authorization": f"Bearer {key}"})
+
+
+def test_created_key_is_shown_once_and_only_its_hash_is_stored(app, signed_in):
+    created = signed_in.post("/api-keys", data={"name": "CI alerts"})
+    assert created.status_code == 200
+    assert "no-store" in created.headers["Cache-Control"]
+    page = created.get_data(as_text=True)
+    # The full key, once; the list below shows only its first 12 characters.
+    keys_on_page = {match for match in KEY_PATTERN.findall(page) if len(match) > 12}
+    assert len(keys_on_page) == 1
+    (plaintext,) = keys_on_page
+    assert plaintext.startswith("nsk_")
+    assert len(plaintext) >= 4 + 32  # 32 random bytes, Base64: 256 bits
+
+    with app.app_context():
+        row = db.session.scalar(select(ApiKey))
+        assert row.name == "CI alerts"
+        assert row.key_hash == hashlib.sha256(plaintext.encode()).hexdigest()
+        assert row.prefix == plaintext[:12]
+        # No column of any table holds the key, or even its random part.
+        secret_part = plaintext[4:]
+        for table in db.metadata.sorted_tables:
+            for values in db.session.execute(text(f'SELECT * FROM "{table.name}"')):  # noqa: S608
+                for value in values:
+                    assert secret_part not in str(value), table.name
+        database_file = Path(db.engine.url.database)
+    db_bytes = b"".join(
+        path.read_bytes()
+        for path in database_file.parent.glob(database_file.name + "*")
+        if path.is_file()
+    )
+    assert secret_part.encode() not in db_bytes
+
+    again = signed_in.get("/api-keys")
+    assert again.status_code == 200
+    assert plaintext not in again.get_data(as_text=True)
+    assert plaintext[:12] in again.get_data(as_text=True)  # the prefix, to tell keys apart
+    assert _call_api(signed_in, plaintext).status_code == 200
+
+
+def test_new_key_page_has_copy_button_from_a_static_script_and_a_curl_example(signed_in):
+    page = signed_in.post("/api-keys", data={"name": "deploy"}).get_data(as_text=True)
+    assert 'data-copy-target="new-api-key"' in page
+    assert "/static/js/clipboard.js" in page
+    assert "<script>" not in page  # no inline script: the CSP forbids it
+    assert "curl -X POST http://localhost/api/v1/notifications" in page
+    assert signed_in.get("/static/js/clipboard.js").status_code == 200
+
+
+def test_create_needs_a_name(app, signed_in):
+    answer = signed_in.post("/api-keys", data={"name": "   "})
+    assert answer.status_code == 400
+    assert not KEY_PATTERN.search(answer.get_data(as_text=True))
+    with app.app_context():
+        assert db.session.scalar(select(ApiKey)) is None
+
+
+def test_page_requires_sign_in(client):
+    assert client.get("/api-keys").status_code == 302
+    assert client.post("/api-keys", data={"name": "x"}).status_code == 302
+
+
+def test_list_shows_name_prefix_last_use_and_volume(app, signed_in):
+    key_id, plaintext = _new_key(app, name="reporting")
+    with app.app_context():
+        alice = db.session.scalar(select(User).where(User.username == "alice"))
+        create_connection(alice, label="Ops")
+    for message in ("one", "two"):
+        sent = signed_in.post(
+            "/api/v1/notifications",
+            json={"connection": "Ops", "message": message},
+            headers={"Authorization": f"Bearer {plaintext}"},
+        )
+        assert sent.status_code == 202
+    with app.app_context():
+        alice = db.session.scalar(select(User).where(User.username == "alice"))
+        (usage,) = api_keys.list_api_keys(alice)
+        assert usage.key.id == key_id
+        assert usage.volume == 2
+    page = signed_in.get("/api-keys").get_data(as_text=True)
+    row = page[page.index(f'data-api-key-id="{key_id}"') :]
+    row = row[: row.index("</tr>")]
+    assert "reporting" in row
+    assert plaintext[:12] in row
+    assert '<td class="volume">2</td>' in row
+    assert "never" not in row  # it was used
+    assert 'data-confirm="Revoke the key' in row
+
+
+def test_revoked_key_is_refused(app, signed_in):
+    key_id, plaintext = _new_key(app)
+    assert _call_api(signed_in, plaintext).status_code == 200
+    revoked = signed_in.post(f"/api-keys/{key_id}/revoke")
+    assert revoked.status_code == 302
+    answer = _call_api(signed_in, plaintext)
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+    assert answer.get_json()["error"]["code"] == "invalid_api_key"
+    page = signed_in.get("/api-keys").get_data(as_text=True)
+    assert "pill-revoked" in page
+
+
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        (None, "missing_api_key"),
+        ("Bearer nsk_this-key-was-never-issued-000000000000000", "invalid_api_key"),
+        ("Bearer not-even-a-key", "invalid_api_key"),
+        ("Basic YWxpY2U6cGFzcw==", "invalid_api_key"),
+    ],
+)
+def test_missing_or_wrong_key_is_refused(client, header, code):
+    headers = {"Authorization": header} if header else {}
+    answer = client.get("/api/v1/connections", headers=headers)
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"].startswith('Bearer realm="notify_site"')
+    assert answer.get_json()["error"]["code"] == code
+
+
+def test_a_stored_hash_without_the_prefix_does_not_authenticate(app, client, user):
+    # A key must look like one of ours before it is looked up at all.
+    with app.app_context():
+        db.session.add(
+            ApiKey(
+                owner_id=user,
+                name="odd",
+                prefix="plain",
+                key_hash=hashlib.sha256(b"plain-secret").hexdigest(),
+            )
+        )
+        db.session.commit()
+        assert api_keys.authenticate("plain-secret") is None
+    assert _call_api(client, "plain-secret").status_code == 401
+
+
+def test_last_used_is_set_and_written_at_most_once_a_minute(app, client, user):
+    key_id, plaintext = _new_key(app)
+    with app.app_context():
+        assert db.session.get(ApiKey, key_id).last_used_at is None
+    assert _call_api(client, plaintext).status_code == 200
+    with app.app_context():
+        first = db.session.get(ApiKey, key_id).last_used_at
+    assert first is not None
+    assert utcnow() - first < timedelta(seconds=5)
+
+    assert _call_api(client, plaintext).status_code == 200
+    with app.app_context():
+        assert db.session.get(ApiKey, key_id).last_used_at == first  # no write within a minute
+        db.session.get(ApiKey, key_id).last_used_at = first - timedelta(minutes=2)
+        db.session.commit()
+    assert _call_api(client, plaintext).status_code == 200
+    with app.app_context():
+        assert db.session.get(ApiKey, key_id).last_used_at > first - timedelta(seconds=1)
+
+
+def test_touch_skips_the_update_when_recent(app, user):
+    key_id, _ = _new_key(app)
+    with app.app_context():
+        api_key = db.session.get(ApiKey, key_id)
+        api_key.last_used_at = utcnow() - timedelta(seconds=10)
+        db.session.commit()
+        statements = []
+
+        def record(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            api_keys.touch(api_key)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+        assert not [s for s in statements if s.lstrip().upper().startswith("UPDATE")]
+
+
+def test_another_users_key_cannot_be_revoked(app, signed_in):
+    with app.app_context():
+        create_user("bob")
+    bob_key_id, bob_plaintext = _new_key(app, username="bob")
+    answer = signed_in.post(f"/api-keys/{bob_key_id}/revoke")
+    assert answer.status_code == 404
+    with app.app_context():
+        assert db.session.get(ApiKey, bob_key_id).revoked_at is None
+    assert _call_api(signed_in, bob_plaintext).status_code == 200
+    assert signed_in.post("/api-keys/999999/revoke").status_code == 404
+
+
+def test_alices_page_lists_only_her_keys(app, signed_in):
+    with app.app_context():
+        create_user("bob")
+    _new_key(app, username="bob", name="bobs-secret-key-name")
+    _new_key(app, username="alice", name="alices-key")
+    page = signed_in.get("/api-keys").get_data(as_text=True)
+    assert "alices-key" in page
+    assert "bobs-secret-key-name" not in page
+
+
+def test_cli_prints_a_working_key(app, runner, client, user):
+    result = runner.invoke(args=["create-api-key", "--user", "alice", "--name", "deploy"])
+    assert result.exit_code == 0, result.output
+    plaintext = result.stdout.strip()
+    assert KEY_PATTERN.fullmatch(plaintext)
+    with app.app_context():
+        row = db.session.scalar(select(ApiKey))
+        assert row.name == "deploy"
+        assert row.owner_id == user
+        assert row.key_hash == hashlib.sha256(plaintext.encode()).hexdigest()
+    assert _call_api(client, plaintext).status_code == 200
+
+
+def test_cli_refuses_an_unknown_user(app, runner):
+    result = runner.invoke(args=["create-api-key", "--user", "nobody"])
+    assert result.exit_code == 1
+    assert "no account called" in result.output
+    assert not KEY_PATTERN.search(result.output)
+    with app.app_context():
+        assert db.session.scalar(select(ApiKey)) is None
+
+
+def test_service_rejects_bad_names(app, user):
+    with app.app_context():
+        alice = db.session.get(User, user)
+        with pytest.raises(api_keys.ApiKeyError):
+            api_keys.create_api_key(alice, "")
+        with pytest.raises(api_keys.ApiKeyError):
+            api_keys.create_api_key(alice, "x" * 65)
+        assert db.session.scalar(select(ApiKey)) is None
+
+
+def test_keys_are_unique_and_random(app, user):
+    with app.app_context():
+        alice = db.session.get(User, user)
+        keys = {api_keys.create_api_key(alice, f"k{i}")[1] for i in range(20)}
+    assert len(keys) == 20
+    assert len({key[:12] for key in keys}) == 20
