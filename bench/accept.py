@@ -1,0 +1,103 @@
+"""Accept benchmark: POST /api/v1/notifications against a trivial Flask endpoint.
+
+Both are served by gunicorn with the same workers and loaded by wrk with the same
+concurrency, in the same run. The API request authenticates the key, validates the body and
+commits one outbox row (no worker runs, so the queue only grows). Target: ratio ≥ 0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from bench.common import apply_env, bench_env, free_port, gunicorn, report, setup_instance, workdir
+
+
+def wrk(
+    url: str, body: dict, headers: dict, *, seconds: int, connections: int, path: Path
+) -> float:
+    """Requests per second that wrk reached posting ``body`` (non-2xx answers abort the run)."""
+    script = path / f"post-{free_port()}.lua"
+    lines = [
+        'wrk.method = "POST"',
+        f"wrk.body = {json.dumps(json.dumps(body))}",
+        *(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()),
+        "function response(status, headers, body)",
+        '  if status ~= 202 then error("unexpected status " .. status .. ": " .. body) end',
+        "end",
+    ]
+    script.write_text("\n".join(lines) + "\n")
+    output = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    if "Non-2xx" in output:
+        raise RuntimeError(f"wrk saw errors:\n{output}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install wrk")
+
+    with workdir() as path:
+        site_port, trivial_port = free_port(), free_port()
+        env = bench_env(site_port, path, args.database_url)
+        apply_env(env)
+        setup_instance(env)
+
+        from notify_site import create_app
+        from notify_site.services.api_keys import create_api_key
+        from tests.factories import create_connection, create_user
+
+        app = create_app()
+        with app.app_context():
+            user = create_user("bench")
+            create_connection(user, label="bench")
+            _, key = create_api_key(user, "bench")
+
+        message = {"connection": "bench", "message": "Disk 91% full on web-1"}
+        with gunicorn("bench.trivial_app:app", trivial_port, env, workers=args.workers):
+            trivial = wrk(
+                f"http://127.0.0.1:{trivial_port}/ping",
+                message,
+                {"Content-Type": "application/json"},
+                seconds=args.seconds,
+                connections=args.connections,
+                path=path,
+            )
+        with gunicorn("wsgi:app", site_port, env, workers=args.workers):
+            accept = wrk(
+                f"http://127.0.0.1:{site_port}/api/v1/notifications",
+                message,
+                {"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+                seconds=args.seconds,
+                connections=args.connections,
+                path=path,
+            )
+    database = "PostgreSQL" if args.database_url else "SQLite"
+    report(
+        f"accept: gunicorn {args.workers} workers, wrk {args.connections} connections, "
+        f"{args.seconds} s each, {database}",
+        [
+            ("trivial Flask endpoint", trivial, "req/s"),
+            ("POST /api/v1/notifications", accept, "req/s"),
+            ("ratio (target >= 0.5)", accept / trivial, "x"),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
