@@ -57,7 +57,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from notify_site.views import api, api_keys, auth, connections, main, send
+    from notify_site.views import admin, api, api_keys, auth, connections, dashboard, main, send
 
     app.register_blueprint(main.bp)
     app.register_blueprint(auth.bp)
@@ -65,6 +65,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(send.bp)
     app.register_blueprint(api_keys.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(admin.bp)
     if app.config["RELAY_ENABLED"]:
         from notify_site import relay
 
