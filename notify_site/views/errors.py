@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -24,7 +24,21 @@ def wants_json() -> bool:
     )
 
 
+def is_relay_api() -> bool:
+    """Paths of the built-in relay that speak LINE Notify's JSON ``{status, message}``.
+
+    A 404 or 405 there happens at routing, before the relay's own handlers could answer, so
+    it is shaped here, as a Notify client expects.
+    """
+    if not current_app.config.get("RELAY_ENABLED"):
+        return False
+    prefix = current_app.config["RELAY_URL_PREFIX"]
+    return request.path.startswith((f"{prefix}/api/", f"{prefix}/oauth/token"))
+
+
 def _render(status: int, code: str, message: str):
+    if is_relay_api():
+        return {"status": status, "message": message}, status
     if wants_json():
         return {"error": {"code": code, "message": message, "fields": {}}}, status
     return render_template("errors/error.html", status=status, message=message), status
