@@ -136,15 +136,3 @@ def test_create_user_command_makes_plain_users_after_the_first(runner, app):
     short = runner.invoke(args=["create-user", "--username", "third", "--password", "short"])
     assert short.exit_code != 0
     assert "at least 8" in short.output
-
-
-def test_unknown_relay_api_paths_answer_notify_json(client):
-    missing = client.post("/relay/api/nothing-here")
-    assert missing.status_code == 404
-    assert missing.json["status"] == 404
-    wrong_method = client.get("/relay/api/notify")
-    assert wrong_method.status_code == 405
-    assert wrong_method.json == {"status": 405, "message": wrong_method.json["message"]}
-    page = client.get("/no-such-page")
-    assert page.status_code == 404
-    assert page.mimetype == "text/html"
