@@ -36,9 +36,11 @@ fmt: $(BIN)/.dev-installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Benchmarks print ratios against a baseline measured in the same run (see bench/README.md).
+BENCHMARKS ?= accept deliver
 bench: $(BIN)/.dev-installed
-	@ls bench/*.py >/dev/null 2>&1 && for script in bench/*.py; do $(BIN)/python $$script; done \
-		|| echo "No benchmarks yet: see bench/README.md."
+	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
+	for name in $(BENCHMARKS); do $(BIN)/python -m bench.$$name || exit 1; done
 
 # Generate a migration after changing the models: make migration MSG="add x"
 migration: $(BIN)/.runtime-installed
