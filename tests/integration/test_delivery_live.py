@@ -169,3 +169,34 @@ def test_revoking_on_the_site_fails_the_queue(live, chat):
         )
     assert failed == 2
     assert Worker(live.app).run_until_idle() == 0
+
+
+def test_api_request_is_delivered_into_the_inbox(live, chat):
+    from notify_site.services.api_keys import create_api_key
+
+    with live.app.app_context():
+        owner = db.session.get(User, db.session.get(Connection, chat).owner_id)
+        _, key = create_api_key(owner, "integration")
+    answer = requests.post(
+        f"{live.site}/api/v1/notifications",
+        json={
+            "connection": "Me",
+            "message": "from the API",
+            "sticker": {"package_id": 446, "sticker_id": 1988},
+        },
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+    assert answer.status_code == 202, answer.text
+    [record] = answer.json()["notifications"]
+    assert record["status"] == "queued"
+
+    wait_for_new_window(live, chat)
+    Worker(live.app).run_until_idle()
+    status = requests.get(
+        f"{live.site}{record['url']}", headers={"Authorization": f"Bearer {key}"}, timeout=10
+    ).json()
+    assert (status["status"], status["attempts"]) == ("delivered", 1)
+    [item] = requests.get(f"{live.relay}/inbox.json", timeout=10).json()["messages"]
+    assert item["message"] == "from the API"
+    assert item["sticker"] == {"package_id": 446, "sticker_id": 1988}
