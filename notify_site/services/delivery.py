@@ -109,18 +109,35 @@ def _callable(now: datetime):
 def claim_connections(limit: int, lease: timedelta) -> list[ConnectionClaim]:
     """Lease up to ``limit`` connections with due notifications, the longest-waiting first."""
     now = utcnow()
-    candidates = db.session.execute(
-        select(Notification.connection_id)
-        .join(Connection, Connection.id == Notification.connection_id)
-        .where(_due(now), _callable(now))
-        .group_by(Notification.connection_id)
-        .order_by(func.min(Notification.next_attempt_at))
-        .limit(limit * 2)
-    ).scalars()
+    candidates = list(
+        db.session.execute(
+            select(Notification.connection_id)
+            .join(Connection, Connection.id == Notification.connection_id)
+            .where(_due(now), _callable(now))
+            .group_by(Notification.connection_id)
+            .order_by(func.min(Notification.next_attempt_at))
+            .limit(limit * 2)
+        ).scalars()
+    )
+    if not candidates:
+        db.session.commit()
+        return []
+    # PostgreSQL: FOR UPDATE SKIP LOCKED, so that concurrent workers take different
+    # connections instead of queueing on the same rows. SQLite has a single writer and no such
+    # clause (SQLAlchemy leaves it out there); the conditional UPDATE below decides alone.
+    free = set(
+        db.session.execute(
+            select(Connection.id)
+            .where(Connection.id.in_(candidates), _callable(now))
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
     claims: list[ConnectionClaim] = []
-    for connection_id in list(candidates):
+    for connection_id in candidates:
         if len(claims) == limit:
             break
+        if connection_id not in free:
+            continue
         token = str(uuid.uuid4())
         taken = db.session.execute(
             update(Connection)
