@@ -69,7 +69,7 @@ def bar_chart(
         )
         parts.append(
             f'<text class="chart-axis" x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" '
-            f'font-size="10" fill="#6b7780">{round(peak * fraction)}</text>'
+            f'font-size="10" fill="#6b7780">{peak * fraction:g}</text>'
         )
     for index, label in enumerate(labels):
         x0 = left + index * group_w + group_w * 0.1

@@ -121,7 +121,12 @@ def revoke(connection_id: int):
         flash(str(error), "error")
     else:
         flash(f"“{connection.label}” is disconnected.", "success")
-    return redirect(url_for("connections.index"))
+    # Only the dashboard may be named as the way back: `next` is never a URL (no open redirect).
+    return redirect(
+        url_for(
+            "dashboard.index" if request.args.get("next") == "dashboard" else "connections.index"
+        )
+    )
 
 
 @bp.post("/connections/<int:connection_id>/refresh")
@@ -140,4 +145,9 @@ def refresh(connection_id: int):
             f"“{connection.label}” checked: {connection.rate_remaining} calls left this hour.",
             "success",
         )
-    return redirect(url_for("connections.index"))
+    # Only the dashboard may be named as the way back: `next` is never a URL (no open redirect).
+    return redirect(
+        url_for(
+            "dashboard.index" if request.args.get("next") == "dashboard" else "connections.index"
+        )
+    )

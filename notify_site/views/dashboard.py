@@ -1,5 +1,84 @@
-"""Placeholder: being written."""
+"""The user's dashboard (SPEC 4.5): quota gauges per connection, recent notifications, and
+a chart of sends per hour. The page polls ``/dashboard.json`` for fresh figures and fetches
+``/dashboard/chart`` when the hourly counts change (static/js/dashboard.js)."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Blueprint, render_template
+from flask_login import current_user, login_required
+from markupsafe import Markup
+
+from notify_site.charts import Series, bar_chart
+from notify_site.forms import ConfirmForm
+from notify_site.services import dashboard as service
 
 bp = Blueprint("dashboard", __name__)
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@bp.get("/dashboard")
+@login_required
+def index():
+    dashboard = service.load_dashboard(current_user)
+    return render_template(
+        "dashboard/index.html",
+        dashboard=dashboard,
+        charts=sends_charts(dashboard.hourly),
+        hourly_json=service.hourly_json(dashboard.hourly),
+        action_form=ConfirmForm(),
+        gauge=service.Gauge,
+        countdown=service.countdown_text,
+        excerpt=service.excerpt,
+    )
+
+
+# Not @login_required: that redirects to the sign-in page, and a script polling for JSON
+# would follow it to HTML. A signed-out poll gets a 401 in the API's error shape instead.
+
+
+@bp.get("/dashboard.json")
+def data():
+    if not current_user.is_authenticated:
+        return _signed_out()
+    return service.dashboard_json(service.load_dashboard(current_user)), 200, NO_STORE
+
+
+@bp.get("/dashboard/chart")
+def chart():
+    """The chart alone, as an HTML fragment, for the page to swap in when the counts change."""
+    if not current_user.is_authenticated:
+        return _signed_out()
+    hourly = service.hourly_sends(current_user)
+    fragment = render_template("dashboard/_chart.html", hourly=hourly, charts=sends_charts(hourly))
+    return fragment, 200, NO_STORE
+
+
+def _signed_out():
+    error = {"code": "unauthorized", "message": "Sign in to see your dashboard.", "fields": {}}
+    return {"error": error}, 401, NO_STORE
+
+
+@dataclass(frozen=True)
+class SendsCharts:
+    wide: Markup
+    narrow: Markup
+
+
+def sends_charts(hourly: service.HourlySends) -> SendsCharts:
+    """The bar chart of the hourly counts (delivered, failed and, if any, still pending),
+    drawn for a wide screen and for a phone."""
+    labels = [hour.strftime("%H:00") for hour in hourly.hours]
+    series = [
+        Series("Delivered", hourly.delivered, "chart-series-1"),
+        Series("Failed", hourly.failed, "chart-series-2"),
+    ]
+    if hourly.total_pending:
+        series.append(Series("Pending", hourly.pending, "chart-series-3"))
+    title = "Notifications sent per hour, last 24 hours (UTC)"
+    return SendsCharts(
+        wide=bar_chart(labels, series, title=title, width=720, height=200, label_every=3),
+        narrow=bar_chart(labels, series, title=title, width=360, height=220, label_every=6),
+    )

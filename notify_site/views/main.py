@@ -15,7 +15,7 @@ bp = Blueprint("main", __name__)
 @bp.get("/")
 def index():
     if current_user.is_authenticated:
-        return redirect(url_for("connections.index"))
+        return redirect(url_for("dashboard.index"))
     return render_template("main/index.html")
 
 

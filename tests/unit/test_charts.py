@@ -26,3 +26,9 @@ def test_bars_are_proportional_and_titled():
 def test_series_need_one_value_per_label():
     with pytest.raises(ValueError, match="one value per label"):
         bar_chart(["a", "b"], [Series("x", [1])], title="t")
+
+
+def test_axis_labels_of_a_small_scale_are_not_rounded_away():
+    svg = str(bar_chart(["a"], [Series("x", [1])], title="t"))
+    labels = re.findall(r'text-anchor="end"[^>]*>([^<]+)<', svg)
+    assert labels == ["0", "0.5", "1"]

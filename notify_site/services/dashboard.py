@@ -1,0 +1,248 @@
+"""What a person's dashboard shows (SPEC 4.5): their connections with the last rate-limit
+snapshot of each, their latest notifications, and how many they sent per hour over a day.
+
+Every query starts from the owner and, for notifications, a time range, so that its cost
+follows one person's recent rows and not the size of the table:
+
+* connections: ``connections.owner_id`` (``ix_connections_owner_id``);
+* recent notifications and the hourly counts: ``ix_notifications_owner_created``
+  (``owner_id, created_at``) — the newest rows of one owner, or one owner's last 24 hours.
+
+The hourly counts are grouped in SQL. The hour of each row comes from a ``CASE`` over the 24
+hour boundaries (bound parameters), so the same statement runs on SQLite and PostgreSQL with
+no date function of either.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import joinedload
+
+from notify_site.db_types import utcnow
+from notify_site.extensions import db
+from notify_site.models import Connection, Notification, NotificationStatus, User
+from notify_site.services.connections import list_connections
+
+#: The chart covers this many hours: the current one and those before it.
+HOURS = 24
+#: How many of the latest notifications the dashboard lists.
+RECENT_LIMIT = 20
+EXCERPT_CHARS = 80
+#: At or below this share of its limit a gauge turns amber (dashboard.js uses the same).
+LOW_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class Gauge:
+    """One quota figure of a connection, ready to draw: ``remaining`` of ``limit``."""
+
+    remaining: int | None
+    limit: int | None
+
+    @property
+    def known(self) -> bool:
+        return self.remaining is not None and self.limit is not None and self.limit > 0
+
+    @property
+    def percent(self) -> float:
+        """The share left, 0–100, for the arc's length (0 when unknown)."""
+        if not self.known:
+            return 0.0
+        return round(100 * min(max(self.remaining, 0), self.limit) / self.limit, 1)
+
+    @property
+    def level(self) -> str:
+        """``ok``, ``low``, ``empty`` or ``unknown``: the gauge's colour."""
+        if not self.known:
+            return "unknown"
+        if self.remaining <= 0:
+            return "empty"
+        return "low" if self.remaining <= self.limit * LOW_FRACTION else "ok"
+
+
+@dataclass(frozen=True)
+class HourlySends:
+    """Notifications per hour of their creation, by what became of them, oldest hour first."""
+
+    hours: list[datetime]
+    delivered: list[int]
+    failed: list[int]
+    pending: list[int]
+
+    @property
+    def total_delivered(self) -> int:
+        return sum(self.delivered)
+
+    @property
+    def total_failed(self) -> int:
+        return sum(self.failed)
+
+    @property
+    def total_pending(self) -> int:
+        return sum(self.pending)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """Everything one page (or one poll of its JSON) shows, read at ``now``."""
+
+    now: datetime
+    connections: list[Connection]
+    notifications: list[Notification]
+    hourly: HourlySends
+
+
+def load_dashboard(user: User, now: datetime | None = None) -> Dashboard:
+    """The user's dashboard: only their own connections and notifications, admin or not."""
+    now = now or utcnow()
+    return Dashboard(
+        now=now,
+        connections=list_connections(user),
+        notifications=recent_notifications(user),
+        hourly=hourly_sends(user, now),
+    )
+
+
+def recent_notifications(user: User, limit: int = RECENT_LIMIT) -> list[Notification]:
+    """The user's latest notifications, newest first, with their connections loaded."""
+    return list(
+        db.session.scalars(
+            select(Notification)
+            .where(Notification.owner_id == user.id)
+            .order_by(Notification.created_at.desc(), Notification.id.desc())
+            .limit(limit)
+            .options(joinedload(Notification.connection))
+        )
+    )
+
+
+def hour_starts(now: datetime, hours: int = HOURS) -> list[datetime]:
+    """The starts of the last ``hours`` whole UTC hours, the one ``now`` is in last."""
+    current = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return [current - timedelta(hours=hours - 1 - index) for index in range(hours)]
+
+
+def hourly_sends(user: User, now: datetime | None = None, hours: int = HOURS) -> HourlySends:
+    """How many notifications the user queued in each of the last ``hours`` hours (by
+    ``created_at``), split into delivered, failed and still pending (queued or sending)."""
+    starts = hour_starts(now or utcnow(), hours)
+    end = starts[-1] + timedelta(hours=1)
+    # The first boundary a row is before names its hour; rows of the last hour fall through.
+    bucket = case(
+        *[(Notification.created_at < edge, index) for index, edge in enumerate(starts[1:])],
+        else_=hours - 1,
+    )
+    rows = (
+        select(bucket.label("hour"), Notification.status.label("status"))
+        .where(
+            Notification.owner_id == user.id,
+            Notification.created_at >= starts[0],
+            Notification.created_at < end,
+        )
+        .subquery()
+    )
+    counts = db.session.execute(
+        select(rows.c.hour, rows.c.status, func.count()).group_by(rows.c.hour, rows.c.status)
+    )
+    series = {outcome: [0] * hours for outcome in ("delivered", "failed", "pending")}
+    for hour, status, count in counts:
+        if status == NotificationStatus.DELIVERED:
+            outcome = "delivered"
+        elif status == NotificationStatus.FAILED:
+            outcome = "failed"
+        else:
+            outcome = "pending"
+        series[outcome][hour] += count
+    return HourlySends(hours=starts, **series)
+
+
+def countdown_text(reset_at: datetime | None, now: datetime) -> str:
+    """The countdown's text: ``resets in 12:34`` until ``reset_at``, then ``window reset``
+    (dashboard.js ticks it on from there)."""
+    if reset_at is None:
+        return "reset time unknown"
+    # Rounded up, as dashboard.js does: "0:01" is shown until the very second of the reset.
+    seconds = math.ceil((reset_at - now).total_seconds())
+    if seconds <= 0:
+        return "window reset"
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    clock = f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+    return f"resets in {clock}"
+
+
+def excerpt(message: str, length: int = EXCERPT_CHARS) -> str:
+    """The start of a message on one line, with an ellipsis when cut."""
+    flat = " ".join(message.split())
+    return flat if len(flat) <= length else flat[: length - 1].rstrip() + "…"
+
+
+# ------------------------------------------------------------------------------------ JSON
+
+
+def iso(value: datetime | None) -> str | None:
+    """A UTC time as ISO 8601 with a ``Z``, as the JSON API writes it."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def epoch(value: datetime | None) -> int | None:
+    """A time as whole seconds since the Unix epoch, as ``X-RateLimit-Reset`` carries it."""
+    return int(value.timestamp()) if value else None
+
+
+def connection_json(connection: Connection) -> dict[str, Any]:
+    return {
+        "id": connection.id,
+        "label": connection.label,
+        "target": connection.target_name,
+        "type": connection.target_type,
+        "status": connection.status,
+        "status_detail": connection.status_detail,
+        "rate_limit": {
+            "limit": connection.rate_limit,
+            "remaining": connection.rate_remaining,
+            "image_limit": connection.rate_image_limit,
+            "image_remaining": connection.rate_image_remaining,
+            "reset": epoch(connection.rate_reset_at),
+            "reset_at": iso(connection.rate_reset_at),
+            "checked_at": iso(connection.rate_checked_at),
+            "checked_by": connection.rate_checked_by,
+        },
+    }
+
+
+def notification_json(notification: Notification) -> dict[str, Any]:
+    return {
+        "id": notification.id,
+        "connection": {"id": notification.connection_id, "label": notification.connection.label},
+        "excerpt": excerpt(notification.message),
+        "status": notification.status,
+        "attempts": notification.attempts,
+        "last_error": notification.last_error,
+        "created_at": iso(notification.created_at),
+        "finished_at": iso(notification.finished_at),
+    }
+
+
+def dashboard_json(dashboard: Dashboard) -> dict[str, Any]:
+    """The figures of the page, for the page's own polling (and anyone's scripts)."""
+    return {
+        "generated_at": iso(dashboard.now),
+        "connections": [connection_json(c) for c in dashboard.connections],
+        "notifications": [notification_json(n) for n in dashboard.notifications],
+        "hourly": hourly_json(dashboard.hourly),
+    }
+
+
+def hourly_json(hourly: HourlySends) -> dict[str, list]:
+    return {
+        "hours": [iso(hour) for hour in hourly.hours],
+        "delivered": hourly.delivered,
+        "failed": hourly.failed,
+        "pending": hourly.pending,
+    }
