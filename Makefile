@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run setup test lint fmt bench migration clean-venv
+.PHONY: run setup test lint scan fmt bench migration clean-venv
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(BIN)/.runtime-installed: requirements.txt
@@ -28,9 +28,26 @@ run: setup
 test: $(BIN)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The whole suite again with every test on a fresh PostgreSQL schema, plus the slow scale and
+# restart tests of tests/postgres/ (see tests/conftest.py). Needs a PostgreSQL server.
+.PHONY: test-postgres
+test-postgres: $(BIN)/.dev-installed
+	NOTIFY_SITE_TEST_ALL_ON_POSTGRES=1 \
+	NOTIFY_SITE_TEST_DATABASE_URL=$${NOTIFY_SITE_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Security scanners (reliability.md "Scanners and fuzzers"); CI runs this after `make lint`.
+# bandit: medium and high findings fail (config in pyproject.toml). pip-audit: any known
+# vulnerability fails; .ci/pip_audit.py says loudly when the service cannot be reached.
+# schemathesis: generated requests against /api/v1/openapi.json, in-process, with a real key.
+scan: $(BIN)/.dev-installed
+	$(BIN)/bandit -c pyproject.toml -r notify_site --severity-level medium
+	$(BIN)/python .ci/pip_audit.py requirements.txt
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/test_schemathesis.py
 
 fmt: $(BIN)/.dev-installed
 	$(BIN)/ruff check --fix .

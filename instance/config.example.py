@@ -10,8 +10,8 @@
 # SECRET_KEY = "a long random string"
 
 # The token key ring, newest first. Each entry is "key-id:fernet-key"; the first one encrypts,
-# all of them decrypt. Make a new key with `flask --app wsgi generate-key` (see README,
-# "Rotating the token keys"). Generated on first run when unset.
+# all of them decrypt. Make a new key with `flask --app wsgi generate-key`, then follow
+# docs/key-rotation.md (`flask --app wsgi rotate-keys`). Generated on first run when unset.
 # TOKEN_KEYS = ["k2026b:...", "k2026a:..."]
 
 # --- The Notify server ----------------------------------------------------------------------
@@ -57,3 +57,55 @@
 # Session cookie flags. SESSION_COOKIE_SECURE = None means: Secure when NOTIFY_REDIRECT_URI
 # is https.
 # SESSION_COOKIE_SECURE = None
+
+# --- Behind a proxy, host names, HTTPS ------------------------------------------------------
+# Host header values the site answers to; anything else gets a 400. A leading dot also allows
+# subdomains. None (the default) does not restrict them: fine for local development, but set
+# it in production. List the relay's host name too if it is reached under another name.
+# TRUSTED_HOSTS = ["notify.example.com"]
+# How many reverse proxies in front of the site set each X-Forwarded-* header (werkzeug's
+# ProxyFix). 0, the default, trusts none: a client could otherwise forge its address or
+# scheme. Behind one proxy that terminates TLS, set X_FOR and X_PROTO to 1, so that the site
+# sees the client's address (rate limits, sign-in throttle) and knows the request was HTTPS
+# (HSTS). The session cookie's Secure flag follows NOTIFY_REDIRECT_URI, above.
+# PROXY_FIX_X_FOR = 0
+# PROXY_FIX_X_PROTO = 0
+# PROXY_FIX_X_HOST = 0
+# PROXY_FIX_X_PORT = 0
+# PROXY_FIX_X_PREFIX = 0
+# Strict-Transport-Security on answers to HTTPS requests: max-age in seconds, and whether it
+# covers subdomains.
+# HSTS_MAX_AGE = 31536000
+# HSTS_INCLUDE_SUBDOMAINS = True
+
+# --- Rate limits ----------------------------------------------------------------------------
+# Requests one API key may make to /api/v1 (all endpoints together); over it: 429 with
+# Retry-After. Limits are strings like "600 per minute" or "10/second;1000/hour".
+# API_RATE_LIMIT = "600 per minute"
+# Failed sign-ins allowed for one username from one address; then sign-in is refused for
+# that pair until the window has passed.
+# LOGIN_FAILURE_LIMIT = "5 per 15 minutes"
+# False turns all of the above off.
+# RATELIMIT_ENABLED = True
+# Where the counters live. memory:// counts per process; with several processes or machines
+# use Redis so they share one count (needs the redis package, in requirements.txt).
+# RATELIMIT_STORAGE_URI = "memory://"
+# RATELIMIT_STORAGE_URI = "redis://127.0.0.1:6379/0"
+# Options for the storage. For Redis they go to redis-py; socket and connect timeouts default
+# to 1 second there, so a Redis that hangs cannot hang the site.
+# RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": 0.5}
+# fixed-window, moving-window or sliding-window-counter.
+# RATELIMIT_STRATEGY = "fixed-window"
+# Prefix of every counter's key (several sites can share one Redis).
+# RATELIMIT_KEY_PREFIX = "notify_site"
+# While the storage is unreachable, count in each process's memory instead of failing.
+# RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+
+# --- Metrics --------------------------------------------------------------------------------
+# GET /metrics (Prometheus text format) answers only with "Authorization: Bearer <token>":
+# 404 while this is None, 401 with a missing or wrong token. Every web machine shares it.
+# METRICS_TOKEN = "a-long-random-string"
+# A delivery worker (flask --app wsgi worker) serves its own metrics on this port, with the
+# same token; None: it does not. The address it listens on (keep it on a private network).
+# WORKER_METRICS_PORT = 9200
+# WORKER_METRICS_HOST = "127.0.0.1"

@@ -36,6 +36,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     load_config(app, test_config)
     register_extensions(app)
     register_blueprints(app)
+    __import__("notify_site.metrics", fromlist=["init_app"]).init_app(app)  # /metrics, API counts
+    register_rate_limits(app)
     register_errorhandlers(app)
     register_commands(app)
     return app
@@ -71,6 +73,14 @@ def register_blueprints(app: Flask) -> None:
         from notify_site import relay
 
         relay.init_app(app)
+
+
+def register_rate_limits(app: Flask) -> None:
+    """The per-key limit on the JSON API and the sign-in throttle (notify_site/ratelimit.py)."""
+    from notify_site import ratelimit
+    from notify_site.views import api
+
+    ratelimit.init_app(app, api_blueprint=api.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -13,7 +13,9 @@ from flask_migrate import upgrade
 from werkzeug.serving import run_simple
 
 from notify_site import config as site_config
-from notify_site.services import ServiceError, accounts, api_keys
+from notify_site.crypto import KeyRing, KeyRingError, generate_key
+from notify_site.services import ServiceError, accounts, api_keys, keyrotation
+from notify_site.services.notify import keyring
 
 
 def init_app(app: Flask) -> None:
@@ -21,6 +23,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(create_user_command)
     app.cli.add_command(create_api_key_command)
     app.cli.add_command(serve_command)
+    app.cli.add_command(generate_key_command)
+    app.cli.add_command(rotate_keys_command)
 
 
 @click.command("setup")
@@ -108,3 +112,123 @@ def serve_command(host: str, port: int) -> None:
         run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
     finally:
         background.stop()
+
+
+@click.command("generate-key")
+@click.option(
+    "--id",
+    "key_id",
+    default=None,
+    help="The key id (1-32 of A-Z a-z 0-9 _ -); default: k and 8 random hex digits.",
+)
+def generate_key_command(key_id: str | None) -> None:
+    """Print a new token key, "key-id:fernet-key", for TOKEN_KEYS (see docs/key-rotation.md).
+
+    Only the key goes to standard output, so it can be captured; nothing is stored.
+    """
+    try:
+        entry = generate_key(key_id)
+    except KeyRingError as error:
+        raise click.BadParameter(str(error), param_hint="--id") from None
+    click.echo(entry)
+    click.echo(
+        "Add it at the end of TOKEN_KEYS on every process, then move it to the front, then "
+        "run rotate-keys: see docs/key-rotation.md.",
+        err=True,
+    )
+
+
+@click.command("rotate-keys")
+@with_appcontext
+@click.option(
+    "--batch-size",
+    default=keyrotation.DEFAULT_BATCH_SIZE,
+    show_default=True,
+    type=click.IntRange(min=1, max=keyrotation.MAX_BATCH_SIZE),
+    help="Values re-encrypted per transaction.",
+)
+@click.option(
+    "--max-batches",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after this many batches (run again to carry on).",
+)
+@click.option("--dry-run", is_flag=True, help="Only report what is under which key.")
+def rotate_keys_command(batch_size: int, max_batches: int | None, dry_run: bool) -> None:
+    """Re-encrypt every stored token under the newest key of TOKEN_KEYS.
+
+    Resumable: each batch is committed on its own, and a new run picks up what is left. Ends
+    with how many values remain under each other key id. Exits with status 1 if some values
+    cannot be read (their key is missing from TOKEN_KEYS, or they are damaged).
+    """
+    ring = keyring()
+    primary = ring.primary_key_id
+    click.echo(f"Newest key: {primary!r}. Key ring: {', '.join(ring.key_ids)}.")
+    if dry_run:
+        _report_remaining(ring, keyrotation.RotationResult())
+        return
+    total = keyrotation.pending_count(ring)
+    click.echo(f"{total} stored value{'s' if total != 1 else ''} not under {primary!r}.")
+    try:
+        with click.progressbar(length=total, label="Re-encrypting", show_pos=True) as bar:
+            result = keyrotation.rotate(
+                ring, batch_size=batch_size, max_batches=max_batches, on_batch=bar.update
+            )
+    except KeyboardInterrupt:
+        raise click.ClickException(
+            "Interrupted. Every finished batch is saved; run rotate-keys again to carry on."
+        ) from None
+    click.echo(f"Re-encrypted {result.rotated} under {primary!r} in {_batches(result.batches)}.")
+    if result.changed_meanwhile:
+        click.echo(f"{result.changed_meanwhile} changed while being rotated (left as they are).")
+    if result.stopped_early:
+        click.echo(f"Stopped after {_batches(result.batches)} as asked; run again to carry on.")
+    _report_remaining(ring, result)
+
+
+def _batches(count: int) -> str:
+    return f"{count} batch" if count == 1 else f"{count} batches"
+
+
+def _report_remaining(ring: KeyRing, result: keyrotation.RotationResult) -> None:
+    """Print what is still under each key id other than the primary; fail on unreadable."""
+    remaining = keyrotation.remaining_by_key(ring)
+    by_key: dict[str, int] = dict.fromkeys(ring.key_ids[1:], 0)
+    for counts in remaining.values():
+        for key_id, count in counts.items():
+            by_key[key_id] = by_key.get(key_id, 0) + count
+    click.echo("Remaining on other keys:")
+    if not by_key:
+        click.echo(f"  none: {ring.primary_key_id!r} is the only key in the ring.")
+    missing = []
+    for key_id, count in by_key.items():
+        if key_id in ring.key_ids:
+            note = " (can now be removed from TOKEN_KEYS)" if count == 0 else ""
+            click.echo(f"  {key_id}: {count}{note}")
+            continue
+        where = "; ".join(
+            f"{label} {counts[key_id]}" for label, counts in remaining.items() if counts[key_id]
+        )
+        if key_id == keyrotation.MALFORMED:
+            click.echo(f"  {key_id}: {count} - not key-ring ciphertexts at all ({where})")
+            continue
+        missing.append(key_id)
+        click.echo(f"  {key_id}: {count} - NOT IN TOKEN_KEYS ({where})")
+    for (label, key_id), unreadable in sorted(result.unreadable.items()):
+        rows = ", ".join(unreadable.rows)
+        more = " …" if unreadable.count > len(unreadable.rows) else ""
+        click.echo(f"  unreadable {label} under {key_id!r}: rows {rows}{more}: {unreadable.reason}")
+    if missing:
+        names = ", ".join(repr(key_id) for key_id in missing)
+        raise click.ClickException(
+            f"Some stored values cannot be read: token key {names} is not in TOKEN_KEYS. "
+            "Add the key back to the ring (anywhere after the first), and run rotate-keys "
+            "again. Nothing was read with another key."
+        )
+    if result.unreadable_count:
+        raise click.ClickException(
+            f"{result.unreadable_count} stored values could not be re-encrypted: they fail "
+            "their integrity check or belong to another record (listed above). They were left "
+            "as they are; the keys they are under must stay in TOKEN_KEYS until they are dealt "
+            "with."
+        )

@@ -83,6 +83,52 @@ DEFAULTS: dict[str, Any] = {
     "REMEMBER_COOKIE_HTTPONLY": True,
     "REMEMBER_COOKIE_SAMESITE": "Lax",
     "WTF_CSRF_TIME_LIMIT": 3600,
+    # Host header values the site answers to (Flask's own key), e.g. ["notify.example.com"];
+    # a leading dot also allows subdomains. Anything else gets a 400. None: not restricted,
+    # which suits local development; set it in production. With the built-in relay on another
+    # host name (as in the tests: 127.0.0.1 and localhost), list both.
+    "TRUSTED_HOSTS": None,
+    # Strict-Transport-Security, sent only on requests that arrived over HTTPS (directly, or
+    # through a proxy trusted by PROXY_FIX_X_PROTO below).
+    "HSTS_MAX_AGE": 31536000,
+    "HSTS_INCLUDE_SUBDOMAINS": True,
+    # Behind reverse proxies (werkzeug's ProxyFix): how many proxies in front of the site set
+    # each X-Forwarded-* header. 0 trusts none, so a client cannot forge its address or scheme
+    # by sending these headers itself. Behind one nginx: PROXY_FIX_X_FOR = PROXY_FIX_X_PROTO = 1.
+    "PROXY_FIX_X_FOR": 0,
+    "PROXY_FIX_X_PROTO": 0,
+    "PROXY_FIX_X_HOST": 0,
+    "PROXY_FIX_X_PORT": 0,
+    "PROXY_FIX_X_PREFIX": 0,
+    # Rate limits (Flask-Limiter; notify_site/ratelimit.py). A limit is a string such as
+    # "600 per minute" or "10/second;1000/hour".
+    # Requests one API key may make to /api/v1, all endpoints together. Requests without a key
+    # are counted per client address.
+    "API_RATE_LIMIT": "600 per minute",
+    # Failed sign-ins allowed for one username from one address before sign-in is refused
+    # for that pair until the window has passed.
+    "LOGIN_FAILURE_LIMIT": "5 per 15 minutes",
+    # False turns every rate limit off (the API's and the sign-in throttle).
+    "RATELIMIT_ENABLED": True,
+    # Where the counters live. memory:// is per process: with several processes or machines
+    # use Redis, e.g. "redis://127.0.0.1:6379/0", so that they share one count.
+    "RATELIMIT_STORAGE_URI": "memory://",
+    # Options for the storage (for Redis: redis-py's, on top of 1-second socket timeouts).
+    "RATELIMIT_STORAGE_OPTIONS": {},
+    # fixed-window, moving-window or sliding-window-counter (see the limits library).
+    "RATELIMIT_STRATEGY": "fixed-window",
+    # Prepended to every counter's key, so that several sites can share one Redis.
+    "RATELIMIT_KEY_PREFIX": "notify_site",
+    # When the storage (Redis) cannot be reached, count in this process's memory until it is
+    # back, instead of failing the request.
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+    # Metrics (notify_site/metrics.py). The bearer token Prometheus must send to GET /metrics
+    # (and to a worker's metrics port). None: /metrics answers 404, as if it did not exist.
+    "METRICS_TOKEN": None,
+    # A delivery worker serves its own metrics on this port (None: it does not); the address
+    # it listens on. Needs METRICS_TOKEN.
+    "WORKER_METRICS_PORT": None,
+    "WORKER_METRICS_HOST": "127.0.0.1",
 }
 
 
@@ -115,6 +161,10 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     app.config["REMEMBER_COOKIE_SECURE"] = app.config["SESSION_COOKIE_SECURE"]
     for key in ("NOTIFY_BOT_ORIGIN", "NOTIFY_API_ORIGIN"):
         app.config[key] = app.config[key].rstrip("/")
+    if isinstance(app.config["TRUSTED_HOSTS"], str):
+        # From the environment as "a.example,b.example" (a JSON list works too).
+        hosts = [host.strip() for host in app.config["TRUSTED_HOSTS"].split(",")]
+        app.config["TRUSTED_HOSTS"] = [host for host in hosts if host] or None
 
 
 def parse_key_list(value: str | list[str]) -> list[str]:

@@ -42,7 +42,13 @@ class Connection(db.Model):
     """One connected LINE chat: an encrypted Notify access token and what we know about it."""
 
     __tablename__ = "connections"
-    __table_args__ = (Index("ix_connections_owner_label", "owner_id", "label"),)
+    __table_args__ = (
+        Index("ix_connections_owner_label", "owner_id", "label"),
+        # The admin list: lowest remaining first, unknown (NULL) last, in pages; and the
+        # same order within one status (its filter, and counts by status).
+        Index("ix_connections_rate_remaining", "rate_remaining", "id"),
+        Index("ix_connections_status_remaining", "status", "rate_remaining", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -163,7 +169,11 @@ class Notification(db.Model):
     __table_args__ = (
         Index("ix_notifications_due", "status", "next_attempt_at"),
         Index("ix_notifications_connection_status", "connection_id", "status"),
-        Index("ix_notifications_owner_created", "owner_id", "created_at"),
+        # A user's notifications by time; with the status in the index, the dashboard's
+        # hourly counts are read from the index alone.
+        Index("ix_notifications_owner_created", "owner_id", "created_at", "status"),
+        # The admin's recent failures and its hourly chart of deliveries and failures.
+        Index("ix_notifications_status_finished", "status", "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,8 +1,17 @@
-"""Response headers that every answer carries (SPEC 4.7, reliability.md "Web hygiene")."""
+"""Web hygiene that every answer shares (SPEC 4.7, reliability.md "Web hygiene").
+
+* Security headers on every response: CSP, nosniff, Referrer-Policy, frame denial, and HSTS
+  on requests that arrived over HTTPS.
+* werkzeug's ProxyFix, trusting exactly as many proxies as configured (none by default), so
+  that behind a TLS-terminating proxy the site knows the request was HTTPS and who sent it.
+* A plain 400 for a Host header outside ``TRUSTED_HOSTS`` (Flask checks the header itself).
+"""
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import SecurityError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 # No inline script anywhere: pages load their behaviour from /static/js. Images may come from
 # any HTTPS URL because the relay's inbox shows the images people send by URL.
@@ -21,9 +30,52 @@ CONTENT_SECURITY_POLICY = "; ".join(
     ]
 )
 
+# config key -> ProxyFix argument
+PROXY_FIX_KEYS = {
+    "PROXY_FIX_X_FOR": "x_for",
+    "PROXY_FIX_X_PROTO": "x_proto",
+    "PROXY_FIX_X_HOST": "x_host",
+    "PROXY_FIX_X_PORT": "x_port",
+    "PROXY_FIX_X_PREFIX": "x_prefix",
+}
+
+
+class SecurityConfigError(RuntimeError):
+    """A security setting has a value that cannot work; the message names the key."""
+
 
 def init_app(app: Flask) -> None:
+    """Install the headers, the proxy settings and the untrusted-host answer on ``app``."""
+    app.extensions["notify_site.hsts"] = hsts_value(app)
+    install_proxy_fix(app)
     app.after_request(set_security_headers)
+    app.register_error_handler(SecurityError, untrusted_host)
+
+
+def hsts_value(app: Flask) -> str:
+    max_age = app.config.get("HSTS_MAX_AGE", 31536000)
+    if not isinstance(max_age, int) or isinstance(max_age, bool) or max_age < 0:
+        raise SecurityConfigError("HSTS_MAX_AGE must be a whole number of seconds, 0 or more")
+    value = f"max-age={max_age}"
+    if app.config.get("HSTS_INCLUDE_SUBDOMAINS"):
+        value += "; includeSubDomains"
+    return value
+
+
+def install_proxy_fix(app: Flask) -> None:
+    """Wrap the WSGI app in ProxyFix when any ``PROXY_FIX_*`` count is above 0.
+
+    Each count is how many proxies set that header; ProxyFix then reads that many values from
+    the right of the header and ignores anything a client put before them.
+    """
+    counts = {}
+    for key, argument in PROXY_FIX_KEYS.items():
+        value = app.config.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise SecurityConfigError(f"{key} must be a whole number of proxies, 0 or more")
+        counts[argument] = value
+    if any(counts.values()):
+        app.wsgi_app = ProxyFix(app.wsgi_app, **counts)  # type: ignore[method-assign]
 
 
 def set_security_headers(response: Response) -> Response:
@@ -33,5 +85,18 @@ def set_security_headers(response: Response) -> Response:
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("X-Frame-Options", "DENY")
     if request.is_secure:
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        headers.setdefault("Strict-Transport-Security", current_app.extensions["notify_site.hsts"])
     return response
+
+
+def untrusted_host(error: SecurityError) -> Response:
+    """A Host header outside ``TRUSTED_HOSTS``.
+
+    Answered in plain text because the site's error page builds links with ``url_for``, which
+    has no URL adapter for a request whose host was refused.
+    """
+    return Response(
+        "Bad Request: this site does not answer to that host name.\n",
+        status=400,
+        mimetype="text/plain",
+    )

@@ -20,6 +20,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
+from notify_site import metrics
 from notify_site.extensions import db
 from notify_site.services import delivery
 
@@ -89,6 +90,7 @@ class Worker:
                 return delivery.claim_connections(limit, settings.lease)
             except SQLAlchemyError as error:
                 db.session.rollback()
+                metrics.worker_database_error()
                 log.warning(
                     "worker %s: cannot claim (%s); retrying", self.name, type(error).__name__
                 )
@@ -103,6 +105,7 @@ class Worker:
                 )
             except SQLAlchemyError as error:
                 db.session.rollback()
+                metrics.worker_database_error()
                 log.warning(
                     "worker %s: database error on connection %s (%s)",
                     self.name,
@@ -146,5 +149,12 @@ def worker_command(threads: int | None) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    try:
+        server = metrics.serve_worker_metrics(current_app.config)
+    except (metrics.MetricsServerError, OSError) as error:
+        raise click.ClickException(f"cannot serve metrics: {error}") from error
+    if server is not None:
+        host, port = server.server_address[:2]
+        click.echo(f"worker {worker.name}: metrics at http://{host}:{port}/metrics")
     click.echo(f"worker {worker.name}: delivering with {worker.threads} threads")
     worker.run()

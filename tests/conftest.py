@@ -1,22 +1,145 @@
 """Fixtures in the Flask tutorial's style: ``app``, ``client``, ``runner``, plus a live server.
 
-Each ``app`` gets a fresh SQLite file (or a fresh PostgreSQL schema when
-``NOTIFY_SITE_TEST_DATABASE_URL`` is set), fresh secrets and a fresh key ring.
+Each ``app`` gets a fresh database, fresh secrets and a fresh key ring. The database is a
+SQLite file in the test's own directory, or, on the PostgreSQL pass (`make test-postgres`:
+``NOTIFY_SITE_TEST_ALL_ON_POSTGRES=1`` with ``NOTIFY_SITE_TEST_DATABASE_URL``), a fresh schema
+of that database, dropped after the test. The tests in tests/postgres/ get such schemas on
+either pass (:class:`PostgresSchemas`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from flask import Flask
+from sqlalchemy.schema import CreateIndex, CreateTable
 from werkzeug.serving import make_server
 
 from notify_site import create_app
 from notify_site.extensions import db
+
+# pytest imports this file as "conftest"; test modules import it as "tests.conftest". Make
+# both names one module, so that they share the schema of the running test (below).
+sys.modules.setdefault("tests.conftest", sys.modules[__name__])
+
+PG_URL = os.environ.get("NOTIFY_SITE_TEST_DATABASE_URL")
+ALL_ON_POSTGRES = os.environ.get("NOTIFY_SITE_TEST_ALL_ON_POSTGRES") == "1"
+
+
+def pytest_configure(config):
+    if ALL_ON_POSTGRES and not PG_URL:
+        raise pytest.UsageError(
+            "NOTIFY_SITE_TEST_ALL_ON_POSTGRES=1 needs NOTIFY_SITE_TEST_DATABASE_URL"
+        )
+
+
+_admin_engine: sa.Engine | None = None
+
+
+def admin_engine() -> sa.Engine:
+    """One engine on the test database for creating and dropping schemas.
+
+    ``pool_pre_ping``: it outlives a server restart (tests/postgres/test_restart_*.py).
+    """
+    global _admin_engine
+    if _admin_engine is None:
+        _admin_engine = sa.create_engine(
+            PG_URL, pool_pre_ping=True, connect_args={"application_name": "notify_site_tests"}
+        )
+    return _admin_engine
+
+
+def schema_url(base_url: str, schema: str) -> str:
+    """``base_url`` with every connection placed in ``schema`` and named after it.
+
+    The name (``application_name``) lets :meth:`PostgresSchemas.drop_all` find and end every
+    connection still open on the schema, including those of worker subprocesses.
+    """
+    separator = "&" if "?" in base_url else "?"
+    options = quote(f"-csearch_path={schema}")
+    return f"{base_url}{separator}options={options}&application_name={schema}"
+
+
+class PostgresSchemas:
+    """Fresh, empty schemas in the test database for one test; :meth:`drop_all` removes them."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.schemas: list[str] = []
+        self._shared: str | None = None
+
+    def new_url(self) -> str:
+        """A URL whose connections use a schema of their own, created now (fails loudly when
+        the server is down: a skipped database test would hide a broken machine)."""
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        with admin_engine().begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        self.schemas.append(schema)
+        return schema_url(self.base_url, schema)
+
+    def shared_url(self) -> str:
+        """The schema every app of this test shares (as they would share one SQLite file)."""
+        if self._shared is None:
+            self._shared = self.new_url()
+        return self._shared
+
+    def drop_all(self) -> None:
+        for schema in self.schemas:
+            with admin_engine().begin() as connection:
+                # Connections left open (an app not disposed, a killed worker's) would hold
+                # locks the DROP waits for: end them first.
+                connection.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+                        " WHERE application_name = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": schema},
+                )
+                connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        self.schemas.clear()
+        self._shared = None
+
+
+# Set for each test on the PostgreSQL pass by the autouse fixture below.
+_test_schemas: PostgresSchemas | None = None
+
+
+@pytest.fixture(autouse=True)
+def _database_per_test() -> Iterator[None]:
+    """On the PostgreSQL pass, give this test's apps a fresh schema and drop it afterwards.
+
+    The schema is created only when a test first asks for a configuration, so the many tests
+    that need no database pay nothing.
+    """
+    global _test_schemas
+    if not ALL_ON_POSTGRES:
+        yield
+        return
+    _test_schemas = PostgresSchemas(PG_URL)
+    try:
+        yield
+    finally:
+        schemas, _test_schemas = _test_schemas, None
+        schemas.drop_all()
+
+
+def database_url_for_test(instance: Path) -> str:
+    """Where a test app keeps its data: this test's schema on the PostgreSQL pass, else SQLite."""
+    if ALL_ON_POSTGRES:
+        if _test_schemas is None:
+            raise RuntimeError("a test database was asked for outside a test")
+        return _test_schemas.shared_url()
+    return "sqlite:///" + str(instance / "test.sqlite3")
 
 
 def make_test_config(tmp_path, **overrides) -> dict:
@@ -28,7 +151,7 @@ def make_test_config(tmp_path, **overrides) -> dict:
         "INSTANCE_PATH": str(instance),
         "SECRET_KEY": "test-secret-key",
         "TOKEN_KEYS": ["ktest1:" + Fernet.generate_key().decode()],
-        "DATABASE_URL": "sqlite:///" + str(instance / "test.sqlite3"),
+        "DATABASE_URL": overrides.get("DATABASE_URL") or database_url_for_test(instance),
         "NOTIFY_CLIENT_ID": "test-client",
         "NOTIFY_CLIENT_SECRET": "test-client-secret",
         "WTF_CSRF_ENABLED": False,
@@ -44,7 +167,33 @@ def init_database(app: Flask) -> None:
         if app.config["RELAY_ENABLED"]:
             import notify_site.relay.models  # noqa: F401
 
-        db.create_all()
+        if db.engine.dialect.name == "postgresql" and not sa.inspect(db.engine).get_table_names():
+            create_tables_at_once(db.engine)
+        else:
+            db.create_all()
+
+
+_ddl_scripts: dict[tuple[str, ...], str] = {}
+
+
+def create_tables_at_once(engine: sa.Engine) -> None:
+    """``db.create_all()`` on an empty PostgreSQL schema, as one script in one round trip.
+
+    The PostgreSQL pass makes a schema per test; ``create_all`` checks and creates each table
+    and index with a statement of its own, which cost more than many a test.
+    """
+    tables = db.metadata.sorted_tables
+    key = tuple(table.name for table in tables)
+    if key not in _ddl_scripts:
+        statements = []
+        for table in tables:
+            statements.append(str(CreateTable(table).compile(dialect=engine.dialect)))
+            statements.extend(
+                str(CreateIndex(index).compile(dialect=engine.dialect)) for index in table.indexes
+            )
+        _ddl_scripts[key] = ";\n".join(statements)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(_ddl_scripts[key])
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from notify_site.api.schemas import (
 )
 from notify_site.api.spec import ApiBlueprint
 from notify_site.extensions import csrf
+from notify_site.models import User
 from notify_site.services import api_keys, idempotency, notifications
 from notify_site.services import connections as connections_service
 
@@ -61,6 +62,12 @@ register_error_handlers(bp)
 PUBLIC_ENDPOINTS = {"api.openapi_json"}
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
+# Built once, used by every request: a schema keeps no state between loads or dumps, and
+# building one (its fields, its nested schemas) cost more than the validation itself.
+NOTIFICATION_REQUEST = NotificationRequestSchema()
+NOTIFICATION_FORM = NotificationFormSchema()
+QUEUED_RESPONSE = QueuedResponseSchema()
+
 
 def errors_doc(*statuses: int):
     """Document the error answers an endpoint gives (all in the shape of ErrorResponseSchema)."""
@@ -75,6 +82,8 @@ def errors_doc(*statuses: int):
 
 @bp.before_request
 def authenticate_api_key() -> None:
+    # The key is the whole authentication: nothing here reads the session cookie or asks
+    # Flask-Login for a user. One query reads the key and its owner's role (see api_keys).
     if request.endpoint in PUBLIC_ENDPOINTS or request.method == "OPTIONS":
         return
     header = request.headers.get("Authorization", "")
@@ -92,8 +101,9 @@ def authenticate_api_key() -> None:
     g.api_key = api_key
 
 
-def _caller():
-    return g.api_key.owner
+def _caller() -> User:
+    """The key's owner as a :class:`User`, for the services that take one (one more query)."""
+    return api_keys.key_owner(g.api_key)
 
 
 # ---------------------------------------------------------------------------- notifications
@@ -132,17 +142,8 @@ def post_notification():
     if problems:
         raise validation_error(problems)
     key = _idempotency_key()
-    api_key, user = g.api_key, _caller()
-
-    def queue() -> tuple[int, str]:
-        found = notifications.find_connections(user, payload.refs)
-        rows = notifications.add_notifications(user, found, payload.content, api_key=api_key)
-        return 202, _json_text(QueuedResponseSchema().dump({"notifications": rows}))
-
     try:
-        answer = idempotency.execute(
-            api_key, key, idempotency.fingerprint(payload.canonical()), queue
-        )
+        answer = _queue(payload, key)
     except notifications.UnknownConnectionError as error:
         raise ApiError(
             404, "connection_not_found", str(error), fields={payload.refs_field: str(error)}
@@ -167,6 +168,26 @@ def post_notification():
     return response
 
 
+def _queue(payload: NotificationRequest, key: str | None) -> idempotency.Answer:
+    """Queue the request's notifications; with an Idempotency-Key, at most once per key."""
+    api_key = g.api_key
+    owner = api_key.owner
+    if key is None:
+        # Nothing to look up or store (no fingerprint, no record). The rows are committed
+        # first and the answer built after, so SQLite's one write lock is held for the INSERT
+        # alone: with several web processes, every writer waits while another holds it.
+        found = notifications.find_connections(owner, payload.refs)
+        rows = notifications.queue_notifications(owner, found, payload.content, api_key=api_key)
+        return idempotency.Answer(202, _queued_json(rows))
+
+    def queue() -> tuple[int, str]:
+        found = notifications.find_connections(owner, payload.refs)
+        rows = notifications.add_notifications(owner, found, payload.content, api_key=api_key)
+        return 202, _queued_json(rows)
+
+    return idempotency.execute(api_key, key, idempotency.fingerprint(payload.canonical()), queue)
+
+
 def _read_notification_request() -> NotificationRequest:
     """The validated request, from a JSON or a multipart body (anything else: 415)."""
     try:
@@ -179,9 +200,9 @@ def _read_notification_request() -> NotificationRequest:
                 raise ApiError(400, "invalid_json", "The body is not valid JSON.")
             if not isinstance(data, dict):
                 raise validation_error({"body": "must be a JSON object"})
-            return NotificationRequestSchema().load(data)
+            return NOTIFICATION_REQUEST.load(data)
         if request.mimetype == "multipart/form-data":
-            return NotificationFormSchema().load(form_payload(request.form, request.files))
+            return NOTIFICATION_FORM.load(form_payload(request.form, request.files))
     except ValidationError as error:
         raise validation_error(flatten_messages(error.messages)) from None
     raise ApiError(
@@ -199,6 +220,10 @@ def _idempotency_key() -> str | None:
         return idempotency.check_key(key)
     except idempotency.IdempotencyKeyError as error:
         raise validation_error({IDEMPOTENCY_HEADER: str(error)}) from None
+
+
+def _queued_json(rows: list[notifications.QueuedNotification]) -> str:
+    return _json_text(QUEUED_RESPONSE.dump({"notifications": rows}))
 
 
 def _json_text(data: Any) -> str:

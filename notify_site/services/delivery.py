@@ -21,6 +21,7 @@ delivery is at least once: a crash between the server's 200 and the commit repea
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
 
+from notify_site import metrics
 from notify_site.crypto import KeyRingError
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
@@ -307,6 +309,7 @@ def deliver_one(
         db.session.commit()  # no transaction stays open during the call
 
     started = utcnow()
+    clock = time.perf_counter()
     error: NotifyError | None = None
     rate_limit: RateLimit | None = None
     try:
@@ -323,6 +326,7 @@ def deliver_one(
         rate_limit = answer.rate_limit
     except NotifyError as caught:
         error = caught
+    call_seconds = time.perf_counter() - clock
     outcome = classify(
         error,
         rate_limit=rate_limit,
@@ -331,7 +335,14 @@ def deliver_one(
         now=utcnow(),
         policy=settings.policy,
     )
-    finish(row.id, claim, outcome, started=started, worker=worker)
+    fenced = finish(row.id, claim, outcome, started=started, worker=worker)
+    metrics.delivery_finished(
+        outcome,
+        call_seconds=call_seconds,
+        queued_at=row.created_at,
+        attempts=row.attempts + (1 if outcome.spends_attempt else 0),
+        fenced=fenced,
+    )
     return outcome
 
 
@@ -435,6 +446,7 @@ def process_claim(
                 spent_until = snapshot.reset_at
             if spent_until is not None:
                 release_rows(claim, rest, spent_until)
+                metrics.window_spent_wait()
                 break
             if utcnow() >= renew_at:
                 if not renew_lease(claim, settings.lease):

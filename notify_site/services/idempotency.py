@@ -21,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +29,9 @@ from sqlalchemy.exc import IntegrityError
 from notify_site.extensions import db
 from notify_site.models import ApiKey, IdempotencyRecord
 from notify_site.services import ServiceError
+
+if TYPE_CHECKING:
+    from notify_site.services.api_keys import AuthenticatedKey
 
 KEY_MAX_CHARS = 255
 # A claim can only fail because another request holds the key; that request has committed by
@@ -73,17 +76,17 @@ def fingerprint(request: Mapping[str, Any]) -> str:
 
 
 def execute(
-    api_key: ApiKey,
+    api_key: ApiKey | AuthenticatedKey,
     key: str | None,
     request_hash: str,
     action: Callable[[], tuple[int, str]],
 ) -> Answer:
-    """Run ``action`` and commit what it added to the session, at most once per key.
+    """Run ``action`` and commit what it wrote in the session's transaction, at most once per key.
 
-    ``action`` adds rows to the session (without committing) and returns the status and JSON
-    text of the answer. Without a key it simply runs and commits. With a key, a stored answer
-    is replayed instead (or :class:`IdempotencyKeyReusedError` raised when ``request_hash``
-    differs), and a fresh answer is stored with the rows. Any error rolls everything back.
+    ``action`` writes rows (without committing) and returns the status and JSON text of the
+    answer. Without a key it simply runs and commits. With a key, a stored answer is replayed
+    instead (or :class:`IdempotencyKeyReusedError` raised when ``request_hash`` differs), and a
+    fresh answer is stored with the rows. Any error rolls everything back.
     """
     if key is None:
         try:
@@ -115,7 +118,7 @@ def execute(
     )
 
 
-def stored_answer(api_key: ApiKey, key: str, request_hash: str) -> Answer | None:
+def stored_answer(api_key: ApiKey | AuthenticatedKey, key: str, request_hash: str) -> Answer | None:
     """The stored answer for ``key``, None if there is none.
 
     Raises :class:`IdempotencyKeyReusedError` when it answered a different request.
@@ -135,7 +138,9 @@ def stored_answer(api_key: ApiKey, key: str, request_hash: str) -> Answer | None
     return Answer(record.status_code, record.response_json, replayed=True)
 
 
-def _claim(api_key: ApiKey, key: str, request_hash: str) -> IdempotencyRecord | None:
+def _claim(
+    api_key: ApiKey | AuthenticatedKey, key: str, request_hash: str
+) -> IdempotencyRecord | None:
     """Insert the record that reserves ``key``; None if another request holds it.
 
     This is the transaction's first write: the rows the action adds will share it.

@@ -12,9 +12,10 @@ an emoji is one character, never its bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
@@ -28,6 +29,9 @@ from notify_site.models import (
     User,
 )
 from notify_site.services import ServiceError
+
+if TYPE_CHECKING:
+    from notify_site.services.api_keys import AuthenticatedKey
 
 MESSAGE_MAX_CHARS = 1000
 URL_MAX_CHARS = 2000
@@ -129,93 +133,214 @@ def validate_content(content: NotificationContent) -> dict[str, str]:
     return errors
 
 
-def find_connections(user: User, refs: list[int | str]) -> list[Connection]:
+class Sender(Protocol):
+    """Who queues: a signed-in :class:`User`, or the owner of an API key.
+
+    Only who it is and whether it is an admin matter, so the API can pass what it read with
+    the key (:class:`~notify_site.services.api_keys.KeyOwner`) instead of loading the user.
+    """
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def is_admin(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class ResolvedConnection:
+    """A connection as queueing needs it: which one, whose, its label and its status.
+
+    Plain values read in one query (no ORM object: loading one cost more than the query), so
+    they also stay readable after a commit.
+    """
+
+    id: int
+    owner_id: int
+    label: str
+    status: str
+
+
+@dataclass(frozen=True)
+class QueuedNotification:
+    """A notification just queued: the new row's id and the connection it goes to."""
+
+    id: int
+    connection: ResolvedConnection
+    status: str = NotificationStatus.QUEUED
+
+
+# Ids are 32-bit wherever we store them: a longer number cannot be an id, only a label.
+CONNECTION_ID_MAX = 2**31 - 1
+
+_connections = Connection.__table__
+_RESOLVED_COLUMNS = (
+    _connections.c.id,
+    _connections.c.owner_id,
+    _connections.c.label,
+    _connections.c.status,
+)
+# The candidates for the refs, in one query: the rows with one of the ids (whose they are is
+# checked afterwards) and the caller's own rows with one of the labels. Built once: building a
+# statement costs more than running it. One ref (the usual request) has a statement of its own
+# with plain parameters, which SQLAlchemy need not expand into a list at every execution; a
+# NULL id or label matches nothing.
+_CONNECTION_BY_REF = select(*_RESOLVED_COLUMNS).where(
+    or_(
+        _connections.c.id == bindparam("id"),
+        and_(
+            _connections.c.owner_id == bindparam("owner_id"),
+            _connections.c.label == bindparam("label"),
+        ),
+    )
+)
+_CONNECTIONS_BY_REFS = select(*_RESOLVED_COLUMNS).where(
+    or_(
+        _connections.c.id.in_(bindparam("ids", expanding=True)),
+        and_(
+            _connections.c.owner_id == bindparam("owner_id"),
+            _connections.c.label.in_(bindparam("labels", expanding=True)),
+        ),
+    )
+)
+
+
+def find_connections(user: Sender, refs: list[int | str]) -> list[ResolvedConnection]:
     """The caller's connections named by id or label, in the order given, without repeats.
 
-    An admin may name any connection by id; labels are looked up among the caller's own.
+    An admin may name any connection by id; labels are looked up among the caller's own. A
+    string of digits is an id first, then a label. When several of the caller's connections
+    share a label, the active one wins, then the newest. One query, whatever the refs.
     """
-    found: list[Connection] = []
+    ids = {ref_id for ref in refs if (ref_id := _ref_id(ref)) is not None}
+    labels = {ref for ref in refs if isinstance(ref, str)}
+    if len(refs) == 1:
+        (ref,) = refs
+        statement = _CONNECTION_BY_REF
+        parameters = {
+            "id": _ref_id(ref),
+            "owner_id": user.id,
+            "label": ref if isinstance(ref, str) else None,
+        }
+    else:
+        statement = _CONNECTIONS_BY_REFS
+        parameters = {"ids": list(ids), "owner_id": user.id, "labels": list(labels)}
+    candidates = [ResolvedConnection(*row) for row in db.session.execute(statement, parameters)]
+    by_id = {
+        c.id: c for c in candidates if c.id in ids and (user.is_admin or c.owner_id == user.id)
+    }
+    by_label: dict[str, ResolvedConnection] = {}
+    for connection in sorted(candidates, key=_label_preference):
+        if connection.owner_id == user.id and connection.label in labels:
+            by_label[connection.label] = connection  # the most preferred comes last
+
+    found: dict[int, ResolvedConnection] = {}
     for ref in refs:
-        connection = _find_connection(user, ref)
+        connection = by_id.get(_ref_id(ref))
+        if connection is None and isinstance(ref, str):
+            connection = by_label.get(ref)
         if connection is None:
             raise UnknownConnectionError(f"no connection {ref!r}")
         if connection.status != ConnectionStatus.ACTIVE:
             raise InactiveConnectionError(
                 f"connection {connection.label!r} is {connection.status}; connect it again"
             )
-        if connection not in found:
-            found.append(connection)
-    return found
+        found.setdefault(connection.id, connection)
+    return list(found.values())
 
 
-def _find_connection(user: User, ref: int | str) -> Connection | None:
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        connection = db.session.get(Connection, int(ref))
-        if connection is not None and (user.is_admin or connection.owner_id == user.id):
-            return connection
-        if not isinstance(ref, str):
+def _ref_id(ref: int | str) -> int | None:
+    """The id a ref names, if it can name one."""
+    if isinstance(ref, str):
+        if not ref.isdecimal():  # what int() reads; isdigit() would let "²" through
             return None
-    return db.session.scalar(
-        select(Connection)
-        .where(Connection.owner_id == user.id, Connection.label == str(ref))
-        .order_by((Connection.status == ConnectionStatus.ACTIVE).desc(), Connection.id.desc())
-        .limit(1)
-    )
+        ref = int(ref)
+    return ref if 0 < ref <= CONNECTION_ID_MAX else None
+
+
+def _label_preference(connection: ResolvedConnection) -> tuple[bool, int]:
+    return connection.status == ConnectionStatus.ACTIVE, connection.id
+
+
+_notifications = Notification.__table__
+_images = NotificationImage.__table__
+# Core inserts: the ORM's unit of work (objects, flush, identity map) costs more than the
+# write itself. RETURNING gives the new ids, in the order of the parameter rows.
+_INSERT_NOTIFICATIONS = insert(_notifications).returning(
+    _notifications.c.id, sort_by_parameter_order=True
+)
+_INSERT_IMAGE = insert(_images).returning(_images.c.id)
 
 
 def add_notifications(
-    user: User,
-    connections: list[Connection],
+    user: Sender,
+    connections: list[Connection] | list[ResolvedConnection],
     content: NotificationContent,
     *,
-    api_key: ApiKey | None = None,
-) -> list[Notification]:
-    """Add one queued row per connection to the session, without committing.
+    api_key: ApiKey | AuthenticatedKey | None = None,
+) -> list[QueuedNotification]:
+    """Insert one queued row per connection in the session's transaction, without committing.
 
     The caller commits (see :func:`queue_notifications`), so that other writes, such as an
-    idempotency record, can share the transaction.
+    idempotency record, can share the transaction; a rollback of the session undoes the rows.
+    Returns what was queued, one record per connection, in order.
     """
     errors = validate_content(content)
     if errors:
         raise NotificationValidationError(errors)
     if not connections:
         raise NotificationValidationError({"connections": "choose at least one connection"})
-    image = None
+    image_id = None
     if content.image_file is not None:
-        image = NotificationImage(
-            filename=content.image_file.filename[:200] or "image",
-            content_type=image_type(content.image_file.data),
-            data=content.image_file.data,
-        )
-        db.session.add(image)
-    rows = [
-        Notification(
-            owner_id=connection.owner_id,
-            connection_id=connection.id,
-            api_key_id=api_key.id if api_key else None,
-            message=content.message,
-            sticker_package_id=content.sticker_package_id,
-            sticker_id=content.sticker_id,
-            image_thumbnail_url=content.image_thumbnail_url,
-            image_fullsize_url=content.image_fullsize_url,
-            image=image,
-            notification_disabled=content.notification_disabled,
-            status=NotificationStatus.QUEUED,
-        )
-        for connection in connections
+        image_id = db.session.execute(
+            _INSERT_IMAGE,
+            {
+                "filename": content.image_file.filename[:200] or "image",
+                "content_type": image_type(content.image_file.data),
+                "data": content.image_file.data,
+            },
+        ).scalar_one()
+    api_key_id = api_key.id if api_key else None
+    ids = db.session.execute(
+        _INSERT_NOTIFICATIONS,
+        [
+            {
+                "owner_id": connection.owner_id,
+                "connection_id": connection.id,
+                "api_key_id": api_key_id,
+                "message": content.message,
+                "sticker_package_id": content.sticker_package_id,
+                "sticker_id": content.sticker_id,
+                "image_thumbnail_url": content.image_thumbnail_url,
+                "image_fullsize_url": content.image_fullsize_url,
+                "image_id": image_id,
+                "notification_disabled": content.notification_disabled,
+                "status": NotificationStatus.QUEUED,
+            }
+            for connection in connections
+        ],
+    ).scalars()
+    return [
+        QueuedNotification(id=row_id, connection=_resolved(connection))
+        for row_id, connection in zip(ids, connections, strict=True)
     ]
-    db.session.add_all(rows)
-    db.session.flush()
-    return rows
+
+
+def _resolved(connection: Connection | ResolvedConnection) -> ResolvedConnection:
+    if isinstance(connection, ResolvedConnection):
+        return connection
+    return ResolvedConnection(
+        connection.id, connection.owner_id, connection.label, connection.status
+    )
 
 
 def queue_notifications(
-    user: User,
-    connections: list[Connection],
+    user: Sender,
+    connections: list[Connection] | list[ResolvedConnection],
     content: NotificationContent,
     *,
-    api_key: ApiKey | None = None,
-) -> list[Notification]:
+    api_key: ApiKey | AuthenticatedKey | None = None,
+) -> list[QueuedNotification]:
     """Validate and durably queue one notification per connection (commits)."""
     try:
         rows = add_notifications(user, connections, content, api_key=api_key)

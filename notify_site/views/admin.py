@@ -1,5 +1,306 @@
-"""Placeholder: being written."""
+"""``/admin``: the quota dashboard across every connection, for admins only (SPEC 4.5).
 
-from flask import Blueprint
+The page and its data endpoints share one set of query parameters, so what the page shows, the
+script that refreshes it (static/js/admin.js) and an internal system reading the JSON all see
+the same figures:
 
-bp = Blueprint("admin", __name__)
+=================  =========================================================================
+``page``           connections page (50 a page), ``user`` (a username) and ``status`` filters
+``stuck_page``     page of the stuck notifications
+``failed_page``    page of the notifications failed in the last 24 hours
+``keys_page``      page of the API keys
+``hours``          the chart's window: 24 or 48
+=================  =========================================================================
+
+People are sent to sign in (HTML) or get a 403 page. The data endpoints answer 401 or 403 as
+JSON, and besides a session they take an admin's API key (``Authorization: Bearer nsk_…``), so
+a monitoring system can read them without a browser.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
+
+from notify_site.charts import Series, bar_chart
+from notify_site.extensions import login_manager
+from notify_site.forms import ConfirmForm
+from notify_site.models import User
+from notify_site.services import admin as service
+from notify_site.services import api_keys
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+# Endpoints read by scripts: JSON errors, and an admin's API key is accepted.
+DATA_ENDPOINTS = {
+    "admin.summary_json",
+    "admin.connections_json",
+    "admin.notifications_json",
+    "admin.api_keys_json",
+    "admin.charts_fragment",
+}
+PAGE_PARAMS = ("page", "stuck_page", "failed_page", "keys_page")
+USERNAME_MAX_CHARS = 64
+MAX_PAGE = 1_000_000
+
+
+def _json_error(status: int, code: str, message: str) -> Response:
+    response = jsonify({"error": {"code": code, "message": message, "fields": {}}})
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _api_key_user() -> User | None:
+    """The owner of the valid API key sent as ``Authorization: Bearer …``, else None."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    api_key = api_keys.authenticate(token.strip())
+    if api_key is None:
+        return None
+    api_keys.touch(api_key)
+    return api_key.owner
+
+
+@bp.before_request
+def require_admin():
+    data = request.endpoint in DATA_ENDPOINTS
+    user = current_user if current_user.is_authenticated else None
+    if data and user is None and "Authorization" in request.headers:
+        user = _api_key_user()
+        if user is None:
+            return _json_error(401, "unauthorized", "The API key is not valid.")
+    if user is None:
+        if data:
+            return _json_error(401, "unauthorized", "Sign in as an admin, or send an admin's key.")
+        return login_manager.unauthorized()
+    if not user.is_admin:
+        if data:
+            return _json_error(403, "forbidden", "Only admins may read this.")
+        abort(403, "This page is for admins only.")
+    g.admin = user
+    return None
+
+
+# --- query parameters ----------------------------------------------------------------------
+
+
+def _int_arg(name: str) -> int:
+    """A page number from the query string: 1 when missing or not a positive number."""
+    value = request.args.get(name, "")
+    if not value.isdigit():
+        return 1
+    return min(max(int(value), 1), MAX_PAGE)
+
+
+def _state() -> dict[str, Any]:
+    """The page's parameters, validated, without the defaults (for links and redirects)."""
+    state: dict[str, Any] = {}
+    username = request.args.get("user", "").strip()[:USERNAME_MAX_CHARS]
+    if username:
+        state["user"] = username
+    status = request.args.get("status", "")
+    if status in service.CONNECTION_STATUSES:
+        state["status"] = status
+    for name in PAGE_PARAMS:
+        if _int_arg(name) > 1:
+            state[name] = _int_arg(name)
+    hours = request.args.get("hours", "")
+    if hours.isdigit() and int(hours) in service.CHART_HOURS and int(hours) != 24:
+        state["hours"] = int(hours)
+    return state
+
+
+def _hours(state: dict[str, Any]) -> int:
+    return state.get("hours", 24)
+
+
+def _json(payload: dict[str, Any]) -> Response:
+    response = jsonify(payload)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _connections(state: dict[str, Any]) -> service.Page[service.AdminConnection]:
+    return service.list_connections(
+        username=state.get("user"), status=state.get("status"), page=state.get("page", 1)
+    )
+
+
+# Each chart is drawn twice, and admin.css shows one: a wide drawing for desktops and a narrow
+# one for phones, so the axis text is readable at either size (an SVG scales its text too).
+CHART_SIZES = {"wide": (960, 200, 2), "narrow": (400, 170, 4)}
+FAILURE_CHART_HEIGHTS = {"wide": 110, "narrow": 100}
+
+
+def _charts(chart: service.HourlyChart) -> dict[str, Markup]:
+    """The page's two charts (all, and failures on their own scale) at both sizes."""
+    hours = len(chart.hours)
+    labels = [hour.strftime("%H") for hour in chart.hours]
+    both = [
+        Series("Delivered", chart.delivered, "chart-series-1"),
+        Series("Failed", chart.failed, "chart-series-2"),
+    ]
+    failed = [Series("Failed", chart.failed, "chart-series-2")]
+    drawn = {}
+    for size, (width, height, every) in CHART_SIZES.items():
+        label_every = every * hours // 24
+        drawn[f"main_{size}"] = bar_chart(
+            labels,
+            both,
+            title=f"Deliveries and failures per hour, last {hours} hours (UTC)",
+            width=width,
+            height=height,
+            label_every=label_every,
+        )
+        drawn[f"failed_{size}"] = bar_chart(
+            labels,
+            failed,
+            title=f"Failures per hour, last {hours} hours (UTC)",
+            width=width,
+            height=FAILURE_CHART_HEIGHTS[size],
+            label_every=label_every,
+        )
+    return drawn
+
+
+# --- the page ------------------------------------------------------------------------------
+
+
+@bp.get("")
+def index():
+    state = _state()
+    summary = service.summary(_hours(state))
+
+    def page_url(param: str, number: int, anchor: str) -> str:
+        args = {**state, param: number}
+        if number <= 1:
+            args.pop(param)
+        return url_for("admin.index", **args, _anchor=anchor)
+
+    return render_template(
+        "admin/index.html",
+        state=state,
+        summary=summary,
+        charts=_charts(summary.chart),
+        connections=_connections(state),
+        stuck=service.list_problem_notifications("stuck", page=state.get("stuck_page", 1)),
+        failed=service.list_problem_notifications("failed", page=state.get("failed_page", 1)),
+        keys=service.list_api_keys(page=state.get("keys_page", 1)),
+        statuses=service.CONNECTION_STATUSES,
+        page_url=page_url,
+        action_form=ConfirmForm(),
+        count_cap=service.COUNT_CAP,
+        stuck_after_minutes=int(service.STUCK_AFTER.total_seconds() // 60),
+    )
+
+
+# --- data endpoints ------------------------------------------------------------------------
+
+
+@bp.get("/summary.json")
+def summary_json():
+    payload = service.summary(_hours(_state())).to_json()
+    if current_user.is_authenticated:
+        # A page left open refreshes its forms' token from here, so Retry still works later.
+        payload["csrf_token"] = generate_csrf()
+    return _json(payload)
+
+
+@bp.get("/connections.json")
+def connections_json():
+    state = _state()
+    result = _connections(state)
+    return _json(
+        {
+            "connections": [item.to_json() for item in result.items],
+            **result.meta(),
+            "filters": {"user": state.get("user"), "status": state.get("status")},
+        }
+    )
+
+
+@bp.get("/notifications.json")
+def notifications_json():
+    kind = request.args.get("list", "stuck")
+    if kind not in service.NOTIFICATION_LISTS:
+        return _json_error(400, "bad_request", "list must be “stuck” or “failed”.")
+    page = _int_arg("page")
+    result = service.list_problem_notifications(kind, page=page)
+    items = []
+    for item in result.items:
+        record = item.to_json()
+        if item.can_retry:
+            record["retry_url"] = url_for("admin.retry", notification_id=item.id)
+        if item.can_cancel:
+            record["cancel_url"] = url_for("admin.cancel", notification_id=item.id)
+        items.append(record)
+    return _json({"list": kind, "notifications": items, **result.meta()})
+
+
+@bp.get("/api-keys.json")
+def api_keys_json():
+    result = service.list_api_keys(page=_int_arg("page"))
+    return _json({"api_keys": [item.to_json() for item in result.items], **result.meta()})
+
+
+@bp.get("/charts")
+def charts_fragment():
+    """The charts as the page draws them (an HTML fragment), for the page's refresh."""
+    state = _state()
+    chart = service.deliveries_per_hour(_hours(state))
+    body = render_template("admin/_charts.html", charts=_charts(chart), hours=_hours(state))
+    return body, 200, {"Cache-Control": "no-store"}
+
+
+# --- actions -------------------------------------------------------------------------------
+
+
+def _act(notification_id: int, action, done: str, anchor: str):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        action(g.admin, notification_id)
+    except service.NotificationNotFoundError as error:
+        abort(404, str(error))
+    except service.NotificationActionError as error:
+        flash(str(error), "error")
+    else:
+        flash(done, "success")
+    return redirect(url_for("admin.index", **_state(), _anchor=anchor))
+
+
+@bp.post("/notifications/<int:notification_id>/retry")
+def retry(notification_id: int):
+    return _act(
+        notification_id,
+        service.retry_notification,
+        f"Notification {notification_id} is queued again.",
+        "failed",
+    )
+
+
+@bp.post("/notifications/<int:notification_id>/cancel")
+def cancel(notification_id: int):
+    return _act(
+        notification_id,
+        service.cancel_notification,
+        f"Notification {notification_id} is cancelled.",
+        "stuck",
+    )

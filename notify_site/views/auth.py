@@ -16,6 +16,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from notify_site.forms import ConfirmForm, LoginForm, RegisterForm
+from notify_site.ratelimit import client_address, login_throttle
 from notify_site.services import ServiceError, accounts
 
 bp = Blueprint("auth", __name__)
@@ -59,10 +60,25 @@ def login():
         return redirect(url_for("connections.index"))
     form = LoginForm()
     if form.validate_on_submit():
+        throttle = login_throttle()
+        address = client_address()  # the proxy's client when PROXY_FIX_X_FOR trusts it
+        wait = throttle.attempt(form.username.data, address)
+        if wait:
+            # Refused before the password is checked, so guessing on gains nothing; the same
+            # answer whether or not the account exists.
+            minutes = -(-wait // 60)
+            flash(
+                "Too many failed sign-ins for this username from your network. "
+                f"Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+                "error",
+            )
+            page = render_template("auth/login.html", form=form)
+            return page, 429, {"Retry-After": str(wait)}
         user = accounts.authenticate(form.username.data, form.password.data)
         if user is None:
             form.password.errors.append("Wrong username or password.")
         else:
+            throttle.succeeded(form.username.data, address)
             target = _safe_next()
             # A fresh session at sign-in: nothing planted before it survives (session fixation).
             session.clear()

@@ -2,42 +2,44 @@
 
 When it is set but the server does not answer, they fail: a skipped database test would hide a
 broken CI machine. Each test gets its own schema, dropped afterwards.
+
+Tests marked ``slow`` (the scale and restart runs: minutes of worker processes) run only on
+the PostgreSQL pass, `make test-postgres` (NOTIFY_SITE_TEST_ALL_ON_POSTGRES=1).
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
-import sqlalchemy as sa
 
-from tests.conftest import make_test_config
+from tests.conftest import ALL_ON_POSTGRES, PG_URL, PostgresSchemas, make_test_config
 
-PG_URL = os.environ.get("NOTIFY_SITE_TEST_DATABASE_URL")
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: minutes long; runs only on the PostgreSQL pass (make test-postgres)"
+    )
 
 
 def pytest_collection_modifyitems(config, items):
-    if PG_URL:
-        return
-    skip = pytest.mark.skip(reason="NOTIFY_SITE_TEST_DATABASE_URL is not set")
+    skip_all = pytest.mark.skip(reason="NOTIFY_SITE_TEST_DATABASE_URL is not set")
+    skip_slow = pytest.mark.skip(reason="slow: runs on the PostgreSQL pass (make test-postgres)")
     for item in items:
-        if "tests/postgres/" in str(item.fspath):
-            item.add_marker(skip)
+        if "tests/postgres/" not in str(item.fspath):
+            continue
+        if not PG_URL:
+            item.add_marker(skip_all)
+        elif not ALL_ON_POSTGRES and item.get_closest_marker("slow"):
+            item.add_marker(skip_slow)
 
 
 @pytest.fixture
 def pg_url():
-    """A URL whose connections use a fresh, private schema."""
-    engine = sa.create_engine(PG_URL)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with engine.begin() as connection:  # fails loudly when the server is down
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    """A URL whose connections use a fresh, private, empty schema."""
+    schemas = PostgresSchemas(PG_URL)
+    try:
+        yield schemas.new_url()
+    finally:
+        schemas.drop_all()
 
 
 @pytest.fixture

@@ -786,15 +786,23 @@ def test_unknown_api_paths_and_methods_answer_json(client, world):
 # ---------------------------------------------------------------------------- failures
 
 
-def test_database_down_is_a_503_not_a_500(app, client, world):
+def test_database_down_is_a_503_not_a_500(app, client, world, monkeypatch):
     with app.app_context():
-        database = Path(db.engine.url.database)
+        engine = db.engine
         db.session.remove()
-        db.engine.dispose()
-    # Move the database away and put a directory in its place: every connect now fails.
-    for path in database.parent.glob(database.name + "*"):
-        path.rename(path.with_name(path.name + ".away"))
-    database.mkdir()
+        engine.dispose()
+    if engine.dialect.name == "sqlite":
+        # Move the database away and put a directory in its place: every connect now fails.
+        database = Path(engine.url.database)
+        for path in database.parent.glob(database.name + "*"):
+            path.rename(path.with_name(path.name + ".away"))
+        database.mkdir()
+    else:
+        # PostgreSQL: every new connection is refused, as by a server that is down.
+        def refuse(*_args, **_kwargs):
+            raise engine.dialect.loaded_dbapi.OperationalError("connection refused")
+
+        monkeypatch.setattr(engine.dialect, "connect", refuse)
 
     for answer in (
         client.get("/api/v1/connections", headers=auth(world.alice_key)),

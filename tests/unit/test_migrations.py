@@ -26,4 +26,6 @@ def assert_migrations_match_models(app) -> None:
 
 
 def test_migrations_match_models_on_sqlite(tmp_path):
-    assert_migrations_match_models(create_app(make_test_config(tmp_path)))
+    # SQLite even on the PostgreSQL pass: tests/postgres/test_postgres.py covers PostgreSQL.
+    url = "sqlite:///" + str(tmp_path / "migrations.sqlite3")
+    assert_migrations_match_models(create_app(make_test_config(tmp_path, DATABASE_URL=url)))

@@ -1,0 +1,438 @@
+"""Four `flask --app wsgi worker` processes share PostgreSQL: 5,000 notifications, 50 connections.
+
+Everything goes through the built-in relay of a live server whose database is this test's
+PostgreSQL schema. The relay's window is small (``LIMIT`` calls per ``WINDOW`` seconds per
+token) so that every connection runs out of its window several times during the run.
+
+Checked at the relay, which is the only witness that counts:
+
+- every notification arrived (0 lost), and without crashes exactly once (0 duplicates);
+- no token was admitted past its limit in any window: the relay's windows are replayed over
+  the times of the messages it recorded (its 429s are calls not admitted, and record
+  nothing); and without crashes no call was even tried in a spent window (0 answers 429);
+- with 3 workers SIGKILLed at random moments and restarted: still 0 lost, and duplicates only
+  from kills between the relay's 200 and the commit, at most one per thread in flight.
+
+The helpers here are shared with test_restart_postgres.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
+
+from notify_site.extensions import db
+from notify_site.models import Connection, Notification, NotificationStatus, User
+from notify_site.relay.models import RelayMessage
+from notify_site.services.notifications import NotificationContent, add_notifications
+from notify_site.services.notify import connection_context, keyring
+from tests.integration.helpers import connect_chat, register
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+TOTAL = 5000
+CONNECTIONS = 50
+WORKERS = 4
+THREADS = 4
+# The relay admits LIMIT calls per WINDOW seconds per token. A worker thread calls one
+# connection at a time in a row, faster than LIMIT per WINDOW, so every claim runs into the
+# limit: each connection's 100 notifications need at least 10 windows.
+LIMIT = 10
+WINDOW = 4  # seconds
+METRICS_TOKEN = "scale-test-metrics-token"
+# How long after a kill the relay may still start on a request the killed worker sent.
+LATE = timedelta(seconds=5)
+DELIVERED = Notification.status == NotificationStatus.DELIVERED
+
+
+# --- What the relay saw ----------------------------------------------------------------------
+
+
+class RelayCalls:
+    """WSGI middleware counting the relay's answers to /api/notify by status."""
+
+    PATH = "/relay/api/notify"
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self._statuses: Counter = Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") != self.PATH:
+            return self.app(environ, start_response)
+
+        def counting(status, headers, exc_info=None):
+            with self._lock:
+                self._statuses[int(status.split()[0])] += 1
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, counting)
+
+    def statuses(self) -> Counter:
+        with self._lock:
+            return Counter(self._statuses)
+
+
+def admitted_per_window(times: list[datetime], window_seconds: int) -> list[int]:
+    """Replay the relay's fixed windows over one token's admitted calls (their times).
+
+    A call at ``t`` opens a window when none is open (or the open one has reset); the window
+    resets ``window_seconds`` later, rounded up to a whole second (notify_site/relay/ratelimit.py).
+    Returns how many calls each window admitted, in order.
+    """
+    counts: list[int] = []
+    reset: datetime | None = None
+    for moment in sorted(times):
+        if reset is None or moment >= reset:
+            reset = moment + timedelta(seconds=window_seconds)
+            if reset.microsecond:
+                reset = reset.replace(microsecond=0) + timedelta(seconds=1)
+            counts.append(0)
+        counts[-1] += 1
+    return counts
+
+
+def relay_windows(live, connection_of: dict[str, int]) -> dict[int, list[int]]:
+    """Calls admitted per window, per connection, from the relay's own inbox records."""
+    with live.app.app_context():
+        rows = db.session.execute(select(RelayMessage.message, RelayMessage.created_at)).all()
+        db.session.rollback()
+    times: dict[int, list[datetime]] = defaultdict(list)
+    for message, created_at in rows:
+        times[connection_of[message]].append(created_at)
+    window = live.app.config["RELAY_RATE_WINDOW"]
+    return {connection: admitted_per_window(at, window) for connection, at in times.items()}
+
+
+# --- Set-up -----------------------------------------------------------------------------------
+
+
+def connect_many(live, count: int) -> dict[int, str]:
+    """Connect ``count`` sandbox chats through the real OAuth flow; their tokens by id."""
+    browser = requests.Session()
+    register(browser, live.site)
+    for n in range(count):
+        connect_chat(browser, live.site, f"chat {n}", "1-on-1" if n % 2 else "Family")
+    with live.app.app_context():
+        tokens = {
+            connection.id: keyring().decrypt(
+                connection.token_ciphertext, context=connection_context(connection.id)
+            )
+            for connection in db.session.scalars(select(Connection))
+        }
+        db.session.rollback()
+    assert len(tokens) == count
+    # Connecting called /api/status once per token: let those windows pass, so that every
+    # call in a window is a delivery the relay recorded.
+    time.sleep(WINDOW + 1)
+    return tokens
+
+
+def queue(live, total: int, prefix: str) -> dict[str, int]:
+    """Queue ``total`` notifications round-robin over every connection.
+
+    Returns each message with its connection's id (every message is different).
+    """
+    connection_of = {}
+    with live.app.app_context():
+        connections = list(db.session.scalars(select(Connection).order_by(Connection.id)))
+        owner = db.session.get(User, connections[0].owner_id)
+        for n in range(total):
+            connection = connections[n % len(connections)]
+            message = f"{prefix} {n}"
+            add_notifications(owner, [connection], NotificationContent(message=message))
+            connection_of[message] = connection.id
+        db.session.commit()
+    return connection_of
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class WorkerProcess:
+    """`flask --app wsgi worker` in a subprocess, configured through the environment."""
+
+    def __init__(self, live, workdir: Path, name: str, *, threads: int, lease: float) -> None:
+        self.name = name
+        self.metrics_port = free_port()
+        config = live.app.config
+        self.env = {
+            **os.environ,
+            "NOTIFY_SITE_INSTANCE_PATH": str(workdir / "worker-instance"),
+            "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+            "NOTIFY_SITE_SECRET_KEY": config["SECRET_KEY"],
+            "NOTIFY_SITE_TOKEN_KEYS": json.dumps(config["TOKEN_KEYS"]),
+            "NOTIFY_SITE_NOTIFY_API_ORIGIN": config["NOTIFY_API_ORIGIN"],
+            "NOTIFY_SITE_NOTIFY_BOT_ORIGIN": config["NOTIFY_BOT_ORIGIN"],
+            "NOTIFY_SITE_WORKER_LEASE_SECONDS": str(lease),
+            "NOTIFY_SITE_WORKER_POLL_INTERVAL": "0.1",
+            # Retries (a relay without its database answers 500) come back within a second.
+            "NOTIFY_SITE_DELIVERY_RETRY_BASE": "0.25",
+            "NOTIFY_SITE_DELIVERY_RETRY_CAP": "1",
+            "NOTIFY_SITE_METRICS_TOKEN": METRICS_TOKEN,
+            "NOTIFY_SITE_WORKER_METRICS_PORT": str(self.metrics_port),
+        }
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.threads = threads
+        self.log_path = workdir / f"{name}.log"
+        self.process: subprocess.Popen | None = None
+        self.kills = 0
+
+    def start(self) -> WorkerProcess:
+        flask = Path(sys.executable).parent / "flask"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(flask), "--app", "wsgi", "worker", "--threads", str(self.threads)],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.kills += 1
+
+    def terminate(self) -> int:
+        """SIGTERM, as an operator stops a worker; returns its exit status."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+    def ensure_stopped(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def delivered_calls(self) -> float:
+        """Its `notify_site_deliveries_total{outcome="delivered"}`, read from its metrics port."""
+        answer = requests.get(
+            f"http://127.0.0.1:{self.metrics_port}/metrics",
+            headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+            timeout=10,
+        )
+        answer.raise_for_status()
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(answer.text)
+            for sample in family.samples
+            if sample.name == "notify_site_deliveries_total"
+            and sample.labels.get("outcome") == "delivered"
+        )
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-2000:]
+
+
+def wait_for_metrics(workers: list[WorkerProcess], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        while True:
+            try:
+                worker.delivered_calls()
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{worker.name} serves no metrics:\n{worker.log_tail()}")
+                time.sleep(0.1)
+
+
+def count(live, *conditions) -> int:
+    with live.app.app_context():
+        value = db.session.scalar(select(func.count()).select_from(Notification).where(*conditions))
+        db.session.rollback()
+        return value
+
+
+def wait_until(predicate, timeout: float, what: str, workers=()) -> float:
+    """Poll ``predicate``; returns the seconds it took, fails the test after ``timeout``."""
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            logs = "\n".join(f"--- {w.name}\n{w.log_tail()}" for w in workers)
+            pytest.fail(f"timed out waiting for {what}\n{logs}")
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def received(live) -> dict[str, int]:
+    """How many times the relay received each message."""
+    with live.app.app_context():
+        rows = db.session.execute(
+            select(RelayMessage.message, func.count()).group_by(RelayMessage.message)
+        ).all()
+        db.session.rollback()
+    return dict(rows)
+
+
+def scrape_site(live) -> dict[str, float]:
+    """The live site's /metrics as {sample name with labels: value}."""
+    answer = requests.get(
+        f"{live.site}/metrics",
+        headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return {
+        f"{sample.name}{json.dumps(sample.labels, sort_keys=True)}": sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+
+
+# --- The tests --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_overrides(pg_url):
+    return {
+        "DATABASE_URL": pg_url,
+        "RELAY_RATE_LIMIT": LIMIT,
+        "RELAY_RATE_WINDOW": WINDOW,
+        "METRICS_TOKEN": METRICS_TOKEN,
+    }
+
+
+@pytest.fixture
+def relay_calls(live) -> RelayCalls:
+    recorder = RelayCalls(live.app.wsgi_app)
+    live.app.wsgi_app = recorder
+    return recorder
+
+
+def test_four_workers_deliver_5000_once_within_every_window(live, relay_calls, tmp_path):
+    assert live.app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
+    tokens = connect_many(live, CONNECTIONS)
+    connection_of = queue(live, TOTAL, "scale")
+    workers = [
+        WorkerProcess(live, tmp_path, f"worker-{n}", threads=THREADS, lease=30).start()
+        for n in range(WORKERS)
+    ]
+    try:
+        took = wait_until(lambda: count(live, DELIVERED) == TOTAL, 300, "every delivery", workers)
+        wait_for_metrics(workers)
+        delivered_calls = sum(worker.delivered_calls() for worker in workers)
+        assert all(worker.terminate() == 0 for worker in workers)  # SIGTERM: a clean stop
+    finally:
+        for worker in workers:
+            worker.ensure_stopped()
+
+    got = received(live)
+    lost = [message for message in connection_of if got.get(message, 0) == 0]
+    duplicates = sum(got.values()) - TOTAL
+    assert lost == []
+    assert duplicates == 0  # no crash, no duplicate
+    assert delivered_calls == TOTAL  # the workers' own count agrees with the relay's
+
+    windows = relay_windows(live, connection_of)
+    assert set(windows) == set(tokens)
+    over = {connection: counts for connection, counts in windows.items() if max(counts) > LIMIT}
+    assert over == {}
+    # The windows mattered: a connection's 100 notifications filled at least 9 of them.
+    full = sum(counts.count(LIMIT) for counts in windows.values())
+    assert full >= CONNECTIONS * (TOTAL // CONNECTIONS // LIMIT - 1)
+    statuses = relay_calls.statuses()
+    assert statuses[429] == 0  # never a call into a spent window
+    assert statuses[200] == TOTAL
+
+    site = scrape_site(live)
+    assert site['notify_site_queue_depth{"state": "queued"}'] == 0
+    assert site['notify_site_queue_depth{"state": "sending"}'] == 0
+    print(
+        f"\nscale: {TOTAL} delivered by {WORKERS}×{THREADS} threads in {took:.1f} s, "
+        f"{full} windows filled to the limit, 0 duplicates, 0 answers 429"
+    )
+
+
+def test_sigkilled_workers_lose_nothing_and_duplicate_at_most_one_call_per_thread(
+    live, relay_calls, tmp_path
+):
+    tokens = connect_many(live, CONNECTIONS)
+    connection_of = queue(live, TOTAL, "kill")
+    # A short lease, so that a killed worker's rows come back within seconds.
+    workers = [
+        WorkerProcess(live, tmp_path, f"worker-{n}", threads=THREADS, lease=5).start()
+        for n in range(WORKERS)
+    ]
+    rng = random.Random()
+    moments = sorted(rng.uniform(0.1, 0.7) for _ in range(3))
+    killed_at: list[datetime] = []
+    try:
+        for moment in moments:
+            wait_until(
+                lambda m=moment: count(live, DELIVERED) >= m * TOTAL,
+                300,
+                f"{moment:.0%} delivered",
+                workers,
+            )
+            # A random moment within the call, not just at the threshold.
+            time.sleep(rng.uniform(0, 0.5))
+            victim = rng.choice(workers)
+            victim.kill()
+            killed_at.append(datetime.now(UTC))
+            victim.start()
+        assert count(live, DELIVERED) < TOTAL, "the kills came too late to prove anything"
+        took = wait_until(lambda: count(live, DELIVERED) == TOTAL, 300, "every delivery", workers)
+        assert all(worker.terminate() == 0 for worker in workers)
+    finally:
+        for worker in workers:
+            worker.ensure_stopped()
+
+    got = received(live)
+    lost = [message for message in connection_of if got.get(message, 0) == 0]
+    duplicates = sum(got.values()) - TOTAL
+    assert lost == []
+    # A duplicate needs a kill between the relay's 200 and the commit; each of the killed
+    # worker's threads has at most one call in flight.
+    kills = len(killed_at)
+    assert 0 <= duplicates <= kills * THREADS
+    # And each one's first copy reached the relay around a kill, not anywhere else in the
+    # run: sent at most NOTIFY_TIMEOUT before it, or read by the relay from its socket just
+    # after (the relay goes on with a request whose sender has died).
+    with live.app.app_context():
+        first_copies = db.session.execute(
+            select(func.min(RelayMessage.created_at))
+            .group_by(RelayMessage.message)
+            .having(func.count() > 1)
+        ).scalars()
+        timeout = timedelta(seconds=live.app.config["NOTIFY_TIMEOUT"])
+        unexplained = [
+            first
+            for first in first_copies
+            if not any(kill - timeout <= first <= kill + LATE for kill in killed_at)
+        ]
+        db.session.rollback()
+    assert unexplained == []
+
+    windows = relay_windows(live, connection_of)
+    assert set(windows) == set(tokens)
+    over = {connection: counts for connection, counts in windows.items() if max(counts) > LIMIT}
+    assert over == {}
+    refused = relay_calls.statuses()[429]
+    print(
+        f"\nkill: {kills} SIGKILLs at {', '.join(f'{m:.0%}' for m in moments)}; "
+        f"{TOTAL} delivered in {took:.1f} s after the last; {duplicates} duplicates "
+        f"(bound {kills * THREADS}); {refused} answers 429 (calls after a kill, made on a "
+        f"snapshot the killed worker never stored)"
+    )
