@@ -16,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from notify_site.config import load_config
-from notify_site.extensions import csrf, db, login_manager, migrate
+from notify_site.extensions import babel, csrf, db, login_manager, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,7 +44,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from notify_site import security
+    from notify_site import i18n, security
     from notify_site.services import accounts, notify
 
     db.init_app(app)
@@ -56,6 +56,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.user_loader(accounts.load_user)
     notify.init_oauth(app)
     security.init_app(app)
+    i18n.init_app(app, babel)
 
 
 def register_blueprints(app: Flask) -> None:

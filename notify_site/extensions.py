@@ -4,6 +4,7 @@ They are bound to an application in :func:`notify_site.create_app`; importing th
 never creates an app, so any module may import them without circular imports.
 """
 
+from flask_babel import Babel
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -29,3 +30,4 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
+babel = Babel()

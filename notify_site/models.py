@@ -23,6 +23,10 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(256))
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The person's language (a code of notify_site.i18n.LANGUAGES) and IANA time zone; None
+    # means "from the browser" and "the language's default zone" (notify_site/i18n.py).
+    locale: Mapped[str | None] = mapped_column(String(16), default=None)
+    timezone: Mapped[str | None] = mapped_column(String(64), default=None)
 
     connections: Mapped[list[Connection]] = relationship(back_populates="owner")
 
