@@ -53,6 +53,36 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_SANDBOX_USER": "Sandbox user",
     "RELAY_SANDBOX_GROUPS": ["Family", "Team alerts"],
     "RELAY_IMAGE_MAX_BYTES": 5 * 1024 * 1024,
+    # Real LINE delivery (the relay's channel mode; README "Real LINE delivery"). With a channel
+    # id and secret plus a token source, the relay delivers through the Messaging API instead
+    # of the sandbox inbox. Token source: a channel access token given as it is, or a private
+    # key (an RSA JWK, JSON, with the "kid" the LINE console gave) from which the relay issues
+    # v2.1 tokens of RELAY_LINE_TOKEN_EXP seconds, renewed RELAY_LINE_TOKEN_RENEW_BEFORE
+    # seconds before they expire.
+    "RELAY_LINE_CHANNEL_ID": None,
+    "RELAY_LINE_CHANNEL_SECRET": None,
+    "RELAY_LINE_CHANNEL_ACCESS_TOKEN": None,
+    "RELAY_LINE_PRIVATE_KEY_JWK": None,
+    "RELAY_LINE_TOKEN_EXP": 30 * 24 * 3600,
+    "RELAY_LINE_TOKEN_RENEW_BEFORE": 3 * 24 * 3600,
+    # Where the Messaging API is (tests point these at a fake); the data base serves content.
+    "RELAY_LINE_API_BASE_URL": "https://api.line.me",
+    "RELAY_LINE_API_DATA_BASE_URL": "https://api-data.line.me",
+    "RELAY_LINE_TIMEOUT": 10,
+    # The bot's basic id ("@123abcde") and its add-friend link (derived from the id if unset).
+    "RELAY_LINE_BOT_BASIC_ID": None,
+    "RELAY_LINE_ADD_FRIEND_URL": None,
+    # Seconds a pairing code shown on the consent page stays usable.
+    "RELAY_LINE_PAIRING_TTL": 600,
+    # Pushes: full-jitter backoff as for the site's deliveries; given up well inside the 24 h
+    # LINE keeps a retry key, so a late retry can never send twice.
+    "RELAY_LINE_RETRY_BASE": 15,
+    "RELAY_LINE_RETRY_CAP": 900,
+    "RELAY_LINE_MAX_ATTEMPTS": 8,
+    "RELAY_LINE_MAX_AGE_HOURS": 20,
+    # The relay's public HTTPS base URL (e.g. "https://notify.example/relay"): uploaded images
+    # are served to LINE from here. Required in channel mode.
+    "RELAY_PUBLIC_BASE_URL": None,
     # Delivery workers (SPEC 4.4).
     # Threads per worker process: how many connections one worker delivers to at once.
     "WORKER_THREADS": 8,

@@ -51,9 +51,44 @@ class Worker:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def _jobs(self) -> list:
+        # Extra jobs other parts register (the relay's LINE pushes), as job(app, stopping).
+        return list(self.app.extensions.get("notify_site.worker_jobs", ()))
+
+    def _run_jobs_once(self) -> int:
+        work = 0
+        for job in self._jobs():
+            try:
+                work += job(self.app, lambda: self._stop.is_set())
+            except SQLAlchemyError as error:
+                metrics.worker_database_error()
+                log.warning(
+                    "worker %s: database error in a job (%s)", self.name, type(error).__name__
+                )
+            except Exception:
+                log.exception("worker %s: unexpected error in a job", self.name)
+        return work
+
+    def _run_jobs(self) -> None:
+        """The extra jobs, in their own thread so they never hold up the deliveries."""
+        while not self._stop.is_set():
+            if not self._run_jobs_once():
+                self._stop.wait(self.poll_interval)
+
     def run(self) -> None:
         """Deliver until :meth:`stop` is called."""
         log.info("worker %s started with %d threads", self.name, self.threads)
+        jobs_thread = None
+        if self._jobs():
+            jobs_thread = threading.Thread(target=self._run_jobs, name="worker-jobs", daemon=True)
+            jobs_thread.start()
+        try:
+            self._deliver_loop()
+        finally:
+            if jobs_thread is not None:
+                jobs_thread.join(timeout=60)
+
+    def _deliver_loop(self) -> None:
         active: set[Future] = set()
         with ThreadPoolExecutor(self.threads, thread_name_prefix="deliver") as pool:
             while not self._stop.is_set():
@@ -77,7 +112,9 @@ class Worker:
         calls = 0
         for _ in range(max_rounds):
             claims = self._claim(self.threads)
-            if not claims:
+            jobs = self._run_jobs_once()
+            calls += jobs
+            if not claims and not jobs:
                 break
             for claim in claims:
                 calls += self._process(claim)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from notify_site.relay.clients import register_client
 from notify_site.relay.errors import ClientRegistrationError
@@ -31,6 +31,29 @@ def add_client_command(name: str, redirect_uri: str) -> None:
         "Store the secret now: the relay keeps only its hash and cannot show it again.",
         err=True,
     )
+
+
+@relay_cli.command("line-check")
+@with_appcontext
+def line_check_command() -> None:
+    """Check the LINE channel: the access token, the bot's name, this month's quota."""
+    from notify_site.relay.line import channel, quota
+
+    settings = channel.current_settings()
+    if settings is None:
+        raise click.ClickException("No LINE channel is configured: the relay is in sandbox mode.")
+    try:
+        token = channel.access_token(settings)
+        seconds = channel.verify_token(settings, token)
+        report = quota.channel_report(settings)
+    except (channel.ChannelError, channel.ChannelConfigError) as error:
+        raise click.ClickException(str(error)) from None
+    kind = "v2.1, issued by the relay" if settings.issues_tokens else "from the configuration"
+    click.echo(f"Channel {settings.channel_id}: token valid ({kind}), {seconds} s left.")
+    basic = f" ({report.basic_id})" if report.basic_id else ""
+    click.echo(f"Bot: {report.bot_name}{basic}")
+    limit = "no limit" if report.quota is None else str(report.quota)
+    click.echo(f"Messages this month: {report.used} used, quota {limit}.")
 
 
 def init_app(app: Flask) -> None:

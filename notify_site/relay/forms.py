@@ -23,6 +23,9 @@ class AuthorizeForm(FlaskForm):
     response_mode = HiddenField()
     code_challenge = HiddenField()
     code_challenge_method = HiddenField()
+    # Channel mode: the page's pairing (its polling secret) and the code it shows.
+    pairing = HiddenField()
+    pairing_code = HiddenField()
     # The choices are the chats on offer, set by the view; the service checks the choice.
     chat = RadioField("Send notifications to", coerce=_optional_int, validate_choice=False)
     agree = SubmitField("Agree and connect")

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from notify_site.db_types import UTCDateTime, utcnow
@@ -64,6 +73,20 @@ class RelayChat(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     line_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Channel mode: "user", "group" or "room" (LINE's source types; a room is a GROUP to Notify).
+    source_type: Mapped[str | None] = mapped_column(String(8))
+    # Set when the user blocked the bot or the bot left the group; cleared when it comes back.
+    unreachable_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unreachable_reason: Mapped[str | None] = mapped_column(String(200))
+    # What the chat last sent the bot (any message type), for the relay's admin page.
+    last_message_type: Mapped[str | None] = mapped_column(String(16))
+    last_message_summary: Mapped[str | None] = mapped_column(String(200))
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def reachable(self) -> bool:
+        return self.unreachable_at is None
 
     def __repr__(self) -> str:
         return f"<RelayChat {self.id} {self.kind} {self.name!r}>"
@@ -167,3 +190,135 @@ class RelayMessage(db.Model):
 
     def __repr__(self) -> str:
         return f"<RelayMessage {self.id} chat={self.chat_id}>"
+
+
+class RelayChatMember(db.Model):
+    """A member of a LINE group or room, as ``memberJoined`` / ``memberLeft`` told the relay."""
+
+    __tablename__ = "relay_chat_members"
+    __table_args__ = (UniqueConstraint("chat_id", "line_user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[int] = mapped_column(ForeignKey("relay_chats.id", ondelete="CASCADE"))
+    line_user_id: Mapped[str] = mapped_column(String(64))
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"<RelayChatMember chat={self.chat_id} left={self.left_at is not None}>"
+
+
+class RelayLineEvent(db.Model):
+    """One webhook event as LINE sent it, stored before it is processed.
+
+    ``webhook_event_id`` is unique: a redelivered event (or a duplicate) finds its row and is
+    only counted. Processing claims a row with a conditional UPDATE on ``claimed_until``, so
+    the after-response step and the worker never both handle one event.
+    """
+
+    __tablename__ = "relay_line_events"
+    __table_args__ = (Index("ix_relay_line_events_pending", "processed_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event_type: Mapped[str] = mapped_column(String(32))
+    source_type: Mapped[str | None] = mapped_column(String(8))
+    source_id: Mapped[str | None] = mapped_column(String(64))
+    # LINE's event time in milliseconds (unchanged on redelivery).
+    event_timestamp: Mapped[int | None] = mapped_column(BigInteger)
+    is_redelivery: Mapped[bool] = mapped_column(default=False)
+    # How many more times the same event arrived after the first.
+    duplicates: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(200))
+
+    def __repr__(self) -> str:
+        return f"<RelayLineEvent {self.id} {self.event_type}>"
+
+
+class RelayPairing(db.Model):
+    """A one-time code on a consent page, waiting to be sent to the bot from a chat.
+
+    The code (short, typed by a person) and the page's polling secret are stored hashed.
+    """
+
+    __tablename__ = "relay_pairings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    poll_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_pk: Mapped[int] = mapped_column(
+        ForeignKey("relay_clients.id", ondelete="CASCADE"), index=True
+    )
+    chat_id: Mapped[int | None] = mapped_column(ForeignKey("relay_chats.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    matched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    client: Mapped[RelayClient] = relationship()
+    chat: Mapped[RelayChat | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<RelayPairing {self.id} chat={self.chat_id}>"
+
+
+class PushStatus:
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class RelayPush(db.Model):
+    """One Messaging API push for one accepted notification: the relay's outbox row.
+
+    ``retry_key`` is generated with the row, before the first attempt, and sent on every
+    attempt, so LINE executes the push at most once (a repeat answers 409).
+    """
+
+    __tablename__ = "relay_pushes"
+    __table_args__ = (Index("ix_relay_pushes_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("relay_messages.id", ondelete="CASCADE"), unique=True
+    )
+    chat_id: Mapped[int] = mapped_column(ForeignKey("relay_chats.id", ondelete="CASCADE"))
+    to_id: Mapped[str] = mapped_column(String(64))
+    retry_key: Mapped[str] = mapped_column(String(36), unique=True)
+    status: Mapped[str] = mapped_column(String(12), default=PushStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    # X-Line-Request-Id of the last attempt; on a 409, x-line-accepted-request-id.
+    line_request_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    message: Mapped[RelayMessage] = relationship()
+    chat: Mapped[RelayChat] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<RelayPush {self.id} {self.status} attempts={self.attempts}>"
+
+
+class RelayLineToken(db.Model):
+    """A v2.1 channel access token the relay issued, encrypted with the site's key ring."""
+
+    __tablename__ = "relay_line_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # LINE's key_id for the token (used to list and revoke), not a secret.
+    key_id: Mapped[str | None] = mapped_column(String(64))
+    token_ciphertext: Mapped[str] = mapped_column(Text, default="")
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"<RelayLineToken {self.id} expires={self.expires_at:%Y-%m-%d}>"

@@ -17,12 +17,18 @@ from sqlalchemy.orm import joinedload
 
 from notify_site.extensions import db
 from notify_site.relay.errors import InvalidTokenError, RateLimitExceededError
+from notify_site.relay.line.channel import current_settings
+from notify_site.relay.line.push import queue_push
 from notify_site.relay.models import (
     RelayAccessToken,
     RelayChat,
+    RelayChatMember,
     RelayClient,
     RelayImage,
+    RelayLineEvent,
+    RelayLineToken,
     RelayMessage,
+    RelayPush,
 )
 from notify_site.relay.payload import NotifyPayload
 from notify_site.relay.ratelimit import RateLimits, RateWindow, spend_call
@@ -45,6 +51,8 @@ class TokenContext:
     chat_name: str
     #: The window as stored when the token was authenticated (not yet spent by this call).
     window: RateWindow
+    #: The chat's LINE id (channel mode); None for sandbox chats.
+    chat_line_id: str | None = None
 
 
 def authenticate_token(authorization: str | None) -> TokenContext:
@@ -63,6 +71,8 @@ def authenticate_token(authorization: str | None) -> TokenContext:
             RelayClient.name.label("client_name"),
             RelayChat.kind.label("chat_kind"),
             RelayChat.name.label("chat_name"),
+            RelayChat.line_id.label("chat_line_id"),
+            RelayChat.unreachable_at.label("chat_unreachable_at"),
         )
         .join(RelayClient, RelayClient.id == RelayAccessToken.client_pk)
         .join(RelayChat, RelayChat.id == RelayAccessToken.chat_id)
@@ -73,6 +83,10 @@ def authenticate_token(authorization: str | None) -> TokenContext:
     ).one_or_none()
     if row is None:
         raise InvalidTokenError()
+    if row.chat_unreachable_at is not None:
+        # Channel mode: the user blocked the bot or the bot left the group. LINE Notify
+        # answered 401 once a token's chat was gone, and Notify clients know what that means.
+        raise InvalidTokenError("Invalid access token: the chat can no longer be reached")
     return TokenContext(
         token_pk=row.id,
         client_pk=row.client_pk,
@@ -81,6 +95,7 @@ def authenticate_token(authorization: str | None) -> TokenContext:
         chat_kind=row.chat_kind,
         chat_name=row.chat_name,
         window=RateWindow(row.window_reset_at, row.calls_used, row.images_used),
+        chat_line_id=row.chat_line_id,
     )
 
 
@@ -104,6 +119,9 @@ def deliver_notification(
 ) -> RateWindow:
     """Spend a call (and an image upload) and write the message into the inbox, atomically.
 
+    In channel mode, a LINE chat's message also gets its push row (with its retry key) in the
+    same transaction; a worker sends it. Sandbox chats keep only the inbox row, in either mode.
+
     Either both happen or neither: a refused call delivers nothing, a failed write spends
     nothing. Returns the window after the call.
     """
@@ -120,21 +138,24 @@ def deliver_notification(
             db.session.add(image)
             db.session.flush()
             image_id = image.id
-        db.session.add(
-            RelayMessage(
-                chat_id=token.chat_id,
-                client_pk=token.client_pk,
-                client_name=token.client_name,
-                message=payload.message,
-                sticker_package_id=payload.sticker_package_id,
-                sticker_id=payload.sticker_id,
-                image_thumbnail_url=payload.image_thumbnail_url,
-                image_fullsize_url=payload.image_fullsize_url,
-                image_id=image_id,
-                notification_disabled=payload.notification_disabled,
-                created_at=now,
-            )
+        message = RelayMessage(
+            chat_id=token.chat_id,
+            client_pk=token.client_pk,
+            client_name=token.client_name,
+            message=payload.message,
+            sticker_package_id=payload.sticker_package_id,
+            sticker_id=payload.sticker_id,
+            image_thumbnail_url=payload.image_thumbnail_url,
+            image_fullsize_url=payload.image_fullsize_url,
+            image_id=image_id,
+            notification_disabled=payload.notification_disabled,
+            created_at=now,
         )
+        db.session.add(message)
+        if token.chat_line_id is not None and current_settings() is not None:
+            # Channel mode: the push goes out from the outbox, its retry key fixed now.
+            db.session.flush()
+            queue_push(message, token.chat_line_id, now=now)
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -189,3 +210,44 @@ def get_image(image_id: int) -> RelayImage | None:
 def find_chat(chat_id: int, chats: Iterable[RelayChat]) -> RelayChat | None:
     """The chat with ``chat_id`` among ``chats``."""
     return next((chat for chat in chats if chat.id == chat_id), None)
+
+
+def channel_overview(limit: int = 50) -> dict:
+    """What the channel-mode admin page lists: LINE chats, recent pushes, webhook events."""
+    from sqlalchemy import func
+
+    members = (
+        select(RelayChatMember.chat_id, func.count().label("n"))
+        .where(RelayChatMember.left_at.is_(None))
+        .group_by(RelayChatMember.chat_id)
+        .subquery()
+    )
+    chats = db.session.execute(
+        select(RelayChat, members.c.n)
+        .outerjoin(members, members.c.chat_id == RelayChat.id)
+        .where(RelayChat.line_id.is_not(None))
+        .order_by(RelayChat.last_event_at.desc().nulls_last(), RelayChat.id.desc())
+        .limit(limit)
+    ).all()
+    pushes = db.session.scalars(
+        select(RelayPush)
+        .options(joinedload(RelayPush.chat), joinedload(RelayPush.message))
+        .order_by(RelayPush.id.desc())
+        .limit(limit)
+    ).all()
+    counts = dict(
+        db.session.execute(select(RelayPush.status, func.count()).group_by(RelayPush.status)).all()
+    )
+    line_events = db.session.scalars(
+        select(RelayLineEvent).order_by(RelayLineEvent.id.desc()).limit(limit)
+    ).all()
+    tokens = db.session.scalars(
+        select(RelayLineToken).order_by(RelayLineToken.id.desc()).limit(5)
+    ).all()
+    return {
+        "chats": chats,
+        "pushes": pushes,
+        "push_counts": counts,
+        "line_events": line_events,
+        "line_tokens": tokens,
+    }

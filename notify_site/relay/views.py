@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import segno
 from flask import (
     Blueprint,
     Response,
@@ -23,11 +24,14 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from notify_site.db_types import utcnow
-from notify_site.extensions import db
+from notify_site.extensions import db, login_manager
 from notify_site.relay import oauth, service
 from notify_site.relay.errors import (
     AuthorizeRequestError,
@@ -37,6 +41,8 @@ from notify_site.relay.errors import (
     RelayError,
 )
 from notify_site.relay.forms import AuthorizeForm
+from notify_site.relay.line import events, pairing, quota, webhook
+from notify_site.relay.line.channel import ChannelConfigError, ChannelError, current_settings
 from notify_site.relay.models import RelayMessage
 from notify_site.relay.payload import FileField, parse_notify_fields
 from notify_site.relay.ratelimit import RateLimits, current_window, rate_limit_headers
@@ -44,11 +50,25 @@ from notify_site.relay.service import TokenContext
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("relay", __name__, template_folder="templates")
+bp = Blueprint(
+    "relay",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
 
 # Endpoints that answer JSON, errors included.
 JSON_ENDPOINTS = frozenset(
-    {"relay.token", "relay.api_notify", "relay.api_status", "relay.api_revoke", "relay.inbox_json"}
+    {
+        "relay.token",
+        "relay.api_notify",
+        "relay.api_status",
+        "relay.api_revoke",
+        "relay.inbox_json",
+        "relay.line_webhook",
+        "relay.line_pairing",
+    }
 )
 _INT_MAX = 2**31 - 1
 
@@ -119,6 +139,10 @@ def authorize():
     for name in oauth.AUTHORIZE_PARAMS:
         getattr(form, name).data = auth.hidden_fields().get(name, "")
 
+    settings = current_settings()
+    if settings is not None:
+        return _authorize_channel(auth, form, settings)
+
     config = current_app.config
     chats = oauth.ensure_sandbox_chats(config["RELAY_SANDBOX_USER"], config["RELAY_SANDBOX_GROUPS"])
     form.chat.choices = [(chat.id, oauth.chat_label(chat)) for chat in chats]
@@ -148,6 +172,73 @@ def authorize():
     status = 200 if request.method == "GET" else 400
     response = Response(
         render_template("relay/authorize.html", form=form, auth=auth, chats=chats), status
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _authorize_channel(auth: oauth.AuthorizeRequest, form: AuthorizeForm, settings) -> Response:
+    """The consent page in channel mode: pair a real LINE chat with a one-time code.
+
+    GET shows a fresh code; the person sends it to the bot from the chat they want, the page
+    (polling :func:`line_pairing`) names the chat, and **Agree and connect** issues the
+    authorization code for it. Without JavaScript, pressing the button checks the code too.
+    """
+    now = utcnow()
+    notice = None
+    if request.method == "POST" and form.validate():
+        if form.cancel.data:
+            return _oauth_answer(
+                auth,
+                {
+                    "error": "access_denied",
+                    "error_description": "The user declined to connect a chat.",
+                    "state": auth.state,
+                },
+            )
+        if form.agree.data:
+            chat = pairing.take_pairing(form.pairing.data or "", client_pk=auth.client_pk, now=now)
+            if chat is not None:
+                code = oauth.issue_code(
+                    auth, chat.id, [chat], ttl=current_app.config["RELAY_CODE_TTL"]
+                )
+                return _oauth_answer(auth, {"code": code, "state": auth.state})
+    current = None
+    if request.method == "POST":
+        state = pairing.pairing_state(form.pairing.data or "", client_pk=auth.client_pk, now=now)
+        code = pairing.normalize_code(form.pairing_code.data or "")
+        if state.status in (pairing.PairingStatus.WAITING, pairing.PairingStatus.MATCHED) and (
+            code is not None
+            and pairing.code_belongs(code, form.pairing.data or "")
+            and state.reachable
+        ):
+            current = pairing.NewPairing(code, form.pairing.data, now)
+            notice = _(
+                "The code has not reached the bot yet. Send it from the chat you want, then "
+                "press “Agree and connect” again."
+            )
+        else:
+            notice = _("That code can no longer be used. Here is a new one.")
+    if current is None:
+        current = pairing.create_pairing(auth.client_pk, ttl=settings.pairing_ttl, now=now)
+    form.pairing.data = current.poll_token
+    form.pairing_code.data = current.code
+    qr_svg = None
+    if settings.add_friend_url:
+        # segno's own SVG for the configured URL (it escapes the URL): no user input in it.
+        qr_svg = Markup(segno.make(settings.add_friend_url, error="m").svg_inline(scale=4))  # noqa: S704
+    state = pairing.pairing_state(current.poll_token, client_pk=auth.client_pk, now=now)
+    response = Response(
+        render_template(
+            "relay/authorize_line.html",
+            form=form,
+            auth=auth,
+            pairing=current,
+            state=state,
+            settings=settings,
+            qr_svg=qr_svg,
+            notice=notice,
+        )
     )
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -294,6 +385,93 @@ def image(image_id: int):
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response.headers["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+# --- Channel mode: the webhook, pairing, the admin page -----------------------------------
+
+
+@bp.post("/line/webhook")
+def line_webhook():
+    """LINE's webhook: signature first, then store, answer 200 at once, process afterwards."""
+    settings = current_settings()
+    if settings is None:
+        abort(404)
+    body = request.get_data(cache=False)
+    try:
+        webhook.check_signature(settings, body, request.headers.get("X-Line-Signature"))
+    except webhook.WebhookSignatureError as error:
+        log.warning("relay: webhook refused: %s", error)
+        return _answer(403, "invalid signature")
+    try:
+        stored = webhook.store_events(body)
+    except webhook.WebhookBodyError as error:
+        log.warning("relay: webhook body refused: %s", error)
+        return _answer(400, str(error))
+    response = _answer(200, "ok")
+    if stored.new_ids:
+        app = current_app._get_current_object()
+        ids = list(stored.new_ids)
+        response.call_on_close(lambda: _process_after_response(app, ids))
+    return response
+
+
+def _process_after_response(app, event_ids: list[int]) -> None:
+    """Handle the events just stored, after LINE has its 200 (the worker is the backstop)."""
+    with app.app_context():
+        try:
+            settings = current_settings()
+            if settings is not None:
+                events.process_events(settings, event_ids)
+        except Exception:
+            db.session.rollback()
+            log.exception("relay: processing webhook events after the response failed")
+        finally:
+            db.session.remove()
+
+
+@bp.get("/line/pairing")
+def line_pairing():
+    """The consent page's poll: has its code reached the bot, and from which chat?
+
+    The page's polling secret travels in the ``X-Relay-Pairing`` header, not the URL, so
+    access logs never record it.
+    """
+    if current_settings() is None:
+        abort(404)
+    state = pairing.pairing_state(
+        request.headers.get("X-Relay-Pairing", ""), client_pk=None, now=utcnow()
+    )
+    response = jsonify(state.as_json())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/line/admin")
+def line_admin():
+    """The channel at a glance, for the site's admins: quota, chats, pushes, webhook events."""
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if not getattr(current_user, "is_admin", False):
+        abort(403)
+    settings = current_settings()
+    report = report_error = None
+    if settings is not None:
+        try:
+            report = quota.channel_report(settings)
+        except (ChannelError, ChannelConfigError) as error:
+            report_error = str(error)
+    overview = service.channel_overview()
+    response = Response(
+        render_template(
+            "relay/line_admin.html",
+            settings=settings,
+            report=report,
+            report_error=report_error,
+            **overview,
+        )
+    )
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -1,0 +1,301 @@
+"""Processing stored webhook events: the chat registry, message records, pairing codes.
+
+Each event is claimed with a conditional UPDATE (``claimed_until``), handled, and marked
+processed with a one-line outcome, exactly once however many times it arrived. Events are
+parsed one at a time with the SDK's ``Event.from_dict``; an unknown type, an unknown message
+type or a malformed event is logged and marked ignored. Unknown fields are ignored by the
+SDK's models.
+
+What each event does:
+
+* ``follow``: the 1-on-1 chat is registered (or made reachable again), its name read from the
+  profile endpoint; ``unfollow``: the chat stays, marked unreachable (the user blocked the bot).
+* ``join``: the group (or room) is registered or made reachable, named from the group-summary
+  endpoint (rooms have no name); ``leave``: marked unreachable.
+* ``memberJoined`` / ``memberLeft``: the member list of the group.
+* ``message`` (every type): recorded as what the chat last sent; a text that is a pending
+  pairing code binds the pairing to the chat, and the bot replies to confirm (unless the
+  channel is in standby mode, when another bot answers the chat).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask_babel import gettext as _
+from linebot.v3 import messaging
+from linebot.v3.webhooks import (
+    Event,
+    FollowEvent,
+    GroupSource,
+    JoinEvent,
+    LeaveEvent,
+    MemberJoinedEvent,
+    MemberLeftEvent,
+    MessageEvent,
+    RoomSource,
+    UnfollowEvent,
+    UserSource,
+)
+from sqlalchemy import or_, select, update
+
+from notify_site.db_types import utcnow
+from notify_site.extensions import db
+from notify_site.relay.line import pairing
+from notify_site.relay.line.channel import ChannelSettings, messaging_api
+from notify_site.relay.line.webhook import dialect_insert, pending_event_ids
+from notify_site.relay.models import ChatKind, RelayChat, RelayChatMember, RelayLineEvent
+
+log = logging.getLogger(__name__)
+
+CLAIM_SECONDS = 60
+UNREACHABLE_BLOCKED = "The user blocked the bot or removed it as a friend."
+UNREACHABLE_LEFT = "The bot left the group or was removed from it."
+
+
+def process_events(settings: ChannelSettings, event_ids: list[int] | None = None) -> int:
+    """Process the given stored events (default: every pending one); returns how many."""
+    done = 0
+    for event_id in event_ids if event_ids is not None else pending_event_ids():
+        if process_event(settings, event_id):
+            done += 1
+    return done
+
+
+def process_event(settings: ChannelSettings, event_id: int) -> bool:
+    """Claim one stored event and handle it; False when it is done or another process has it."""
+    now = utcnow()
+    claimed = db.session.execute(
+        update(RelayLineEvent)
+        .where(
+            RelayLineEvent.id == event_id,
+            RelayLineEvent.processed_at.is_(None),
+            or_(RelayLineEvent.claimed_until.is_(None), RelayLineEvent.claimed_until < now),
+        )
+        .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        db.session.rollback()
+        return False
+    db.session.commit()
+    row = db.session.get(RelayLineEvent, event_id)
+    try:
+        outcome = _handle(settings, json.loads(row.payload))
+    except Exception as error:  # noqa: BLE001 - one bad event must not stop the others
+        db.session.rollback()
+        log.exception("relay: webhook event %s failed", event_id)
+        outcome = f"error: {type(error).__name__}"
+        row = db.session.get(RelayLineEvent, event_id)
+    row.processed_at = utcnow()
+    row.outcome = outcome[:200]
+    db.session.commit()
+    return True
+
+
+def _handle(settings: ChannelSettings, raw: dict[str, Any]) -> str:
+    try:
+        event = Event.from_dict(raw)
+    except (ValueError, TypeError, KeyError) as error:
+        # Unknown event types (and unknown message types) land here; so does a malformed one.
+        log.info(
+            "relay: webhook event of type %r ignored (%s)",
+            str(raw.get("type"))[:32],
+            str(error).split(".", 1)[0][:80],
+        )
+        return "ignored: not understood"
+    when = _event_time(raw)
+    if isinstance(event, FollowEvent):
+        chat = _chat_for(settings, event.source, refresh_name=True, when=when)
+        _set_reachable(chat, None)
+        db.session.commit()
+        return f"follow: chat {chat.id}"
+    if isinstance(event, UnfollowEvent):
+        chat = _chat_for(settings, event.source, when=when)
+        _set_reachable(chat, UNREACHABLE_BLOCKED, when)
+        db.session.commit()
+        return f"unfollow: chat {chat.id} unreachable"
+    if isinstance(event, JoinEvent):
+        chat = _chat_for(settings, event.source, refresh_name=True, when=when)
+        _set_reachable(chat, None)
+        db.session.commit()
+        return f"join: chat {chat.id}"
+    if isinstance(event, LeaveEvent):
+        chat = _chat_for(settings, event.source, when=when)
+        _set_reachable(chat, UNREACHABLE_LEFT, when)
+        db.session.commit()
+        return f"leave: chat {chat.id} unreachable"
+    if isinstance(event, MemberJoinedEvent | MemberLeftEvent):
+        chat = _chat_for(settings, event.source, when=when)
+        joined = isinstance(event, MemberJoinedEvent)
+        members = (event.joined if joined else event.left).members or []
+        for member in members:
+            if getattr(member, "user_id", None):
+                _member(chat, member.user_id, joined=joined, when=when)
+        db.session.commit()
+        return f"{'memberJoined' if joined else 'memberLeft'}: chat {chat.id}, {len(members)}"
+    if isinstance(event, MessageEvent):
+        return _message(settings, event, raw, when)
+    log.info("relay: webhook event of type %s ignored", event.type)
+    return f"ignored: {event.type}"
+
+
+def _event_time(raw: dict[str, Any]) -> datetime:
+    timestamp = raw.get("timestamp")
+    if isinstance(timestamp, int) and timestamp > 0:
+        try:
+            return datetime.fromtimestamp(timestamp / 1000, UTC)
+        except (OverflowError, ValueError, OSError):
+            pass
+    return utcnow()
+
+
+def _source_key(source: Any) -> tuple[str, str, str] | None:
+    """(LINE id, Notify kind, LINE source type) of an event's source."""
+    if isinstance(source, UserSource) and source.user_id:
+        return source.user_id, ChatKind.USER, "user"
+    if isinstance(source, GroupSource):
+        return source.group_id, ChatKind.GROUP, "group"
+    if isinstance(source, RoomSource):
+        return source.room_id, ChatKind.GROUP, "room"
+    return None
+
+
+def _placeholder_name(line_id: str, source_type: str) -> str:
+    label = {"user": "LINE user", "group": "LINE group", "room": "LINE room"}[source_type]
+    return f"{label} …{line_id[-6:]}"
+
+
+def _chat_for(
+    settings: ChannelSettings, source: Any, *, refresh_name: bool = False, when: datetime
+) -> RelayChat:
+    key = _source_key(source)
+    if key is None:
+        raise ValueError("event without a usable source")
+    line_id, kind, source_type = key
+    chat = db.session.scalar(select(RelayChat).where(RelayChat.line_id == line_id))
+    if chat is None:
+        db.session.execute(
+            dialect_insert(RelayChat)
+            .values(
+                kind=kind,
+                name=_placeholder_name(line_id, source_type),
+                line_id=line_id,
+                source_type=source_type,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["line_id"])
+        )
+        db.session.commit()
+        chat = db.session.scalar(select(RelayChat).where(RelayChat.line_id == line_id))
+        refresh_name = True
+    if refresh_name:
+        name = _fetch_name(settings, line_id, source_type)
+        if name:
+            chat.name = name[:200]
+    chat.last_event_at = when
+    return chat
+
+
+def _fetch_name(settings: ChannelSettings, line_id: str, source_type: str) -> str | None:
+    """The user's display name or the group's name from LINE; None when LINE will not say."""
+    if source_type == "room":
+        return None  # rooms have no name
+    try:
+        api = messaging_api(settings)
+        if source_type == "user":
+            return api.get_profile(line_id, _request_timeout=settings.timeout).display_name
+        return api.get_group_summary(line_id, _request_timeout=settings.timeout).group_name
+    except messaging.ApiException as error:
+        log.info("relay: LINE gave no name for a %s (HTTP %s)", source_type, error.status)
+    except Exception as error:  # noqa: BLE001 - a name is nice to have, never required
+        log.warning("relay: could not read a %s name (%s)", source_type, type(error).__name__)
+    return None
+
+
+def _set_reachable(chat: RelayChat, reason: str | None, when: datetime | None = None) -> None:
+    if reason is None:
+        chat.unreachable_at = None
+        chat.unreachable_reason = None
+    elif chat.unreachable_at is None:
+        chat.unreachable_at = when or utcnow()
+        chat.unreachable_reason = reason
+
+
+def _member(chat: RelayChat, user_id: str, *, joined: bool, when: datetime) -> None:
+    member = db.session.scalar(
+        select(RelayChatMember).where(
+            RelayChatMember.chat_id == chat.id, RelayChatMember.line_user_id == user_id
+        )
+    )
+    if member is None:
+        member = RelayChatMember(chat_id=chat.id, line_user_id=user_id[:64], joined_at=when)
+        db.session.add(member)
+    if joined:
+        member.joined_at = when
+        member.left_at = None
+    else:
+        member.left_at = when
+
+
+def _summary(message: Any, raw_message: dict[str, Any]) -> str:
+    kind = raw_message.get("type")
+    if kind == "text":
+        return str(raw_message.get("text") or "")[:200]
+    if kind == "sticker":
+        return f"sticker {raw_message.get('packageId')}/{raw_message.get('stickerId')}"[:200]
+    if kind == "location":
+        title = raw_message.get("title") or raw_message.get("address") or ""
+        return f"location {title}".strip()[:200]
+    if kind == "file":
+        return f"file {raw_message.get('fileName') or ''}".strip()[:200]
+    return str(kind)
+
+
+def _message(settings: ChannelSettings, event: MessageEvent, raw: dict, when: datetime) -> str:
+    chat = _chat_for(settings, event.source, when=when)
+    raw_message = raw.get("message") if isinstance(raw.get("message"), dict) else {}
+    chat.last_message_type = str(raw_message.get("type") or "")[:16]
+    chat.last_message_summary = _summary(event.message, raw_message)
+    chat.last_message_at = when
+    # A message from a chat the relay thought unreachable proves it is reachable again.
+    _set_reachable(chat, None)
+    db.session.commit()
+    outcome = f"message {chat.last_message_type}: chat {chat.id}"
+    if raw_message.get("type") != "text":
+        return outcome
+    code = pairing.normalize_code(str(raw_message.get("text") or ""))
+    if code is None:
+        return outcome
+    matched = pairing.match_code(code, chat, now=utcnow())
+    if matched is None:
+        return outcome + ", code not pending"
+    if raw.get("mode") != "standby" and event.reply_token:
+        _reply(
+            settings,
+            event.reply_token,
+            _(
+                "This chat can now be connected to %(service)s. Go back to the page and press "
+                "“Agree and connect”.",
+                service=matched.client.name,
+            ),
+        )
+    return outcome + ", pairing matched"
+
+
+def _reply(settings: ChannelSettings, reply_token: str, text: str) -> None:
+    """Answer in the chat (replies are free); a failure only costs the confirmation."""
+    try:
+        messaging_api(settings).reply_message(
+            messaging.ReplyMessageRequest(
+                reply_token=reply_token, messages=[messaging.TextMessage(text=text)]
+            ),
+            _request_timeout=settings.timeout,
+        )
+    except messaging.ApiException as error:
+        log.warning("relay: LINE refused the reply (HTTP %s)", error.status)
+    except Exception as error:  # noqa: BLE001
+        log.warning("relay: could not reply in the chat (%s)", type(error).__name__)
