@@ -1,0 +1,343 @@
+"""A fake LINE Messaging API over real HTTP, for the relay's channel mode.
+
+It serves the endpoints the relay uses (push, reply, profile, group summary, bot info, quota,
+and the v2.1 channel access token issue / verify / revoke), records every call, and can be
+told to answer the next calls to a path with chosen statuses (500, 429, 400...). Pushes follow
+LINE's retry-key rule: a key already accepted answers 409 and sends nothing again.
+
+Also here: helpers to sign webhook bodies and build events, and pytest fixtures
+(``fake_line``, ``line_settings``) that test modules import by name.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+CHANNEL_ID = "1234567890"
+CHANNEL_SECRET = "fake-channel-secret-0123456789abcdef"
+STATIC_TOKEN = "fake-long-lived-channel-token"
+BOT_USER_ID = "U" + "b" * 32
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int = 0
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    @property
+    def form(self) -> dict[str, str]:
+        from urllib.parse import parse_qsl
+
+        return dict(parse_qsl(self.body.decode()))
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass
+class FakeLine:
+    """The fake's state; tests read ``calls`` and set profiles, groups, failures, quota."""
+
+    valid_tokens: set[str] = field(default_factory=lambda: {STATIC_TOKEN})
+    profiles: dict[str, str] = field(default_factory=dict)
+    groups: dict[str, str] = field(default_factory=dict)
+    quota: int | None = 200
+    consumption: int = 0
+    bot_name: str = "Notify Relay Bot"
+    token_expires_in: int = 30 * 24 * 3600
+    public_jwk: dict | None = None
+    calls: list[Call] = field(default_factory=list)
+    accepted_keys: dict[str, dict] = field(default_factory=dict)
+    issued: list[str] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)
+    assertions: list[str] = field(default_factory=list)
+    _failures: dict[str, list[int]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    # --- test controls -------------------------------------------------------------------
+
+    def fail_next(self, path: str, *statuses: int) -> None:
+        with self._lock:
+            self._failures.setdefault(path, []).extend(statuses)
+
+    def calls_to(self, path: str, method: str | None = None) -> list[Call]:
+        with self._lock:
+            return [
+                c for c in self.calls if c.path == path and (method is None or c.method == method)
+            ]
+
+    @property
+    def pushes(self) -> list[Call]:
+        return self.calls_to("/v2/bot/message/push", "POST")
+
+    @property
+    def delivered(self) -> list[dict]:
+        """Pushes LINE accepted (one per retry key)."""
+        with self._lock:
+            return list(self.accepted_keys.values())
+
+    # --- the WSGI app --------------------------------------------------------------------
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        body = request.get_data()
+        call = Call(
+            request.method,
+            request.path,
+            {k.lower(): v for k, v in request.headers.items()},
+            body,
+        )
+        with self._lock:
+            self.calls.append(call)
+            pending = self._failures.get(request.path)
+            injected = pending.pop(0) if pending else None
+        if injected is not None:
+            response = self._json({"message": f"injected {injected}"}, injected)
+        else:
+            response = self._route(request, call)
+        call.status = response.status_code
+        response.headers["X-Line-Request-Id"] = str(uuid.uuid4())
+        return response(environ, start_response)
+
+    @staticmethod
+    def _json(data: Any, status: int = 200) -> Response:
+        return Response(json.dumps(data), status=status, mimetype="application/json")
+
+    def _authorized(self, call: Call) -> bool:
+        auth = call.header("authorization") or ""
+        return auth.startswith("Bearer ") and auth[7:] in self.valid_tokens
+
+    def _route(self, request: Request, call: Call) -> Response:
+        path = request.path
+        if path.startswith("/oauth2/") or path.startswith("/v2/oauth/"):
+            return self._oauth(request, call)
+        if not self._authorized(call):
+            return self._json({"message": "Authentication failed"}, 401)
+        if path == "/v2/bot/message/push" and request.method == "POST":
+            return self._push(call)
+        if path == "/v2/bot/message/reply" and request.method == "POST":
+            return self._json({"sentMessages": [{"id": str(next(self._ids))}]})
+        if path.startswith("/v2/bot/profile/"):
+            user_id = path.rsplit("/", 1)[1]
+            if user_id not in self.profiles:
+                return self._json({"message": "Not found"}, 404)
+            return self._json({"userId": user_id, "displayName": self.profiles[user_id]})
+        if path.startswith("/v2/bot/group/") and path.endswith("/summary"):
+            group_id = path.split("/")[4]
+            if group_id not in self.groups:
+                return self._json({"message": "Not found"}, 404)
+            return self._json({"groupId": group_id, "groupName": self.groups[group_id]})
+        if path == "/v2/bot/info":
+            return self._json(
+                {
+                    "userId": BOT_USER_ID,
+                    "basicId": "@fakebot",
+                    "displayName": self.bot_name,
+                    "chatMode": "bot",
+                    "markAsReadMode": "auto",
+                }
+            )
+        if path == "/v2/bot/message/quota":
+            if self.quota is None:
+                return self._json({"type": "none"})
+            return self._json({"type": "limited", "value": self.quota})
+        if path == "/v2/bot/message/quota/consumption":
+            return self._json({"totalUsage": self.consumption})
+        return self._json({"message": "Not found"}, 404)
+
+    def _push(self, call: Call) -> Response:
+        key = call.header("x-line-retry-key")
+        with self._lock:
+            if key and key in self.accepted_keys:
+                previous = self.accepted_keys[key]
+                response = self._json(
+                    {
+                        "message": "The retry key is already accepted",
+                        "sentMessages": previous["sentMessages"],
+                    },
+                    409,
+                )
+                response.headers["x-line-accepted-request-id"] = previous["requestId"]
+                return response
+            sent = [{"id": str(next(self._ids))} for _ in call.json.get("messages", [])]
+            record = {"body": call.json, "retryKey": key, "sentMessages": sent}
+            record["requestId"] = str(uuid.uuid4())
+            self.accepted_keys[key or f"no-key-{len(self.accepted_keys)}"] = record
+            # LINE counts one message per recipient (a push to a user: one).
+            self.consumption += 1
+        return self._json({"sentMessages": sent})
+
+    def _oauth(self, request: Request, call: Call) -> Response:
+        path = request.path
+        form = call.form
+        if path == "/oauth2/v2.1/token" and request.method == "POST":
+            assertion = form.get("client_assertion", "")
+            self.assertions.append(assertion)
+            if (
+                form.get("grant_type") != "client_credentials"
+                or form.get("client_assertion_type")
+                != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+                or self.public_jwk is None
+            ):
+                return self._json({"error": "invalid_request"}, 400)
+            try:
+                token = jwt.decode(assertion, RSAKey.import_key(self.public_jwk))
+            except Exception:  # noqa: BLE001 - any bad JWT is a 400 at LINE
+                return self._json({"error": "invalid_client"}, 400)
+            claims = token.claims
+            if claims.get("iss") != CHANNEL_ID or claims.get("exp", 0) < time.time():
+                return self._json({"error": "invalid_client"}, 400)
+            access = f"fake-v21-{uuid.uuid4().hex}"
+            with self._lock:
+                self.valid_tokens.add(access)
+                self.issued.append(access)
+            return self._json(
+                {
+                    "access_token": access,
+                    "expires_in": self.token_expires_in,
+                    "token_type": "Bearer",
+                    "key_id": f"kid-{len(self.issued)}",
+                }
+            )
+        if path == "/oauth2/v2.1/verify":
+            access = request.args.get("access_token", "")
+            if access not in self.valid_tokens:
+                return self._json({"error": "invalid_request"}, 400)
+            return self._json({"client_id": CHANNEL_ID, "expires_in": 1000, "scope": "profile"})
+        if path == "/v2/oauth/verify":
+            if form.get("access_token") not in self.valid_tokens:
+                return self._json({"error": "invalid_request"}, 400)
+            return self._json({"client_id": CHANNEL_ID, "expires_in": 0})
+        if path == "/oauth2/v2.1/revoke" and request.method == "POST":
+            if form.get("client_id") != CHANNEL_ID or form.get("client_secret") != CHANNEL_SECRET:
+                return self._json({"error": "invalid_client"}, 400)
+            with self._lock:
+                self.valid_tokens.discard(form.get("access_token", ""))
+                self.revoked.append(form.get("access_token", ""))
+            return Response(b"", status=200)
+        return self._json({"message": "Not found"}, 404)
+
+
+class FakeLineServer:
+    """The fake served on a free loopback port, in a thread."""
+
+    def __init__(self, state: FakeLine | None = None) -> None:
+        self.state = state or FakeLine()
+        self._server = make_server("127.0.0.1", 0, self.state, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=10)
+        self._server.server_close()
+
+
+# --- Webhook helpers -----------------------------------------------------------------------
+
+
+def sign(body: bytes, secret: str = CHANNEL_SECRET) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def webhook_body(*events: dict) -> bytes:
+    return json.dumps({"destination": BOT_USER_ID, "events": list(events)}).encode()
+
+
+_event_ids = itertools.count(1)
+
+
+def event(
+    kind: str,
+    *,
+    user: str | None = None,
+    group: str | None = None,
+    room: str | None = None,
+    redelivery: bool = False,
+    event_id: str | None = None,
+    **extra: Any,
+) -> dict:
+    """A webhook event as LINE sends it (defaults filled in)."""
+    if group:
+        source = {"type": "group", "groupId": group}
+        if user:
+            source["userId"] = user
+    elif room:
+        source = {"type": "room", "roomId": room}
+        if user:
+            source["userId"] = user
+    else:
+        source = {"type": "user", "userId": user or "U" + "1" * 32}
+    body = {
+        "type": kind,
+        "mode": "active",
+        "timestamp": int(time.time() * 1000),
+        "source": source,
+        "webhookEventId": event_id or f"01FAKE{next(_event_ids):020d}",
+        "deliveryContext": {"isRedelivery": redelivery},
+    }
+    if kind not in ("unfollow", "leave", "memberLeft"):
+        body["replyToken"] = uuid.uuid4().hex
+    if kind == "follow":
+        body["follow"] = {"isUnblocked": False}
+    body.update(extra)
+    return body
+
+
+def text_message(text: str, **kwargs) -> dict:
+    return event(
+        "message",
+        message={"type": "text", "id": str(next(_event_ids)), "text": text, "quoteToken": "q"},
+        **kwargs,
+    )
+
+
+# --- Fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_line():
+    server = FakeLineServer()
+    yield server
+    server.stop()
+
+
+def channel_config(fake: FakeLineServer, public_base_url: str, **overrides) -> dict:
+    """The relay's channel-mode configuration, aimed at the fake (static token by default)."""
+    config = {
+        "RELAY_LINE_CHANNEL_ID": CHANNEL_ID,
+        "RELAY_LINE_CHANNEL_SECRET": CHANNEL_SECRET,
+        "RELAY_LINE_CHANNEL_ACCESS_TOKEN": STATIC_TOKEN,
+        "RELAY_LINE_API_BASE_URL": fake.url,
+        "RELAY_LINE_API_DATA_BASE_URL": fake.url,
+        "RELAY_LINE_BOT_BASIC_ID": "@fakebot",
+        "RELAY_PUBLIC_BASE_URL": public_base_url,
+        "RELAY_LINE_RETRY_BASE": 0,
+        "RELAY_LINE_TIMEOUT": 5,
+    }
+    config.update(overrides)
+    return config

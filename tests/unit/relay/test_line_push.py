@@ -1,0 +1,236 @@
+"""Channel mode's delivery: /api/notify answers as in sandbox mode, and a push goes to LINE
+with a retry key fixed before the first attempt (against the fake Messaging API)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from notify_site.db_types import utcnow
+from notify_site.extensions import db
+from notify_site.relay.line.channel import current_settings
+from notify_site.relay.line.push import PushPolicy, process_due_pushes
+from notify_site.relay.models import PushStatus, RelayAccessToken, RelayChat, RelayPush
+from notify_site.relay.secrets_util import hash_secret
+from tests.conftest import make_test_config
+from tests.fakes.line_api import channel_config, fake_line  # noqa: F401  (fixture)
+
+ALICE = "U" + "a" * 32
+TOKEN = "relay-token-for-alice"
+PUSH = "/v2/bot/message/push"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+RATE_HEADERS = {
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-ImageLimit",
+    "X-RateLimit-ImageRemaining",
+    "X-RateLimit-Reset",
+}
+
+
+@pytest.fixture
+def app_config(tmp_path, fake_line):  # noqa: F811
+    return make_test_config(
+        tmp_path,
+        RELAY_LINE_MAX_ATTEMPTS=3,
+        **channel_config(fake_line, "https://relay.example/relay"),
+    )
+
+
+@pytest.fixture
+def alice(app, registered) -> int:
+    """A LINE user chat with a relay access token; returns the chat id."""
+    from notify_site.relay.clients import find_client
+
+    with app.app_context():
+        chat = RelayChat(kind="USER", name="Alice", line_id=ALICE, source_type="user")
+        db.session.add(chat)
+        db.session.flush()
+        client = find_client(registered.client_id)
+        db.session.add(
+            RelayAccessToken(token_hash=hash_secret(TOKEN), client_pk=client.id, chat_id=chat.id)
+        )
+        db.session.commit()
+        return chat.id
+
+
+def notify(client, **data):
+    return client.post("/relay/api/notify", data=data, headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+def run(app, policy: PushPolicy | None = None) -> int:
+    with app.app_context():
+        return process_due_pushes(current_settings(), policy or PushPolicy.from_config(app.config))
+
+
+def pushes(app) -> list[RelayPush]:
+    with app.app_context():
+        return list(db.session.scalars(select(RelayPush).order_by(RelayPush.id)))
+
+
+def test_notify_answers_as_in_sandbox_and_stores_the_retry_key_before_any_call(
+    app,
+    client,
+    alice,
+    fake_line,  # noqa: F811
+):
+    response = notify(client, message="Disk full")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": 200, "message": "ok"}
+    assert RATE_HEADERS <= set(response.headers.keys())
+    (push,) = pushes(app)
+    assert push.status == PushStatus.PENDING
+    assert uuid.UUID(push.retry_key).version == 4
+    assert push.to_id == ALICE
+    assert fake_line.state.pushes == []  # nothing sent from inside the request
+
+
+def test_a_push_carries_text_image_sticker_and_silence(app, client, alice, fake_line):  # noqa: F811
+    notify(
+        client,
+        message="Build failed",
+        imageThumbnail="https://img.example/t.png",
+        imageFullsize="https://img.example/f.png",
+        stickerPackageId="446",
+        stickerId="1988",
+        notificationDisabled="TRUE",
+    )
+    assert run(app) == 1
+    (call,) = fake_line.state.pushes
+    (push,) = pushes(app)
+    assert call.header("x-line-retry-key") == push.retry_key
+    assert call.header("authorization") == "Bearer fake-long-lived-channel-token"
+    assert call.json == {
+        "to": ALICE,
+        "notificationDisabled": True,
+        "messages": [
+            {"type": "text", "text": "[Example Service] Build failed"},
+            {
+                "type": "image",
+                "originalContentUrl": "https://img.example/f.png",
+                "previewImageUrl": "https://img.example/t.png",
+            },
+            {"type": "sticker", "packageId": "446", "stickerId": "1988"},
+        ],
+    }
+    assert (push.status, push.attempts, push.last_status_code) == ("delivered", 1, 200)
+    assert push.line_request_id
+
+
+def test_an_uploaded_image_is_pushed_from_the_public_base_url(app, client, alice, fake_line):  # noqa: F811
+    response = client.post(
+        "/relay/api/notify",
+        data={"message": "look", "imageFile": (__import__("io").BytesIO(PNG), "a.png")},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 200
+    run(app)
+    image = fake_line.state.pushes[0].json["messages"][1]
+    assert image["originalContentUrl"].startswith("https://relay.example/relay/images/")
+    assert client.get(image["originalContentUrl"].removeprefix("https://relay.example")).data == PNG
+
+
+def test_a_server_error_is_retried_with_the_same_key_and_delivered_once(
+    app,
+    client,
+    alice,
+    fake_line,  # noqa: F811
+):
+    fake_line.state.fail_next(PUSH, 500)
+    notify(client, message="retry me")
+    assert run(app) == 1  # 500
+    assert pushes(app)[0].status == PushStatus.PENDING
+    assert run(app) == 1  # 200 (backoff is 0 in the tests)
+    first, second = fake_line.state.pushes
+    assert first.header("x-line-retry-key") == second.header("x-line-retry-key")
+    assert (first.status, second.status) == (500, 200)
+    assert len(fake_line.state.delivered) == 1
+    assert (pushes(app)[0].status, pushes(app)[0].attempts) == ("delivered", 2)
+
+
+def test_409_counts_as_delivered_and_nothing_is_sent_twice(app, client, alice, fake_line):  # noqa: F811
+    notify(client, message="once")
+    run(app)
+    # As if the worker died between LINE's 200 and its commit: the row is pending again.
+    with app.app_context():
+        push = db.session.scalar(select(RelayPush))
+        push.status, push.finished_at = PushStatus.PENDING, None
+        db.session.commit()
+    run(app)
+    assert [c.status for c in fake_line.state.pushes] == [200, 409]
+    assert len(fake_line.state.delivered) == 1
+    (push,) = pushes(app)
+    assert push.status == PushStatus.DELIVERED
+    assert push.line_request_id == fake_line.state.delivered[0]["requestId"]
+
+
+def test_429_waits_without_spending_an_attempt(app, client, alice, fake_line):  # noqa: F811
+    fake_line.state.fail_next(PUSH, 429, 429, 429, 429)
+    notify(client, message="busy")
+    for _ in range(4):
+        run(app)
+    (push,) = pushes(app)
+    assert (push.status, push.attempts, push.last_status_code) == ("pending", 0, 429)
+    run(app)
+    assert pushes(app)[0].status == "delivered"
+    assert len({c.header("x-line-retry-key") for c in fake_line.state.pushes}) == 1
+
+
+def test_400_is_final_after_one_attempt(app, client, alice, fake_line):  # noqa: F811
+    fake_line.state.fail_next(PUSH, 400)
+    notify(client, message="bad")
+    run(app)
+    assert run(app) == 0
+    (push,) = pushes(app)
+    assert (push.status, push.attempts, push.last_status_code) == ("failed", 1, 400)
+    assert "injected 400" in push.last_error
+
+
+def test_server_errors_give_up_after_the_attempts(app, client, alice, fake_line):  # noqa: F811
+    fake_line.state.fail_next(PUSH, 500, 503, 502)
+    notify(client, message="down")
+    for _ in range(3):
+        run(app)
+    assert run(app) == 0
+    (push,) = pushes(app)
+    assert (push.status, push.attempts) == ("failed", 3)
+    assert fake_line.state.delivered == []
+
+
+def test_an_unreachable_chat_refuses_the_token_and_pending_pushes_fail_unsent(
+    app,
+    client,
+    alice,
+    fake_line,  # noqa: F811
+):
+    notify(client, message="before the block")
+    with app.app_context():
+        chat = db.session.get(RelayChat, alice)
+        chat.unreachable_at = utcnow()
+        chat.unreachable_reason = "blocked"
+        db.session.commit()
+    assert run(app) == 0
+    assert pushes(app)[0].status == "failed"
+    assert pushes(app)[0].last_error == "chat unreachable"
+    assert fake_line.state.pushes == []
+    for response in (
+        notify(client, message="after"),
+        client.get("/relay/api/status", headers={"Authorization": f"Bearer {TOKEN}"}),
+    ):
+        assert response.status_code == 401
+        assert response.get_json()["message"] == (
+            "Invalid access token: the chat can no longer be reached"
+        )
+
+
+def test_status_names_the_line_chat(app, client, alice):
+    answer = client.get("/relay/api/status", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.get_json() == {
+        "status": 200,
+        "message": "ok",
+        "targetType": "USER",
+        "target": "Alice",
+    }

@@ -1,0 +1,360 @@
+"""The relay's LINE webhook in channel mode: signature first, store once, process once.
+
+The relay talks to the fake Messaging API (tests/fakes/line_api.py) over real HTTP for names
+and replies; webhook bodies are signed here with the fake channel's secret.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from notify_site.extensions import db
+from notify_site.relay.line.channel import current_settings
+from notify_site.relay.line.events import process_events
+from notify_site.relay.models import (
+    RelayChat,
+    RelayChatMember,
+    RelayLineEvent,
+    RelayPairing,
+)
+from tests.conftest import make_test_config
+from tests.fakes.line_api import (
+    CHANNEL_SECRET,
+    channel_config,
+    event,
+    fake_line,  # noqa: F401  (fixture)
+    sign,
+    text_message,
+    webhook_body,
+)
+
+WEBHOOK = "/relay/line/webhook"
+ALICE = "U" + "a" * 32
+BOB = "U" + "c" * 32
+CAROL = "U" + "d" * 32
+GROUP = "C" + "e" * 32
+ROOM = "R" + "f" * 32
+
+
+@pytest.fixture
+def app_config(tmp_path, fake_line):  # noqa: F811
+    fake_line.state.profiles.update({ALICE: "Alice", BOB: "Bob"})
+    fake_line.state.groups[GROUP] = "Family"
+    return make_test_config(tmp_path, **channel_config(fake_line, "https://relay.example/relay"))
+
+
+def post(client, body: bytes, signature: str | None = "sign"):
+    headers = {"Content-Type": "application/json"}
+    if signature == "sign":
+        signature = sign(body)
+    if signature is not None:
+        headers["X-Line-Signature"] = signature
+    return client.post(WEBHOOK, data=body, headers=headers)
+
+
+def process(app) -> int:
+    with app.app_context():
+        return process_events(current_settings())
+
+
+def stored(app) -> list[RelayLineEvent]:
+    with app.app_context():
+        return list(db.session.scalars(select(RelayLineEvent).order_by(RelayLineEvent.id)))
+
+
+def chat(app, line_id: str) -> RelayChat | None:
+    with app.app_context():
+        return db.session.scalar(select(RelayChat).where(RelayChat.line_id == line_id))
+
+
+# --- Signature ---------------------------------------------------------------------------
+
+
+def _tamper_body(body: bytes) -> tuple[bytes, str]:
+    return body.replace(b"follow", b"unfollow"), sign(body)
+
+
+def _tamper_signature(body: bytes) -> tuple[bytes, str]:
+    good = sign(body)
+    return body, ("A" if good[0] != "A" else "B") + good[1:]
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        _tamper_body,
+        _tamper_signature,
+        lambda body: (body, sign(body, secret="another-channel-secret")),
+        lambda body: (body, None),
+        lambda body: (body, ""),
+        lambda body: (body + b" ", sign(body)),
+    ],
+    ids=["body", "signature", "other-secret", "no-header", "empty-header", "trailing-byte"],
+)
+def test_a_bad_signature_is_refused_and_nothing_is_stored(app, client, mutate, fake_line):  # noqa: F811
+    body, signature = mutate(webhook_body(event("follow", user=ALICE)))
+    response = post(client, body, signature)
+    assert response.status_code == 403
+    assert response.get_json()["message"] == "invalid signature"
+    assert stored(app) == []
+    assert process(app) == 0
+    assert fake_line.state.calls == []
+
+
+def test_a_signature_over_a_body_that_is_not_json_is_refused_before_parsing(app, client):
+    response = post(client, b"\xff\xfe not json", sign(b"\xff\xfe not json"))
+    assert response.status_code == 403
+    assert stored(app) == []
+
+
+def test_a_signed_body_without_events_is_a_bad_request(app, client):
+    response = post(client, b'{"destination": "U1"}')
+    assert response.status_code == 400
+    assert stored(app) == []
+
+
+def test_the_url_check_with_an_empty_event_list_gets_200(app, client):
+    response = post(client, webhook_body())
+    assert response.status_code == 200
+    assert response.get_json() == {"status": 200, "message": "ok"}
+    assert stored(app) == []
+
+
+def test_the_webhook_needs_no_csrf_token_but_checks_the_secret(tmp_path, fake_line):  # noqa: F811
+    from notify_site import create_app
+    from tests.conftest import init_database
+
+    config = make_test_config(
+        tmp_path, WTF_CSRF_ENABLED=True, **channel_config(fake_line, "https://relay.example/r")
+    )
+    app = create_app(config)
+    init_database(app)
+    client = app.test_client()
+    assert post(client, webhook_body(event("follow", user=ALICE))).status_code == 200
+    assert len(stored(app)) == 1
+    assert CHANNEL_SECRET not in json.dumps([e.payload for e in stored(app)])
+
+
+# --- Every event type --------------------------------------------------------------------
+
+
+def media(kind: str, **fields) -> dict:
+    message = {"type": kind, "id": "m-" + kind, "contentProvider": {"type": "line"}, **fields}
+    if kind in ("image", "video"):
+        message["quoteToken"] = "q-" + kind  # LINE sends one with these (the SDK requires it)
+    return message
+
+
+def test_a_mixed_body_registers_chats_members_and_messages(app, client, fake_line):  # noqa: F811
+    events = [
+        event("follow", user=ALICE, follow={"isUnblocked": False}),
+        event("join", group=GROUP),
+        event("join", room=ROOM),
+        event("memberJoined", group=GROUP, joined={"members": [{"type": "user", "userId": BOB}]}),
+        event("memberJoined", group=GROUP, joined={"members": [{"type": "user", "userId": CAROL}]}),
+        event("memberLeft", group=GROUP, left={"members": [{"type": "user", "userId": CAROL}]}),
+        text_message("hello", user=ALICE),
+        event("message", user=ALICE, message=media("image")),
+        event("message", group=GROUP, user=BOB, message=media("video", duration=1000)),
+        event("message", group=GROUP, user=BOB, message=media("audio", duration=1000)),
+        event(
+            "message",
+            room=ROOM,
+            message={"type": "file", "id": "f1", "fileName": "a.pdf", "fileSize": 10},
+        ),
+        event(
+            "message",
+            user=BOB,
+            message={
+                "type": "location",
+                "id": "l1",
+                "title": "Tower",
+                "address": "Tokyo",
+                "latitude": 35.6,
+                "longitude": 139.7,
+            },
+        ),
+        event(
+            "message",
+            group=GROUP,
+            user=BOB,
+            message={
+                "type": "sticker",
+                "id": "s1",
+                "quoteToken": "q-s1",
+                "packageId": "446",
+                "stickerId": "1988",
+                "stickerResourceType": "STATIC",
+            },
+        ),
+        # Unknown fields anywhere, an unknown event type and an unknown message type.
+        event("follow", user=CAROL, follow={"isUnblocked": True, "brandNew": 1}, futureField=[1]),
+        event("wave", user=ALICE, wave={"strength": 3}),
+        event("message", user=ALICE, message={"type": "hologram", "id": "h1"}),
+    ]
+    response = post(client, webhook_body(*events))
+    assert response.status_code == 200
+    assert len(stored(app)) == len(events)
+    process(app)
+    rows = stored(app)
+    assert all(row.processed_at is not None for row in rows)
+    outcomes = [row.outcome for row in rows]
+    assert outcomes[-2] == "ignored: not understood"  # the unknown event type
+    assert outcomes[-1] == "ignored: not understood"  # the unknown message type
+    assert not any(o.startswith("error") for o in outcomes), outcomes
+
+    alice, group, room = chat(app, ALICE), chat(app, GROUP), chat(app, ROOM)
+    assert (alice.name, alice.kind, alice.source_type, alice.reachable) == (
+        "Alice",
+        "USER",
+        "user",
+        True,
+    )
+    assert (group.name, group.kind, group.source_type) == ("Family", "GROUP", "group")
+    assert room.kind == "GROUP" and room.source_type == "room" and room.name.startswith("LINE room")
+    # Carol has no profile at the fake (404): she keeps a placeholder name.
+    assert chat(app, CAROL).name.startswith("LINE user")
+    # What each chat sent last, with its type.
+    assert (alice.last_message_type, alice.last_message_summary) == ("image", "image")
+    assert (group.last_message_type, group.last_message_summary) == ("sticker", "sticker 446/1988")
+    assert (room.last_message_type, room.last_message_summary) == ("file", "file a.pdf")
+    assert chat(app, BOB).last_message_summary == "location Tower"
+    with app.app_context():
+        members = {
+            m.line_user_id: m.left_at is None
+            for m in db.session.scalars(
+                select(RelayChatMember).where(RelayChatMember.chat_id == group.id)
+            )
+        }
+    assert members == {BOB: True, CAROL: False}
+    profile_calls = {c.path for c in fake_line.state.calls_to(f"/v2/bot/profile/{ALICE}")}
+    assert profile_calls == {f"/v2/bot/profile/{ALICE}"}
+    assert len(fake_line.state.calls_to(f"/v2/bot/group/{GROUP}/summary")) == 1
+
+
+def test_unfollow_keeps_the_chat_marked_unreachable_and_follow_brings_it_back(app, client):
+    post(client, webhook_body(event("follow", user=ALICE)))
+    post(client, webhook_body(event("unfollow", user=ALICE)))
+    process(app)
+    blocked = chat(app, ALICE)
+    assert blocked is not None
+    assert not blocked.reachable
+    assert "blocked" in blocked.unreachable_reason
+    post(client, webhook_body(event("follow", user=ALICE, follow={"isUnblocked": True})))
+    process(app)
+    assert chat(app, ALICE).reachable
+
+
+def test_leave_marks_the_group_unreachable(app, client):
+    post(client, webhook_body(event("join", group=GROUP)))
+    post(client, webhook_body(event("leave", group=GROUP)))
+    process(app)
+    group = chat(app, GROUP)
+    assert not group.reachable
+    assert "left" in group.unreachable_reason
+
+
+# --- Redelivery and duplicates -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("redelivery", [False, True])
+def test_the_redelivery_flag_is_recorded(app, client, redelivery):
+    post(client, webhook_body(event("follow", user=ALICE, redelivery=redelivery)))
+    (row,) = stored(app)
+    assert row.is_redelivery is redelivery
+    assert row.event_type == "follow"
+    assert row.source_id == ALICE
+
+
+def test_a_redelivered_event_is_recognised_and_not_handled_again(app, client, fake_line):  # noqa: F811
+    first = event("follow", user=ALICE, event_id="01REDELIVERED0000000000000")
+    post(client, webhook_body(first))
+    process(app)
+    again = dict(first, deliveryContext={"isRedelivery": True})
+    assert post(client, webhook_body(again)).status_code == 200
+    assert process(app) == 0
+    (row,) = stored(app)
+    assert row.duplicates == 1
+    assert row.is_redelivery is False  # the first arrival's flag
+    assert len(fake_line.state.calls_to(f"/v2/bot/profile/{ALICE}")) == 1
+
+
+def test_the_same_event_100_times_is_handled_once(app, client, fake_line):  # noqa: F811
+    body = webhook_body(text_message("hi", user=ALICE, event_id="01SAME00000000000000000000"))
+    for _ in range(100):
+        assert post(client, body).status_code == 200
+        process(app)
+    (row,) = stored(app)
+    assert row.duplicates == 99
+    assert row.outcome.startswith("message text")
+    # One chat, named once: the profile endpoint was called for the one handling only.
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(RelayChat)) == 1
+    assert len(fake_line.state.calls_to(f"/v2/bot/profile/{ALICE}")) == 1
+
+
+# --- Pairing codes -----------------------------------------------------------------------
+
+
+def consent_page_code(client, registered) -> str:
+    page = client.get(
+        "/relay/oauth/authorize",
+        query_string={
+            "response_type": "code",
+            "client_id": registered.client_id,
+            "redirect_uri": registered.redirect_uri,
+            "scope": "notify",
+            "state": "s1",
+        },
+    )
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    return re.search(r'class="relay-line-code"[^>]*><code>([A-Z0-9-]+)</code>', html).group(1)
+
+
+def test_a_pairing_code_from_a_chat_binds_it_and_the_bot_replies(
+    app,
+    client,
+    registered,
+    fake_line,  # noqa: F811
+):
+    code = consent_page_code(client, registered)
+    message = text_message(f"  {code.lower()} ", user=ALICE)
+    post(client, webhook_body(message))
+    process(app)
+    with app.app_context():
+        (pairing,) = db.session.scalars(select(RelayPairing)).all()
+        assert pairing.chat.line_id == ALICE
+        assert pairing.matched_at is not None
+    (reply,) = fake_line.state.calls_to("/v2/bot/message/reply")
+    assert reply.json["replyToken"] == message["replyToken"]
+    assert registered.name in reply.json["messages"][0]["text"]
+    assert reply.header("authorization") == "Bearer fake-long-lived-channel-token"
+    # A second chat sending the same code gets nothing: the first chat won.
+    post(client, webhook_body(text_message(code, user=BOB)))
+    process(app)
+    assert len(fake_line.state.calls_to("/v2/bot/message/reply")) == 1
+    with app.app_context():
+        assert db.session.scalar(select(RelayPairing.chat_id)) == chat(app, ALICE).id
+
+
+def test_a_code_in_standby_mode_binds_but_the_bot_stays_silent(app, client, registered, fake_line):  # noqa: F811
+    code = consent_page_code(client, registered)
+    post(client, webhook_body(text_message(code, user=ALICE, mode="standby")))
+    process(app)
+    assert fake_line.state.calls_to("/v2/bot/message/reply") == []
+    with app.app_context():
+        assert db.session.scalar(select(RelayPairing.matched_at)) is not None
+
+
+def test_ordinary_text_is_not_taken_for_a_code(app, client, registered, fake_line):  # noqa: F811
+    consent_page_code(client, registered)
+    post(client, webhook_body(text_message("good morning everyone", user=ALICE)))
+    process(app)
+    assert fake_line.state.calls_to("/v2/bot/message/reply") == []
+    with app.app_context():
+        assert db.session.scalar(select(RelayPairing.matched_at)) is None
