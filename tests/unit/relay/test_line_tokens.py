@@ -1,0 +1,202 @@
+"""v2.1 channel access tokens issued by the relay, ``relay line-check``, the admin page and
+the channel configuration's checks (against the fake Messaging API)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from sqlalchemy import select
+
+from notify_site import create_app
+from notify_site.config import ConfigError
+from notify_site.db_types import utcnow
+from notify_site.extensions import db
+from notify_site.relay.line import channel
+from notify_site.relay.models import RelayLineToken
+from tests.conftest import make_test_config
+from tests.factories import PASSWORD, create_user
+from tests.fakes.line_api import CHANNEL_ID, channel_config, fake_line  # noqa: F401  (fixture)
+
+TOKEN_EXP = 7 * 24 * 3600
+RENEW_BEFORE = 24 * 3600
+
+
+@pytest.fixture(scope="module")
+def rsa_key() -> RSAKey:
+    return RSAKey.generate_key(2048, parameters={"kid": "test-kid-1", "alg": "RS256"})
+
+
+@pytest.fixture
+def app_config(tmp_path, fake_line, rsa_key):  # noqa: F811
+    fake_line.state.public_jwk = rsa_key.as_dict(private=False)
+    return make_test_config(
+        tmp_path,
+        **channel_config(
+            fake_line,
+            "https://relay.example/relay",
+            RELAY_LINE_CHANNEL_ACCESS_TOKEN=None,
+            RELAY_LINE_PRIVATE_KEY_JWK=json.dumps(rsa_key.as_dict(private=True)),
+            RELAY_LINE_TOKEN_EXP=TOKEN_EXP,
+            RELAY_LINE_TOKEN_RENEW_BEFORE=RENEW_BEFORE,
+        ),
+    )
+
+
+def test_the_relay_issues_a_v21_token_from_a_signed_assertion(app, fake_line, rsa_key):  # noqa: F811
+    with app.app_context():
+        token = channel.access_token()
+        (row,) = db.session.scalars(select(RelayLineToken)).all()
+        assert token not in row.token_ciphertext
+        assert row.key_id == "kid-1"
+    assert token == fake_line.state.issued[0]
+    (call,) = fake_line.state.calls_to("/oauth2/v2.1/token")
+    assert call.form["grant_type"] == "client_credentials"
+    assert call.form["client_assertion_type"] == (
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    )
+    public = RSAKey.import_key(rsa_key.as_dict(private=False))
+    decoded = jwt.decode(call.form["client_assertion"], public)
+    assert decoded.header == {"alg": "RS256", "typ": "JWT", "kid": "test-kid-1"}
+    claims = decoded.claims
+    assert claims["iss"] == claims["sub"] == CHANNEL_ID
+    assert claims["aud"] == "https://api.line.me/"
+    assert claims["token_exp"] == TOKEN_EXP
+    assert 0 < claims["exp"] - time.time() <= 30 * 60
+    # Signed with that key and no other: another key's public half does not verify it.
+    other = RSAKey.generate_key(2048, parameters={"kid": "x"})
+    with pytest.raises(Exception, match="signature"):
+        jwt.decode(call.form["client_assertion"], RSAKey.import_key(other.as_dict(private=False)))
+
+
+def test_the_token_is_reused_then_reissued_before_expiry_and_the_old_one_revoked(
+    app,
+    fake_line,  # noqa: F811
+):
+    with app.app_context():
+        first = channel.access_token()
+        assert channel.access_token() == first
+        assert len(fake_line.state.issued) == 1
+        expires_at = db.session.scalar(select(RelayLineToken.expires_at))
+        almost = expires_at - timedelta(seconds=RENEW_BEFORE - 60)
+        second = channel.access_token(now=almost)
+        assert second != first
+        old, new = db.session.scalars(select(RelayLineToken).order_by(RelayLineToken.id)).all()
+        assert old.revoked_at is not None and old.token_ciphertext == ""
+        assert new.revoked_at is None
+    assert fake_line.state.revoked == [first]
+    (revoke,) = fake_line.state.calls_to("/oauth2/v2.1/revoke")
+    assert revoke.form["client_id"] == CHANNEL_ID
+    assert first not in fake_line.state.valid_tokens
+    assert second in fake_line.state.valid_tokens
+
+
+def test_a_refused_issue_is_a_clear_error_without_secrets(app, fake_line):  # noqa: F811
+    fake_line.state.fail_next("/oauth2/v2.1/token", 400)
+    with app.app_context(), pytest.raises(channel.ChannelError) as caught:
+        channel.access_token()
+    assert "HTTP 400" in str(caught.value)
+    assert "-----" not in str(caught.value) and '"d"' not in str(caught.value)
+
+
+def test_line_check_prints_the_bot_and_the_quota(app, fake_line):  # noqa: F811
+    fake_line.state.quota = 5000
+    fake_line.state.consumption = 42
+    result = app.test_cli_runner().invoke(args=["relay", "line-check"])
+    assert result.exit_code == 0, result.output
+    assert "token valid (v2.1, issued by the relay)" in result.output
+    assert "Bot: Notify Relay Bot (@fakebot)" in result.output
+    assert "Messages this month: 42 used, quota 5000." in result.output
+    assert fake_line.state.issued[0] not in result.output
+    assert len(fake_line.state.calls_to("/oauth2/v2.1/verify")) == 1
+
+
+def test_line_check_fails_clearly_when_line_refuses(app, fake_line):  # noqa: F811
+    fake_line.state.fail_next("/v2/bot/info", 401)
+    result = app.test_cli_runner().invoke(args=["relay", "line-check"])
+    assert result.exit_code == 1
+    assert "LINE answered HTTP 401" in result.output
+
+
+def _login(client, username):
+    response = client.post("/login", data={"username": username, "password": PASSWORD})
+    assert response.status_code == 302
+
+
+def test_the_admin_page_shows_the_quota_to_admins_only(app, client, fake_line):  # noqa: F811
+    fake_line.state.quota = 200
+    fake_line.state.consumption = 17
+    with app.app_context():
+        create_user("root", admin=True)
+        create_user("bob")
+    anonymous = client.get("/relay/line/admin")
+    assert anonymous.status_code == 302
+    _login(client, "bob")
+    assert client.get("/relay/line/admin").status_code == 403
+    client.post("/logout")
+    _login(client, "root")
+    page = client.get("/relay/line/admin")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Notify Relay Bot" in html
+    assert "data-quota>200<" in html
+    assert "data-consumption>17<" in html
+    assert "a group of five counts five" in html
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"RELAY_LINE_CHANNEL_SECRET": None}, "RELAY_LINE_CHANNEL_SECRET"),
+        ({"RELAY_LINE_CHANNEL_ID": None}, "RELAY_LINE_CHANNEL_ID"),
+        ({"RELAY_LINE_CHANNEL_ACCESS_TOKEN": None}, "RELAY_LINE_PRIVATE_KEY_JWK"),
+        ({"RELAY_PUBLIC_BASE_URL": None}, "RELAY_PUBLIC_BASE_URL"),
+        (
+            {
+                "RELAY_LINE_CHANNEL_ACCESS_TOKEN": None,
+                "RELAY_LINE_PRIVATE_KEY_JWK": '{"kty":"RSA"}',
+            },
+            "RELAY_LINE_PRIVATE_KEY_JWK",
+        ),
+    ],
+)
+def test_a_half_configured_channel_stops_the_app_naming_the_key(
+    tmp_path, fake_line, overrides, key
+):  # noqa: F811
+    config = make_test_config(
+        tmp_path, **channel_config(fake_line, "https://r.example", **overrides)
+    )
+    with pytest.raises(ConfigError, match=key) as caught:
+        create_app(config)
+    assert "fake-channel-secret" not in str(caught.value)
+
+
+def test_settings_repr_shows_no_secret(app):
+    with app.app_context():
+        text = repr(channel.current_settings())
+    assert "fake-channel-secret" not in text and '"d"' not in text and "'d'" not in text
+
+
+def test_without_a_channel_the_relay_stays_in_sandbox_mode(tmp_path):
+    app = create_app(make_test_config(tmp_path))
+    with app.app_context():
+        assert channel.current_settings() is None
+    assert app.test_client().post("/relay/line/webhook", data=b"{}").status_code == 404
+    assert "notify_site.worker_jobs" not in app.extensions
+
+
+def test_an_unused_token_is_revoked_even_when_it_has_expired_meanwhile(app, fake_line):  # noqa: F811
+    with app.app_context():
+        channel.access_token()
+        row = db.session.scalar(select(RelayLineToken))
+        later = row.expires_at + timedelta(seconds=1)
+        channel.access_token(now=later)
+        old = db.session.get(RelayLineToken, row.id)
+        assert old.revoked_at == later and old.token_ciphertext == ""
+    # Expired tokens no longer count at LINE: no revoke call was needed.
+    assert fake_line.state.calls_to("/oauth2/v2.1/revoke") == []
+    assert utcnow() < later
