@@ -6,7 +6,7 @@ told to answer the next calls to a path with chosen statuses (500, 429, 400...).
 LINE's retry-key rule: a key already accepted answers 409 and sends nothing again.
 
 Also here: helpers to sign webhook bodies and build events, and pytest fixtures
-(``fake_line``, ``line_settings``) that test modules import by name.
+(``serve_fake`` for a module's ``fake_line`` fixture, ``channel_config``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 from werkzeug.serving import make_server
@@ -319,11 +318,13 @@ def text_message(text: str, **kwargs) -> dict:
 # --- Fixtures ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def fake_line():
+def serve_fake():
+    """For a fixture: ``yield from serve_fake()`` gives a running fake, stopped afterwards."""
     server = FakeLineServer()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def channel_config(fake: FakeLineServer, public_base_url: str, **overrides) -> dict:

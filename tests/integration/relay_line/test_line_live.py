@@ -107,7 +107,8 @@ def connect_line_chat(live, browser: requests.Session, label: str) -> None:
         form.action, data={**form.fields, "agree": "Agree and connect"}, allow_redirects=False
     )
     assert early.status_code == 200
-    assert code in early.text and "has not reached the bot yet" in early.text
+    assert code in early.text
+    assert "has not reached the bot yet" in early.text
 
     message = text_message(code, user=ALICE)
     post_webhook(live, message)

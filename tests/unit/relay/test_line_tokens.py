@@ -20,10 +20,15 @@ from notify_site.relay.line import channel
 from notify_site.relay.models import RelayLineToken
 from tests.conftest import make_test_config
 from tests.factories import PASSWORD, create_user
-from tests.fakes.line_api import CHANNEL_ID, channel_config, fake_line  # noqa: F401  (fixture)
+from tests.fakes.line_api import CHANNEL_ID, channel_config, serve_fake
 
 TOKEN_EXP = 7 * 24 * 3600
 RENEW_BEFORE = 24 * 3600
+
+
+@pytest.fixture
+def fake_line():
+    yield from serve_fake()
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +37,7 @@ def rsa_key() -> RSAKey:
 
 
 @pytest.fixture
-def app_config(tmp_path, fake_line, rsa_key):  # noqa: F811
+def app_config(tmp_path, fake_line, rsa_key):
     fake_line.state.public_jwk = rsa_key.as_dict(private=False)
     return make_test_config(
         tmp_path,
@@ -47,7 +52,7 @@ def app_config(tmp_path, fake_line, rsa_key):  # noqa: F811
     )
 
 
-def test_the_relay_issues_a_v21_token_from_a_signed_assertion(app, fake_line, rsa_key):  # noqa: F811
+def test_the_relay_issues_a_v21_token_from_a_signed_assertion(app, fake_line, rsa_key):
     with app.app_context():
         token = channel.access_token()
         (row,) = db.session.scalars(select(RelayLineToken)).all()
@@ -75,7 +80,7 @@ def test_the_relay_issues_a_v21_token_from_a_signed_assertion(app, fake_line, rs
 
 def test_the_token_is_reused_then_reissued_before_expiry_and_the_old_one_revoked(
     app,
-    fake_line,  # noqa: F811
+    fake_line,
 ):
     with app.app_context():
         first = channel.access_token()
@@ -86,7 +91,8 @@ def test_the_token_is_reused_then_reissued_before_expiry_and_the_old_one_revoked
         second = channel.access_token(now=almost)
         assert second != first
         old, new = db.session.scalars(select(RelayLineToken).order_by(RelayLineToken.id)).all()
-        assert old.revoked_at is not None and old.token_ciphertext == ""
+        assert old.revoked_at is not None
+        assert old.token_ciphertext == ""
         assert new.revoked_at is None
     assert fake_line.state.revoked == [first]
     (revoke,) = fake_line.state.calls_to("/oauth2/v2.1/revoke")
@@ -95,15 +101,16 @@ def test_the_token_is_reused_then_reissued_before_expiry_and_the_old_one_revoked
     assert second in fake_line.state.valid_tokens
 
 
-def test_a_refused_issue_is_a_clear_error_without_secrets(app, fake_line):  # noqa: F811
+def test_a_refused_issue_is_a_clear_error_without_secrets(app, fake_line):
     fake_line.state.fail_next("/oauth2/v2.1/token", 400)
     with app.app_context(), pytest.raises(channel.ChannelError) as caught:
         channel.access_token()
     assert "HTTP 400" in str(caught.value)
-    assert "-----" not in str(caught.value) and '"d"' not in str(caught.value)
+    assert "-----" not in str(caught.value)
+    assert '"d"' not in str(caught.value)
 
 
-def test_line_check_prints_the_bot_and_the_quota(app, fake_line):  # noqa: F811
+def test_line_check_prints_the_bot_and_the_quota(app, fake_line):
     fake_line.state.quota = 5000
     fake_line.state.consumption = 42
     result = app.test_cli_runner().invoke(args=["relay", "line-check"])
@@ -115,7 +122,7 @@ def test_line_check_prints_the_bot_and_the_quota(app, fake_line):  # noqa: F811
     assert len(fake_line.state.calls_to("/oauth2/v2.1/verify")) == 1
 
 
-def test_line_check_fails_clearly_when_line_refuses(app, fake_line):  # noqa: F811
+def test_line_check_fails_clearly_when_line_refuses(app, fake_line):
     fake_line.state.fail_next("/v2/bot/info", 401)
     result = app.test_cli_runner().invoke(args=["relay", "line-check"])
     assert result.exit_code == 1
@@ -127,7 +134,7 @@ def _login(client, username):
     assert response.status_code == 302
 
 
-def test_the_admin_page_shows_the_quota_to_admins_only(app, client, fake_line):  # noqa: F811
+def test_the_admin_page_shows_the_quota_to_admins_only(app, client, fake_line):
     fake_line.state.quota = 200
     fake_line.state.consumption = 17
     with app.app_context():
@@ -166,7 +173,7 @@ def test_the_admin_page_shows_the_quota_to_admins_only(app, client, fake_line): 
 )
 def test_a_half_configured_channel_stops_the_app_naming_the_key(
     tmp_path, fake_line, overrides, key
-):  # noqa: F811
+):
     config = make_test_config(
         tmp_path, **channel_config(fake_line, "https://r.example", **overrides)
     )
@@ -178,7 +185,9 @@ def test_a_half_configured_channel_stops_the_app_naming_the_key(
 def test_settings_repr_shows_no_secret(app):
     with app.app_context():
         text = repr(channel.current_settings())
-    assert "fake-channel-secret" not in text and '"d"' not in text and "'d'" not in text
+    assert "fake-channel-secret" not in text
+    assert '"d"' not in text
+    assert "'d'" not in text
 
 
 def test_without_a_channel_the_relay_stays_in_sandbox_mode(tmp_path):
@@ -189,14 +198,15 @@ def test_without_a_channel_the_relay_stays_in_sandbox_mode(tmp_path):
     assert "notify_site.worker_jobs" not in app.extensions
 
 
-def test_an_unused_token_is_revoked_even_when_it_has_expired_meanwhile(app, fake_line):  # noqa: F811
+def test_an_unused_token_is_revoked_even_when_it_has_expired_meanwhile(app, fake_line):
     with app.app_context():
         channel.access_token()
         row = db.session.scalar(select(RelayLineToken))
         later = row.expires_at + timedelta(seconds=1)
         channel.access_token(now=later)
         old = db.session.get(RelayLineToken, row.id)
-        assert old.revoked_at == later and old.token_ciphertext == ""
+        assert old.revoked_at == later
+        assert old.token_ciphertext == ""
     # Expired tokens no longer count at LINE: no revoke call was needed.
     assert fake_line.state.calls_to("/oauth2/v2.1/revoke") == []
     assert utcnow() < later

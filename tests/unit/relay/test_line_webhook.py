@@ -26,7 +26,7 @@ from tests.fakes.line_api import (
     CHANNEL_SECRET,
     channel_config,
     event,
-    fake_line,  # noqa: F401  (fixture)
+    serve_fake,
     sign,
     text_message,
     webhook_body,
@@ -41,7 +41,12 @@ ROOM = "R" + "f" * 32
 
 
 @pytest.fixture
-def app_config(tmp_path, fake_line):  # noqa: F811
+def fake_line():
+    yield from serve_fake()
+
+
+@pytest.fixture
+def app_config(tmp_path, fake_line):
     fake_line.state.profiles.update({ALICE: "Alice", BOB: "Bob"})
     fake_line.state.groups[GROUP] = "Family"
     return make_test_config(tmp_path, **channel_config(fake_line, "https://relay.example/relay"))
@@ -95,7 +100,7 @@ def _tamper_signature(body: bytes) -> tuple[bytes, str]:
     ],
     ids=["body", "signature", "other-secret", "no-header", "empty-header", "trailing-byte"],
 )
-def test_a_bad_signature_is_refused_and_nothing_is_stored(app, client, mutate, fake_line):  # noqa: F811
+def test_a_bad_signature_is_refused_and_nothing_is_stored(app, client, mutate, fake_line):
     body, signature = mutate(webhook_body(event("follow", user=ALICE)))
     response = post(client, body, signature)
     assert response.status_code == 403
@@ -124,7 +129,7 @@ def test_the_url_check_with_an_empty_event_list_gets_200(app, client):
     assert stored(app) == []
 
 
-def test_the_webhook_needs_no_csrf_token_but_checks_the_secret(tmp_path, fake_line):  # noqa: F811
+def test_the_webhook_needs_no_csrf_token_but_checks_the_secret(tmp_path, fake_line):
     from notify_site import create_app
     from tests.conftest import init_database
 
@@ -149,7 +154,7 @@ def media(kind: str, **fields) -> dict:
     return message
 
 
-def test_a_mixed_body_registers_chats_members_and_messages(app, client, fake_line):  # noqa: F811
+def test_a_mixed_body_registers_chats_members_and_messages(app, client, fake_line):
     events = [
         event("follow", user=ALICE, follow={"isUnblocked": False}),
         event("join", group=GROUP),
@@ -215,7 +220,9 @@ def test_a_mixed_body_registers_chats_members_and_messages(app, client, fake_lin
         True,
     )
     assert (group.name, group.kind, group.source_type) == ("Family", "GROUP", "group")
-    assert room.kind == "GROUP" and room.source_type == "room" and room.name.startswith("LINE room")
+    assert room.kind == "GROUP"
+    assert room.source_type == "room"
+    assert room.name.startswith("LINE room")
     # Carol has no profile at the fake (404): she keeps a placeholder name.
     assert chat(app, CAROL).name.startswith("LINE user")
     # What each chat sent last, with its type.
@@ -270,7 +277,7 @@ def test_the_redelivery_flag_is_recorded(app, client, redelivery):
     assert row.source_id == ALICE
 
 
-def test_a_redelivered_event_is_recognised_and_not_handled_again(app, client, fake_line):  # noqa: F811
+def test_a_redelivered_event_is_recognised_and_not_handled_again(app, client, fake_line):
     first = event("follow", user=ALICE, event_id="01REDELIVERED0000000000000")
     post(client, webhook_body(first))
     process(app)
@@ -283,7 +290,7 @@ def test_a_redelivered_event_is_recognised_and_not_handled_again(app, client, fa
     assert len(fake_line.state.calls_to(f"/v2/bot/profile/{ALICE}")) == 1
 
 
-def test_the_same_event_100_times_is_handled_once(app, client, fake_line):  # noqa: F811
+def test_the_same_event_100_times_is_handled_once(app, client, fake_line):
     body = webhook_body(text_message("hi", user=ALICE, event_id="01SAME00000000000000000000"))
     for _ in range(100):
         assert post(client, body).status_code == 200
@@ -320,7 +327,7 @@ def test_a_pairing_code_from_a_chat_binds_it_and_the_bot_replies(
     app,
     client,
     registered,
-    fake_line,  # noqa: F811
+    fake_line,
 ):
     code = consent_page_code(client, registered)
     message = text_message(f"  {code.lower()} ", user=ALICE)
@@ -342,7 +349,7 @@ def test_a_pairing_code_from_a_chat_binds_it_and_the_bot_replies(
         assert db.session.scalar(select(RelayPairing.chat_id)) == chat(app, ALICE).id
 
 
-def test_a_code_in_standby_mode_binds_but_the_bot_stays_silent(app, client, registered, fake_line):  # noqa: F811
+def test_a_code_in_standby_mode_binds_but_the_bot_stays_silent(app, client, registered, fake_line):
     code = consent_page_code(client, registered)
     post(client, webhook_body(text_message(code, user=ALICE, mode="standby")))
     process(app)
@@ -351,7 +358,7 @@ def test_a_code_in_standby_mode_binds_but_the_bot_stays_silent(app, client, regi
         assert db.session.scalar(select(RelayPairing.matched_at)) is not None
 
 
-def test_ordinary_text_is_not_taken_for_a_code(app, client, registered, fake_line):  # noqa: F811
+def test_ordinary_text_is_not_taken_for_a_code(app, client, registered, fake_line):
     consent_page_code(client, registered)
     post(client, webhook_body(text_message("good morning everyone", user=ALICE)))
     process(app)
