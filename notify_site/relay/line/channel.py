@@ -33,7 +33,7 @@ from joserfc.jwk import RSAKey
 from linebot.v3 import messaging, oauth
 from sqlalchemy import select
 
-from notify_site.crypto import KeyRing
+from notify_site.crypto import KeyRing, KeyRingError
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.relay.models import RelayLineToken
@@ -294,8 +294,17 @@ def access_token(settings: ChannelSettings | None = None, *, now: datetime | Non
         .order_by(RelayLineToken.expires_at.desc())
         .limit(1)
     )
-    if row is None:
-        row = issue_token(settings, now=now)
+    if row is not None:
+        try:
+            return _ring().decrypt(row.token_ciphertext, context=token_context(row.id))
+        except KeyRingError as error:
+            # Its key left TOKEN_KEYS (rotate-keys does not cover these short-lived rows): the
+            # token cannot be read, so it is dropped and a new one issued. LINE lets it expire.
+            log.warning("relay: stored LINE token %s unreadable (%s); issuing anew", row.id, error)
+            row.revoked_at = now
+            row.token_ciphertext = ""
+            db.session.commit()
+    row = issue_token(settings, now=now)
     return _ring().decrypt(row.token_ciphertext, context=token_context(row.id))
 
 

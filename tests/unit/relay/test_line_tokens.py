@@ -210,3 +210,15 @@ def test_an_unused_token_is_revoked_even_when_it_has_expired_meanwhile(app, fake
     # Expired tokens no longer count at LINE: no revoke call was needed.
     assert fake_line.state.calls_to("/oauth2/v2.1/revoke") == []
     assert utcnow() < later
+
+
+def test_a_token_under_a_key_that_left_the_ring_is_replaced(app, fake_line):
+    with app.app_context():
+        first = channel.access_token()
+        row = db.session.scalar(select(RelayLineToken))
+        row.token_ciphertext = "kgone$" + row.token_ciphertext.split("$", 1)[1]
+        db.session.commit()
+        second = channel.access_token()
+        assert second != first
+        assert db.session.get(RelayLineToken, row.id).revoked_at is not None
+    assert len(fake_line.state.issued) == 2
