@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run setup test lint scan fmt bench migration clean-venv
+.PHONY: run setup test lint scan fmt bench migration clean-venv translations
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(BIN)/.runtime-installed: requirements.txt
@@ -65,3 +65,22 @@ migration: $(BIN)/.runtime-installed
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Languages (README "Languages"): extract every marked string, merge it into each catalogue
+# under notify_site/translations/, and compile the .mo files, which are committed (so a fresh
+# clone, `make run`, `make test` and `gunicorn wsgi:app` need no build step). Translate the new
+# or fuzzy entries of the .po files, then run this again to compile them.
+LOCALES ?= ja zh_Hant_TW
+TRANSLATIONS := notify_site/translations
+translations: $(BIN)/.runtime-installed
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k N_ --sort-output --omit-header \
+		--project notify_site -o $(TRANSLATIONS)/messages.pot .
+	for locale in $(LOCALES); do \
+		if [ -f $(TRANSLATIONS)/$$locale/LC_MESSAGES/messages.po ]; then \
+			$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -l $$locale \
+				--ignore-obsolete || exit 1; \
+		else \
+			$(BIN)/pybabel init -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -l $$locale || exit 1; \
+		fi; \
+	done
+	$(BIN)/pybabel compile -d $(TRANSLATIONS) --statistics

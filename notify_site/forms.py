@@ -1,43 +1,142 @@
-"""The site's forms (Flask-WTF: every one carries a CSRF token)."""
+"""The site's forms (Flask-WTF: every one carries a CSRF token).
+
+Labels and messages are lazy strings: the classes are built at import, and each request
+reads them in its own language. :class:`SiteForm` sends WTForms' built-in messages (a field
+that is not a number, ...) through the site's own catalogue too.
+"""
 
 from __future__ import annotations
 
+from flask_babel import gettext, ngettext
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length, Regexp
+from wtforms import PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
 
 
-class LoginForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+def N_(text: str) -> str:  # noqa: N802 - the conventional name of gettext's no-op marker
+    """Mark a string for extraction only: WTForms translates it when it shows it."""
+    return text
 
 
-class RegisterForm(FlaskForm):
+# WTForms' own messages our forms can show; listed so that extraction puts them in the
+# catalogue (WTForms asks for them by these exact English texts).
+WTFORMS_MESSAGES = (
+    N_("This field is required."),
+    N_("Not a valid integer value."),
+    N_("Not a valid choice."),
+    N_("Invalid Choice: could not coerce."),
+    N_("The CSRF token is missing."),
+    N_("The CSRF token is invalid."),
+    N_("The CSRF token has expired."),
+    N_("The CSRF tokens do not match."),
+)
+
+REQUIRED = _l("This field is required.")
+
+
+def at_most(limit: int) -> Length:
+    return Length(max=limit, message=_l("Field cannot be longer than %(max)d characters."))
+
+
+class _Translations:
+    def gettext(self, string: str) -> str:
+        return gettext(string)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return ngettext(singular, plural, n)
+
+
+class SiteForm(FlaskForm):
+    class Meta:
+        def get_translations(self, form):
+            return _Translations()
+
+
+class LoginForm(SiteForm):
+    username = StringField(_l("Username"), validators=[DataRequired(REQUIRED), at_most(64)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(REQUIRED), at_most(200)])
+
+
+class RegisterForm(SiteForm):
     username = StringField(
-        "Username",
+        _l("Username"),
         validators=[
-            DataRequired(),
-            Length(min=3, max=64),
+            DataRequired(REQUIRED),
+            Length(
+                min=3,
+                max=64,
+                message=_l("Field must be between %(min)d and %(max)d characters long."),
+            ),
             Regexp(
-                r"^[A-Za-z0-9_.-]+$", message="Use letters, digits, dots, dashes or underscores."
+                r"^[A-Za-z0-9_.-]+$",
+                message=_l("Use letters, digits, dots, dashes or underscores."),
             ),
         ],
     )
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=200)])
+    password = PasswordField(
+        _l("Password"),
+        validators=[
+            DataRequired(REQUIRED),
+            Length(
+                min=8,
+                max=200,
+                message=_l("Field must be between %(min)d and %(max)d characters long."),
+            ),
+        ],
+    )
     confirm = PasswordField(
-        "Repeat password",
-        validators=[DataRequired(), EqualTo("password", message="The passwords differ.")],
+        _l("Repeat password"),
+        validators=[
+            DataRequired(REQUIRED),
+            EqualTo("password", message=_l("The passwords differ.")),
+        ],
     )
 
 
-class ConnectForm(FlaskForm):
+class ConnectForm(SiteForm):
     label = StringField(
-        "Label",
-        description="A name for this chat on this site, e.g. “Ops alerts”.",
-        validators=[DataRequired(), Length(max=64)],
+        _l("Label"),
+        description=_l("A name for this chat on this site, e.g. “Ops alerts”."),
+        validators=[DataRequired(REQUIRED), at_most(64)],
         filters=[lambda value: value.strip() if value else value],
     )
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(SiteForm):
     """An empty form: a POST button that carries only the CSRF token."""
+
+
+class LanguageForm(SiteForm):
+    """The footer's switcher: one button per language (works signed out too)."""
+
+    locale = StringField(validators=[DataRequired(REQUIRED)])
+    next = StringField(validators=[Optional()])
+
+
+def _valid_zone(form, field) -> None:
+    from notify_site.i18n import is_valid_timezone
+
+    if field.data and not is_valid_timezone(field.data):
+        raise ValidationError(
+            gettext(
+                "“%(zone)s” is not a time zone this site knows, e.g. Asia/Tokyo.", zone=field.data
+            )
+        )
+
+
+class SettingsForm(SiteForm):
+    locale = SelectField(
+        _l("Language"),
+        description=_l("Automatic follows your browser's language."),
+        validate_choice=True,
+    )
+    timezone = StringField(
+        _l("Time zone"),
+        description=_l(
+            "An IANA name such as Asia/Tokyo or Asia/Taipei. Empty: your language's usual zone."
+        ),
+        validators=[Optional(), at_most(64), _valid_zone],
+        filters=[lambda value: value.strip() if value else value],
+        render_kw={"list": "timezone-options", "autocomplete": "off", "spellcheck": "false"},
+    )

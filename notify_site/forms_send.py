@@ -5,11 +5,13 @@ errors back onto these fields.
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField
 from wtforms import BooleanField, IntegerField, SelectMultipleField, TextAreaField, URLField
 from wtforms.validators import InputRequired, Optional
 
+from notify_site.forms import SiteForm
 from notify_site.services.notifications import (
     MESSAGE_MAX_CHARS,
     ImageUpload,
@@ -31,54 +33,54 @@ def _browser_newlines(value: str | None) -> str | None:
     return value.replace("\r\n", "\n") if value else value
 
 
-class SendForm(FlaskForm):
+class SendForm(SiteForm):
     # The template lists the user's active connections as checkboxes. The choice check is
     # left to find_connections, which says *why* an id is unusable (unknown, revoked, ...).
     connections = SelectMultipleField(
-        "Send to",
+        _l("Send to"),
         coerce=int,
         validate_choice=False,
-        validators=[InputRequired(message="Choose at least one chat.")],
-        invalid_value_message="Choose chats from the list.",
+        validators=[InputRequired(message=_l("Choose at least one chat."))],
+        invalid_value_message=_l("Choose chats from the list."),
     )
     message = TextAreaField(
-        "Message",
+        _l("Message"),
         filters=[_browser_newlines],
         render_kw={"rows": 6, "data-max-chars": MESSAGE_MAX_CHARS},
     )
     sticker_package_id = IntegerField(
-        "Package id",
+        _l("Package id"),
         validators=[Optional()],
-        render_kw={"min": 1, "inputmode": "numeric", "placeholder": "e.g. 446"},
+        render_kw={"min": 1, "inputmode": "numeric", "placeholder": _l("e.g. %(id)s", id=446)},
     )
     sticker_id = IntegerField(
-        "Sticker id",
+        _l("Sticker id"),
         validators=[Optional()],
-        render_kw={"min": 1, "inputmode": "numeric", "placeholder": "e.g. 1988"},
+        render_kw={"min": 1, "inputmode": "numeric", "placeholder": _l("e.g. %(id)s", id=1988)},
     )
     image_thumbnail_url = URLField(
-        "Thumbnail URL",
+        _l("Thumbnail URL"),
         filters=[_blank_to_none],
         render_kw={"placeholder": "https://…/thumbnail.jpg"},
     )
     image_fullsize_url = URLField(
-        "Full-size URL",
+        _l("Full-size URL"),
         filters=[_blank_to_none],
         render_kw={"placeholder": "https://…/photo.jpg"},
     )
-    image_file = FileField("Or upload a file", render_kw={"accept": "image/png,image/jpeg"})
-    notification_disabled = BooleanField("Send silently")
+    image_file = FileField(_l("Or upload a file"), render_kw={"accept": "image/png,image/jpeg"})
+    notification_disabled = BooleanField(_l("Send silently"))
 
     # Errors that belong to a pair of inputs rather than one ("sticker", "image").
     group_errors: dict[str, list[str]]
 
     # validate_content's field names for the pairs, and the label each error starts with.
     LABELS = {
-        "connections": "Chats",
-        "message": "Message",
-        "sticker": "Sticker",
-        "image": "Image",
-        "image_file": "Image file",
+        "connections": _l("Chats"),
+        "message": _l("Message"),
+        "sticker": _l("Sticker"),
+        "image": _l("Image"),
+        "image_file": _l("Image file"),
     }
 
     def __init__(self, *args, **kwargs) -> None:
@@ -111,7 +113,7 @@ class SendForm(FlaskForm):
         An error WTForms already put on a field wins: it is the more specific of the two (a
         sticker id that is not a number also makes the pair look half given).
         """
-        text = _sentence(self.LABELS.get(name, name), reason)
+        text = _sentence(str(self.LABELS.get(name, name)), reason)
         field = self._fields.get(name)
         if field is not None:
             if not field.errors:
@@ -128,10 +130,12 @@ class SendForm(FlaskForm):
 
 
 def _sentence(label: str, reason: str) -> str:
-    """Turn a service reason such as "is required" into "Message is required."."""
-    reason = reason.strip().rstrip(".")
+    """Turn a service reason such as "is required" into "Message is required.".
+
+    English reasons are predicates that need the field's name in front; translated reasons
+    (the service's gettext) are whole phrases, and each language ends them its own way.
+    """
+    reason = reason.strip().rstrip(".。")
     if reason.startswith(("is ", "must ")):
-        reason = f"{label} {reason}"
-    else:
-        reason = reason[:1].upper() + reason[1:]
-    return reason + "."
+        return _("%(label)s %(reason)s.", label=label, reason=reason)
+    return _("%(reason)s.", reason=reason[:1].upper() + reason[1:])

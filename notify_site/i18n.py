@@ -1,48 +1,300 @@
-"""Languages: which locale and time zone a request is served in.
+"""Languages: which locale and time zone a request is served in, and how it shows times and
+figures.
 
-English is the source language; ``ja`` and ``zh_Hant_TW`` (and ``th`` when its catalogue
-exists) are translations under ``notify_site/translations``. The locale comes from the
-signed-in user's setting, else the browser's ``Accept-Language``, else English.
+English is the source language; ``ja`` and ``zh_Hant_TW`` are translations under
+``notify_site/translations`` (``make translations`` extracts, updates and compiles them; the
+compiled ``.mo`` files are committed, so a fresh clone and ``gunicorn wsgi:app`` need no
+build step).
+
+The locale of a page is the signed-in user's setting, else the language chosen with the
+footer's switcher (a cookie, so it survives signing in and out), else the browser's
+``Accept-Language``, else English. The JSON API v1 has no pages and no session: its human
+``message`` follows ``Accept-Language`` alone, so a program gets the same answer whoever is
+signed in in a browser. The time zone is the user's setting, else the language's usual zone
+(Asia/Tokyo for ``ja``, Asia/Taipei for ``zh_Hant_TW``), else UTC.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from babel.dates import format_skeleton, get_timezone_name
 from flask import Flask, request
-from flask_babel import Babel
+from flask_babel import (
+    Babel,
+    format_datetime,
+    format_number,
+    format_time,
+    get_locale,
+    get_timezone,
+    to_user_timezone,
+)
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import Markup
+
+from notify_site.extensions import db
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 
-# Code -> the language's own name (what the switcher shows).
+# Code -> the language's own name (what the switcher shows, in every language alike).
 LANGUAGES: dict[str, str] = {
     "en": "English",
     "ja": "日本語",
     "zh_Hant_TW": "繁體中文",
 }
 
+# The catalogue's code -> the BCP 47 tag for <html lang> and for Intl in the browser.
+HTML_LANG: dict[str, str] = {"en": "en", "ja": "ja", "zh_Hant_TW": "zh-Hant-TW"}
+
 # A user without a time zone of their own gets their language's usual one.
 DEFAULT_TIMEZONES: dict[str, str] = {"ja": "Asia/Tokyo", "zh_Hant_TW": "Asia/Taipei"}
 
+# The footer switcher's choice, for visitors (and as a fallback for users with no setting).
+COOKIE_NAME = "lang"
+COOKIE_MAX_AGE = 365 * 24 * 3600
+
+# Browsers send zh-TW, zh-Hant, zh-HK...; the Traditional-script ones map onto our catalogue.
+_ACCEPTED = {
+    "en": "en",
+    "ja": "ja",
+    "zh-TW": "zh_Hant_TW",
+    "zh-Hant": "zh_Hant_TW",
+    "zh-Hant-TW": "zh_Hant_TW",
+    "zh-HK": "zh_Hant_TW",
+    "zh-MO": "zh_Hant_TW",
+}
+
+
+def _is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+def accept_language_locale() -> str:
+    """The best of our languages by ``Accept-Language`` alone (English when none fits)."""
+    match = request.accept_languages.best_match(_ACCEPTED)
+    return _ACCEPTED.get(match or "", "en")
+
 
 def select_locale() -> str:
+    if not request:
+        return "en"
+    if _is_api_request():
+        return accept_language_locale()
     user_locale = getattr(current_user, "locale", None)
     if user_locale in LANGUAGES:
         return user_locale
-    # Browsers send zh-TW / zh-Hant; map both onto the catalogue's name.
-    offered = {"en": "en", "ja": "ja", "zh-TW": "zh_Hant_TW", "zh-Hant": "zh_Hant_TW"}
-    match = request.accept_languages.best_match(offered) if request else None
-    return offered.get(match or "", "en")
+    cookie = request.cookies.get(COOKIE_NAME)
+    if cookie in LANGUAGES:
+        return cookie
+    return accept_language_locale()
 
 
 def select_timezone() -> str:
-    user_zone = getattr(current_user, "timezone", None)
-    if user_zone:
-        return user_zone
+    if request and not _is_api_request():
+        user_zone = getattr(current_user, "timezone", None)
+        if user_zone and is_valid_timezone(user_zone):
+            return user_zone
     return DEFAULT_TIMEZONES.get(select_locale(), "UTC")
+
+
+def is_valid_timezone(name: str) -> bool:
+    """Whether ``name`` is an IANA zone this machine knows (``Asia/Tokyo``, ``UTC``)."""
+    if not name or name not in available_timezones():
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def save_preferences(user: Any, *, locale: str | None, timezone: str | None) -> None:
+    """Store a user's language and time zone (None: follow the browser / the language)."""
+    user.locale = locale if locale in LANGUAGES else None
+    user.timezone = timezone if timezone and is_valid_timezone(timezone) else None
+    db.session.commit()
+
+
+# --------------------------------------------------------------------------- formatting
+
+# English keeps the site's unambiguous ISO-like style; other locales use their own short
+# forms (ja 2031/05/06 15:30, zh_Hant_TW 2031/5/6 下午3:30).
+_EN_PATTERNS = {
+    "minute": "yyyy-MM-dd HH:mm",
+    "second": "yyyy-MM-dd HH:mm:ss",
+    "time": "HH:mm:ss",
+    "brief": "MM-dd HH:mm",
+}
+
+
+def _is_utc() -> bool:
+    return str(get_timezone()) in {"UTC", "Etc/UTC"}
+
+
+def _locale_code() -> str:
+    locale = get_locale()
+    return str(locale) if locale else "en"
+
+
+def time_text(value: datetime, style: str = "minute") -> str:
+    """``value`` (an aware UTC time) in the user's zone and locale; `` UTC`` added when the
+    zone is UTC (other zones are named once, by :func:`zone_name`, at the top of a page)."""
+    code = _locale_code()
+    if code == "en":
+        text = format_datetime(value, _EN_PATTERNS[style])
+    elif style == "time":
+        text = format_time(value, "medium")
+    elif style == "brief":
+        text = format_skeleton("MMdHm", to_user_timezone(value), locale=get_locale())
+    else:
+        text = format_datetime(value, "short" if style == "minute" else "medium")
+    return f"{text} UTC" if _is_utc() else text
+
+
+def time_element(value: datetime | None, style: str = "minute", empty: str = "—") -> Markup:
+    """A ``<time>`` element: machine-readable UTC in ``datetime``, the full local time with
+    its zone in ``title``, and :func:`time_text` as its text; a muted ``empty`` when None."""
+    if value is None:
+        return Markup('<span class="muted">{}</span>').format(empty)
+    title = format_datetime(value, "yyyy-MM-dd HH:mm:ss ZZZZ")
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(
+        value.isoformat(), title, time_text(value, style)
+    )
+
+
+def zone_name() -> str:
+    """The request's time zone as people call it (``日本時間``, ``UTC``)."""
+    if _is_utc():
+        return "UTC"
+    zone = get_timezone()
+    name = get_timezone_name(zone, "long", locale=get_locale())
+    return name if "Unknown" not in name else str(zone)
+
+
+def number(value: int | float | None) -> str:
+    """A figure with the locale's grouping (12,345); an em dash when unknown."""
+    return "—" if value is None else format_number(value)
+
+
+def hour_label(value: datetime, pattern: str = "HH:mm") -> str:
+    """A chart's hour label in the user's zone: ``15:00`` (24-hour in every locale, so the
+    axis stays short)."""
+    return format_datetime(value, pattern)
+
+
+# ------------------------------------------------------------------- strings for scripts
+
+# Text the site's scripts write into pages. They read it, translated, from a JSON block in
+# base.html (no inline script: the CSP forbids it). Placeholders are %(name)s, as in Python.
+JS_STRINGS: dict[str, Any] = {
+    "window_reset": _l("window reset"),
+    "resets_in": _l("resets in %(clock)s"),
+    "reset_time_unknown": _l("reset time unknown"),
+    "at_time": _l("at %(time)s"),
+    "checked_by": _l("by a %(kind)s call"),
+    "unknown": _l("unknown"),
+    "never": _l("never"),
+    "reload": _l("Reload"),
+    "chats_changed": _l("Your chats changed since this page was loaded. %(reload)s to see them."),
+    "figures_as_of": _l("Figures as of %(time)s; this page updates itself."),
+    "session_ended_dashboard": _l("Your session ended: sign in again to see fresh figures."),
+    "lost_contact_dashboard": _l(
+        "Lost contact with the site; these figures may be old. Trying again…"
+    ),
+    "no_notifications_24h": _l("No notifications in the last 24 hours."),
+    "chars_too_many": _l("%(count)s characters too many"),
+    "finished_summary": _l("Finished: %(delivered)s delivered."),
+    "finished_summary_failed": _l("Finished: %(delivered)s delivered, %(failed)s failed."),
+    "delivering_progress": _l(
+        "Delivering… %(finished)s of %(total)s finished; this page updates itself."
+    ),
+    "session_ended_status": _l("Your session ended: sign in again to follow these notifications."),
+    "lost_contact_status": _l("Lost contact with the site; trying again…"),
+    "copied": _l("Copied."),
+    "copy_selected": _l("Selected: press Ctrl-C (or Cmd-C) to copy."),
+    "just_now": _l("just now"),
+    "minutes_ago": _l("%(count)s min ago"),
+    "hours_ago": _l("%(count)s h ago"),
+    "days_ago": _l("%(count)s d ago"),
+    "show_connections_of": _l("Show %(owner)s's connections"),
+    "problem_queued": _l("queued; due %(ago)s"),
+    "problem_lease": _l("sending; lease ran out %(ago)s"),
+    "problem_no_lease": _l("sending without a lease"),
+    "admin_figures_as_of": _l("Figures as of %(time)s; this page refreshes itself every 30 s."),
+    "admin_stale": _l("Could not refresh the figures; trying again…"),
+    "admin_signed_out": _l(
+        "Your session ended or lost its admin rights: sign in again to see fresh figures."
+    ),
+    "confirm_retry": _l("Retry notification %(id)s to “%(label)s” now?"),
+    "confirm_cancel": _l(
+        "Cancel notification %(id)s to “%(label)s”? It will be marked failed and never sent."
+    ),
+    "page_of": _l("page %(page)s of %(pages)s"),
+}
+
+# Status words the pages show in pills; the stored values stay English identifiers.
+STATUS_WORDS: dict[str, Any] = {
+    "active": _l("active"),
+    "revoked": _l("revoked"),
+    "error": _l("error"),
+    "queued": _l("queued"),
+    "sending": _l("sending"),
+    "delivered": _l("delivered"),
+    "failed": _l("failed"),
+    # LINE Notify's targetType, shown as the badge; English keeps Notify's own word.
+    "USER": _l("USER"),
+    "GROUP": _l("GROUP"),
+}
+
+
+def status_word(value: str | None) -> str:
+    """A stored status (``delivered``, ``USER``) in the page's language."""
+    if value is None:
+        return ""
+    word = STATUS_WORDS.get(value)
+    return str(word) if word is not None else value
+
+
+def js_strings() -> dict[str, str]:
+    return {key: str(text) for key, text in JS_STRINGS.items()}
+
+
+def html_lang() -> str:
+    return HTML_LANG.get(_locale_code(), "en")
+
+
+def _page_context() -> dict[str, Any]:
+    return {
+        "html_lang": html_lang(),
+        "languages": LANGUAGES,
+        "current_locale": _locale_code(),
+        "zone_name": zone_name,
+        "js_i18n": lambda: {
+            "locale": html_lang(),
+            "timeZone": str(get_timezone()),
+            "strings": js_strings(),
+            "statuses": {key: str(word) for key, word in STATUS_WORDS.items()},
+        },
+    }
 
 
 def init_app(app: Flask, babel: Babel) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS_DIR))
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    # {% trans %} blocks are written across lines; trimmed, their msgids are one line.
+    app.jinja_env.policies["ext.i18n.trimmed"] = True
+    app.jinja_env.filters.update(
+        when=time_element,
+        time_text=time_text,
+        number=number,
+        status_word=status_word,
+    )
+    app.context_processor(_page_context)
+
+    from notify_site.views import settings
+
+    app.register_blueprint(settings.bp)

@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Response, current_app, json, request
+from flask_babel import gettext
 from marshmallow import Schema, fields
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 
 from notify_site.extensions import db
 
@@ -95,7 +96,7 @@ def validation_error(field_errors: Mapping[str, str]) -> ApiError:
     return ApiError(
         400,
         "validation_failed",
-        f"The request is not valid ({names}); see fields.",
+        gettext("The request is not valid (%(names)s); see fields.", names=names),
         fields=field_errors,
     )
 
@@ -122,11 +123,15 @@ def register_error_handlers(bp: Blueprint) -> None:
 
     @bp.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        from notify_site.views.errors import describe
+
         status = error.code or 500
-        message = error.description or error.name
+        message = describe(error)
         if status == 413:
             limit = current_app.config.get("MAX_CONTENT_LENGTH")
-            message = f"The request body is larger than this API accepts ({limit} bytes)."
+            message = gettext(
+                "The request body is larger than this API accepts (%(limit)s bytes).", limit=limit
+            )
         return error_response(status, _http_code(error), message)
 
     @bp.errorhandler(OperationalError)
@@ -142,7 +147,7 @@ def register_error_handlers(bp: Blueprint) -> None:
         return error_response(
             503,
             "service_unavailable",
-            "The database is unavailable. Nothing was done; retry after a few seconds.",
+            gettext("The database is unavailable. Nothing was done; retry after a few seconds."),
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
@@ -150,7 +155,11 @@ def register_error_handlers(bp: Blueprint) -> None:
     def unexpected_error(error: Exception):
         _rollback()
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", InternalServerError.description)
+        return error_response(
+            500,
+            "internal_error",
+            gettext("Something went wrong on our side. Try again in a moment."),
+        )
 
 
 class ErrorDetailSchema(Schema):

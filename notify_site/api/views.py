@@ -11,6 +11,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import current_app, g, request
+from flask_babel import gettext
 from flask_smorest import current_api
 from marshmallow import ValidationError
 
@@ -90,13 +91,15 @@ def authenticate_api_key() -> None:
     if not header.strip():
         raise unauthorized(
             "missing_api_key",
-            "Send an API key: Authorization: Bearer nsk_… (create one at /api-keys).",
+            gettext("Send an API key: Authorization: Bearer nsk_… (create one at /api-keys)."),
             invalid=False,
         )
     scheme, _, credentials = header.strip().partition(" ")
     api_key = api_keys.authenticate(credentials.strip()) if scheme.lower() == "bearer" else None
     if api_key is None:
-        raise unauthorized("invalid_api_key", "The API key is wrong or was revoked.", invalid=True)
+        raise unauthorized(
+            "invalid_api_key", gettext("The API key is wrong or was revoked."), invalid=True
+        )
     api_keys.touch(api_key)
     g.api_key = api_key
 
@@ -197,9 +200,9 @@ def _read_notification_request() -> NotificationRequest:
             except RecursionError:  # nested too deep for the parser: still just bad input
                 data = None
             if data is None:
-                raise ApiError(400, "invalid_json", "The body is not valid JSON.")
+                raise ApiError(400, "invalid_json", gettext("The body is not valid JSON."))
             if not isinstance(data, dict):
-                raise validation_error({"body": "must be a JSON object"})
+                raise validation_error({"body": gettext("must be a JSON object")})
             return NOTIFICATION_REQUEST.load(data)
         if request.mimetype == "multipart/form-data":
             return NOTIFICATION_FORM.load(form_payload(request.form, request.files))
@@ -208,7 +211,7 @@ def _read_notification_request() -> NotificationRequest:
     raise ApiError(
         415,
         "unsupported_media_type",
-        "Send application/json, or multipart/form-data to attach an image file.",
+        gettext("Send application/json, or multipart/form-data to attach an image file."),
     )
 
 
@@ -243,7 +246,7 @@ def get_notification(notification_id: int):
         return notifications.get_notification(_caller(), notification_id)
     except notifications.NotificationNotFoundError:
         raise ApiError(
-            404, "notification_not_found", f"No notification {notification_id}."
+            404, "notification_not_found", gettext("No notification %(id)s.", id=notification_id)
         ) from None
 
 
@@ -270,7 +273,9 @@ def get_connection(connection_id: int):
     try:
         return connections_service.get_connection(_caller(), connection_id)
     except connections_service.ConnectionNotFoundError:
-        raise ApiError(404, "connection_not_found", f"No connection {connection_id}.") from None
+        raise ApiError(
+            404, "connection_not_found", gettext("No connection %(id)s.", id=connection_id)
+        ) from None
 
 
 # ---------------------------------------------------------------------------- the document

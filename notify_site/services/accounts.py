@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -49,14 +50,16 @@ def create_user(username: str, password: str, *, admin: bool | None = None) -> U
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise UsernameTakenError(f"The name “{username}” is already taken.") from None
+        raise UsernameTakenError(
+            gettext("The name “%(name)s” is already taken.", name=username)
+        ) from None
     return user
 
 
 def register(username: str, password: str) -> User:
     """Self-service registration, refused when ``REGISTRATION_OPEN`` is false."""
     if not current_app.config["REGISTRATION_OPEN"]:
-        raise RegistrationClosedError("Registration is closed on this site.")
+        raise RegistrationClosedError(gettext("Registration is closed on this site."))
     return create_user(username, password)
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from flask_babel import gettext
 from sqlalchemy import (
     and_,
     bindparam,
@@ -50,6 +51,7 @@ from sqlalchemy import (
 
 from notify_site.db_types import UTCDateTime, utcnow
 from notify_site.extensions import db
+from notify_site.i18n import status_word, time_text
 from notify_site.models import (
     ApiKey,
     Connection,
@@ -521,25 +523,44 @@ def _refusal(notification_id: int, action: str) -> ServiceError:
     ).one_or_none()
     db.session.rollback()
     if row is None:
-        return NotificationNotFoundError(f"There is no notification {notification_id}.")
+        return NotificationNotFoundError(
+            gettext("There is no notification %(id)s.", id=notification_id)
+        )
     status, lease_expires_at, label, connection_status = row
     if action == "retry":
         if status != NotificationStatus.FAILED:
             return NotificationActionError(
-                f"Notification {notification_id} is {status} now; only a failed one can be retried."
+                gettext(
+                    "Notification %(id)s is %(status)s now; only a failed one can be retried.",
+                    id=notification_id,
+                    status=status_word(status),
+                )
             )
         return NotificationActionError(
-            f"Notification {notification_id} cannot be retried: its connection “{label}” is "
-            f"{connection_status}. The owner has to connect the chat again."
+            gettext(
+                "Notification %(id)s cannot be retried: its connection “%(label)s” is "
+                "%(status)s. The owner has to connect the chat again.",
+                id=notification_id,
+                label=label,
+                status=status_word(connection_status),
+            )
         )
     if status == NotificationStatus.SENDING:
-        until = lease_expires_at.strftime("%H:%M:%S UTC") if lease_expires_at else "soon"
+        until = time_text(lease_expires_at, "time") if lease_expires_at else gettext("soon")
         return NotificationActionError(
-            f"Notification {notification_id} is being delivered right now; "
-            f"it can be cancelled if its worker's lease runs out ({until})."
+            gettext(
+                "Notification %(id)s is being delivered right now; "
+                "it can be cancelled if its worker's lease runs out (%(until)s).",
+                id=notification_id,
+                until=until,
+            )
         )
     return NotificationActionError(
-        f"Notification {notification_id} is already {status}; there is nothing to cancel."
+        gettext(
+            "Notification %(id)s is already %(status)s; there is nothing to cancel.",
+            id=notification_id,
+            status=status_word(status),
+        )
     )
 
 

@@ -17,6 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask_babel import gettext
 from sqlalchemy import bindparam, func, or_, select, update
 
 from notify_site.db_types import utcnow
@@ -98,9 +99,11 @@ def create_api_key(user: User, name: str) -> tuple[ApiKey, str]:
     """
     name = (name or "").strip()
     if not name:
-        raise ApiKeyError("Give the key a name, e.g. “CI alerts”.")
+        raise ApiKeyError(gettext("Give the key a name, e.g. “CI alerts”."))
     if len(name) > NAME_MAX_CHARS:
-        raise ApiKeyError(f"A key's name has at most {NAME_MAX_CHARS} characters.")
+        raise ApiKeyError(
+            gettext("A key's name has at most %(max)s characters.", max=NAME_MAX_CHARS)
+        )
     plaintext = KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
     api_key = ApiKey(
         owner_id=user.id,
@@ -117,7 +120,7 @@ def create_api_key_for_username(username: str, name: str) -> tuple[ApiKey, str]:
     """:func:`create_api_key` for the account called ``username`` (the CLI's way in)."""
     user = db.session.scalar(select(User).where(User.username == username.strip()))
     if user is None:
-        raise UnknownUserError(f"There is no account called “{username}”.")
+        raise UnknownUserError(gettext("There is no account called “%(name)s”.", name=username))
     return create_api_key(user, name)
 
 
@@ -211,7 +214,7 @@ def revoke_api_key(user: User, key_id: int) -> ApiKey:
     """
     api_key = db.session.get(ApiKey, key_id)
     if api_key is None or api_key.owner_id != user.id:
-        raise ApiKeyNotFoundError("No such API key.")
+        raise ApiKeyNotFoundError(gettext("No such API key."))
     if api_key.revoked_at is None:
         api_key.revoked_at = utcnow()
         db.session.commit()

@@ -25,6 +25,7 @@ from datetime import timedelta
 import requests
 from authlib.integrations.base_client.errors import OAuthError
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import select, update
 
 from notify_site.db_types import utcnow
@@ -99,11 +100,17 @@ def start_connect(user: User, label: str) -> PendingConnect:
     config = current_app.config
     if not config.get("NOTIFY_CLIENT_ID") or not config.get("NOTIFY_CLIENT_SECRET"):
         raise ConnectError(
-            "This site is not registered with a Notify server yet "
-            "(NOTIFY_CLIENT_ID / NOTIFY_CLIENT_SECRET). Run 'make run' or see the README."
+            gettext(
+                "This site is not registered with a Notify server yet "
+                "(NOTIFY_CLIENT_ID / NOTIFY_CLIENT_SECRET). Run 'make run' or see the README."
+            )
         )
     if label_in_use(user, label):
-        raise ConnectError(f"You already have a connection called “{label}”. Pick another label.")
+        raise ConnectError(
+            gettext(
+                "You already have a connection called “%(label)s”. Pick another label.", label=label
+            )
+        )
     redirect_uri = config["NOTIFY_REDIRECT_URI"]
     rv = oauth_client().create_authorization_url(redirect_uri, response_mode="form_post")
     state_hash = hash_state(rv["state"])
@@ -128,10 +135,14 @@ def start_connect(user: User, label: str) -> PendingConnect:
 def _consume_state(user: User, state: str | None, browser_states: list[str]) -> OAuthState:
     """Claim the pending flow for ``state`` once, or raise :class:`StateError`."""
     if not state:
-        raise StateError("The answer has no state, so it belongs to no connect flow of yours.")
+        raise StateError(
+            gettext("The answer has no state, so it belongs to no connect flow of yours.")
+        )
     state_hash = hash_state(state)
     if state_hash not in browser_states:
-        raise StateError("This answer does not belong to a connect flow started in this browser.")
+        raise StateError(
+            gettext("This answer does not belong to a connect flow started in this browser.")
+        )
     now = utcnow()
     claimed = db.session.execute(
         update(OAuthState)
@@ -146,7 +157,7 @@ def _consume_state(user: User, state: str | None, browser_states: list[str]) -> 
     ).rowcount
     db.session.commit()
     if claimed != 1:
-        raise StateError("This connect flow has expired or was already used. Start again.")
+        raise StateError(gettext("This connect flow has expired or was already used. Start again."))
     return db.session.get(OAuthState, state_hash)
 
 
@@ -154,8 +165,10 @@ def cancel_connect(user: User, state: str | None, browser_states: list[str], err
     """Handle an ``error=`` answer: spend the state, and say why nothing was connected."""
     _consume_state(user, state, browser_states)
     if error == "access_denied":
-        raise AccessDeniedError("Not connected: you cancelled on the authorization page.")
-    raise AccessDeniedError(f"Not connected: the Notify server answered “{error[:80]}”.")
+        raise AccessDeniedError(gettext("Not connected: you cancelled on the authorization page."))
+    raise AccessDeniedError(
+        gettext("Not connected: the Notify server answered “%(error)s”.", error=error[:80])
+    )
 
 
 def complete_connect(
@@ -164,7 +177,7 @@ def complete_connect(
     """Finish the flow: check the state, exchange the code once, store the encrypted token."""
     pending = _consume_state(user, state, browser_states)
     if not code:
-        raise ConnectError("The Notify server sent no authorization code. Start again.")
+        raise ConnectError(gettext("The Notify server sent no authorization code. Start again."))
     verifier = keyring().decrypt(
         pending.verifier_ciphertext, context=_verifier_context(pending.state_hash)
     )
@@ -204,22 +217,32 @@ def _exchange_code(code: str, redirect_uri: str, verifier: str) -> str:
         )
     except OAuthError as error:
         raise ConnectError(
-            f"The Notify server refused the authorization code ({error.error}). Start again."
+            gettext(
+                "The Notify server refused the authorization code (%(reason)s). Start again.",
+                reason=error.error,
+            )
         ) from None
     except requests.RequestException:
         raise ConnectError(
-            "The Notify server did not answer the code exchange. Start the connection again."
+            gettext(
+                "The Notify server did not answer the code exchange. Start the connection again."
+            )
         ) from None
     except ValueError:
-        raise ConnectError("The Notify server's token answer was not understood.") from None
+        raise ConnectError(
+            gettext("The Notify server's token answer was not understood.")
+        ) from None
     access_token = token.get("access_token") if isinstance(token, dict) else None
     if not access_token:
         # LINE answered a bad code with a {status, message} body and no OAuth `error` field.
         reason = token.get("message") or token.get("error") if isinstance(token, dict) else None
         raise ConnectError(
-            f"The Notify server refused the authorization code ({str(reason)[:120]}). Start again."
+            gettext(
+                "The Notify server refused the authorization code (%(reason)s). Start again.",
+                reason=str(reason)[:120],
+            )
             if reason
-            else "The Notify server answered without an access token. Start again."
+            else gettext("The Notify server answered without an access token. Start again.")
         )
     return access_token
 
@@ -291,7 +314,7 @@ def list_connections(user: User) -> list[Connection]:
 def get_connection(user: User, connection_id: int) -> Connection:
     connection = db.session.get(Connection, connection_id)
     if connection is None or (connection.owner_id != user.id and not user.is_admin):
-        raise ConnectionNotFoundError("No such connection.")
+        raise ConnectionNotFoundError(gettext("No such connection."))
     return connection
 
 
@@ -315,8 +338,12 @@ def revoke_connection(user: User, connection_id: int) -> Connection:
         pass
     except NotifyError as error:
         raise ConnectionActionError(
-            f"Could not revoke “{connection.label}”: {error.message}. It is still connected; "
-            "try again in a moment."
+            gettext(
+                "Could not revoke “%(label)s”: %(reason)s. It is still connected; "
+                "try again in a moment.",
+                label=connection.label,
+                reason=error.message,
+            )
         ) from None
     _mark_revoked(connection, "Revoked on this site.")
     db.session.commit()
@@ -327,7 +354,9 @@ def refresh_connection(user: User, connection_id: int) -> Connection:
     """Ask the Notify server for the chat's status (this spends one call of the hourly quota)."""
     connection = get_connection(user, connection_id)
     if connection.status == ConnectionStatus.REVOKED:
-        raise ConnectionActionError(f"“{connection.label}” is revoked; connect the chat again.")
+        raise ConnectionActionError(
+            gettext("“%(label)s” is revoked; connect the chat again.", label=connection.label)
+        )
     token = _token_of(connection)
     db.session.commit()
     try:
@@ -336,18 +365,28 @@ def refresh_connection(user: User, connection_id: int) -> Connection:
         _mark_revoked(connection, "The Notify server says the token is no longer valid.")
         db.session.commit()
         raise ConnectionActionError(
-            f"“{connection.label}” was disconnected at the Notify server (the token is invalid)."
+            gettext(
+                "“%(label)s” was disconnected at the Notify server (the token is invalid).",
+                label=connection.label,
+            )
         ) from None
     except RateLimitedError as error:
         if error.rate_limit is not None:
             _apply_rate_limit(connection, error.rate_limit, "status")
             db.session.commit()
         raise ConnectionActionError(
-            f"The hourly quota of “{connection.label}” is spent; try after it resets."
+            gettext(
+                "The hourly quota of “%(label)s” is spent; try after it resets.",
+                label=connection.label,
+            )
         ) from None
     except NotifyError as error:
         raise ConnectionActionError(
-            f"Could not refresh “{connection.label}”: {error.message}."
+            gettext(
+                "Could not refresh “%(label)s”: %(reason)s.",
+                label=connection.label,
+                reason=error.message,
+            )
         ) from None
     _apply_status(connection, status)
     db.session.commit()

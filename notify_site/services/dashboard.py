@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import joinedload
 
@@ -165,15 +166,15 @@ def countdown_text(reset_at: datetime | None, now: datetime) -> str:
     """The countdown's text: ``resets in 12:34`` until ``reset_at``, then ``window reset``
     (dashboard.js ticks it on from there)."""
     if reset_at is None:
-        return "reset time unknown"
+        return gettext("reset time unknown")
     # Rounded up, as dashboard.js does: "0:01" is shown until the very second of the reset.
     seconds = math.ceil((reset_at - now).total_seconds())
     if seconds <= 0:
-        return "window reset"
+        return gettext("window reset")
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     clock = f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
-    return f"resets in {clock}"
+    return gettext("resets in %(clock)s", clock=clock)
 
 
 def excerpt(message: str, length: int = EXCERPT_CHARS) -> str:

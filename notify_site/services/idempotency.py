@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -63,9 +64,9 @@ class Answer:
 def check_key(key: str) -> str:
     """``key`` if it is a usable Idempotency-Key (1–255 printable ASCII characters)."""
     if not key or len(key) > KEY_MAX_CHARS:
-        raise IdempotencyKeyError(f"must be 1 to {KEY_MAX_CHARS} characters")
+        raise IdempotencyKeyError(gettext("must be 1 to %(max)s characters", max=KEY_MAX_CHARS))
     if not all(" " <= char <= "~" for char in key):
-        raise IdempotencyKeyError("must be printable ASCII")
+        raise IdempotencyKeyError(gettext("must be printable ASCII"))
     return key
 
 
@@ -114,7 +115,7 @@ def execute(
             raise
         return Answer(status_code, body)
     raise IdempotencyConflictError(
-        "Another request with this Idempotency-Key is failing; try again in a moment."
+        gettext("Another request with this Idempotency-Key is failing; try again in a moment.")
     )
 
 
@@ -132,8 +133,10 @@ def stored_answer(api_key: ApiKey | AuthenticatedKey, key: str, request_hash: st
         return None
     if record.request_hash != request_hash:
         raise IdempotencyKeyReusedError(
-            "This Idempotency-Key was already used with a different request. "
-            "Use a new key for a new request."
+            gettext(
+                "This Idempotency-Key was already used with a different request. "
+                "Use a new key for a new request."
+            )
         )
     return Answer(record.status_code, record.response_json, replayed=True)
 

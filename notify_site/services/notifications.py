@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
+from flask_babel import gettext
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 
 from notify_site.db_types import utcnow
@@ -90,10 +91,10 @@ def image_type(data: bytes) -> str | None:
 
 def _https_url_error(value: str) -> str | None:
     if len(value) > URL_MAX_CHARS:
-        return f"at most {URL_MAX_CHARS} characters"
+        return gettext("at most %(max)s characters", max=URL_MAX_CHARS)
     parts = urlsplit(value)
     if parts.scheme != "https" or not parts.netloc:
-        return "must be an https:// URL"
+        return gettext("must be an https:// URL")
     return None
 
 
@@ -101,35 +102,47 @@ def validate_content(content: NotificationContent) -> dict[str, str]:
     """Every problem with ``content``, by field name (empty when it can be queued)."""
     errors: dict[str, str] = {}
     message = content.message or ""
+    # The reasons are fragments ("is required") that the send form turns into a sentence
+    # after the field's name in English; in other languages they read on their own.
     if not message.strip():
-        errors["message"] = "is required"
+        errors["message"] = gettext("is required")
     elif len(message) > MESSAGE_MAX_CHARS:
-        errors["message"] = f"at most {MESSAGE_MAX_CHARS} characters (this one has {len(message)})"
+        errors["message"] = gettext(
+            "at most %(max)s characters (this one has %(count)s)",
+            max=MESSAGE_MAX_CHARS,
+            count=len(message),
+        )
     if (content.sticker_package_id is None) != (content.sticker_id is None):
-        errors["sticker"] = "give both the package id and the sticker id, or neither"
+        errors["sticker"] = gettext("give both the package id and the sticker id, or neither")
     else:
         for name in ("sticker_package_id", "sticker_id"):
             value = getattr(content, name)
             if value is not None and not 0 < value < 2**31:
-                errors["sticker"] = "ids are positive whole numbers"
+                errors["sticker"] = gettext("ids are positive whole numbers")
     if (content.image_thumbnail_url is None) != (content.image_fullsize_url is None):
-        errors["image"] = "give both the thumbnail URL and the full-size URL, or neither"
+        errors["image"] = gettext("give both the thumbnail URL and the full-size URL, or neither")
     else:
+        names = {
+            "image_thumbnail_url": gettext("thumbnail url"),
+            "image_fullsize_url": gettext("fullsize url"),
+        }
         for name in ("image_thumbnail_url", "image_fullsize_url"):
             value = getattr(content, name)
             problem = value is not None and _https_url_error(value)
             if problem:
-                errors["image"] = f"{name.removeprefix('image_').replace('_', ' ')} {problem}"
+                errors["image"] = gettext("%(name)s %(problem)s", name=names[name], problem=problem)
     upload = content.image_file
     if upload is not None:
         if content.image_thumbnail_url is not None:
-            errors["image_file"] = "send an image file or image URLs, not both"
+            errors["image_file"] = gettext("send an image file or image URLs, not both")
         elif not upload.data:
-            errors["image_file"] = "the file is empty"
+            errors["image_file"] = gettext("the file is empty")
         elif len(upload.data) > IMAGE_MAX_BYTES:
-            errors["image_file"] = f"at most {IMAGE_MAX_BYTES // (1024 * 1024)} MiB"
+            errors["image_file"] = gettext(
+                "at most %(size)s MiB", size=IMAGE_MAX_BYTES // (1024 * 1024)
+            )
         elif image_type(upload.data) is None:
-            errors["image_file"] = "must be a PNG or JPEG image"
+            errors["image_file"] = gettext("must be a PNG or JPEG image")
     return errors
 
 

@@ -33,6 +33,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
@@ -40,6 +41,7 @@ from markupsafe import Markup
 from notify_site.charts import Series, bar_chart
 from notify_site.extensions import login_manager
 from notify_site.forms import ConfirmForm
+from notify_site.i18n import hour_label, zone_name
 from notify_site.models import User
 from notify_site.services import admin as service
 from notify_site.services import api_keys
@@ -85,15 +87,17 @@ def require_admin():
     if data and user is None and "Authorization" in request.headers:
         user = _api_key_user()
         if user is None:
-            return _json_error(401, "unauthorized", "The API key is not valid.")
+            return _json_error(401, "unauthorized", _("The API key is not valid."))
     if user is None:
         if data:
-            return _json_error(401, "unauthorized", "Sign in as an admin, or send an admin's key.")
+            return _json_error(
+                401, "unauthorized", _("Sign in as an admin, or send an admin's key.")
+            )
         return login_manager.unauthorized()
     if not user.is_admin:
         if data:
-            return _json_error(403, "forbidden", "Only admins may read this.")
-        abort(403, "This page is for admins only.")
+            return _json_error(403, "forbidden", _("Only admins may read this."))
+        abort(403, _("This page is for admins only."))
     g.admin = user
     return None
 
@@ -152,19 +156,24 @@ FAILURE_CHART_HEIGHTS = {"wide": 110, "narrow": 100}
 def _charts(chart: service.HourlyChart) -> dict[str, Markup]:
     """The page's two charts (all, and failures on their own scale) at both sizes."""
     hours = len(chart.hours)
-    labels = [hour.strftime("%H") for hour in chart.hours]
+    labels = [hour_label(hour, "HH") for hour in chart.hours]
     both = [
-        Series("Delivered", chart.delivered, "chart-series-1"),
-        Series("Failed", chart.failed, "chart-series-2"),
+        Series(_("Delivered"), chart.delivered, "chart-series-1"),
+        Series(_("Failed"), chart.failed, "chart-series-2"),
     ]
-    failed = [Series("Failed", chart.failed, "chart-series-2")]
+    failed = [Series(_("Failed"), chart.failed, "chart-series-2")]
+    zone = zone_name()
     drawn = {}
     for size, (width, height, every) in CHART_SIZES.items():
         label_every = every * hours // 24
         drawn[f"main_{size}"] = bar_chart(
             labels,
             both,
-            title=f"Deliveries and failures per hour, last {hours} hours (UTC)",
+            title=_(
+                "Deliveries and failures per hour, last %(hours)s hours (%(zone)s)",
+                hours=hours,
+                zone=zone,
+            ),
             width=width,
             height=height,
             label_every=label_every,
@@ -172,7 +181,7 @@ def _charts(chart: service.HourlyChart) -> dict[str, Markup]:
         drawn[f"failed_{size}"] = bar_chart(
             labels,
             failed,
-            title=f"Failures per hour, last {hours} hours (UTC)",
+            title=_("Failures per hour, last %(hours)s hours (%(zone)s)", hours=hours, zone=zone),
             width=width,
             height=FAILURE_CHART_HEIGHTS[size],
             label_every=label_every,
@@ -240,7 +249,7 @@ def connections_json():
 def notifications_json():
     kind = request.args.get("list", "stuck")
     if kind not in service.NOTIFICATION_LISTS:
-        return _json_error(400, "bad_request", "list must be “stuck” or “failed”.")
+        return _json_error(400, "bad_request", _("list must be “stuck” or “failed”."))
     page = _int_arg("page")
     result = service.list_problem_notifications(kind, page=page)
     items = []
@@ -291,7 +300,7 @@ def retry(notification_id: int):
     return _act(
         notification_id,
         service.retry_notification,
-        f"Notification {notification_id} is queued again.",
+        _("Notification %(id)s is queued again.", id=notification_id),
         "failed",
     )
 
@@ -301,6 +310,6 @@ def cancel(notification_id: int):
     return _act(
         notification_id,
         service.cancel_notification,
-        f"Notification {notification_id} is cancelled.",
+        _("Notification %(id)s is cancelled.", id=notification_id),
         "stuck",
     )

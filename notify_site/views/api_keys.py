@@ -8,22 +8,23 @@ That answer is ``Cache-Control: no-store`` so no cache keeps a copy.
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
 from wtforms import StringField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired
 
-from notify_site.forms import ConfirmForm
+from notify_site.forms import REQUIRED, ConfirmForm, SiteForm, at_most
 from notify_site.services import api_keys as service
 
 bp = Blueprint("api_keys", __name__)
 
 
-class ApiKeyForm(FlaskForm):
+class ApiKeyForm(SiteForm):
     name = StringField(
-        "Name",
-        description="What the key is for, e.g. “CI alerts”. Only you see it.",
-        validators=[DataRequired(), Length(max=service.NAME_MAX_CHARS)],
+        _l("Name"),
+        description=_l("What the key is for, e.g. “CI alerts”. Only you see it."),
+        validators=[DataRequired(REQUIRED), at_most(service.NAME_MAX_CHARS)],
         filters=[lambda value: value.strip() if value else value],
     )
 
@@ -68,5 +69,8 @@ def revoke(key_id: int):
         api_key = service.revoke_api_key(current_user, key_id)
     except service.ApiKeyNotFoundError:
         abort(404)
-    flash(f"The key “{api_key.name}” ({api_key.prefix}…) is revoked.", "success")
+    flash(
+        _("The key “%(name)s” (%(prefix)s…) is revoked.", name=api_key.name, prefix=api_key.prefix),
+        "success",
+    )
     return redirect(url_for("api_keys.index"))

@@ -12,6 +12,8 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
@@ -38,7 +40,7 @@ def _safe_next() -> str:
 @bp.route("/register", methods=["GET", "POST"])
 def register():
     if not current_app.config["REGISTRATION_OPEN"]:
-        flash("Registration is closed on this site. Ask an admin for an account.", "error")
+        flash(_("Registration is closed on this site. Ask an admin for an account."), "error")
         return redirect(url_for("auth.login"))
     form = RegisterForm()
     if form.validate_on_submit():
@@ -49,7 +51,7 @@ def register():
         else:
             session.clear()
             login_user(user)
-            flash("Welcome! Connect a LINE chat to start sending notifications.", "success")
+            flash(_("Welcome! Connect a LINE chat to start sending notifications."), "success")
             return redirect(url_for("connections.index"))
     return render_template("auth/register.html", form=form)
 
@@ -68,15 +70,20 @@ def login():
             # answer whether or not the account exists.
             minutes = -(-wait // 60)
             flash(
-                "Too many failed sign-ins for this username from your network. "
-                f"Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+                ngettext(
+                    "Too many failed sign-ins for this username from your network. "
+                    "Try again in %(num)s minute.",
+                    "Too many failed sign-ins for this username from your network. "
+                    "Try again in %(num)s minutes.",
+                    minutes,
+                ),
                 "error",
             )
             page = render_template("auth/login.html", form=form)
             return page, 429, {"Retry-After": str(wait)}
         user = accounts.authenticate(form.username.data, form.password.data)
         if user is None:
-            form.password.errors.append("Wrong username or password.")
+            form.password.errors.append(_("Wrong username or password."))
         else:
             throttle.succeeded(form.username.data, address)
             target = _safe_next()
@@ -94,5 +101,5 @@ def logout():
     if form.validate_on_submit():
         logout_user()
         session.clear()
-        flash("You are signed out.", "info")
+        flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_babel import format_number
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from notify_site.extensions import csrf
@@ -62,8 +64,10 @@ def callback():
             return _bounce(params)
         abort(
             400,
-            "This answer does not belong to a connect flow started in this browser. "
-            "Sign in and connect the chat again.",
+            _(
+                "This answer does not belong to a connect flow started in this browser. "
+                "Sign in and connect the chat again."
+            ),
         )
     browser_states = session.get(SESSION_STATES, [])
     state = params.get("state")
@@ -85,8 +89,15 @@ def callback():
         if state:
             done = service.hash_state(state)
             session[SESSION_STATES] = [h for h in browser_states if h != done]
-    target = connection.target_name or "the chat"
-    flash(f"Connected “{connection.label}” to {target}.", "success")
+    if connection.target_name:
+        message = _(
+            "Connected “%(label)s” to %(target)s.",
+            label=connection.label,
+            target=connection.target_name,
+        )
+    else:
+        message = _("Connected “%(label)s” to the chat.", label=connection.label)
+    flash(message, "success")
     return redirect(url_for("connections.index"))
 
 
@@ -120,7 +131,7 @@ def revoke(connection_id: int):
     except service.ConnectionActionError as error:
         flash(str(error), "error")
     else:
-        flash(f"“{connection.label}” is disconnected.", "success")
+        flash(_("“%(label)s” is disconnected.", label=connection.label), "success")
     # Only the dashboard may be named as the way back: `next` is never a URL (no open redirect).
     return redirect(
         url_for(
@@ -142,7 +153,13 @@ def refresh(connection_id: int):
         flash(str(error), "error")
     else:
         flash(
-            f"“{connection.label}” checked: {connection.rate_remaining} calls left this hour.",
+            _(
+                "“%(label)s” checked: %(count)s calls left this hour.",
+                label=connection.label,
+                count=format_number(connection.rate_remaining)
+                if connection.rate_remaining is not None
+                else "—",
+            ),
             "success",
         )
     # Only the dashboard may be named as the way back: `next` is never a URL (no open redirect).

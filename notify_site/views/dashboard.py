@@ -7,11 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Blueprint, render_template
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
 
 from notify_site.charts import Series, bar_chart
 from notify_site.forms import ConfirmForm
+from notify_site.i18n import hour_label, zone_name
 from notify_site.services import dashboard as service
 
 bp = Blueprint("dashboard", __name__)
@@ -57,7 +59,7 @@ def chart():
 
 
 def _signed_out():
-    error = {"code": "unauthorized", "message": "Sign in to see your dashboard.", "fields": {}}
+    error = {"code": "unauthorized", "message": _("Sign in to see your dashboard."), "fields": {}}
     return {"error": error}, 401, NO_STORE
 
 
@@ -70,14 +72,14 @@ class SendsCharts:
 def sends_charts(hourly: service.HourlySends) -> SendsCharts:
     """The bar chart of the hourly counts (delivered, failed and, if any, still pending),
     drawn for a wide screen and for a phone."""
-    labels = [hour.strftime("%H:00") for hour in hourly.hours]
+    labels = [hour_label(hour) for hour in hourly.hours]
     series = [
-        Series("Delivered", hourly.delivered, "chart-series-1"),
-        Series("Failed", hourly.failed, "chart-series-2"),
+        Series(_("Delivered"), hourly.delivered, "chart-series-1"),
+        Series(_("Failed"), hourly.failed, "chart-series-2"),
     ]
     if hourly.total_pending:
-        series.append(Series("Pending", hourly.pending, "chart-series-3"))
-    title = "Notifications sent per hour, last 24 hours (UTC)"
+        series.append(Series(_("Pending"), hourly.pending, "chart-series-3"))
+    title = _("Notifications sent per hour, last 24 hours (%(zone)s)", zone=zone_name())
     return SendsCharts(
         wide=bar_chart(labels, series, title=title, width=720, height=200, label_every=3),
         narrow=bar_chart(labels, series, title=title, width=360, height=220, label_every=6),

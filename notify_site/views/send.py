@@ -7,6 +7,8 @@ redirects to the status page; a worker delivers them (SPEC 4.4).
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 
 from notify_site.forms_send import SendForm
@@ -46,7 +48,10 @@ def index():
                 form.add_error(name, reason)
         else:
             count = len(rows)
-            flash(f"Queued {count} notification{'s' if count != 1 else ''}.", "success")
+            flash(
+                ngettext("Queued %(num)s notification.", "Queued %(num)s notifications.", count),
+                "success",
+            )
             ids = ",".join(str(row.id) for row in rows)
             return redirect(url_for("send.status", ids=ids))
     return render_template("send/index.html", form=form, connections=connections), 400
@@ -73,7 +78,7 @@ def _targets(form: SendForm) -> list[Connection]:
     # offers only the user's own chats, so it accepts only those.
     foreign = [c for c in targets if c.owner_id != current_user.id]
     if foreign:
-        form.add_error("connections", f"no connection {foreign[0].id}")
+        form.add_error("connections", _("no connection %(id)s", id=foreign[0].id))
         return []
     return targets
 
@@ -83,7 +88,7 @@ def _requested_ids() -> list[int]:
     raw = request.args.get("ids", "")
     parts = [part.strip() for part in raw.split(",") if part.strip()]
     if not parts or len(parts) > MAX_STATUS_IDS or not all(p.isdigit() for p in parts):
-        abort(400, "The status page needs ids=1,2,3: the notifications to follow.")
+        abort(400, _("The status page needs ids=1,2,3: the notifications to follow."))
     return list(dict.fromkeys(int(part) for part in parts))
 
 
@@ -103,7 +108,7 @@ def _is_done(rows: list[Notification]) -> bool:
 def status():
     rows = _own_notifications(_requested_ids())
     if not rows:
-        abort(404, "No such notifications.")
+        abort(404, _("No such notifications."))
     return render_template(
         "send/status.html",
         notifications=rows,
@@ -117,7 +122,7 @@ def status_json():
     # Not @login_required: that redirects to the sign-in page, and a script polling for JSON
     # would follow it to HTML. The error handler answers 401 as JSON to JSON callers.
     if not current_user.is_authenticated:
-        abort(401, "Sign in to follow your notifications.")
+        abort(401, _("Sign in to follow your notifications."))
     rows = _own_notifications(_requested_ids())
     response = {
         "notifications": [

@@ -36,21 +36,20 @@
     node.append(...children.filter((child) => child !== null && child !== undefined && child !== ""));
     return node;
   };
+  const i18n = window.notifySiteI18n;
   const muted = (text) => el("span", { class: "muted" }, text);
-  const number = (value) => Number(value).toLocaleString("en-US");
+  const number = (value) => i18n.number(Number(value));
   const counted = (value) => number(value.count) + (value.capped ? "+" : "");
   const space = () => document.createTextNode(" ");
 
-  // "2026-11-21T22:19:10.172830+00:00" → "11-21 22:19", as the page prints times (UTC).
+  // A time as the page prints it (the "brief" style of the when filter), full in the title.
   const when = (iso, empty = "—") => {
     if (!iso) {
       return muted(empty);
     }
-    return el(
-      "time",
-      { datetime: iso, title: `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC` },
-      `${iso.slice(5, 10)} ${iso.slice(11, 16)}`,
-    );
+    const time = i18n.timeElement(iso, "brief");
+    time.title = i18n.timeText(iso, "second");
+    return time;
   };
 
   const ago = (iso, nowIso) => {
@@ -59,15 +58,15 @@
     }
     const minutes = Math.floor((Date.parse(nowIso) - Date.parse(iso)) / 60000);
     if (minutes < 1) {
-      return "just now";
+      return i18n.t("just_now");
     }
     if (minutes < 60) {
-      return `${minutes} min ago`;
+      return i18n.t("minutes_ago", { count: minutes });
     }
     if (minutes < 48 * 60) {
-      return `${Math.floor(minutes / 60)} h ago`;
+      return i18n.t("hours_ago", { count: Math.floor(minutes / 60) });
     }
-    return `${Math.floor(minutes / 1440)} d ago`;
+    return i18n.t("days_ago", { count: Math.floor(minutes / 1440) });
   };
 
   const hours = new URLSearchParams(window.location.search).get("hours");
@@ -78,12 +77,12 @@
       url.searchParams.set("hours", hours);
     }
     url.hash = "connections";
-    return el("a", { href: url.pathname + url.search + url.hash, title: `Show ${owner.username}'s connections` }, owner.username);
+    return el("a", { href: url.pathname + url.search + url.hash, title: i18n.t("show_connections_of", { owner: owner.username }) }, owner.username);
   };
 
   const quota = (remaining, limit) => {
     if (limit === null || remaining === null) {
-      return muted("unknown");
+      return muted(i18n.t("unknown"));
     }
     let level = "";
     if (remaining <= 0) {
@@ -106,7 +105,7 @@
     );
   };
 
-  const pill = (status) => el("span", { class: `pill pill-${status}` }, status);
+  const pill = (status) => el("span", { class: `pill pill-${status}` }, i18n.status(status));
 
   const chatCell = (n) =>
     el(
@@ -132,9 +131,9 @@
 
   const problemText = (n, now) => {
     if (n.problem !== "lease_expired") {
-      return `queued; due ${ago(n.since, now)}`;
+      return i18n.t("problem_queued", { ago: ago(n.since, now) });
     }
-    return n.since ? `sending; lease ran out ${ago(n.since, now)}` : "sending without a lease";
+    return n.since ? i18n.t("problem_lease", { ago: ago(n.since, now) }) : i18n.t("problem_no_lease");
   };
 
   // A Retry or Cancel form: the page's <template> (it carries the CSRF token), aimed at the row.
@@ -163,9 +162,9 @@
         el(
           "td",
           { label: "Chat" },
-          c.target ? c.target : muted("unknown"),
+          c.target ? c.target : muted(i18n.t("unknown")),
           c.target_type ? space() : null,
-          c.target_type ? el("span", { class: "badge" }, c.target_type) : null,
+          c.target_type ? el("span", { class: "badge" }, i18n.status(c.target_type)) : null,
         ),
         el(
           "td",
@@ -179,9 +178,11 @@
         el(
           "td",
           { label: "Last checked" },
-          when(c.rate_limit.checked_at, "never"),
+          when(c.rate_limit.checked_at, i18n.t("never")),
           c.rate_limit.checked_by ? space() : null,
-          c.rate_limit.checked_by ? el("span", { class: "hint" }, `by ${c.rate_limit.checked_by}`) : null,
+          c.rate_limit.checked_by
+            ? el("span", { class: "hint" }, i18n.t("checked_by", { kind: c.rate_limit.checked_by }))
+            : null,
         ),
       ),
 
@@ -207,7 +208,7 @@
             ? actionForm(
                 "admin-cancel-form",
                 n.cancel_url,
-                `Cancel notification ${n.id} to “${n.connection.label}”? It will be marked failed and never sent.`,
+                i18n.t("confirm_cancel", { id: n.id, label: n.connection.label }),
               )
             : null,
         ),
@@ -231,7 +232,7 @@
             ? actionForm(
                 "admin-retry-form",
                 n.retry_url,
-                `Retry notification ${n.id} to “${n.connection.label}” now?`,
+                i18n.t("confirm_retry", { id: n.id, label: n.connection.label }),
               )
             : null,
         ),
@@ -245,7 +246,7 @@
         el("td", { label: "Name" }, k.name),
         el("td", { label: "Key" }, el("code", {}, `${k.prefix}…`)),
         el("td", { label: "Created" }, when(k.created_at)),
-        el("td", { label: "Last used" }, when(k.last_used_at, "never")),
+        el("td", { label: "Last used" }, when(k.last_used_at, i18n.t("never"))),
         el("td", { label: "Sent", class: "volume" }, number(k.volume)),
         el("td", { label: "Status" }, pill(k.active ? "active" : "revoked")),
       ),
@@ -259,7 +260,17 @@
     if (!table) {
       return;
     }
-    table.tBodies[0].replaceChildren(...items.map((item) => rows[name](item, now)));
+    // Each cell's data-label (the column's name on phones) is its header's text, translated.
+    const heads = table.tHead ? [...table.tHead.rows[0].cells].map((th) => th.textContent) : [];
+    const built = items.map((item) => rows[name](item, now));
+    for (const row of built) {
+      [...row.cells].forEach((cell, index) => {
+        if (cell.dataset.label !== undefined && heads[index]) {
+          cell.dataset.label = heads[index];
+        }
+      });
+    }
+    table.tBodies[0].replaceChildren(...built);
     table.closest(".table-wrap").hidden = items.length === 0;
     if (empty) {
       empty.hidden = items.length > 0;
@@ -267,14 +278,17 @@
     const pager = root.querySelector(`[data-pager="${name}"]`);
     const total = pager ? pager.querySelector("[data-total]") : null;
     if (total) {
-      const noun = page.total === 1 && !page.total_capped ? pager.dataset.noun : pager.dataset.plural;
+      // The pager's data-one / data-other / data-capped are the page's translated texts.
       const plus = page.total_capped ? "+" : "";
-      let text = `${number(page.total)}${plus} ${noun}`;
+      let pattern = pager.dataset.other;
       if (page.total_capped) {
-        text += ` (counting stops at ${number(page.total)})`;
+        pattern = pager.dataset.capped;
+      } else if (page.total === 1) {
+        pattern = pager.dataset.one;
       }
+      let text = pattern.replace(/%\(num\)s/g, number(page.total));
       if (page.total || page.page > 1) {
-        text += ` · page ${page.page} of ${page.pages}${plus}`;
+        text += ` · ${i18n.t("page_of", { page: number(page.page), pages: number(page.pages) + plus })}`;
       }
       total.textContent = text;
     }
@@ -335,8 +349,7 @@
 
   const status = document.getElementById("admin-updated");
   const showTime = (iso) => {
-    const time = el("time", { datetime: iso }, `${iso.slice(11, 19)} UTC`);
-    status.replaceChildren("Figures as of ", time, "; this page refreshes itself every 30 s.");
+    status.replaceChildren(...i18n.tNodes("admin_figures_as_of", { time: i18n.timeElement(iso, "time") }));
     status.classList.remove("stale");
   };
 
@@ -372,13 +385,13 @@
     } catch (error) {
       if (error.signedOut) {
         stopped = true;
-        status.textContent = "Your session ended or lost its admin rights: sign in again to see fresh figures.";
+        status.textContent = i18n.t("admin_signed_out");
         status.classList.add("stale");
         return;
       }
       // A restart or a network blip: keep the figures shown, try again less often.
       delay = Math.min(delay * 2, MAX_BACKOFF_MS);
-      status.textContent = "Could not refresh the figures; trying again…";
+      status.textContent = i18n.t("admin_stale");
       status.classList.add("stale");
     }
     schedule();

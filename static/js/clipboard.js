@@ -19,7 +19,7 @@ document.addEventListener("DOMContentLoaded", () => {
       const text = source.textContent.trim();
       try {
         await navigator.clipboard.writeText(text);
-        say("Copied.");
+        say(window.notifySiteI18n.t("copied"));
       } catch {
         // No clipboard access (plain HTTP on another host, or refused): select the text so
         // that Ctrl-C / Cmd-C copies it.
@@ -28,7 +28,7 @@ document.addEventListener("DOMContentLoaded", () => {
         const selection = window.getSelection();
         selection.removeAllRanges();
         selection.addRange(range);
-        say("Selected: press Ctrl-C (or Cmd-C) to copy.");
+        say(window.notifySiteI18n.t("copy_selected"));
       }
     });
   }

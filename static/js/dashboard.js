@@ -11,27 +11,23 @@
   // At or below this share of its limit a gauge turns amber (services/dashboard.py: LOW_FRACTION).
   const LOW_FRACTION = 0.2;
 
+  const i18n = window.notifySiteI18n;
   const pad = (n) => String(n).padStart(2, "0");
 
   // "resets in 12:34" (or 1:00:00), then "window reset"; as countdown_text() in Python.
   const countdownText = (seconds) => {
     if (seconds <= 0) {
-      return "window reset";
+      return i18n.t("window_reset");
     }
     const hours = Math.floor(seconds / 3600);
     const minutes = Math.floor((seconds % 3600) / 60);
     const secs = seconds % 60;
     const clock = hours ? `${hours}:${pad(minutes)}:${pad(secs)}` : `${minutes}:${pad(secs)}`;
-    return `resets in ${clock}`;
+    return i18n.t("resets_in", { clock });
   };
 
-  // 2025-03-31T12:34:56.123456Z -> "2025-03-31 12:34 UTC", as the utc() macro writes it.
-  const utcTime = (iso) => {
-    const time = document.createElement("time");
-    time.dateTime = iso;
-    time.textContent = `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
-    return time;
-  };
+  // A time as the page's "when" filter writes it, in the user's locale and time zone.
+  const utcTime = (iso) => i18n.timeElement(iso, "minute");
 
   const muted = (text) => {
     const span = document.createElement("span");
@@ -81,8 +77,8 @@
       gauge.classList.toggle(`gauge-${name}`, name === level);
     }
     gauge.querySelector(".gauge-value").setAttribute("stroke-dasharray", `${percent} 100`);
-    field(gauge, "remaining").textContent = remaining === null ? "—" : String(remaining);
-    field(gauge, "limit").textContent = limit === null ? "—" : String(limit);
+    field(gauge, "remaining").textContent = i18n.number(remaining);
+    field(gauge, "limit").textContent = i18n.number(limit);
     if (known) {
       gauge.setAttribute("aria-valuemax", String(limit));
       gauge.setAttribute("aria-valuenow", String(remaining));
@@ -94,7 +90,7 @@
 
   const updateConnection = (card, c) => {
     const pill = field(card, "status");
-    pill.textContent = c.status;
+    pill.textContent = i18n.status(c.status);
     pill.className = `pill pill-${c.status}`;
     for (const status of ["active", "revoked", "error"]) {
       card.classList.toggle(`status-${status}`, status === c.status);
@@ -115,14 +111,14 @@
     if (countdown) {
       if (rate.reset === null) {
         delete countdown.dataset.reset;
-        countdown.textContent = "reset time unknown";
+        countdown.textContent = i18n.t("reset_time_unknown");
       } else {
         countdown.dataset.reset = String(rate.reset);
       }
     }
     const resetAt = field(card, "reset_at");
     if (resetAt) {
-      resetAt.replaceChildren(...(rate.reset_at ? ["at ", utcTime(rate.reset_at)] : []));
+      resetAt.replaceChildren(...(rate.reset_at ? i18n.tNodes("at_time", { time: utcTime(rate.reset_at) }) : []));
     }
     const checked = field(card, "checked");
     if (checked) {
@@ -131,11 +127,11 @@
         by.className = "hint";
         const call = document.createElement("span");
         call.dataset.field = "checked_by";
-        call.textContent = rate.checked_by || "unknown";
-        by.append("by a ", call, " call");
+        call.textContent = rate.checked_by || i18n.t("unknown");
+        by.append(...i18n.tNodes("checked_by", { kind: call }));
         checked.replaceChildren(utcTime(rate.checked_at), " ", by);
       } else {
-        checked.replaceChildren(muted("never"));
+        checked.replaceChildren(muted(i18n.t("never")));
       }
     }
   };
@@ -147,7 +143,7 @@
     field(row, "connection").textContent = n.connection.label;
     field(row, "excerpt").textContent = n.excerpt;
     const pill = field(row, "status");
-    pill.textContent = n.status;
+    pill.textContent = i18n.status(n.status);
     pill.className = `pill pill-${n.status}`;
     field(row, "attempts").textContent = String(n.attempts);
     const error = field(row, "last_error");
@@ -194,7 +190,7 @@
     };
     const legend = document.getElementById("sends-legend");
     for (const [name, values] of Object.entries(totals)) {
-      field(legend, name).textContent = String(values.reduce((a, b) => a + b, 0));
+      field(legend, name).textContent = i18n.number(values.reduce((a, b) => a + b, 0));
     }
     field(legend, "pending_item").hidden = !hourly.pending.some((v) => v > 0);
 
@@ -202,7 +198,7 @@
     if (![hourly.delivered, hourly.failed, hourly.pending].flat().some((v) => v > 0)) {
       const empty = document.createElement("p");
       empty.className = "chart-empty";
-      empty.textContent = "No notifications in the last 24 hours.";
+      empty.textContent = i18n.t("no_notifications_24h");
       frame.replaceChildren(empty);
       return;
     }
@@ -267,10 +263,10 @@
       if (ids !== shownConnections) {
         const reload = document.createElement("a");
         reload.href = window.location.pathname;
-        reload.textContent = "Reload";
-        say("Your chats changed since this page was loaded. ", reload, " to see them.");
+        reload.textContent = i18n.t("reload");
+        say(...i18n.tNodes("chats_changed", { reload }));
       } else {
-        say("Figures as of ", utcTime(body.generated_at), "; this page updates itself. All times are UTC.");
+        say(...i18n.tNodes("figures_as_of", { time: utcTime(body.generated_at) }));
       }
       head.classList.remove("is-stale");
     };
@@ -289,7 +285,7 @@
           cache: "no-store",
         });
         if (response.status === 401) {
-          say("Your session ended: sign in again to see fresh figures.");
+          say(i18n.t("session_ended_dashboard"));
           head.classList.add("is-stale");
           return;
         }
@@ -301,7 +297,7 @@
       } catch (error) {
         // A restart or a network blip: keep the figures shown, try again less often.
         delay = Math.min(delay * 2, MAX_BACKOFF_MS);
-        say("Lost contact with the site; these figures may be old. Trying again…");
+        say(i18n.t("lost_contact_dashboard"));
         head.classList.add("is-stale");
       } finally {
         inFlight = false;

@@ -4,6 +4,7 @@
 "use strict";
 
 (() => {
+  const i18n = window.notifySiteI18n;
   const countCodePoints = (text) => [...text].length;
 
   const attach = (counter) => {
@@ -17,7 +18,7 @@
       counter.textContent = `${length} / ${max}`;
       const over = length > max;
       counter.classList.toggle("over", over);
-      counter.title = over ? `${length - max} characters too many` : "";
+      counter.title = over ? i18n.t("chars_too_many", { count: i18n.number(length - max) }) : "";
     };
     textarea.addEventListener("input", update);
     update();

@@ -6,6 +6,7 @@
   const POLL_MS = 1500;
   const MAX_BACKOFF_MS = 30000;
   const TERMINAL = new Set(["delivered", "failed"]);
+  const i18n = window.notifySiteI18n;
 
   const setText = (cell, text) => {
     if (!cell) {
@@ -29,17 +30,13 @@
       setText(cell, null);
       return;
     }
-    const time = document.createElement("time");
-    time.dateTime = iso;
-    // Python's isoformat in UTC: 2025-03-31T12:34:56.123456+00:00
-    time.textContent = `${iso.slice(11, 19)} UTC`;
-    cell.replaceChildren(time);
+    cell.replaceChildren(i18n.timeElement(iso, "time"));
   };
 
   const updateRow = (row, n) => {
     const pill = row.querySelector("[data-field=status]");
-    if (pill && pill.textContent !== n.status) {
-      pill.textContent = n.status;
+    if (pill && pill.textContent !== i18n.status(n.status)) {
+      pill.textContent = i18n.status(n.status);
       pill.className = `pill pill-${n.status}`;
     }
     setText(row.querySelector("[data-field=attempts]"), n.attempts);
@@ -50,13 +47,17 @@
   const summarise = (summary, notifications, done) => {
     const count = (status) => notifications.filter((n) => n.status === status).length;
     const failed = count("failed");
+    const delivered = i18n.number(count("delivered"));
     if (done) {
-      summary.textContent =
-        `Finished: ${count("delivered")} delivered` + (failed ? `, ${failed} failed.` : ".");
+      summary.textContent = failed
+        ? i18n.t("finished_summary_failed", { delivered, failed: i18n.number(failed) })
+        : i18n.t("finished_summary", { delivered });
     } else {
       const finished = notifications.filter((n) => TERMINAL.has(n.status)).length;
-      summary.textContent =
-        `Delivering… ${finished} of ${notifications.length} finished; this page updates itself.`;
+      summary.textContent = i18n.t("delivering_progress", {
+        finished: i18n.number(finished),
+        total: i18n.number(notifications.length),
+      });
     }
     summary.classList.toggle("done", done);
     summary.classList.toggle("has-failed", failed > 0);
@@ -76,7 +77,7 @@
           cache: "no-store",
         });
         if (response.status === 401) {
-          summary.textContent = "Your session ended: sign in again to follow these notifications.";
+          summary.textContent = i18n.t("session_ended_status");
           return;
         }
         if (!response.ok) {
@@ -86,7 +87,7 @@
       } catch (error) {
         // A restart or a network blip: keep trying, less often.
         delay = Math.min(delay * 2, MAX_BACKOFF_MS);
-        summary.textContent = "Lost contact with the site; trying again…";
+        summary.textContent = i18n.t("lost_contact_status");
         window.setTimeout(poll, delay);
         return;
       }

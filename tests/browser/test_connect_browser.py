@@ -52,7 +52,7 @@ def test_register_connect_two_chats_and_revoke_one(live, page):
     expect(rows).to_have_count(2)
     expect(rows.filter(has_text="Family alerts")).to_contain_text("GROUP")
     expect(rows.filter(has_text="Me")).to_contain_text("USER")
-    expect(rows.filter(has_text="Me")).to_contain_text("999 / 1000")
+    expect(rows.filter(has_text="Me")).to_contain_text("999 / 1,000")
     assert live.log.count("POST", "/relay/oauth/token") == 2
     screenshot(page, "connections-two-chats")
 

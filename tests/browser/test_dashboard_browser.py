@@ -97,7 +97,7 @@ def test_dashboard_shows_gauges_chart_and_a_ticking_countdown(live, page):
     me = card(page, "Me")
     # Connect spent one call (status), the delivery another (notify).
     expect(me.locator("[data-gauge=calls] [data-field=remaining]")).to_have_text("998")
-    expect(me.locator("[data-gauge=calls] [data-field=limit]")).to_have_text("1000")
+    expect(me.locator("[data-gauge=calls] [data-field=limit]")).to_have_text("1,000")
     expect(me.locator("[data-gauge=images] [data-field=remaining]")).to_have_text("50")
     expect(me.locator("[data-field=checked_by]")).to_have_text("notify")
     expect(card(page, "Family alerts").locator("[data-field=checked_by]")).to_have_text("status")

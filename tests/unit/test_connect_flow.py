@@ -137,7 +137,7 @@ def test_form_post_callback_exchanges_code_once_and_stores_encrypted_token(
 
     page = signed_in.get("/connections").get_data(as_text=True)
     assert "Family" in page
-    assert "999 / 1000" in page
+    assert "999 / 1,000" in page  # figures in the locale's format (issue 8)
     assert TOKEN not in page
 
 

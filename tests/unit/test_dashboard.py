@@ -170,7 +170,7 @@ def test_page_shows_exactly_the_stored_snapshot(app, signed_in, alice):
 
     calls = ops.one(data_gauge="calls")
     assert calls.one(data_field="remaining").text == "742"
-    assert calls.one(data_field="limit").text == "1000"
+    assert calls.one(data_field="limit").text == "1,000"  # figures in the locale's format (issue 8)
     assert (calls.attrs["aria-valuenow"], calls.attrs["aria-valuemax"]) == ("742", "1000")
     assert calls.one("path", class_="gauge-value").attrs["stroke-dasharray"] == "74.2 100"
     assert "gauge-ok" in calls.attrs["class"].split()
