@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,6 +28,13 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # The app is built in each process after the fork, so that no database connection (or
 # metrics file) is shared between processes.
 preload_app = False
+
+# gunicorn's control socket (for `gunicornc`) is one path per user by default, so a second
+# instance on the same machine would take it over from the first: one socket per bind address.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET") or str(
+    Path(os.environ.get("XDG_RUNTIME_DIR") or Path.home() / ".gunicorn")
+    / f"notify_site-{re.sub(r'[^A-Za-z0-9.]+', '-', bind)}.ctl"
+)
 
 # --- Timeouts ---------------------------------------------------------------------------------
 # A process that has not answered the master's heartbeat for this long is killed and
