@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import url_for
+from flask_babel import gettext
 from marshmallow import (
     RAISE,
     Schema,
@@ -189,9 +190,11 @@ class NotificationRequest:
 
 def _exactly_one_target(data: dict[str, Any]) -> None:
     if "connection" in data and "connections" in data:
-        raise ValidationError("give either connection or connections, not both", "connection")
+        raise ValidationError(
+            gettext("give either connection or connections, not both"), "connection"
+        )
     if "connection" not in data and "connections" not in data:
-        raise ValidationError("is required (or give connections)", "connection")
+        raise ValidationError(gettext("is required (or give connections)"), "connection")
 
 
 class StickerSchema(Schema):
