@@ -23,7 +23,7 @@ from tests.browser.test_dashboard_browser import (
 
 pytestmark = pytest.mark.browser
 
-REVIEW = Path("/tmp/i18n-shots")
+REVIEW = Path("/tmp/i18n-shots")  # noqa: S108 - a fixed place people are told to look
 # Long labels in the readers' scripts, to find layouts that only fit English.
 OPS = "本番サーバー監視アラート（東京リージョン）"
 FAMILY = "家族群組通知"
@@ -42,12 +42,13 @@ OVERFLOW = """() => {
       if (el.closest(".table-wrap") || el.closest("template")) continue;
       const rect = el.getBoundingClientRect();
       if (rect.width === 0 || rect.height === 0) continue;
+      const what = `${el.tagName}.${el.className} [${el.textContent.trim().slice(0, 30)}]`;
       if (rect.left < outer.left - 1 || rect.right > outer.right + 1) {
-        problems.push(`${el.tagName}.${el.className} [${el.textContent.trim().slice(0, 30)}] leaves its card`);
+        problems.push(`${what} leaves its card`);
       }
-      const style = getComputedStyle(el);
-      if (el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1 && style.overflowX === "visible") {
-        problems.push(`${el.tagName}.${el.className} [${el.textContent.trim().slice(0, 30)}] overflows`);
+      const visible = getComputedStyle(el).overflowX === "visible";
+      if (visible && el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1) {
+        problems.push(`${what} overflows`);
       }
     }
   }

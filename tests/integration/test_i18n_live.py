@@ -66,7 +66,9 @@ def test_a_1000_character_japanese_message_arrives_unchanged_and_1001_is_refused
     # The API.
     headers = {"Authorization": f"Bearer {key}"}
     url = f"{live.site}/api/v1/notifications"
-    accepted = requests.post(url, json={"connection": "Me", "message": message}, headers=headers, timeout=10)
+    accepted = requests.post(
+        url, json={"connection": "Me", "message": message}, headers=headers, timeout=10
+    )
     assert accepted.status_code == 202, accepted.text
     refused = requests.post(
         url, json={"connection": "Me", "message": message_of(1001)}, headers=headers, timeout=10

@@ -71,7 +71,7 @@ def load_po(locale: str) -> Catalog:
 
 
 def test_extraction_finds_the_sites_strings(source_messages):
-    ids = {message.id if isinstance(message.id, str) else message.id[0] for message in source_messages}
+    ids = {m.id if isinstance(m.id, str) else m.id[0] for m in source_messages}
     # A few from each kind of source, so a broken extraction cannot pass as "nothing to do".
     assert {"Sign in", "Sandbox inbox", "Wrong username or password.", "window reset"} <= ids
     assert "The API key is wrong or was revoked." in ids
@@ -90,7 +90,9 @@ def test_every_message_is_translated(source_messages, locale):
         if translated is None:
             problems.append(f"missing: {message.id!r} ({where})")
             continue
-        strings = translated.string if isinstance(translated.string, tuple) else (translated.string,)
+        strings = translated.string
+        if not isinstance(strings, tuple):
+            strings = (strings,)
         if not all(strings):
             problems.append(f"empty: {message.id!r} ({where})")
         elif translated.fuzzy:
@@ -198,7 +200,7 @@ def bare_text(source: str) -> list[str]:
 def test_the_bare_text_check_catches_bare_text():
     assert bare_text('<p>Hello <a href="/x">{{ _("there") }}</a></p>') == ["Hello"]
     assert bare_text('<button title="Close it">{{ _("x") }}</button>') == ["Close it"]
-    assert bare_text('<p>{% trans %}Hello {{ name }}{% endtrans %} · 42 — notify_site</p>') == []
+    assert bare_text("<p>{% trans %}Hello {{ name }}{% endtrans %} · 42 — notify_site</p>") == []
     assert bare_text('<pre><code>curl -X POST</code></pre><input type="hidden" value="ok">') == []
 
 
@@ -245,8 +247,10 @@ READ_KEYWORDS = {"message", "description", "label", "invalid_value_message"}
 def _is_literal_text(node: ast.AST) -> bool:
     if isinstance(node, ast.JoinedStr):
         return True
-    return isinstance(node, ast.Constant) and isinstance(node.value, str) and bool(
-        re.search(r"[^\W\d_]{2,}", node.value)
+    return (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and bool(re.search(r"[^\W\d_]{2,}", node.value))
     )
 
 

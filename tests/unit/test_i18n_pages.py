@@ -84,7 +84,8 @@ def test_the_api_follows_accept_language_not_the_language_cookie(client, app, al
         _, key = api_keys.create_api_key(db.session.get(User, alice), "test")
     client.set_cookie("lang", "ja")
     headers = {"Authorization": f"Bearer {key}", "Accept-Language": "en"}
-    answer = client.post("/api/v1/notifications", json={"connection": 999, "message": ""}, headers=headers)
+    body = {"connection": 999, "message": ""}
+    answer = client.post("/api/v1/notifications", json=body, headers=headers)
     assert answer.status_code == 400
     error = answer.get_json()["error"]
     assert error["code"] == "validation_failed"
@@ -95,7 +96,9 @@ def test_the_api_follows_accept_language_not_the_language_cookie(client, app, al
         headers={**headers, "Accept-Language": "ja"},
     ).get_json()["error"]
     assert japanese["code"] == "validation_failed"
-    assert japanese["message"] == "リクエストが正しくありません（message）。fields を確認してください。"
+    assert japanese["message"] == (
+        "リクエストが正しくありません（message）。fields を確認してください。"
+    )
     assert japanese["fields"]["message"] == "メッセージを入力してください"
 
 
