@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,62 +72,167 @@ def schema_url(base_url: str, schema: str) -> str:
     return f"{base_url}{separator}options={options}&application_name={schema}"
 
 
-class PostgresSchemas:
-    """Fresh, empty schemas in the test database for one test; :meth:`drop_all` removes them."""
+def create_schema(schema: str, *, with_tables: bool = False) -> None:
+    with admin_engine().begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        if with_tables:
+            connection.execute(sa.text(f'SET LOCAL search_path TO "{schema}"'))
+            connection.exec_driver_sql(tables_script(connection.dialect))
 
-    def __init__(self, base_url: str) -> None:
+
+def drop_schema(schema: str) -> None:
+    with admin_engine().begin() as connection:
+        # Connections left open (an app not disposed, a killed worker's) would hold locks the
+        # DROP waits for: end them first.
+        connection.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+                " WHERE application_name = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": schema},
+        )
+        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def new_schema_name() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+class PostgresSchemas:
+    """Fresh schemas in the test database for one test; :meth:`drop_all` removes them.
+
+    With a :class:`SchemaPool` (the PostgreSQL pass), the schema the test's apps share comes
+    with its tables already made, and dropping happens in the background.
+    """
+
+    def __init__(self, base_url: str, pool: SchemaPool | None = None) -> None:
         self.base_url = base_url
+        self.pool = pool
         self.schemas: list[str] = []
         self._shared: str | None = None
 
     def new_url(self) -> str:
-        """A URL whose connections use a schema of their own, created now (fails loudly when
-        the server is down: a skipped database test would hide a broken machine)."""
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        with admin_engine().begin() as connection:
-            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        """A URL whose connections use an empty schema of their own, created now (fails loudly
+        when the server is down: a skipped database test would hide a broken machine)."""
+        schema = new_schema_name()
+        create_schema(schema)
         self.schemas.append(schema)
         return schema_url(self.base_url, schema)
 
     def shared_url(self) -> str:
         """The schema every app of this test shares (as they would share one SQLite file)."""
         if self._shared is None:
-            self._shared = self.new_url()
+            if self.pool is None:
+                self._shared = self.new_url()
+            else:
+                schema = self.pool.take()
+                self.schemas.append(schema)
+                self._shared = schema_url(self.base_url, schema)
         return self._shared
 
     def drop_all(self) -> None:
         for schema in self.schemas:
-            with admin_engine().begin() as connection:
-                # Connections left open (an app not disposed, a killed worker's) would hold
-                # locks the DROP waits for: end them first.
-                connection.execute(
-                    sa.text(
-                        "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
-                        " WHERE application_name = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": schema},
-                )
-                connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            if self.pool is None:
+                drop_schema(schema)
+            else:
+                self.pool.discard(schema)
         self.schemas.clear()
         self._shared = None
 
 
-# Set for each test on the PostgreSQL pass by the autouse fixture below.
+class SchemaPool:
+    """Schemas with every table, made one ahead in a background thread, and finished tests'
+    schemas dropped in another: on the PostgreSQL pass no test waits for either (making and
+    dropping ~30 tables and indexes is PostgreSQL's work, so it runs beside the tests).
+
+    Both threads retry while the server is away (tests/postgres/test_restart_postgres.py).
+    """
+
+    def __init__(self) -> None:
+        self._ready: queue.Queue[str] = queue.Queue(maxsize=1)
+        self._doomed: queue.Queue[str | None] = queue.Queue()
+        self._closing = threading.Event()
+        self._builder = threading.Thread(target=self._build, name="schema-builder", daemon=True)
+        self._dropper = threading.Thread(target=self._drop, name="schema-dropper", daemon=True)
+        self._builder.start()
+        self._dropper.start()
+
+    def take(self) -> str:
+        return self._ready.get(timeout=300)
+
+    def discard(self, schema: str) -> None:
+        self._doomed.put(schema)
+
+    def close(self) -> None:
+        """Stop building; drop every schema made (waits until they are gone)."""
+        self._closing.set()
+        self._builder.join(timeout=300)
+        while not self._ready.empty():
+            self._doomed.put(self._ready.get())
+        self._doomed.put(None)
+        self._dropper.join(timeout=600)
+
+    def _build(self) -> None:
+        while not self._closing.is_set():
+            schema = new_schema_name()
+            if not self._retrying(lambda s=schema: create_schema(s, with_tables=True)):
+                continue
+            while True:
+                try:
+                    self._ready.put(schema, timeout=0.2)
+                    break
+                except queue.Full:
+                    if self._closing.is_set():
+                        self._doomed.put(schema)
+                        return
+
+    def _drop(self) -> None:
+        while (schema := self._doomed.get()) is not None:
+            self._retrying(lambda s=schema: drop_schema(s))
+
+    def _retrying(self, action, seconds: float = 120) -> bool:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                action()
+                return True
+            except sa.exc.OperationalError:
+                if time.monotonic() > deadline or self._closing.is_set():
+                    return False
+                time.sleep(0.5)
+
+
+# On the PostgreSQL pass: the pool (for the session) and the running test's schemas.
+_schema_pool: SchemaPool | None = None
 _test_schemas: PostgresSchemas | None = None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_schema_pool() -> Iterator[None]:
+    global _schema_pool
+    if not ALL_ON_POSTGRES:
+        yield
+        return
+    _schema_pool = SchemaPool()
+    try:
+        yield
+    finally:
+        pool, _schema_pool = _schema_pool, None
+        pool.close()
+
+
 @pytest.fixture(autouse=True)
-def _database_per_test() -> Iterator[None]:
+def _database_per_test(_postgres_schema_pool) -> Iterator[None]:
     """On the PostgreSQL pass, give this test's apps a fresh schema and drop it afterwards.
 
-    The schema is created only when a test first asks for a configuration, so the many tests
-    that need no database pay nothing.
+    The schema is taken only when a test first asks for a configuration, so the many tests
+    that need no database use none.
     """
     global _test_schemas
     if not ALL_ON_POSTGRES:
         yield
         return
-    _test_schemas = PostgresSchemas(PG_URL)
+    _test_schemas = PostgresSchemas(PG_URL, _schema_pool)
     try:
         yield
     finally:
@@ -167,33 +274,42 @@ def init_database(app: Flask) -> None:
         if app.config["RELAY_ENABLED"]:
             import notify_site.relay.models  # noqa: F401
 
-        if db.engine.dialect.name == "postgresql" and not sa.inspect(db.engine).get_table_names():
-            create_tables_at_once(db.engine)
-        else:
+        if db.engine.dialect.name != "postgresql":
             db.create_all()
+            return
+        existing = set(sa.inspect(db.engine).get_table_names())
+        if not existing:
+            with db.engine.begin() as connection:
+                connection.exec_driver_sql(tables_script(connection.dialect))
+        elif not set(db.metadata.tables) <= existing:
+            db.create_all()
+        # else: a schema from the pool, made with every table already
 
 
-_ddl_scripts: dict[tuple[str, ...], str] = {}
+_tables_scripts: dict[tuple[str, ...], str] = {}
 
 
-def create_tables_at_once(engine: sa.Engine) -> None:
-    """``db.create_all()`` on an empty PostgreSQL schema, as one script in one round trip.
+def tables_script(dialect) -> str:
+    """What ``db.create_all()`` does on an empty schema, as one script for one round trip.
 
-    The PostgreSQL pass makes a schema per test; ``create_all`` checks and creates each table
-    and index with a statement of its own, which cost more than many a test.
+    Every table the models (the site's and the relay's) define, with its indexes. The
+    PostgreSQL pass makes a schema per test: one statement at a time, that costs more than
+    many a test does.
     """
+    import notify_site.models  # noqa: F401  (register the tables)
+    import notify_site.relay.models  # noqa: F401
+
     tables = db.metadata.sorted_tables
     key = tuple(table.name for table in tables)
-    if key not in _ddl_scripts:
+    if key not in _tables_scripts:
         statements = []
         for table in tables:
-            statements.append(str(CreateTable(table).compile(dialect=engine.dialect)))
+            statements.append(str(CreateTable(table).compile(dialect=dialect)))
             statements.extend(
-                str(CreateIndex(index).compile(dialect=engine.dialect)) for index in table.indexes
+                str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes
             )
-        _ddl_scripts[key] = ";\n".join(statements)
-    with engine.begin() as connection:
-        connection.exec_driver_sql(_ddl_scripts[key])
+        _tables_scripts[key] = ";\n".join(statements)
+    return _tables_scripts[key]
 
 
 @pytest.fixture
