@@ -47,6 +47,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="gunicorn threads per process, for both servers (gunicorn.conf.py runs 4)",
+    )
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -69,7 +75,9 @@ def main() -> None:
             _, key = create_api_key(user, "bench")
 
         message = {"connection": "bench", "message": "Disk 91% full on web-1"}
-        with gunicorn("bench.trivial_app:app", trivial_port, env, workers=args.workers):
+        with gunicorn(
+            "bench.trivial_app:app", trivial_port, env, workers=args.workers, threads=args.threads
+        ):
             trivial = wrk(
                 f"http://127.0.0.1:{trivial_port}/ping",
                 message,
@@ -78,7 +86,7 @@ def main() -> None:
                 connections=args.connections,
                 path=path,
             )
-        with gunicorn("wsgi:app", site_port, env, workers=args.workers):
+        with gunicorn("wsgi:app", site_port, env, workers=args.workers, threads=args.threads):
             accept = wrk(
                 f"http://127.0.0.1:{site_port}/api/v1/notifications",
                 message,
@@ -89,8 +97,8 @@ def main() -> None:
             )
     database = "PostgreSQL" if args.database_url else "SQLite"
     report(
-        f"accept: gunicorn {args.workers} workers, wrk {args.connections} connections, "
-        f"{args.seconds} s each, {database}",
+        f"accept: gunicorn {args.workers} workers x {args.threads} threads, "
+        f"wrk {args.connections} connections, {args.seconds} s each, {database}",
         [
             ("trivial Flask endpoint", trivial, "req/s"),
             ("POST /api/v1/notifications", accept, "req/s"),
