@@ -234,12 +234,16 @@ JS_STRINGS: dict[str, Any] = {
         "Cancel notification %(id)s to “%(label)s”? It will be marked failed and never sent."
     ),
     "page_of": _l("page %(page)s of %(pages)s"),
+    "unreachable_hint": _l(
+        "The chat blocked the bot or removed it from the group. Once it is back, press Refresh."
+    ),
 }
 
 # Status words the pages show in pills; the stored values stay English identifiers.
 STATUS_WORDS: dict[str, Any] = {
     "active": _l("active"),
     "revoked": _l("revoked"),
+    "unreachable": _l("unreachable"),
     "error": _l("error"),
     "queued": _l("queued"),
     "sending": _l("sending"),

@@ -59,8 +59,8 @@ API_REQUESTS = Counter(
 )
 DELIVERY_CALLS = Counter(
     "notify_site_deliveries",
-    "Calls to the Notify API by outcome (delivered, failed, retry, wait, revoked) and the "
-    "upstream HTTP status code (none: no answer).",
+    "Calls to the Notify API by outcome (delivered, failed, retry, wait, revoked, unreachable) "
+    "and the upstream HTTP status code (none: no answer).",
     ["outcome", "status_code"],
 )
 CALL_SECONDS = Histogram(
@@ -96,11 +96,13 @@ WORKER_DATABASE_ERRORS = Counter(
     "Database errors a delivery worker met and recovered from (it retries).",
 )
 
-# A revoked connection's notification ends as failed ("connection revoked").
+# A revoked or unreachable connection's notification ends as failed ("connection revoked",
+# "chat unreachable ...").
 TERMINAL_OUTCOMES = {
     OutcomeKind.DELIVERED: "delivered",
     OutcomeKind.FAILED: "failed",
     OutcomeKind.REVOKED: "failed",
+    OutcomeKind.UNREACHABLE: "failed",
 }
 
 

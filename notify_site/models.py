@@ -40,6 +40,10 @@ class ConnectionStatus:
     ACTIVE = "active"
     REVOKED = "revoked"
     ERROR = "error"
+    #: The token is sound but the chat blocked the bot or removed it from the group (the
+    #: relay's 401 with ``"reason": "chat_unreachable"``). The token is kept: a successful
+    #: status call (Refresh) once the chat is back makes the connection active again.
+    UNREACHABLE = "unreachable"
 
 
 class Connection(db.Model):

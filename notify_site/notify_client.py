@@ -10,6 +10,10 @@ The contract, taken from the LINE Notify API document (see docs/line-platform.md
 * ``POST /api/revoke`` (form-encoded, no parameters) disables the token;
 * the body is JSON ``{"status": <HTTP code>, "message": "..."}``; 200 means success, 400 a bad
   request, 401 an invalid (usually user-revoked) token, anything else a server-side problem;
+* an extension of this site's relay (LINE's server never sent it): a 401 whose body also holds
+  ``"reason": "chat_unreachable"`` means the token is sound but its chat cannot be reached
+  (the user blocked the bot, or the bot left the group) and may come back
+  (:attr:`AuthError.chat_unreachable`);
 * notify and status answers carry ``X-RateLimit-*`` headers (:class:`RateLimit`).
 
 Each call either returns a typed result or raises one :class:`NotifyError` subclass:
@@ -34,6 +38,7 @@ import requests
 __all__ = [
     "AuthError",
     "BadRequestError",
+    "CHAT_UNREACHABLE_REASON",
     "NetworkError",
     "NotifyClient",
     "NotifyError",
@@ -53,6 +58,8 @@ _HEADER_INT_PATTERN = re.compile(r"[0-9]{1,18}")
 # datetime cannot represent instants after 9999-12-31T23:59:59Z.
 _MAX_EPOCH_SECONDS = 253_402_300_799
 _MAX_MESSAGE_CHARS = 200
+#: The ``reason`` of a 401 body whose token is sound but whose chat is unreachable.
+CHAT_UNREACHABLE_REASON = "chat_unreachable"
 
 
 @dataclass(frozen=True)
@@ -178,9 +185,30 @@ class BadRequestError(NotifyError):
 class AuthError(NotifyError):
     """401: the token is invalid, usually revoked by its user; the connection is dead.
 
+    Unless ``chat_unreachable``: the body said ``"reason": "chat_unreachable"`` (this site's
+    relay in channel mode), so the token is sound but its chat blocked the bot or removed it
+    from the group; the chat may come back, and the token should be kept.
+
     Also raised, with ``status_code`` ``None`` and without any request, for a token that could
     never be sent (empty, or with characters an HTTP header cannot carry).
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        rate_limit: RateLimit | None = None,
+        chat_unreachable: bool = False,
+    ) -> None:
+        self.chat_unreachable = chat_unreachable
+        super().__init__(message, status_code=status_code, rate_limit=rate_limit)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status_code={self.status_code!r}, message={self.message!r}, "
+            f"chat_unreachable={self.chat_unreachable!r})"
+        )
 
 
 class RateLimitedError(NotifyError):
@@ -366,9 +394,15 @@ class NotifyClient:
             raise NetworkError(f"{what} ({_exception_summary(exc, token)})") from exc
         if response.status_code == 200:
             return response
+        if response.status_code == 401:
+            raise AuthError(
+                _error_message(response, token),
+                status_code=401,
+                rate_limit=RateLimit.from_headers(response.headers),
+                chat_unreachable=_error_reason(response) == CHAT_UNREACHABLE_REASON,
+            )
         error_class = {
             400: BadRequestError,
-            401: AuthError,
             429: RateLimitedError,
         }.get(response.status_code, ServerError)
         raise error_class(
@@ -413,6 +447,16 @@ def _error_message(response: requests.Response, token: str) -> str:
         if not text or text.startswith("<"):
             text = response.reason or "(no message)"
     return _shorten(_redact(text, token))
+
+
+def _error_reason(response: requests.Response) -> str | None:
+    """The ``reason`` extension field of a JSON error body, if it is a string."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    reason = body.get("reason") if isinstance(body, dict) else None
+    return reason if isinstance(reason, str) else None
 
 
 def _exception_summary(exc: BaseException, token: str) -> str:

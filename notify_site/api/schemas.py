@@ -440,7 +440,15 @@ class ConnectionSchema(Schema):
     status = fields.String(
         required=True,
         metadata={
-            "enum": [ConnectionStatus.ACTIVE, ConnectionStatus.REVOKED, ConnectionStatus.ERROR]
+            "enum": [
+                ConnectionStatus.ACTIVE,
+                ConnectionStatus.UNREACHABLE,
+                ConnectionStatus.REVOKED,
+                ConnectionStatus.ERROR,
+            ],
+            "description": "unreachable: the chat blocked the bot or removed it from the "
+            "group; the connection is kept, and a status refresh once the chat is back makes "
+            "it active again",
         },
     )
     rate_limit = fields.Nested(RateLimitSchema, required=True)

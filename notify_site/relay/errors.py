@@ -42,12 +42,40 @@ class TokenRequestError(RelayError):
 
 
 class InvalidTokenError(RelayError):
-    """The access token is missing, unknown or revoked."""
+    """The access token is missing, unknown or revoked.
+
+    ``reason``, when set, is an extension field of the 401 body (``{"status": 401, "message":
+    ..., "reason": ...}``) that says more than LINE Notify did; a plain invalid token has none,
+    so its body is exactly LINE's.
+    """
 
     status = 401
 
-    def __init__(self, message: str = "Invalid access token") -> None:
+    def __init__(self, message: str = "Invalid access token", *, reason: str | None = None) -> None:
         super().__init__(message)
+        self.reason = reason
+
+
+#: The 401 body's ``reason`` when the token is sound but its chat cannot be reached (channel
+#: mode: the user blocked the bot, or the bot left the group). The chat may come back (a
+#: re-follow), and the token with it, so a client should keep the token rather than drop it.
+CHAT_UNREACHABLE_REASON = "chat_unreachable"
+
+
+class ChatUnreachableError(InvalidTokenError):
+    """The token is live but its LINE chat can no longer be reached (until it comes back).
+
+    Answered as LINE Notify answered a token whose chat was gone, 401, with the extension field
+    ``"reason": "chat_unreachable"`` in the body so that a client can tell it from a revoked
+    token: ``{"status": 401, "message": "Invalid access token: the chat can no longer be
+    reached", "reason": "chat_unreachable"}``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Invalid access token: the chat can no longer be reached",
+            reason=CHAT_UNREACHABLE_REASON,
+        )
 
 
 class NotifyFieldError(RelayError):

@@ -16,7 +16,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
 from notify_site.extensions import db
-from notify_site.relay.errors import InvalidTokenError, RateLimitExceededError
+from notify_site.relay.errors import (
+    ChatUnreachableError,
+    InvalidTokenError,
+    RateLimitExceededError,
+)
 from notify_site.relay.line.channel import current_settings
 from notify_site.relay.line.push import queue_push
 from notify_site.relay.models import (
@@ -55,8 +59,15 @@ class TokenContext:
     chat_line_id: str | None = None
 
 
-def authenticate_token(authorization: str | None) -> TokenContext:
-    """The live token named by an ``Authorization: Bearer`` header, else InvalidTokenError."""
+def authenticate_token(
+    authorization: str | None, *, allow_unreachable: bool = False
+) -> TokenContext:
+    """The live token named by an ``Authorization: Bearer`` header, else InvalidTokenError.
+
+    A token whose chat is unreachable raises :class:`ChatUnreachableError` (401 with
+    ``"reason": "chat_unreachable"``) unless ``allow_unreachable``: revoking it must still work,
+    or a client that gives up on the chat would leave a live token behind.
+    """
     match = _BEARER.fullmatch(authorization or "")
     if match is None:
         raise InvalidTokenError()
@@ -83,10 +94,11 @@ def authenticate_token(authorization: str | None) -> TokenContext:
     ).one_or_none()
     if row is None:
         raise InvalidTokenError()
-    if row.chat_unreachable_at is not None:
+    if row.chat_unreachable_at is not None and not allow_unreachable:
         # Channel mode: the user blocked the bot or the bot left the group. LINE Notify
-        # answered 401 once a token's chat was gone, and Notify clients know what that means.
-        raise InvalidTokenError("Invalid access token: the chat can no longer be reached")
+        # answered 401 once a token's chat was gone, and Notify clients know what that means;
+        # the body's "reason" tells clients that look that the token itself is still good.
+        raise ChatUnreachableError()
     return TokenContext(
         token_pk=row.id,
         client_pk=row.client_pk,

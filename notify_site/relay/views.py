@@ -84,9 +84,11 @@ def _answer(status: int, message: str, **extra: Any) -> Response:
     return response
 
 
-def _authenticate() -> TokenContext:
+def _authenticate(*, allow_unreachable: bool = False) -> TokenContext:
     """The request's access token; from here on, answers carry its rate-limit headers."""
-    token = service.authenticate_token(request.headers.get("Authorization"))
+    token = service.authenticate_token(
+        request.headers.get("Authorization"), allow_unreachable=allow_unreachable
+    )
     g.relay_rate_window = token.window
     return token
 
@@ -301,8 +303,8 @@ def api_status():
 
 @bp.post("/api/revoke")
 def api_revoke():
-    """Disable the token at once."""
-    token = _authenticate()
+    """Disable the token at once (also when its chat is unreachable)."""
+    token = _authenticate(allow_unreachable=True)
     service.revoke_token(token, now=utcnow())
     return _answer(200, "ok")
 
@@ -493,7 +495,8 @@ def _error_page(status: int, title: str, message: str, hint: str = "") -> tuple[
 def relay_error(error: RelayError):
     if isinstance(error, RateLimitExceededError):
         g.relay_rate_window = error.window
-    response = _answer(error.status, error.message)
+    extra = {"reason": error.reason} if getattr(error, "reason", None) else {}
+    response = _answer(error.status, error.message, **extra)
     if isinstance(error, InvalidTokenError):
         response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     return response

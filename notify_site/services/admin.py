@@ -83,7 +83,12 @@ CLOSED_HOUR_TTL = timedelta(minutes=5)
 CLOSED_HOUR_MARGIN = timedelta(minutes=2)
 MESSAGE_EXCERPT_CHARS = 120
 CANCELLED_BY_ADMIN = "cancelled by an admin"
-CONNECTION_STATUSES = (ConnectionStatus.ACTIVE, ConnectionStatus.REVOKED, ConnectionStatus.ERROR)
+CONNECTION_STATUSES = (
+    ConnectionStatus.ACTIVE,
+    ConnectionStatus.UNREACHABLE,
+    ConnectionStatus.REVOKED,
+    ConnectionStatus.ERROR,
+)
 
 T = TypeVar("T")
 
@@ -534,6 +539,16 @@ def _refusal(notification_id: int, action: str) -> ServiceError:
                     "Notification %(id)s is %(status)s now; only a failed one can be retried.",
                     id=notification_id,
                     status=status_word(status),
+                )
+            )
+        if connection_status == ConnectionStatus.UNREACHABLE:
+            return NotificationActionError(
+                gettext(
+                    "Notification %(id)s cannot be retried: the chat of “%(label)s” blocked "
+                    "the bot or removed it from the group. Once it is back, the owner can press "
+                    "Refresh.",
+                    id=notification_id,
+                    label=label,
                 )
             )
         return NotificationActionError(

@@ -41,7 +41,7 @@ from notify_site.notify_client import (
 from notify_site.services import ServiceError
 from notify_site.services.notifications import fail_pending_notifications
 from notify_site.services.notify import connection_context, keyring, notify_client, oauth_client
-from notify_site.services.retry import CONNECTION_REVOKED
+from notify_site.services.retry import CHAT_UNREACHABLE, CONNECTION_REVOKED
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,8 @@ def complete_connect(
     )
     if status is not None:
         _apply_status(connection, status)
+    elif isinstance(status_error, AuthError) and status_error.chat_unreachable:
+        _mark_unreachable(connection)
     elif isinstance(status_error, AuthError):
         _mark_revoked(connection, "The Notify server rejected the new token.")
     else:
@@ -300,6 +302,21 @@ def _mark_revoked(connection: Connection, detail: str) -> None:
         fail_pending_notifications(connection.id, CONNECTION_REVOKED)
 
 
+def unreachable_values() -> dict:
+    """The connection columns of an unreachable connection (the relay's 401 with ``"reason":
+    "chat_unreachable"``). Unlike a revoked one it keeps its token: the chat may add the bot
+    back, and a successful status call (Refresh) then makes the connection active again. The
+    pages explain the state themselves, in the reader's language, so no detail is stored."""
+    return {"status": ConnectionStatus.UNREACHABLE, "status_detail": None}
+
+
+def _mark_unreachable(connection: Connection) -> None:
+    for name, value in unreachable_values().items():
+        setattr(connection, name, value)
+    if connection.id is not None:
+        fail_pending_notifications(connection.id, CHAT_UNREACHABLE)
+
+
 def list_connections(user: User) -> list[Connection]:
     """The user's connections, active ones first, newest first within each group."""
     return list(
@@ -351,7 +368,11 @@ def revoke_connection(user: User, connection_id: int) -> Connection:
 
 
 def refresh_connection(user: User, connection_id: int) -> Connection:
-    """Ask the Notify server for the chat's status (this spends one call of the hourly quota)."""
+    """Ask the Notify server for the chat's status (this spends one call of the hourly quota).
+
+    A successful answer makes the connection active, an unreachable one included (its chat
+    came back); a 401 marks it revoked, or unreachable when the body says the chat is.
+    """
     connection = get_connection(user, connection_id)
     if connection.status == ConnectionStatus.REVOKED:
         raise ConnectionActionError(
@@ -361,7 +382,17 @@ def refresh_connection(user: User, connection_id: int) -> Connection:
     db.session.commit()
     try:
         status = notify_client().status(token)
-    except AuthError:
+    except AuthError as error:
+        if error.chat_unreachable:
+            _mark_unreachable(connection)
+            db.session.commit()
+            raise ConnectionActionError(
+                gettext(
+                    "“%(label)s” cannot be reached: the chat blocked the bot or removed it from "
+                    "the group. Once it is back, press Refresh.",
+                    label=connection.label,
+                )
+            ) from None
         _mark_revoked(connection, "The Notify server says the token is no longer valid.")
         db.session.commit()
         raise ConnectionActionError(

@@ -42,10 +42,15 @@ from notify_site.models import (
     NotificationStatus,
 )
 from notify_site.notify_client import NotifyError, RateLimit
-from notify_site.services.connections import rate_limit_values, revocation_values
+from notify_site.services.connections import (
+    rate_limit_values,
+    revocation_values,
+    unreachable_values,
+)
 from notify_site.services.notifications import fail_pending_notifications
 from notify_site.services.notify import connection_context, keyring, notify_client
 from notify_site.services.retry import (
+    CHAT_UNREACHABLE,
     CONNECTION_REVOKED,
     Outcome,
     OutcomeKind,
@@ -370,7 +375,7 @@ def finish(
         values["attempts"] = Notification.attempts + 1
     if outcome.kind == OutcomeKind.DELIVERED:
         values.update(status=NotificationStatus.DELIVERED, finished_at=now, last_error=None)
-    elif outcome.kind in (OutcomeKind.FAILED, OutcomeKind.REVOKED):
+    elif outcome.kind in (OutcomeKind.FAILED, OutcomeKind.REVOKED, OutcomeKind.UNREACHABLE):
         values.update(status=NotificationStatus.FAILED, finished_at=now)
     else:  # RETRY and WAIT: back in the queue until retry_at
         values.update(status=NotificationStatus.QUEUED, next_attempt_at=outcome.retry_at)
@@ -405,6 +410,19 @@ def finish(
             .execution_options(synchronize_session=False)
         )
         fail_pending_notifications(claim.connection_id, CONNECTION_REVOKED)
+    elif outcome.kind == OutcomeKind.UNREACHABLE:
+        # The token is kept: once the chat is back, a Refresh makes the connection active.
+        # A connection revoked meanwhile stays revoked.
+        db.session.execute(
+            update(Connection)
+            .where(
+                Connection.id == claim.connection_id,
+                Connection.status == ConnectionStatus.ACTIVE,
+            )
+            .values(**unreachable_values())
+            .execution_options(synchronize_session=False)
+        )
+        fail_pending_notifications(claim.connection_id, CHAT_UNREACHABLE)
     db.session.commit()
     return True
 
@@ -431,7 +449,14 @@ def process_claim(
             db.session.commit()
             return 0
         if token is None:
-            fail_pending_notifications(claim.connection_id, CONNECTION_REVOKED)
+            unreachable = (
+                db.session.scalar(
+                    select(Connection.status).where(Connection.id == claim.connection_id)
+                )
+                == ConnectionStatus.UNREACHABLE
+            )
+            reason = CHAT_UNREACHABLE if unreachable else CONNECTION_REVOKED
+            fail_pending_notifications(claim.connection_id, reason)
             db.session.commit()
             return 0
         spent_until = window_spent_until(claim.connection_id)
@@ -456,7 +481,7 @@ def process_claim(
             calls += 1
             if outcome.rate_limit is not None and outcome.rate_limit.limit is not None:
                 snapshot = outcome.rate_limit
-            if outcome.kind == OutcomeKind.REVOKED:
+            if outcome.kind in (OutcomeKind.REVOKED, OutcomeKind.UNREACHABLE):
                 snapshot = None
                 break
             later = [r.id for r in rows[index + 1 :]]

@@ -53,7 +53,7 @@ class UnknownConnectionError(ServiceError):
 
 
 class InactiveConnectionError(ServiceError):
-    """A target connection is revoked or in error."""
+    """A target connection is revoked, unreachable or in error."""
 
 
 class NotificationNotFoundError(ServiceError):
@@ -254,6 +254,14 @@ def find_connections(user: Sender, refs: list[int | str]) -> list[ResolvedConnec
             connection = by_label.get(ref)
         if connection is None:
             raise UnknownConnectionError(f"no connection {ref!r}")
+        if connection.status == ConnectionStatus.UNREACHABLE:
+            raise InactiveConnectionError(
+                gettext(
+                    "connection %(label)s is unreachable: the chat blocked the bot or removed it "
+                    "from the group. Once it is back, press Refresh.",
+                    label=repr(connection.label),
+                )
+            )
         if connection.status != ConnectionStatus.ACTIVE:
             raise InactiveConnectionError(
                 f"connection {connection.label!r} is {connection.status}; connect it again"

@@ -5,6 +5,9 @@ Pure functions (no database, no HTTP), so that every rule of SPEC 4.4 is unit-te
 - 200 → delivered;
 - 400 → failed at once, the server's reason kept;
 - 401 → the connection is revoked, and its queued notifications fail with "connection revoked";
+- 401 with ``"reason": "chat_unreachable"`` (the relay's channel mode) → the connection is
+  unreachable: the token is kept (the chat may come back), but its queued notifications fail
+  with :data:`CHAT_UNREACHABLE`;
 - 429, or a window already spent → wait until Reset **without spending an attempt**;
 - 5xx, timeouts, connection errors → retry after a full-jitter exponential backoff, capped;
   failed once the attempts or the age run out.
@@ -31,9 +34,11 @@ class OutcomeKind:
     RETRY = "retry"
     WAIT = "wait"  # rate limited: try again at Reset, no attempt spent
     REVOKED = "revoked"
+    UNREACHABLE = "unreachable"  # the chat blocked the bot or removed it; the token is sound
 
 
 CONNECTION_REVOKED = "connection revoked"
+CHAT_UNREACHABLE = "chat unreachable (the bot was blocked or removed from the group)"
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,8 @@ def classify(
         return Outcome(
             OutcomeKind.WAIT, False, status, error.message, wait_until(limits, now, policy), limits
         )
+    if isinstance(error, AuthError) and error.chat_unreachable:
+        return Outcome(OutcomeKind.UNREACHABLE, True, status, CHAT_UNREACHABLE, None, limits)
     if isinstance(error, AuthError):
         return Outcome(OutcomeKind.REVOKED, True, status, CONNECTION_REVOKED, None, limits)
     if isinstance(error, BadRequestError):

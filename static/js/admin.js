@@ -171,6 +171,7 @@
           { label: "Status" },
           pill(c.status),
           c.status_detail ? el("div", { class: "hint" }, c.status_detail) : null,
+          c.status === "unreachable" ? el("div", { class: "hint" }, i18n.t("unreachable_hint")) : null,
         ),
         el("td", { label: "Calls left", class: "remaining" }, quota(c.rate_limit.remaining, c.rate_limit.limit)),
         el("td", { label: "Images left" }, quota(c.rate_limit.image_remaining, c.rate_limit.image_limit)),

@@ -92,12 +92,16 @@
     const pill = field(card, "status");
     pill.textContent = i18n.status(c.status);
     pill.className = `pill pill-${c.status}`;
-    for (const status of ["active", "revoked", "error"]) {
+    for (const status of ["active", "unreachable", "revoked", "error"]) {
       card.classList.toggle(`status-${status}`, status === c.status);
     }
     const detail = field(card, "status_detail");
     detail.textContent = c.status_detail || "";
     detail.hidden = !c.status_detail;
+    const unreachable = field(card, "unreachable_note");
+    if (unreachable) {
+      unreachable.hidden = c.status !== "unreachable";
+    }
     const actions = field(card, "actions");
     if (actions && c.status === "revoked") {
       actions.hidden = true;
