@@ -13,6 +13,7 @@ import requests
 import responses
 
 from notify_site.notify_client import (
+    CHAT_UNREACHABLE_REASON,
     AuthError,
     BadRequestError,
     NetworkError,
@@ -234,6 +235,71 @@ def test_error_statuses_raise_the_matching_error(
         limit=1000, remaining=0, image_limit=50, image_remaining=49, reset=RESET
     )
     assert str(error).startswith(f"Notify server answered {status}: {message}")
+
+
+UNREACHABLE_MESSAGE = "Invalid access token: the chat can no longer be reached"
+
+
+@pytest.mark.parametrize(("name", "method", "url", "call"), CALLS)
+def test_a_401_with_reason_chat_unreachable_sets_the_flag(mocked, api, name, method, url, call):
+    body = {"status": 401, "message": UNREACHABLE_MESSAGE, "reason": CHAT_UNREACHABLE_REASON}
+    mocked.add(method, url, status=401, json=body)
+
+    with pytest.raises(AuthError) as info:
+        call(api)
+
+    error = info.value
+    assert error.chat_unreachable is True
+    assert (error.status_code, error.message) == (401, UNREACHABLE_MESSAGE)
+    assert "chat_unreachable=True" in repr(error)
+    assert_token_hidden(error)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": 401, "message": "Invalid access token"},
+        {"status": 401, "message": "Invalid access token", "reason": "something_else"},
+        {"status": 401, "message": "Invalid access token", "reason": None},
+        {"status": 401, "message": "Invalid access token", "reason": ["chat_unreachable"]},
+        ["chat_unreachable"],
+        "not json at all",
+    ],
+    ids=["plain", "other-reason", "null", "list", "array-body", "text"],
+)
+def test_any_other_401_is_a_plain_auth_error(mocked, api, body):
+    if isinstance(body, str):
+        mocked.get(STATUS_URL, status=401, body=body)
+    else:
+        mocked.get(STATUS_URL, status=401, json=body)
+
+    with pytest.raises(AuthError) as info:
+        api.status(TOKEN)
+
+    assert info.value.chat_unreachable is False
+
+
+def test_only_a_401_reads_the_reason(mocked, api):
+    body = {"status": 403, "message": "forbidden", "reason": CHAT_UNREACHABLE_REASON}
+    mocked.post(NOTIFY_URL, status=403, json=body)
+
+    with pytest.raises(ServerError) as info:
+        api.notify(TOKEN, "hi")
+
+    assert not hasattr(info.value, "chat_unreachable")
+
+
+def test_an_unsendable_token_is_not_an_unreachable_chat(api):
+    with pytest.raises(AuthError) as info:
+        api.status("")
+    assert info.value.chat_unreachable is False
+
+
+def test_the_reason_is_the_relays():
+    # The client knows nothing of the relay; the two spellings must agree all the same.
+    from notify_site.relay.errors import CHAT_UNREACHABLE_REASON as relay_reason
+
+    assert relay_reason == CHAT_UNREACHABLE_REASON
 
 
 def test_bad_request_reads_like_the_brief(mocked, api):

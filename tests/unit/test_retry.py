@@ -18,6 +18,7 @@ from notify_site.notify_client import (
     ServerError,
 )
 from notify_site.services.retry import (
+    CHAT_UNREACHABLE,
     CONNECTION_REVOKED,
     OutcomeKind,
     RetryPolicy,
@@ -65,6 +66,22 @@ def test_401_revokes():
     result = outcome(AuthError("Invalid access token", status_code=401))
     assert result.kind == OutcomeKind.REVOKED
     assert result.error == CONNECTION_REVOKED
+
+
+def test_401_for_an_unreachable_chat_is_its_own_outcome():
+    error = AuthError("the chat can no longer be reached", status_code=401, chat_unreachable=True)
+    result = outcome(error, attempts=POLICY.max_attempts + 3, rate_limit=RESET)
+    assert result.kind == OutcomeKind.UNREACHABLE
+    assert result.error == CHAT_UNREACHABLE
+    assert "unreachable" in CHAT_UNREACHABLE
+    assert "blocked" in CHAT_UNREACHABLE
+    assert (result.status_code, result.spends_attempt, result.retry_at) == (401, True, None)
+    assert result.rate_limit == RESET
+
+
+def test_a_plain_401_still_revokes_whatever_the_flag_default():
+    assert AuthError("x", status_code=401).chat_unreachable is False
+    assert outcome(AuthError("x", status_code=401)).kind == OutcomeKind.REVOKED
 
 
 def test_429_waits_until_reset_without_spending_an_attempt():

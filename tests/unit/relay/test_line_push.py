@@ -226,9 +226,33 @@ def test_an_unreachable_chat_refuses_the_token_and_pending_pushes_fail_unsent(
         client.get("/relay/api/status", headers={"Authorization": f"Bearer {TOKEN}"}),
     ):
         assert response.status_code == 401
-        assert response.get_json()["message"] == (
-            "Invalid access token: the chat can no longer be reached"
-        )
+        # LINE's body plus the extension field that tells clients the token is still sound.
+        assert response.get_json() == {
+            "status": 401,
+            "message": "Invalid access token: the chat can no longer be reached",
+            "reason": "chat_unreachable",
+        }
+        assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    # An unknown token keeps LINE's plain body.
+    other = client.get("/relay/api/status", headers={"Authorization": "Bearer nope"})
+    assert other.get_json() == {"status": 401, "message": "Invalid access token"}
+
+
+def test_an_unreachable_chats_token_can_still_be_revoked(app, client, alice):
+    with app.app_context():
+        chat = db.session.get(RelayChat, alice)
+        chat.unreachable_at = utcnow()
+        db.session.commit()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    answer = client.post("/relay/api/revoke", headers=headers)
+    assert answer.get_json() == {"status": 200, "message": "ok"}
+    with app.app_context():
+        chat = db.session.get(RelayChat, alice)
+        chat.unreachable_at = None
+        db.session.commit()
+    # Revoked for good: the chat coming back does not bring the token back.
+    after = client.get("/relay/api/status", headers=headers)
+    assert after.get_json() == {"status": 401, "message": "Invalid access token"}
 
 
 def test_status_names_the_line_chat(app, client, alice):
