@@ -3,7 +3,8 @@ relay aimed at the fake Messaging API, LINE's webhooks posted signed by the test
 
 follow → pairing code from that chat → connect from the site's pages → send from the site →
 one push to that user with the right messages and a retry key; 500 then 200 → two calls with
-the same key, one delivery; unfollow → the site shows the connection as no longer usable.
+the same key, one delivery; unfollow → the site's next send fails and shows the connection
+unreachable (token kept, sending refused); follow again → Refresh → active, and delivered.
 """
 
 from __future__ import annotations
@@ -17,9 +18,16 @@ import requests
 from sqlalchemy import select
 
 from notify_site.extensions import db
-from notify_site.models import Connection, ConnectionStatus, User
+from notify_site.models import (
+    Connection,
+    ConnectionStatus,
+    Notification,
+    NotificationStatus,
+    User,
+)
 from notify_site.relay.models import RelayLineEvent
 from notify_site.services.api_keys import create_api_key
+from notify_site.services.retry import CHAT_UNREACHABLE
 from notify_site.worker import Worker
 from tests.fakes.line_api import (
     FakeLineServer,
@@ -177,26 +185,71 @@ def test_a_real_chat_is_connected_and_receives_the_sites_messages(live, fake):
     assert len(fake.state.delivered) == 2
     assert fake.state.delivered[1]["body"]["messages"][0]["text"] == "[notify_site] Disk 91% full"
 
-    # Alice blocks the bot: the relay refuses the token, and the site shows it.
+    # Alice blocks the bot. The site does not know yet: the next send is queued, and its call
+    # is refused (401, "reason": "chat_unreachable"), which makes the connection unreachable
+    # with the token kept, and fails the notification with a clear error.
     post_webhook(live, event("unfollow", user=ALICE))
-    connections = browser.get(f"{live.site}/connections", timeout=TIMEOUT)
-    refresh = form_with(connections.text, connections.url, field="csrf_token")
-    refresh_url = f"{live.site}/connections/{connection_id}/refresh"
-    answer = browser.post(refresh_url, data={"csrf_token": refresh.fields["csrf_token"]})
-    assert answer.status_code == 200
+    pushes_before = len(fake.state.pushes)
+    send_from_site(live, key, "after the block")
+    assert len(fake.state.pushes) == pushes_before
     with live.app.app_context():
         connection = db.session.get(Connection, connection_id)
-        assert connection.status == ConnectionStatus.REVOKED
+        assert connection.status == ConnectionStatus.UNREACHABLE
+        assert connection.token_ciphertext  # kept: the chat may come back
+        assert connection.revoked_at is None
+        failed = db.session.scalars(
+            select(Notification).where(Notification.message == "after the block")
+        ).one()
+        assert failed.status == NotificationStatus.FAILED
+        assert failed.last_error == CHAT_UNREACHABLE
+
+    # Refresh while still blocked: the status call gets the same answer, the state stays.
+    answer = refresh(live, browser, connection_id)
+    assert answer.status_code == 200
+    assert "cannot be reached" in answer.text
+    with live.app.app_context():
+        assert db.session.get(Connection, connection_id).status == ConnectionStatus.UNREACHABLE
     page = browser.get(f"{live.site}/connections", timeout=TIMEOUT).text
-    assert "revoked" in page.lower()
-    assert "no longer valid" in page or "disconnected" in page
-    # Nothing more reaches LINE for this chat.
-    pushes_before = len(fake.state.pushes)
+    assert re.search(r'class="pill pill-unreachable">unreachable<', page)
+    assert "The chat blocked the bot or removed it from the group" in page
+    # Sending is refused on the site; nothing reaches LINE.
     answer = requests.post(
         f"{live.site}/api/v1/notifications",
-        json={"connection": "Phone", "message": "after the block"},
+        json={"connection": "Phone", "message": "refused"},
         headers={"Authorization": f"Bearer {key}"},
         timeout=TIMEOUT,
     )
+    assert answer.status_code == 409, answer.text
+    assert "unreachable" in answer.json()["error"]["message"]
     Worker(live.app).run_until_idle()
     assert len(fake.state.pushes) == pushes_before
+
+    # Alice adds the bot back: Refresh makes the connection active, and sending works again.
+    post_webhook(live, event("follow", user=ALICE))
+    answer = refresh(live, browser, connection_id)
+    assert answer.status_code == 200
+    with live.app.app_context():
+        connection = db.session.get(Connection, connection_id)
+        assert (connection.status, connection.target_name) == (
+            ConnectionStatus.ACTIVE,
+            "Alice Tanaka",
+        )
+    page = browser.get(f"{live.site}/connections", timeout=TIMEOUT).text
+    assert "pill-unreachable" not in page
+    send_from_site(live, key, "Welcome back")
+    assert len(fake.state.pushes) == pushes_before + 1
+    assert fake.state.pushes[-1].json["to"] == ALICE
+    assert fake.state.delivered[-1]["body"]["messages"] == [
+        {"type": "text", "text": "[notify_site] Welcome back"}
+    ]
+
+
+def refresh(live, browser: requests.Session, connection_id: int) -> requests.Response:
+    """Press Refresh on the connections page (the redirect back is followed)."""
+    connections = browser.get(f"{live.site}/connections", timeout=TIMEOUT)
+    form = form_with(connections.text, connections.url, field="csrf_token")
+    return browser.post(
+        f"{live.site}/connections/{connection_id}/refresh",
+        data={"csrf_token": form.fields["csrf_token"]},
+        timeout=TIMEOUT,
+    )
