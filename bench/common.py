@@ -92,10 +92,37 @@ def gunicorn(app: str, port: int, env: dict, *, workers: int = 2, threads: int =
     )
     try:
         wait_for_port(port)
+        wait_until_serving(port, workers)
         yield process
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def wait_until_serving(port: int, workers: int, timeout: float = 60) -> None:
+    """Wait until every gunicorn worker process answers HTTP.
+
+    The port is open as soon as the master binds it, while each worker still imports and
+    builds the app (a second or more): a benchmark that started then would count the workers'
+    start-up in its window. Any answer (even 404) counts; each request is on a new connection,
+    and the answers must come ``4 × workers`` times in a row within a second each, so that
+    every worker has booted.
+    """
+    deadline = time.monotonic() + timeout
+    in_a_row = 0
+    while in_a_row < 4 * workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"port {port} is open but the app does not answer")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.settimeout(1)
+                sock.sendall(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                answered = sock.recv(16).startswith(b"HTTP/")
+        except OSError:
+            answered = False
+        in_a_row = in_a_row + 1 if answered else 0
+        if not answered:
+            time.sleep(0.1)
 
 
 def wait_for_port(port: int, timeout: float = 30) -> None:

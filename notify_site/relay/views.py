@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import segno
 from flask import (
     Blueprint,
     Response,
@@ -41,7 +40,7 @@ from notify_site.relay.errors import (
     RelayError,
 )
 from notify_site.relay.forms import AuthorizeForm
-from notify_site.relay.line import events, pairing, quota, webhook
+from notify_site.relay.line import pairing, quota, webhook
 from notify_site.relay.line.channel import ChannelConfigError, ChannelError, current_settings
 from notify_site.relay.models import RelayMessage
 from notify_site.relay.payload import FileField, parse_notify_fields
@@ -228,6 +227,8 @@ def _authorize_channel(auth: oauth.AuthorizeRequest, form: AuthorizeForm, settin
     qr_svg = None
     if settings.add_friend_url:
         # segno's own SVG for the configured URL (it escapes the URL): no user input in it.
+        import segno
+
         qr_svg = Markup(segno.make(settings.add_friend_url, error="m").svg_inline(scale=4))  # noqa: S704
     state = pairing.pairing_state(current.poll_token, client_pk=auth.client_pk, now=now)
     response = Response(
@@ -420,6 +421,8 @@ def line_webhook():
 
 def _process_after_response(app, event_ids: list[int]) -> None:
     """Handle the events just stored, after LINE has its 200 (the worker is the backstop)."""
+    from notify_site.relay.line import events  # it loads the SDK's event models (channel.py)
+
     with app.app_context():
         try:
             settings = current_settings()

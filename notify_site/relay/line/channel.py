@@ -15,6 +15,10 @@ hard-code ``https://api.line.me`` as their host, so :func:`_point` sets the conf
 on each one: that is how the tests aim the relay at their fake server.
 
 No function here logs, raises or returns a secret except :func:`access_token` (to its caller).
+
+The SDK and joserfc are imported inside the functions that use them, here and in the other
+``line`` modules: importing line-bot-sdk takes about a second (its many pydantic models), which
+every web and worker process would otherwise pay at start, channel or no channel.
 """
 
 from __future__ import annotations
@@ -28,9 +32,6 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import current_app
-from joserfc import jwt
-from joserfc.jwk import RSAKey
-from linebot.v3 import messaging, oauth
 from sqlalchemy import select
 
 from notify_site.crypto import KeyRing, KeyRingError
@@ -138,6 +139,8 @@ def settings_from_config(config: dict[str, Any]) -> ChannelSettings | None:
 
 
 def _parse_jwk(value: Any) -> dict[str, Any]:
+    from joserfc.jwk import RSAKey
+
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -173,6 +176,9 @@ def require_settings() -> ChannelSettings:
 
 def build_assertion(settings: ChannelSettings, now: float | None = None) -> str:
     """The signed JWT LINE wants for a v2.1 token (line-platform.md B4)."""
+    from joserfc import jwt
+    from joserfc.jwk import RSAKey
+
     if settings.private_jwk is None:
         raise ChannelConfigError("no RELAY_LINE_PRIVATE_KEY_JWK to sign an assertion with")
     now = int(now if now is not None else time.time())
@@ -206,13 +212,17 @@ def _point(api: Any, base_url: str) -> Any:
     return api
 
 
-def _oauth_api(settings: ChannelSettings) -> oauth.ChannelAccessToken:
+def _oauth_api(settings: ChannelSettings):
+    from linebot.v3 import oauth
+
     client = oauth.ApiClient(oauth.Configuration(host=settings.api_base_url))
     return _point(oauth.ChannelAccessToken(client), settings.api_base_url)
 
 
 def issue_token(settings: ChannelSettings, *, now: datetime | None = None) -> RelayLineToken:
     """Issue a v2.1 token, store it encrypted, then revoke the ones it replaces; commits."""
+    from linebot.v3 import oauth
+
     now = now or utcnow()
     api = _oauth_api(settings)
     try:
@@ -310,6 +320,8 @@ def access_token(settings: ChannelSettings | None = None, *, now: datetime | Non
 
 def verify_token(settings: ChannelSettings, token: str) -> int:
     """Ask LINE whether ``token`` is valid; returns the seconds it has left."""
+    from linebot.v3 import oauth
+
     api = _oauth_api(settings)
     try:
         if settings.issues_tokens:
@@ -332,6 +344,8 @@ def verify_token(settings: ChannelSettings, token: str) -> int:
 
 def messaging_api(settings: ChannelSettings | None = None, token: str | None = None):
     """A MessagingApi client aimed at the configured base URL, with a valid token."""
+    from linebot.v3 import messaging
+
     settings = settings or require_settings()
     configuration = messaging.Configuration(
         host=settings.api_base_url, access_token=token or access_token(settings)

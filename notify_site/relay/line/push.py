@@ -32,7 +32,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from linebot.v3 import messaging
 from sqlalchemy import or_, select, update
 
 from notify_site.db_types import utcnow
@@ -95,6 +94,8 @@ def build_messages(message: RelayMessage, public_base_url: str) -> list[Any]:
     The text starts with the sending service's name in brackets, as LINE Notify's did, since
     several services share one bot.
     """
+    from linebot.v3 import messaging  # the SDK loads on first use (channel.py)
+
     out: list[Any] = [messaging.TextMessage(text=f"[{message.client_name}] {message.message}")]
     if message.image_id is not None:
         url = f"{public_base_url}/images/{message.image_id}"
@@ -156,6 +157,8 @@ def process_due_pushes(
 
 def push_one(settings: ChannelSettings, policy: PushPolicy, push_id: int) -> int:
     """Claim one due push and attempt it; returns 1 if LINE was called, else 0."""
+    from linebot.v3 import messaging  # the SDK loads on first use (channel.py)
+
     now = utcnow()
     claimed = db.session.execute(
         update(RelayPush)

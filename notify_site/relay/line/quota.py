@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from linebot.v3 import messaging
-
 from notify_site.relay.line.channel import ChannelError, ChannelSettings, messaging_api
 
 
@@ -26,6 +24,8 @@ class ChannelReport:
 
 def channel_report(settings: ChannelSettings) -> ChannelReport:
     """Ask LINE for the bot's name and this month's quota and consumption."""
+    from linebot.v3 import messaging  # the SDK loads on first use (channel.py)
+
     api = messaging_api(settings)
     try:
         bot = api.get_bot_info(_request_timeout=settings.timeout)

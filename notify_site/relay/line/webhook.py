@@ -22,7 +22,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from linebot.v3 import SignatureValidator
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -57,6 +56,8 @@ class StoredEvents:
 
 def check_signature(settings: ChannelSettings, body: bytes, signature: str | None) -> None:
     """Raise WebhookSignatureError unless ``signature`` is the body's HMAC under the secret."""
+    from linebot.v3 import SignatureValidator  # the SDK loads on first use (channel.py)
+
     if not signature:
         raise WebhookSignatureError("no x-line-signature")
     try:
