@@ -10,10 +10,8 @@ unreachable (token kept, sending refused); follow again → Refresh → active, 
 from __future__ import annotations
 
 import re
-import time
 import uuid
 
-import pytest
 import requests
 from sqlalchemy import select
 
@@ -25,81 +23,15 @@ from notify_site.models import (
     NotificationStatus,
     User,
 )
-from notify_site.relay.models import RelayLineEvent
 from notify_site.services.api_keys import create_api_key
 from notify_site.services.retry import CHAT_UNREACHABLE
 from notify_site.worker import Worker
-from tests.fakes.line_api import (
-    FakeLineServer,
-    channel_config,
-    event,
-    sign,
-    text_message,
-    webhook_body,
-)
+from tests.fakes.line_api import event, text_message
+from tests.fakes.line_live import ALICE, TIMEOUT, post_webhook, wait_for_pairing
 from tests.htmlforms import form_with
 from tests.integration.helpers import register, start_connect, without_form_post
 
-ALICE = "U" + "a" * 32
 PUSH = "/v2/bot/message/push"
-TIMEOUT = 10
-
-
-@pytest.fixture
-def fake():
-    server = FakeLineServer()
-    server.state.profiles[ALICE] = "Alice Tanaka"
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def live_overrides(fake):
-    return channel_config(fake, "https://relay.example/relay")
-
-
-def post_webhook(live, *events) -> None:
-    body = webhook_body(*events)
-    answer = requests.post(
-        f"{live.relay}/line/webhook",
-        data=body,
-        headers={"Content-Type": "application/json", "X-Line-Signature": sign(body)},
-        timeout=TIMEOUT,
-    )
-    assert answer.status_code == 200, answer.text
-    wait_until_processed(live, [e["webhookEventId"] for e in events])
-
-
-def wait_until_processed(live, event_ids, seconds: float = 15) -> None:
-    """The relay handles events after answering; wait (bounded) until these are handled,
-    by its after-response step or, failing that, by a worker round."""
-    deadline = time.monotonic() + seconds
-    while True:
-        with live.app.app_context():
-            done = db.session.scalars(
-                select(RelayLineEvent.webhook_event_id).where(
-                    RelayLineEvent.webhook_event_id.in_(event_ids),
-                    RelayLineEvent.processed_at.is_not(None),
-                )
-            ).all()
-            db.session.remove()
-        if len(done) == len(event_ids):
-            return
-        assert time.monotonic() < deadline, f"events not processed: {event_ids}"
-        Worker(live.app).run_until_idle()
-        time.sleep(0.05)
-
-
-def wait_for_pairing(live, poll_token: str, seconds: float = 15) -> dict:
-    deadline = time.monotonic() + seconds
-    while True:
-        state = requests.get(
-            f"{live.relay}/line/pairing", headers={"X-Relay-Pairing": poll_token}, timeout=TIMEOUT
-        ).json()
-        if state["status"] != "waiting":
-            return state
-        assert time.monotonic() < deadline, "the pairing was never matched"
-        time.sleep(0.05)
 
 
 def connect_line_chat(live, browser: requests.Session, label: str) -> None:
