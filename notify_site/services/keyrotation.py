@@ -1,12 +1,18 @@
 """Moving every stored secret to the newest token key (SPEC 4.6, ``flask rotate-keys``).
 
-Two columns hold key-ring ciphertexts:
+Three columns hold key-ring ciphertexts:
 
 * ``connections.token_ciphertext`` — each connection's Notify access token, bound to
   ``connection:<id>``;
 * ``oauth_states.verifier_ciphertext`` — the PKCE verifier of a pending connect flow, bound to
   ``oauth-state:<state hash>``. These live an hour at most, but rows stay behind after they
-  expire, and an old key can only be dropped from the ring once *nothing* is under it.
+  expire, and an old key can only be dropped from the ring once *nothing* is under it;
+* ``relay_line_tokens.token_ciphertext`` — the built-in relay's v2.1 LINE channel access
+  tokens (channel mode), bound to ``relay-line-token:<id>``. Revoked ones are emptied; the
+  current one lives up to 30 days, so it must move with the rest.
+
+The relay stores nothing else under the ring: its client secrets, codes, access tokens and
+pairing codes are SHA-256 digests (``relay/secrets_util.py``), which no key opens.
 
 Rotation works in batches, each its own transaction, in key order. A value is rewritten only
 if it still holds the ciphertext that was read (compare-and-set), so a connection revoked
@@ -30,6 +36,8 @@ from sqlalchemy.orm import InstrumentedAttribute
 from notify_site.crypto import KeyRing, KeyRingError, MissingKeyError
 from notify_site.extensions import db
 from notify_site.models import Connection, OAuthState
+from notify_site.relay.line.channel import token_context as relay_line_token_context
+from notify_site.relay.models import RelayLineToken
 from notify_site.services.notify import connection_context
 
 DEFAULT_BATCH_SIZE = 500
@@ -72,6 +80,12 @@ ENCRYPTED_COLUMNS = (
         OAuthState.state_hash,
         OAuthState.verifier_ciphertext,
         oauth_state_context,
+    ),
+    EncryptedColumn(
+        "relay LINE channel tokens",
+        RelayLineToken.id,
+        RelayLineToken.token_ciphertext,
+        relay_line_token_context,
     ),
 )
 

@@ -18,6 +18,9 @@ from notify_site.crypto import KeyRing, MissingKeyError
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import Connection, OAuthState, User
+from notify_site.relay.line.channel import ChannelSettings, access_token
+from notify_site.relay.line.channel import token_context as relay_line_token_context
+from notify_site.relay.models import RelayLineToken
 from notify_site.services import keyrotation
 from notify_site.services.connections import hash_state
 from notify_site.services.delivery import connection_token
@@ -90,7 +93,7 @@ def seed(app, *, connections: int, states: int = 0, key: str = OLD, first_id: in
 
 
 def count_under(app, key_id: str) -> int:
-    """Values of both encrypted columns whose ciphertext is under ``key_id``."""
+    """Values of every encrypted column whose ciphertext is under ``key_id``."""
     with app.app_context():
         total = 0
         for column in keyrotation.ENCRYPTED_COLUMNS:
@@ -373,3 +376,64 @@ def test_generate_key_refuses_a_bad_id(app):
     result = app.test_cli_runner().invoke(args=["generate-key", "--id", "no spaces"])
     assert result.exit_code == 2
     assert "a token key id is 1 to 32 characters" in result.output
+
+
+# ---------------------------------------------------------------------------- the relay's tokens
+
+
+def seed_relay_line_tokens(app, key: str, *tokens: tuple[int, str]) -> None:
+    """Store the relay's LINE channel tokens (id, token) under ``key``; "" is a revoked one."""
+    ring = KeyRing([key])
+    now = utcnow()
+    with app.app_context():
+        for row_id, token in tokens:
+            db.session.add(
+                RelayLineToken(
+                    id=row_id,
+                    key_id=f"kid-{row_id}",
+                    token_ciphertext=(
+                        ring.encrypt(token, context=relay_line_token_context(row_id))
+                        if token
+                        else ""
+                    ),
+                    issued_at=now - timedelta(days=1),
+                    expires_at=now + timedelta(days=20),
+                    revoked_at=None if token else now,
+                )
+            )
+        db.session.commit()
+
+
+def test_the_relays_line_channel_tokens_move_to_the_new_key(tmp_path):
+    old_app = app_with_ring(tmp_path, OLD)
+    seed(old_app, connections=2)
+    seed_relay_line_tokens(old_app, OLD, (1, ""), (2, "line-v21-token-current"))
+
+    rotating = app_with_ring(tmp_path, NEW, OLD)
+    result = rotate_keys(rotating)
+    assert result.exit_code == 0, result.output
+    assert "3 stored values not under 'knew'" in result.output
+    assert "Re-encrypted 3 under 'knew'" in result.output
+    assert "  kold: 0 (can now be removed from TOKEN_KEYS)" in result.output
+    assert count_under(rotating, "kold") == 0
+
+    # With the old key gone, the relay still reads its token and issues no new one.
+    settings = ChannelSettings(
+        channel_id="1234567890", channel_secret="s", private_jwk={"kid": "unused"}
+    )
+    new_only = app_with_ring(tmp_path, NEW)
+    with new_only.app_context():
+        assert access_token(settings) == "line-v21-token-current"
+        revoked = db.session.get(RelayLineToken, 1)
+        assert revoked.token_ciphertext == ""  # nothing to rotate: left as it was
+        assert db.session.scalar(select(func.count()).select_from(RelayLineToken)) == 2
+
+
+def test_a_relay_line_token_under_a_missing_key_is_reported(tmp_path):
+    seed_relay_line_tokens(app_with_ring(tmp_path, GONE), GONE, (7, "line-v21-token-lost"))
+    rotating = app_with_ring(tmp_path, NEW, OLD)
+    result = rotate_keys(rotating)
+    assert result.exit_code == 1
+    assert "  kgone: 1 - NOT IN TOKEN_KEYS (relay LINE channel tokens 1)" in result.output
+    assert "unreadable relay LINE channel tokens under 'kgone': rows 7" in result.output
+    assert count_under(rotating, "kgone") == 1

@@ -308,8 +308,9 @@ def access_token(settings: ChannelSettings | None = None, *, now: datetime | Non
         try:
             return _ring().decrypt(row.token_ciphertext, context=token_context(row.id))
         except KeyRingError as error:
-            # Its key left TOKEN_KEYS (rotate-keys does not cover these short-lived rows): the
-            # token cannot be read, so it is dropped and a new one issued. LINE lets it expire.
+            # Its key left TOKEN_KEYS before rotate-keys moved it (rotate-keys covers these
+            # rows; it reports them when their key is missing): the token cannot be read, so
+            # it is dropped and a new one issued. LINE lets it expire.
             log.warning("relay: stored LINE token %s unreadable (%s); issuing anew", row.id, error)
             row.revoked_at = now
             row.token_ciphertext = ""
