@@ -6,6 +6,21 @@ parsed one at a time with the SDK's ``Event.from_dict``; an unknown type, an unk
 type or a malformed event is logged and marked ignored. Unknown fields are ignored by the
 SDK's models.
 
+The SDK's models are stricter than LINE: they require fields LINE documents but does not
+always send — ``quoteToken`` on text/image/video/sticker messages, ``contentProvider`` on
+image/video/audio, ``stickerResourceType``, ``follow`` on ``follow``, ``replyToken`` on
+``join``/``memberJoined``, ``mode``, ``deliveryContext`` — and refuse the whole event when one
+is missing. Losing a ``follow`` or ``join`` that way would lose the chat itself. So the SDK's
+parse is the first check, not the only one: an event it refuses whose ``type`` (and, for a
+message, message type) is one handled here is still handled, from its JSON. Filling the
+missing fields in before parsing was the other choice; it was not taken because the list of
+required fields is the SDK's, changes between its versions, and invented values (a fake
+``quoteToken``) would sit in parsed objects as if LINE had sent them. To keep one path, the
+handlers below read everything they use — the source's ids, the members, the message's type
+and text, the reply token, the mode — from the JSON in both cases, defensively (wrong types
+count as missing), so an event the SDK accepts and the same event with those extra fields
+left out do exactly the same thing.
+
 What each event does:
 
 * ``follow``: the 1-on-1 chat is registered (or made reachable again), its name read from the
@@ -27,19 +42,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from linebot.v3 import messaging
-from linebot.v3.webhooks import (
-    Event,
-    FollowEvent,
-    GroupSource,
-    JoinEvent,
-    LeaveEvent,
-    MemberJoinedEvent,
-    MemberLeftEvent,
-    MessageEvent,
-    RoomSource,
-    UnfollowEvent,
-    UserSource,
-)
+from linebot.v3.webhooks import Event
 from sqlalchemy import or_, select, update
 
 from notify_site.db_types import utcnow
@@ -54,6 +57,13 @@ log = logging.getLogger(__name__)
 CLAIM_SECONDS = 60
 UNREACHABLE_BLOCKED = "The user blocked the bot or removed it as a friend."
 UNREACHABLE_LEFT = "The bot left the group or was removed from it."
+# What this module handles: anything else is ignored, whether or not the SDK parses it.
+HANDLED_TYPES = frozenset(
+    {"follow", "unfollow", "join", "leave", "memberJoined", "memberLeft", "message"}
+)
+MESSAGE_TYPES = frozenset({"text", "image", "video", "audio", "file", "location", "sticker"})
+# LINE's user, group and room ids: a letter and 32 hex digits; the column holds 64.
+MAX_LINE_ID = 64
 
 
 def process_events(settings: ChannelSettings, event_ids: list[int] | None = None) -> int:
@@ -97,50 +107,61 @@ def process_event(settings: ChannelSettings, event_id: int) -> bool:
 
 
 def _handle(settings: ChannelSettings, raw: dict[str, Any]) -> str:
+    kind = raw.get("type")
+    raw_message = raw.get("message") if isinstance(raw.get("message"), dict) else {}
     try:
-        event = Event.from_dict(raw)
+        Event.from_dict(raw)
     except (ValueError, TypeError, KeyError) as error:
-        # Unknown event types (and unknown message types) land here; so does a malformed one.
-        log.info(
-            "relay: webhook event of type %r ignored (%s)",
-            str(raw.get("type"))[:32],
-            str(error).split(".", 1)[0][:80],
-        )
-        return "ignored: not understood"
+        # Unknown event types (and unknown message types) land here; so does a malformed one,
+        # and so does a known one the SDK finds a field missing from (see the module's doc).
+        reason = str(error).split(".", 1)[0][:80]
+        if kind not in HANDLED_TYPES or (
+            kind == "message" and raw_message.get("type") not in MESSAGE_TYPES
+        ):
+            log.info("relay: webhook event of type %r ignored (%s)", str(kind)[:32], reason)
+            return "ignored: not understood"
+        log.info("relay: the SDK refused a %s event (%s); handled from its JSON", kind, reason)
+    if kind not in HANDLED_TYPES:
+        log.info("relay: webhook event of type %s ignored", str(kind)[:32])
+        return f"ignored: {str(kind)[:32]}"
+    source = _source_key(raw.get("source"))
+    if source is None:
+        raise ValueError("event without a usable source")
     when = _event_time(raw)
-    if isinstance(event, FollowEvent):
-        chat = _chat_for(settings, event.source, refresh_name=True, when=when)
+    if kind in ("follow", "join"):
+        chat = _chat_for(settings, source, refresh_name=True, when=when)
         _set_reachable(chat, None)
         db.session.commit()
-        return f"follow: chat {chat.id}"
-    if isinstance(event, UnfollowEvent):
-        chat = _chat_for(settings, event.source, when=when)
-        _set_reachable(chat, UNREACHABLE_BLOCKED, when)
+        return f"{kind}: chat {chat.id}"
+    if kind in ("unfollow", "leave"):
+        chat = _chat_for(settings, source, when=when)
+        _set_reachable(chat, UNREACHABLE_BLOCKED if kind == "unfollow" else UNREACHABLE_LEFT, when)
         db.session.commit()
-        return f"unfollow: chat {chat.id} unreachable"
-    if isinstance(event, JoinEvent):
-        chat = _chat_for(settings, event.source, refresh_name=True, when=when)
-        _set_reachable(chat, None)
+        return f"{kind}: chat {chat.id} unreachable"
+    if kind in ("memberJoined", "memberLeft"):
+        chat = _chat_for(settings, source, when=when)
+        joined = kind == "memberJoined"
+        members = _members(raw.get("joined" if joined else "left"))
+        for user_id in members:
+            _member(chat, user_id, joined=joined, when=when)
         db.session.commit()
-        return f"join: chat {chat.id}"
-    if isinstance(event, LeaveEvent):
-        chat = _chat_for(settings, event.source, when=when)
-        _set_reachable(chat, UNREACHABLE_LEFT, when)
-        db.session.commit()
-        return f"leave: chat {chat.id} unreachable"
-    if isinstance(event, MemberJoinedEvent | MemberLeftEvent):
-        chat = _chat_for(settings, event.source, when=when)
-        joined = isinstance(event, MemberJoinedEvent)
-        members = (event.joined if joined else event.left).members or []
-        for member in members:
-            if getattr(member, "user_id", None):
-                _member(chat, member.user_id, joined=joined, when=when)
-        db.session.commit()
-        return f"{'memberJoined' if joined else 'memberLeft'}: chat {chat.id}, {len(members)}"
-    if isinstance(event, MessageEvent):
-        return _message(settings, event, raw, when)
-    log.info("relay: webhook event of type %s ignored", event.type)
-    return f"ignored: {event.type}"
+        return f"{kind}: chat {chat.id}, {len(members)}"
+    return _message(settings, source, raw, raw_message, when)
+
+
+def _line_id(value: Any) -> str | None:
+    if isinstance(value, str) and 0 < len(value) <= MAX_LINE_ID:
+        return value
+    return None
+
+
+def _members(field: Any) -> list[str]:
+    """The user ids of a memberJoined/memberLeft event's ``joined``/``left`` object."""
+    members = field.get("members") if isinstance(field, dict) else None
+    if not isinstance(members, list):
+        return []
+    ids = (_line_id(m.get("userId")) for m in members if isinstance(m, dict))
+    return [user_id for user_id in ids if user_id]
 
 
 def _event_time(raw: dict[str, Any]) -> datetime:
@@ -154,14 +175,19 @@ def _event_time(raw: dict[str, Any]) -> datetime:
 
 
 def _source_key(source: Any) -> tuple[str, str, str] | None:
-    """(LINE id, Notify kind, LINE source type) of an event's source."""
-    if isinstance(source, UserSource) and source.user_id:
-        return source.user_id, ChatKind.USER, "user"
-    if isinstance(source, GroupSource):
-        return source.group_id, ChatKind.GROUP, "group"
-    if isinstance(source, RoomSource):
-        return source.room_id, ChatKind.GROUP, "room"
-    return None
+    """(LINE id, Notify kind, LINE source type) of an event's raw ``source`` object."""
+    if not isinstance(source, dict):
+        return None
+    source_type = source.get("type")
+    if source_type == "user":
+        line_id, kind = _line_id(source.get("userId")), ChatKind.USER
+    elif source_type == "group":
+        line_id, kind = _line_id(source.get("groupId")), ChatKind.GROUP
+    elif source_type == "room":
+        line_id, kind = _line_id(source.get("roomId")), ChatKind.GROUP
+    else:
+        return None
+    return (line_id, kind, source_type) if line_id else None
 
 
 def _placeholder_name(line_id: str, source_type: str) -> str:
@@ -170,12 +196,13 @@ def _placeholder_name(line_id: str, source_type: str) -> str:
 
 
 def _chat_for(
-    settings: ChannelSettings, source: Any, *, refresh_name: bool = False, when: datetime
+    settings: ChannelSettings,
+    source: tuple[str, str, str],
+    *,
+    refresh_name: bool = False,
+    when: datetime,
 ) -> RelayChat:
-    key = _source_key(source)
-    if key is None:
-        raise ValueError("event without a usable source")
-    line_id, kind, source_type = key
+    line_id, kind, source_type = source
     chat = db.session.scalar(select(RelayChat).where(RelayChat.line_id == line_id))
     if chat is None:
         db.session.execute(
@@ -241,7 +268,7 @@ def _member(chat: RelayChat, user_id: str, *, joined: bool, when: datetime) -> N
         member.left_at = when
 
 
-def _summary(message: Any, raw_message: dict[str, Any]) -> str:
+def _summary(raw_message: dict[str, Any]) -> str:
     kind = raw_message.get("type")
     if kind == "text":
         return str(raw_message.get("text") or "")[:200]
@@ -255,11 +282,16 @@ def _summary(message: Any, raw_message: dict[str, Any]) -> str:
     return str(kind)
 
 
-def _message(settings: ChannelSettings, event: MessageEvent, raw: dict, when: datetime) -> str:
-    chat = _chat_for(settings, event.source, when=when)
-    raw_message = raw.get("message") if isinstance(raw.get("message"), dict) else {}
+def _message(
+    settings: ChannelSettings,
+    source: tuple[str, str, str],
+    raw: dict[str, Any],
+    raw_message: dict[str, Any],
+    when: datetime,
+) -> str:
+    chat = _chat_for(settings, source, when=when)
     chat.last_message_type = str(raw_message.get("type") or "")[:16]
-    chat.last_message_summary = _summary(event.message, raw_message)
+    chat.last_message_summary = _summary(raw_message)
     chat.last_message_at = when
     # A message from a chat the relay thought unreachable proves it is reachable again.
     _set_reachable(chat, None)
@@ -273,10 +305,11 @@ def _message(settings: ChannelSettings, event: MessageEvent, raw: dict, when: da
     matched = pairing.match_code(code, chat, now=utcnow())
     if matched is None:
         return outcome + ", code not pending"
-    if raw.get("mode") != "standby" and event.reply_token:
+    reply_token = raw.get("replyToken")
+    if raw.get("mode") != "standby" and isinstance(reply_token, str) and reply_token:
         _reply(
             settings,
-            event.reply_token,
+            reply_token,
             _(
                 "This chat can now be connected to %(service)s. Go back to the page and press "
                 "“Agree and connect”.",

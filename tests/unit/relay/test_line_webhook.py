@@ -365,3 +365,107 @@ def test_ordinary_text_is_not_taken_for_a_code(app, client, registered, fake_lin
     assert fake_line.state.calls_to("/v2/bot/message/reply") == []
     with app.app_context():
         assert db.session.scalar(select(RelayPairing.matched_at)) is None
+
+
+# --- Events the SDK refuses for a missing field ------------------------------------------
+
+
+def minimal(body: dict, *drop: str) -> dict:
+    """``body`` without the top-level fields ``drop`` (and ``mode``, which LINE may omit)."""
+    return {k: v for k, v in body.items() if k not in {*drop, "mode"}}
+
+
+def test_events_the_sdk_refuses_still_update_the_registry(app, client, fake_line):
+    from linebot.v3.webhooks import Event
+
+    events = [
+        minimal(event("follow", user=ALICE), "follow"),
+        minimal(event("join", group=GROUP), "replyToken"),
+        minimal(
+            event("memberJoined", group=GROUP, joined={"members": [{"userId": BOB}, {"x": 1}]}),
+            "replyToken",
+        ),
+        minimal(event("memberLeft", group=GROUP, left={"members": [{"userId": BOB}]})),
+        minimal(event("join", room=ROOM), "replyToken"),
+        minimal(event("leave", room=ROOM)),
+        minimal(event("unfollow", user=BOB), "deliveryContext"),
+    ]
+    for body in events:  # each one is refused by the SDK as it stands
+        with pytest.raises(ValueError, match="validation error"):
+            Event.from_dict(body)
+    post(client, webhook_body(*events))
+    process(app)
+    outcomes = [row.outcome for row in stored(app)]
+    assert not any(o.startswith(("ignored", "error")) for o in outcomes), outcomes
+
+    alice, group, room = chat(app, ALICE), chat(app, GROUP), chat(app, ROOM)
+    assert (alice.name, alice.kind, alice.reachable) == ("Alice", "USER", True)
+    assert (group.name, group.kind, group.source_type) == ("Family", "GROUP", "group")
+    assert (room.source_type, room.reachable) == ("room", False)
+    assert "blocked" in chat(app, BOB).unreachable_reason
+    with app.app_context():
+        (member,) = db.session.scalars(
+            select(RelayChatMember).where(RelayChatMember.chat_id == group.id)
+        ).all()
+    assert (member.line_user_id, member.left_at is not None) == (BOB, True)
+
+
+@pytest.mark.parametrize(
+    ("message", "summary"),
+    [
+        ({"type": "image", "id": "i1"}, "image"),
+        ({"type": "video", "id": "v1", "duration": 100}, "video"),
+        ({"type": "audio", "id": "a1"}, "audio"),
+        (
+            {"type": "sticker", "id": "s1", "packageId": "446", "stickerId": "1988"},
+            "sticker 446/1988",
+        ),
+        ({"type": "text", "id": "t1", "text": "hi there"}, "hi there"),
+    ],
+)
+def test_messages_without_quote_token_or_content_provider_are_recorded(
+    app, client, message, summary
+):
+    body = minimal(event("message", group=GROUP, user=BOB, message=message))
+    post(client, webhook_body(body))
+    process(app)
+    (row,) = stored(app)
+    assert row.outcome.startswith(f"message {message['type']}: chat"), row.outcome
+    group = chat(app, GROUP)
+    assert (group.last_message_type, group.last_message_summary) == (message["type"], summary)
+    assert group.name == "Family"
+
+
+def test_a_pairing_code_in_a_text_without_quote_token_still_pairs(
+    app, client, registered, fake_line
+):
+    code = consent_page_code(client, registered)
+    post(
+        client,
+        webhook_body(
+            minimal(event("message", user=ALICE, message={"type": "text", "id": "t", "text": code}))
+        ),
+    )
+    process(app)
+    with app.app_context():
+        assert db.session.scalar(select(RelayPairing.chat_id)) == chat(app, ALICE).id
+    assert len(fake_line.state.calls_to("/v2/bot/message/reply")) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "message", "message": {"type": "hologram", "id": "h"}},  # unknown message type
+        {"type": "follow", "source": {"type": "user"}},  # no user id
+        {"type": "follow", "source": {"type": "user", "userId": 7}},  # not a string
+        {"type": "join", "source": {"type": "planet", "planetId": "P1"}},
+    ],
+)
+def test_refused_events_that_cannot_be_read_either_register_nothing(app, client, body):
+    raw = {**minimal(event("follow", user=ALICE), "follow", "source", "replyToken"), **body}
+    post(client, webhook_body(raw))
+    process(app)
+    (row,) = stored(app)
+    assert row.outcome.startswith(("ignored", "error")), row.outcome
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(RelayChat)) == 0
