@@ -322,3 +322,21 @@ class RelayLineToken(db.Model):
 
     def __repr__(self) -> str:
         return f"<RelayLineToken {self.id} expires={self.expires_at:%Y-%m-%d}>"
+
+
+class RelayLineChannel(db.Model):
+    """One row per LINE channel: which process is issuing its v2.1 token now (a lease).
+
+    Processes that find the token due race for this row with a conditional UPDATE; the one
+    that wins issues, the others wait for its token (``channel.access_token``).
+    """
+
+    __tablename__ = "relay_line_channels"
+
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    issuing_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A random id of the process holding the lease: only it may release the lease.
+    issuing_by: Mapped[str | None] = mapped_column(String(32))
+
+    def __repr__(self) -> str:
+        return f"<RelayLineChannel {self.channel_id} issuing_until={self.issuing_until}>"

@@ -73,6 +73,7 @@ class FakeLine:
     revoked: list[str] = field(default_factory=list)
     assertions: list[str] = field(default_factory=list)
     _failures: dict[str, list[int]] = field(default_factory=dict)
+    _holds: dict[str, threading.Event] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -81,6 +82,11 @@ class FakeLine:
     def fail_next(self, path: str, *statuses: int) -> None:
         with self._lock:
             self._failures.setdefault(path, []).extend(statuses)
+
+    def hold(self, path: str, release: threading.Event) -> None:
+        """Calls to ``path`` are recorded, then wait (at most 15 s) for ``release`` to answer."""
+        with self._lock:
+            self._holds[path] = release
 
     def calls_to(self, path: str, method: str | None = None) -> list[Call]:
         with self._lock:
@@ -113,6 +119,9 @@ class FakeLine:
             self.calls.append(call)
             pending = self._failures.get(request.path)
             injected = pending.pop(0) if pending else None
+            held = self._holds.get(request.path)
+        if held is not None:
+            held.wait(15)
         if injected is not None:
             response = self._json({"message": f"injected {injected}"}, injected)
         else:

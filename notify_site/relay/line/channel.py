@@ -7,7 +7,8 @@ Two token sources, chosen by configuration:
   (RS256, signed with the channel's assertion signing key, whose ``kid`` the JWK carries),
   stores them encrypted with the site's key ring, renews them
   ``RELAY_LINE_TOKEN_RENEW_BEFORE`` seconds before they expire, and revokes the ones it
-  replaced.
+  replaced. One process at a time issues (a lease on the channel's ``relay_line_channels``
+  row); the others wait for its token instead of issuing, and revoking, their own.
 
 The JWT is built with joserfc (the JOSE library Authlib itself now uses; ``authlib.jose`` is
 deprecated and warns). Everything else goes through line-bot-sdk v3. The SDK's API classes
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,12 +34,12 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from notify_site.crypto import KeyRing, KeyRingError
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
-from notify_site.relay.models import RelayLineToken
+from notify_site.relay.models import RelayLineChannel, RelayLineToken
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # LINE accepts an assertion that expires at most 30 minutes ahead.
 ASSERTION_LIFETIME = 30 * 60
 MAX_TOKEN_EXP = 30 * 24 * 3600
+# How often a process waiting for another's token issue looks for the new token.
+ISSUE_WAIT_STEP = 0.1
 
 
 class ChannelConfigError(RuntimeError):
@@ -290,11 +294,23 @@ def revoke_replaced_tokens(settings: ChannelSettings, *, keep: int, now: datetim
 
 
 def access_token(settings: ChannelSettings | None = None, *, now: datetime | None = None) -> str:
-    """The channel access token to call LINE with, issuing a new v2.1 token when due."""
+    """The channel access token to call LINE with, issuing a new v2.1 token when due.
+
+    Issuing is serialised across processes (see :func:`_issue_once`): when several find the
+    token due at once, one issues and the others use its token, so none revokes another's.
+    """
     settings = settings or require_settings()
     if settings.access_token is not None:
         return settings.access_token
     now = now or utcnow()
+    token = _usable_token(settings, now)
+    if token is not None:
+        return token
+    return _issue_once(settings, now)
+
+
+def _usable_token(settings: ChannelSettings, now: datetime) -> str | None:
+    """The stored token that is not due for renewal, if any (read afresh from the database)."""
     row = db.session.scalar(
         select(RelayLineToken)
         .where(
@@ -303,20 +319,107 @@ def access_token(settings: ChannelSettings | None = None, *, now: datetime | Non
         )
         .order_by(RelayLineToken.expires_at.desc())
         .limit(1)
+        .execution_options(populate_existing=True)
     )
-    if row is not None:
-        try:
-            return _ring().decrypt(row.token_ciphertext, context=token_context(row.id))
-        except KeyRingError as error:
-            # Its key left TOKEN_KEYS before rotate-keys moved it (rotate-keys covers these
-            # rows; it reports them when their key is missing): the token cannot be read, so
-            # it is dropped and a new one issued. LINE lets it expire.
-            log.warning("relay: stored LINE token %s unreadable (%s); issuing anew", row.id, error)
-            row.revoked_at = now
-            row.token_ciphertext = ""
-            db.session.commit()
-    row = issue_token(settings, now=now)
-    return _ring().decrypt(row.token_ciphertext, context=token_context(row.id))
+    if row is None:
+        return None
+    try:
+        return _ring().decrypt(row.token_ciphertext, context=token_context(row.id))
+    except KeyRingError as error:
+        # Its key left TOKEN_KEYS before rotate-keys moved it (rotate-keys covers these
+        # rows; it reports them when their key is missing): the token cannot be read, so
+        # it is dropped and a new one issued. LINE lets it expire.
+        log.warning("relay: stored LINE token %s unreadable (%s); issuing anew", row.id, error)
+        row.revoked_at = now
+        row.token_ciphertext = ""
+        db.session.commit()
+        return None
+
+
+def issue_lease_seconds(settings: ChannelSettings) -> int:
+    """How long a process may hold the right to issue: an issue and a revoke call, and more."""
+    return max(30, int(settings.timeout * 3) + 5)
+
+
+def _issue_once(settings: ChannelSettings, now: datetime) -> str:
+    """Issue a token unless another process is doing it; then wait for and use its token.
+
+    The right to issue is a lease on the channel's ``relay_line_channels`` row, taken with a
+    conditional UPDATE (``issuing_until`` empty or past) and committed at once. That works the
+    same on PostgreSQL (the UPDATE locks the row; a concurrent one waits, then finds the lease
+    taken) and on SQLite (one writer at a time), and no database lock is held while LINE is
+    called. The winner looks once more for a usable token (another process may have just
+    stored one), issues, and releases the lease. The others poll for the new token until the
+    lease runs out; a lease left by a process that died simply expires, and the next caller
+    takes it over.
+    """
+    holder = secrets.token_hex(8)
+    lease = issue_lease_seconds(settings)
+    deadline = time.monotonic() + lease + 5
+    while True:
+        if _claim_issue_lease(settings, holder, lease):
+            try:
+                token = _usable_token(settings, now)
+                if token is None:
+                    row = issue_token(settings, now=now)
+                    token = _ring().decrypt(row.token_ciphertext, context=token_context(row.id))
+                return token
+            finally:
+                _release_issue_lease(settings, holder)
+        _wait_for_other_issuer(settings)
+        token = _usable_token(settings, now)
+        if token is not None:
+            return token
+        if time.monotonic() > deadline:
+            raise ChannelError(
+                "another process is issuing the channel access token and has not finished"
+            )
+
+
+def _claim_issue_lease(settings: ChannelSettings, holder: str, lease: int) -> bool:
+    """Take the channel's issuing lease if it is free or expired; commits either way."""
+    from notify_site.relay.line.webhook import dialect_insert
+
+    wall = utcnow()
+    db.session.execute(
+        dialect_insert(RelayLineChannel)
+        .values(channel_id=settings.channel_id)
+        .on_conflict_do_nothing(index_elements=["channel_id"])
+    )
+    taken = db.session.execute(
+        update(RelayLineChannel)
+        .where(
+            RelayLineChannel.channel_id == settings.channel_id,
+            or_(
+                RelayLineChannel.issuing_until.is_(None),
+                RelayLineChannel.issuing_until < wall,
+            ),
+        )
+        .values(issuing_until=wall + timedelta(seconds=lease), issuing_by=holder)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = taken.rowcount == 1
+    db.session.commit()
+    return claimed
+
+
+def _release_issue_lease(settings: ChannelSettings, holder: str) -> None:
+    db.session.rollback()  # whatever a failed issue left half done
+    db.session.execute(
+        update(RelayLineChannel)
+        .where(
+            RelayLineChannel.channel_id == settings.channel_id,
+            RelayLineChannel.issuing_by == holder,
+        )
+        .values(issuing_until=None, issuing_by=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def _wait_for_other_issuer(settings: ChannelSettings) -> None:
+    """Another process holds the lease: give it a moment (the tests replace this)."""
+    time.sleep(ISSUE_WAIT_STEP)
 
 
 def verify_token(settings: ChannelSettings, token: str) -> int:

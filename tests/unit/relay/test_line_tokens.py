@@ -4,21 +4,22 @@ the channel configuration's checks (against the fake Messaging API)."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import timedelta
 
 import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from notify_site import create_app
 from notify_site.config import ConfigError
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.relay.line import channel
-from notify_site.relay.models import RelayLineToken
-from tests.conftest import make_test_config
+from notify_site.relay.models import RelayLineChannel, RelayLineToken
+from tests.conftest import init_database, make_test_config
 from tests.factories import PASSWORD, create_user
 from tests.fakes.line_api import CHANNEL_ID, channel_config, serve_fake
 
@@ -222,3 +223,77 @@ def test_a_token_under_a_key_that_left_the_ring_is_replaced(app, fake_line):
         assert second != first
         assert db.session.get(RelayLineToken, row.id).revoked_at is not None
     assert len(fake_line.state.issued) == 2
+
+
+def test_two_processes_finding_the_token_due_issue_one_and_share_it(
+    app_config, fake_line, monkeypatch
+):
+    """Two app instances on one database (threads standing for processes) need a token at
+    once. The first to take the lease calls LINE, which is held until the second has found
+    the lease taken and is waiting; then both get the one token, and nothing is revoked."""
+    apps = [create_app(app_config), create_app(app_config)]
+    init_database(apps[0])
+    waiting = threading.Event()
+    released = threading.Event()
+    fake_line.state.hold("/oauth2/v2.1/token", released)
+    real_wait = channel._wait_for_other_issuer
+
+    def wait(settings):
+        waiting.set()
+        released.set()  # the second process is waiting: let LINE answer the first
+        real_wait(settings)
+
+    monkeypatch.setattr(channel, "_wait_for_other_issuer", wait)
+    tokens: dict[int, str] = {}
+    errors: list[BaseException] = []
+
+    def need_a_token(index: int) -> None:
+        try:
+            with apps[index].app_context():
+                tokens[index] = channel.access_token()
+                db.session.remove()
+        except BaseException as error:  # noqa: BLE001 - reported by the test below
+            errors.append(error)
+
+    threads = [threading.Thread(target=need_a_token, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert waiting.is_set(), "the second process never found the lease taken"
+    assert len(fake_line.state.calls_to("/oauth2/v2.1/token")) == 1
+    assert tokens[0] == tokens[1] == fake_line.state.issued[0]
+    assert fake_line.state.calls_to("/oauth2/v2.1/revoke") == []
+    with apps[1].app_context():
+        assert db.session.scalar(select(func.count()).select_from(RelayLineToken)) == 1
+        lease = db.session.get(RelayLineChannel, CHANNEL_ID)
+        assert (lease.issuing_until, lease.issuing_by) == (None, None)  # released
+        db.engine.dispose()
+    with apps[0].app_context():
+        db.engine.dispose()
+
+
+def test_a_lease_left_by_a_dead_process_expires_and_is_taken_over(app, fake_line):
+    with app.app_context():
+        db.session.add(
+            RelayLineChannel(
+                channel_id=CHANNEL_ID,
+                issuing_until=utcnow() - timedelta(seconds=1),
+                issuing_by="dead-process",
+            )
+        )
+        db.session.commit()
+        token = channel.access_token()
+        assert token == fake_line.state.issued[0]
+        lease = db.session.get(RelayLineChannel, CHANNEL_ID)
+        assert lease.issuing_by is None
+
+
+def test_a_failed_issue_releases_the_lease(app, fake_line):
+    fake_line.state.fail_next("/oauth2/v2.1/token", 500)
+    with app.app_context():
+        with pytest.raises(channel.ChannelError):
+            channel.access_token()
+        assert db.session.get(RelayLineChannel, CHANNEL_ID).issuing_until is None
+        assert channel.access_token() == fake_line.state.issued[0]
