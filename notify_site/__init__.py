@@ -57,6 +57,7 @@ def register_extensions(app: Flask) -> None:
     notify.init_oauth(app)
     security.init_app(app)
     i18n.init_app(app, babel)
+    __import__("notify_site.stored_text", fromlist=["init_app"]).init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -239,6 +239,31 @@ JS_STRINGS: dict[str, Any] = {
     ),
 }
 
+# The admin page's column names, which its script writes as the cells' data-label (shown on
+# narrow screens); keyed by the English name the script uses.
+JS_STRINGS.update(
+    {
+        "Attempts": _l("Attempts"),
+        "Calls left": _l("Calls left"),
+        "Chat": _l("Chat"),
+        "Created": _l("Created"),
+        "Failed": _l("Failed"),
+        "Images left": _l("Images left"),
+        "Key": _l("Key"),
+        "Label": _l("Label"),
+        "Last checked": _l("Last checked"),
+        "Last error": _l("Last error"),
+        "Last used": _l("Last used"),
+        "Message": _l("Message"),
+        "Name": _l("Name"),
+        "Owner": _l("Owner"),
+        "Problem": _l("Problem"),
+        "Resets": _l("Resets"),
+        "Sent": _l("Sent"),
+        "Status": _l("Status"),
+    }
+)
+
 # Status words the pages show in pills; the stored values stay English identifiers.
 STATUS_WORDS: dict[str, Any] = {
     "active": _l("active"),

@@ -29,6 +29,8 @@ import math
 import time
 
 from flask import Blueprint, Flask, Response, current_app, json, render_template, request
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 from flask_limiter import Limiter, RateLimitExceeded
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
@@ -197,10 +199,7 @@ def rate_limited(error: RateLimitExceeded):
         except limiter().storage.base_exceptions:
             retry_after = error.limit.limit.get_expiry()
     limit = error.limit.limit
-    message = (
-        f"Too many requests: the limit is {limit.amount} per {_window_text(limit)}. "
-        f"Retry after {retry_after} seconds."
-    )
+    message = _limit_message(limit, retry_after)
     if _in_limited_blueprint():
         body = {"error": {"code": "rate_limited", "message": message, "fields": {}}}
         response = current_app.response_class(
@@ -214,10 +213,37 @@ def rate_limited(error: RateLimitExceeded):
     return response
 
 
-def _window_text(item: RateLimitItem) -> str:
-    multiples = item.multiples
+# A window's unit, alone ("per minute") and counted ("per 10 minutes"), in the page's language
+# (on the API: the Accept-Language's). The JSON ``code`` stays ``rate_limited``.
+_UNITS = {
+    "second": (_l("second"), _l("seconds")),
+    "minute": (_l("minute"), _l("minutes")),
+    "hour": (_l("hour"), _l("hours")),
+    "day": (_l("day"), _l("days")),
+    "month": (_l("month"), _l("months")),
+    "year": (_l("year"), _l("years")),
+}
+
+
+def _limit_message(item: RateLimitItem, retry_after: int) -> str:
     granularity = item.GRANULARITY.name
-    return granularity if multiples == 1 else f"{multiples} {granularity}s"
+    one, many = _UNITS.get(granularity, (granularity, f"{granularity}s"))
+    if item.multiples == 1:
+        return gettext(
+            "Too many requests: the limit is %(amount)s per %(unit)s. "
+            "Retry after %(seconds)s seconds.",
+            amount=item.amount,
+            unit=str(one),
+            seconds=retry_after,
+        )
+    return gettext(
+        "Too many requests: the limit is %(amount)s per %(count)s %(units)s. "
+        "Retry after %(seconds)s seconds.",
+        amount=item.amount,
+        count=item.multiples,
+        units=str(many),
+        seconds=retry_after,
+    )
 
 
 # ---------------------------------------------------------------------------- sign-in

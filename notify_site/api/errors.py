@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,8 +71,83 @@ def error_response(
     return response
 
 
+def N_(text: str) -> str:  # noqa: N802 - the conventional name of gettext's no-op marker
+    """Mark a message for extraction; :func:`field_message` translates it when it is sent."""
+    return text
+
+
+# What marshmallow (and our own fields) say about a field, by its English text: the template
+# marshmallow formats (``{max}``) and the catalogue's msgid (``%(max)s``). The ``fields`` keys
+# and the error ``code`` stay as they are; only the reasons follow Accept-Language.
+_FIELD_MESSAGES: list[tuple[str, str]] = [
+    ("Missing data for required field.", N_("Missing data for required field.")),
+    ("Field may not be null.", N_("Field may not be null.")),
+    ("Invalid value.", N_("Invalid value.")),
+    ("Not a valid string.", N_("Not a valid string.")),
+    ("Not a valid utf-8 string.", N_("Not a valid utf-8 string.")),
+    ("Not a valid integer.", N_("Not a valid integer.")),
+    ("Not a valid number.", N_("Not a valid number.")),
+    ("Number too large.", N_("Number too large.")),
+    ("Not a valid boolean.", N_("Not a valid boolean.")),
+    ("Not a valid list.", N_("Not a valid list.")),
+    ("Not a valid mapping type.", N_("Not a valid mapping type.")),
+    ("Not a valid datetime.", N_("Not a valid datetime.")),
+    ("Invalid type.", N_("Invalid type.")),
+    ("Invalid input type.", N_("Invalid input type.")),
+    ("Unknown field.", N_("Unknown field.")),
+    ("Length must be between {min} and {max}.", N_("Length must be between %(min)s and %(max)s.")),
+    ("Length must be {equal}.", N_("Length must be %(equal)s.")),
+    ("Longer than maximum length {max}.", N_("Longer than maximum length %(max)s.")),
+    ("Shorter than minimum length {min}.", N_("Shorter than minimum length %(min)s.")),
+    (
+        "Must be greater than or equal to {min} and less than or equal to {max}.",
+        N_("Must be greater than or equal to %(min)s and less than or equal to %(max)s."),
+    ),
+    ("Must be greater than or equal to {min}.", N_("Must be greater than or equal to %(min)s.")),
+    ("Must be less than or equal to {max}.", N_("Must be less than or equal to %(max)s.")),
+    # notify_site.api.schemas' own fields.
+    ("must not contain NUL characters", N_("must not contain NUL characters")),
+    (
+        "must be valid Unicode (no lone surrogates)",
+        N_("must be valid Unicode (no lone surrogates)"),
+    ),
+    ("give this field once", N_("give this field once")),
+    (
+        "a connection id (a positive integer) or label (a non-empty string)",
+        N_("a connection id (a positive integer) or label (a non-empty string)"),
+    ),
+    ("a label has at most {max} characters", N_("a label has at most %(max)s characters")),
+    (
+        "must be a file part of a multipart/form-data body",
+        N_("must be a file part of a multipart/form-data body"),
+    ),
+]
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", template)
+    pattern = "".join(
+        re.escape(part) if index % 2 == 0 else rf"(?P<{part}>-?[\w.:+-]+)"
+        for index, part in enumerate(parts)
+    )
+    return re.compile(pattern)
+
+
+_FIELD_PATTERNS = [(_template_pattern(english), msgid) for english, msgid in _FIELD_MESSAGES]
+
+
+def field_message(text: str) -> str:
+    """One reason about a field in the request's language, when it is one the API knows."""
+    for pattern, msgid in _FIELD_PATTERNS:
+        match = pattern.fullmatch(text)
+        if match:
+            return gettext(msgid, **match.groupdict())
+    return text
+
+
 def flatten_messages(messages: Any, prefix: str = "") -> dict[str, str]:
-    """marshmallow's nested error messages as ``{"sticker.package_id": "reason"}``."""
+    """marshmallow's nested error messages as ``{"sticker.package_id": "reason"}``, each
+    reason in the request's language (see :func:`field_message`)."""
     if isinstance(messages, Mapping):
         flat: dict[str, str] = {}
         for name, value in messages.items():
@@ -83,12 +159,12 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, str]:
         return flat
     if isinstance(messages, list | tuple):
         if all(isinstance(item, str) for item in messages):
-            return {prefix or "body": " ".join(messages)}
+            return {prefix or "body": " ".join(field_message(item) for item in messages)}
         flat = {}
         for item in messages:
             flat.update(flatten_messages(item, prefix))
         return flat
-    return {prefix or "body": str(messages)}
+    return {prefix or "body": field_message(str(messages))}
 
 
 def validation_error(field_errors: Mapping[str, str]) -> ApiError:

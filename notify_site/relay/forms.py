@@ -1,9 +1,16 @@
-"""The relay's forms (Flask-WTF: each carries a CSRF token)."""
+"""The relay's forms (Flask-WTF: each carries a CSRF token).
+
+Like the site's forms they are :class:`~notify_site.forms.SiteForm` forms: labels are lazy strings
+and WTForms' built-in messages (an expired CSRF token, a choice that is not a number) come
+from the site's catalogue, in the page's language.
+"""
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
+from flask_babel import lazy_gettext as _l
 from wtforms import HiddenField, RadioField, SubmitField
+
+from notify_site.forms import SiteForm
 
 
 def _optional_int(value: object) -> int | None:
@@ -12,7 +19,7 @@ def _optional_int(value: object) -> int | None:
     return int(value)  # type: ignore[arg-type]  # WTForms turns ValueError into a field error
 
 
-class AuthorizeForm(FlaskForm):
+class AuthorizeForm(SiteForm):
     """The consent form: the OAuth parameters ride along hidden and are checked again on POST."""
 
     response_type = HiddenField()
@@ -27,6 +34,6 @@ class AuthorizeForm(FlaskForm):
     pairing = HiddenField()
     pairing_code = HiddenField()
     # The choices are the chats on offer, set by the view; the service checks the choice.
-    chat = RadioField("Send notifications to", coerce=_optional_int, validate_choice=False)
-    agree = SubmitField("Agree and connect")
-    cancel = SubmitField("Cancel")
+    chat = RadioField(_l("Send notifications to"), coerce=_optional_int, validate_choice=False)
+    agree = SubmitField(_l("Agree and connect"))
+    cancel = SubmitField(_l("Cancel"))

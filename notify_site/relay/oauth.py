@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from flask_babel import gettext as _
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -97,7 +98,9 @@ class AuthorizeRequest:
 def _single(params: Mapping[str, str], name: str) -> str:
     getlist = getattr(params, "getlist", None)
     if getlist is not None and len(getlist(name)) > 1:
-        raise AuthorizeRequestError(f"The parameter {name} was given more than once.")
+        raise AuthorizeRequestError(
+            _("The parameter %(name)s was given more than once.", name=name)
+        )
     return params.get(name) or ""
 
 
@@ -109,35 +112,39 @@ def parse_authorize_request(params: Mapping[str, str]) -> AuthorizeRequest:
     """
     values = {name: _single(params, name) for name in AUTHORIZE_PARAMS}
     if not values["client_id"]:
-        raise AuthorizeRequestError("The request has no client_id.")
+        raise AuthorizeRequestError(_("The request has no client_id."))
     client = find_client(values["client_id"])
     if client is None:
-        raise AuthorizeRequestError("No service is registered under this client_id.")
+        raise AuthorizeRequestError(_("No service is registered under this client_id."))
     if not values["redirect_uri"]:
-        raise AuthorizeRequestError("The request has no redirect_uri.")
+        raise AuthorizeRequestError(_("The request has no redirect_uri."))
     if values["redirect_uri"] != client.redirect_uri:
-        raise AuthorizeRequestError("The redirect_uri is not the one registered for this service.")
+        raise AuthorizeRequestError(
+            _("The redirect_uri is not the one registered for this service.")
+        )
     if values["response_type"] != "code":
-        raise AuthorizeRequestError("response_type must be 'code'.")
+        raise AuthorizeRequestError(_("response_type must be 'code'."))
     if values["scope"] != "notify":
-        raise AuthorizeRequestError("scope must be 'notify'.")
+        raise AuthorizeRequestError(_("scope must be 'notify'."))
     if not values["state"]:
-        raise AuthorizeRequestError("The request has no state (it is required).")
+        raise AuthorizeRequestError(_("The request has no state (it is required)."))
     if len(values["state"]) > STATE_MAX_CHARS:
-        raise AuthorizeRequestError(f"state is longer than {STATE_MAX_CHARS} characters.")
+        raise AuthorizeRequestError(
+            _("state is longer than %(max)s characters.", max=STATE_MAX_CHARS)
+        )
     response_mode = values["response_mode"] or "query"
     if response_mode not in ("query", "form_post"):
-        raise AuthorizeRequestError("response_mode must be 'form_post' or left out.")
+        raise AuthorizeRequestError(_("response_mode must be 'form_post' or left out."))
     challenge = values["code_challenge"] or None
     method = values["code_challenge_method"] or None
     if challenge is None and method is not None:
-        raise AuthorizeRequestError("code_challenge_method was given without code_challenge.")
+        raise AuthorizeRequestError(_("code_challenge_method was given without code_challenge."))
     if challenge is not None:
         method = method or "plain"
         if method not in PKCE_METHODS:
-            raise AuthorizeRequestError("code_challenge_method must be 'S256' or 'plain'.")
+            raise AuthorizeRequestError(_("code_challenge_method must be 'S256' or 'plain'."))
         if not _PKCE_VALUE.fullmatch(challenge):
-            raise AuthorizeRequestError("code_challenge is not a valid PKCE challenge.")
+            raise AuthorizeRequestError(_("code_challenge is not a valid PKCE challenge."))
     return AuthorizeRequest(
         client_pk=client.id,
         client_id=client.client_id,
@@ -190,7 +197,7 @@ def ensure_sandbox_chats(user: str, groups: str | Iterable[str]) -> list[RelayCh
 def chat_label(chat: RelayChat) -> str:
     """How a chat is named on the consent page and in the inbox."""
     if chat.kind == ChatKind.USER:
-        return f"1-on-1 chat with {chat.name}"
+        return _("1-on-1 chat with %(name)s", name=chat.name)
     return chat.name
 
 
@@ -200,7 +207,7 @@ def issue_code(
     """Create a single-use authorization code for the chosen chat; returns it and commits."""
     chat = next((chat for chat in offered if chat.id == chat_id), None)
     if chat is None:
-        raise ChatNotAvailableError("Choose one of the chats listed.")
+        raise ChatNotAvailableError(_("Choose one of the chats listed."))
     now = utcnow()
     # Codes are useless once expired; those a day past expiry go, so the table stays small.
     db.session.execute(

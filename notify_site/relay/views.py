@@ -24,6 +24,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup
@@ -129,11 +130,13 @@ def authorize():
     except AuthorizeRequestError as error:
         return _error_page(
             400,
-            "This connection request cannot be used",
+            _("This connection request cannot be used"),
             error.message,
-            hint="The link that brought you here is incomplete or does not match the service's "
-            "registration, so the relay does not send you back to it. Start again from the "
-            "service you came from.",
+            hint=_(
+                "The link that brought you here is incomplete or does not match the service's "
+                "registration, so the relay does not send you back to it. Start again from the "
+                "service you came from."
+            ),
         )
 
     # Carry the request on exactly as it was understood, whatever the browser sent back.
@@ -168,7 +171,7 @@ def authorize():
             else:
                 return _oauth_answer(auth, {"code": code, "state": auth.state})
         else:
-            form.form_errors.append("Choose “Agree and connect” or “Cancel”.")
+            form.form_errors.append(_("Choose “Agree and connect” or “Cancel”."))
 
     status = 200 if request.method == "GET" else 400
     response = Response(
@@ -487,6 +490,22 @@ def _wants_json() -> bool:
     return request.endpoint in JSON_ENDPOINTS
 
 
+# The title of a relay error page (Werkzeug's names are English only).
+_ERROR_TITLES = {
+    400: _l("Bad request"),
+    403: _l("Not allowed"),
+    404: _l("Not found"),
+    405: _l("Method not allowed"),
+    413: _l("Too large"),
+    429: _l("Too many requests"),
+}
+
+
+def _error_title(status: int, name: str) -> str:
+    title = _ERROR_TITLES.get(status)
+    return str(title) if title is not None else name
+
+
 def _error_page(status: int, title: str, message: str, hint: str = "") -> tuple[str, int]:
     page = render_template(
         "relay/error.html", status=status, title=title, message=message, hint=hint
@@ -518,10 +537,12 @@ def http_error(error: HTTPException):
     if isinstance(error, CSRFError):
         return _error_page(
             400,
-            "The form expired",
-            "The form expired or was not sent from this page. Go back, reload it and try again.",
+            _("The form expired"),
+            _("The form expired or was not sent from this page. Go back, reload it and try again."),
         )
-    return _error_page(status, error.name, error.description or error.name)
+    from notify_site.views.errors import describe
+
+    return _error_page(status, _error_title(status, error.name), describe(error))
 
 
 @bp.errorhandler(Exception)
@@ -538,4 +559,4 @@ def unexpected_error(error: Exception):
     )
     if _wants_json():
         return _answer(500, "Internal server error")
-    return _error_page(500, "Something went wrong", "The relay could not answer; try again.")
+    return _error_page(500, _("Something went wrong"), _("The relay could not answer; try again."))

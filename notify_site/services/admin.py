@@ -49,6 +49,7 @@ from sqlalchemy import (
     update,
 )
 
+from notify_site import stored_text
 from notify_site.db_types import UTCDateTime, utcnow
 from notify_site.extensions import db
 from notify_site.i18n import status_word, time_text
@@ -61,6 +62,7 @@ from notify_site.models import (
     User,
 )
 from notify_site.services import ServiceError
+from notify_site.stored_text import N_
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,7 @@ CLOSED_HOUR_TTL = timedelta(minutes=5)
 # ... once the hour has been over this long (a worker's finish may still be committing).
 CLOSED_HOUR_MARGIN = timedelta(minutes=2)
 MESSAGE_EXCERPT_CHARS = 120
-CANCELLED_BY_ADMIN = "cancelled by an admin"
+CANCELLED_BY_ADMIN = N_("cancelled by an admin")
 CONNECTION_STATUSES = (
     ConnectionStatus.ACTIVE,
     ConnectionStatus.UNREACHABLE,
@@ -190,6 +192,7 @@ class AdminConnection:
             "target_type": self.target_type,
             "status": self.status,
             "status_detail": self.status_detail,
+            "status_detail_text": stored_text.translate(self.status_detail),
             "rate_limit": {
                 "limit": self.rate_limit,
                 "remaining": self.rate_remaining,
@@ -342,6 +345,7 @@ class AdminNotification:
             "since": _iso(self.since),
             "attempts": self.attempts,
             "last_error": self.last_error,
+            "last_error_text": stored_text.translate(self.last_error),
             "last_status_code": self.last_status_code,
             "message": self.message,
             "created_at": _iso(self.created_at),

@@ -42,8 +42,16 @@ from notify_site.services import ServiceError
 from notify_site.services.notifications import fail_pending_notifications
 from notify_site.services.notify import connection_context, keyring, notify_client, oauth_client
 from notify_site.services.retry import CHAT_UNREACHABLE, CONNECTION_REVOKED
+from notify_site.stored_text import N_
 
 log = logging.getLogger(__name__)
+
+# A connection's status_detail: stored in English (the API returns it), shown translated.
+DETAIL_TOKEN_REJECTED = N_("The Notify server rejected the new token.")
+DETAIL_NAME_NOT_READ = N_("Connected; the chat's name could not be read yet.")
+DETAIL_NO_NAME = N_("The chat's name is not available.")
+DETAIL_REVOKED_HERE = N_("Revoked on this site.")
+DETAIL_TOKEN_INVALID = N_("The Notify server says the token is no longer valid.")
 
 
 class StateError(ServiceError):
@@ -203,9 +211,9 @@ def complete_connect(
     elif isinstance(status_error, AuthError) and status_error.chat_unreachable:
         _mark_unreachable(connection)
     elif isinstance(status_error, AuthError):
-        _mark_revoked(connection, "The Notify server rejected the new token.")
+        _mark_revoked(connection, DETAIL_TOKEN_REJECTED)
     else:
-        connection.status_detail = "Connected; the chat's name could not be read yet."
+        connection.status_detail = DETAIL_NAME_NOT_READ
         if status_error is not None and status_error.rate_limit is not None:
             _apply_rate_limit(connection, status_error.rate_limit, "status")
     db.session.commit()
@@ -280,7 +288,7 @@ def _apply_status(connection: Connection, status: TargetStatus) -> None:
     connection.target_name = status.target
     connection.target_type = status.target_type
     connection.status = ConnectionStatus.ACTIVE
-    connection.status_detail = None if status.target else "The chat's name is not available."
+    connection.status_detail = None if status.target else DETAIL_NO_NAME
     _apply_rate_limit(connection, status.rate_limit, "status")
 
 
@@ -362,7 +370,7 @@ def revoke_connection(user: User, connection_id: int) -> Connection:
                 reason=error.message,
             )
         ) from None
-    _mark_revoked(connection, "Revoked on this site.")
+    _mark_revoked(connection, DETAIL_REVOKED_HERE)
     db.session.commit()
     return connection
 
@@ -393,7 +401,7 @@ def refresh_connection(user: User, connection_id: int) -> Connection:
                     label=connection.label,
                 )
             ) from None
-        _mark_revoked(connection, "The Notify server says the token is no longer valid.")
+        _mark_revoked(connection, DETAIL_TOKEN_INVALID)
         db.session.commit()
         raise ConnectionActionError(
             gettext(

@@ -24,6 +24,7 @@ from flask_babel import gettext
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import joinedload
 
+from notify_site import stored_text
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import Connection, Notification, NotificationStatus, User
@@ -204,6 +205,8 @@ def connection_json(connection: Connection) -> dict[str, Any]:
         "type": connection.target_type,
         "status": connection.status,
         "status_detail": connection.status_detail,
+        # The page shows this one: the stored English detail in the page's language.
+        "status_detail_text": stored_text.translate(connection.status_detail),
         "rate_limit": {
             "limit": connection.rate_limit,
             "remaining": connection.rate_remaining,
@@ -225,6 +228,7 @@ def notification_json(notification: Notification) -> dict[str, Any]:
         "status": notification.status,
         "attempts": notification.attempts,
         "last_error": notification.last_error,
+        "last_error_text": stored_text.translate(notification.last_error),
         "created_at": iso(notification.created_at),
         "finished_at": iso(notification.finished_at),
     }

@@ -57,8 +57,12 @@ from notify_site.services.retry import (
     RetryPolicy,
     classify,
 )
+from notify_site.stored_text import N_
 
 log = logging.getLogger(__name__)
+
+# A revoked connection's status_detail (stored in English, shown translated).
+TOKEN_REVOKED_DETAIL = N_("The Notify server answered 401: the token was revoked.")
 
 
 @dataclass(frozen=True)
@@ -406,7 +410,7 @@ def finish(
         db.session.execute(
             update(Connection)
             .where(Connection.id == claim.connection_id)
-            .values(**revocation_values("The Notify server answered 401: the token was revoked."))
+            .values(**revocation_values(TOKEN_REVOKED_DETAIL))
             .execution_options(synchronize_session=False)
         )
         fail_pending_notifications(claim.connection_id, CONNECTION_REVOKED)

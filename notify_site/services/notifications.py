@@ -20,6 +20,7 @@ from sqlalchemy import and_, bindparam, insert, or_, select, update
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
+from notify_site.i18n import status_word
 from notify_site.models import (
     ApiKey,
     Connection,
@@ -253,7 +254,7 @@ def find_connections(user: Sender, refs: list[int | str]) -> list[ResolvedConnec
         if connection is None and isinstance(ref, str):
             connection = by_label.get(ref)
         if connection is None:
-            raise UnknownConnectionError(f"no connection {ref!r}")
+            raise UnknownConnectionError(gettext("no connection %(ref)s", ref=repr(ref)))
         if connection.status == ConnectionStatus.UNREACHABLE:
             raise InactiveConnectionError(
                 gettext(
@@ -264,7 +265,11 @@ def find_connections(user: Sender, refs: list[int | str]) -> list[ResolvedConnec
             )
         if connection.status != ConnectionStatus.ACTIVE:
             raise InactiveConnectionError(
-                f"connection {connection.label!r} is {connection.status}; connect it again"
+                gettext(
+                    "connection %(label)s is %(status)s; connect it again",
+                    label=repr(connection.label),
+                    status=status_word(connection.status),
+                )
             )
         found.setdefault(connection.id, connection)
     return list(found.values())

@@ -26,6 +26,7 @@ from notify_site.notify_client import (
     RateLimit,
     RateLimitedError,
 )
+from notify_site.stored_text import N_
 
 
 class OutcomeKind:
@@ -37,8 +38,9 @@ class OutcomeKind:
     UNREACHABLE = "unreachable"  # the chat blocked the bot or removed it; the token is sound
 
 
-CONNECTION_REVOKED = "connection revoked"
-CHAT_UNREACHABLE = "chat unreachable (the bot was blocked or removed from the group)"
+# Stored in English as a notification's last_error; pages show them translated.
+CONNECTION_REVOKED = N_("connection revoked")
+CHAT_UNREACHABLE = N_("chat unreachable (the bot was blocked or removed from the group)")
 
 
 @dataclass(frozen=True)

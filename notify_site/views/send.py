@@ -10,7 +10,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required
+from sqlalchemy import func, select
 
+from notify_site import stored_text
+from notify_site.extensions import db
 from notify_site.forms_send import SendForm
 from notify_site.models import Connection, Notification, NotificationStatus
 from notify_site.services import notifications as service
@@ -27,7 +30,7 @@ MAX_STATUS_IDS = 100
 def index():
     connections = service.active_connections(current_user)
     if not connections:
-        return render_template("send/index.html", form=None), (
+        return render_template("send/index.html", form=None, inactive=_inactive_count()), (
             400 if request.method == "POST" else 200
         )
     form = SendForm()
@@ -55,6 +58,14 @@ def index():
             ids = ",".join(str(row.id) for row in rows)
             return redirect(url_for("send.status", ids=ids))
     return render_template("send/index.html", form=form, connections=connections), 400
+
+
+def _inactive_count() -> int:
+    """How many of the user's chats exist but cannot receive messages (revoked, unreachable,
+    in error): the send page then says so, rather than "connect a chat first"."""
+    return db.session.scalar(
+        select(func.count()).select_from(Connection).where(Connection.owner_id == current_user.id)
+    )
 
 
 def _preselected(connections: list[Connection]) -> list[int]:
@@ -131,6 +142,7 @@ def status_json():
                 "status": row.status,
                 "attempts": row.attempts,
                 "last_error": row.last_error,
+                "last_error_text": stored_text.translate(row.last_error),
                 "finished_at": row.finished_at.isoformat() if row.finished_at else None,
             }
             for row in rows

@@ -28,7 +28,7 @@
       if (name === "class") {
         node.className = value;
       } else if (name === "label") {
-        node.dataset.label = value;
+        node.dataset.label = i18n.t(value); // a column name, translated in i18n.py
       } else {
         node.setAttribute(name, String(value));
       }
@@ -123,7 +123,7 @@
     return el(
       "td",
       { label: "Last error", class: "last-error" },
-      n.last_error,
+      n.last_error_text || n.last_error,
       n.last_status_code ? space() : null,
       n.last_status_code ? el("span", { class: "badge" }, String(n.last_status_code)) : null,
     );
@@ -170,7 +170,7 @@
           "td",
           { label: "Status" },
           pill(c.status),
-          c.status_detail ? el("div", { class: "hint" }, c.status_detail) : null,
+          c.status_detail ? el("div", { class: "hint" }, c.status_detail_text || c.status_detail) : null,
           c.status === "unreachable" ? el("div", { class: "hint" }, i18n.t("unreachable_hint")) : null,
         ),
         el("td", { label: "Calls left", class: "remaining" }, quota(c.rate_limit.remaining, c.rate_limit.limit)),

@@ -96,7 +96,7 @@
       card.classList.toggle(`status-${status}`, status === c.status);
     }
     const detail = field(card, "status_detail");
-    detail.textContent = c.status_detail || "";
+    detail.textContent = c.status_detail_text || c.status_detail || "";
     detail.hidden = !c.status_detail;
     const unreachable = field(card, "unreachable_note");
     if (unreachable) {
@@ -152,7 +152,7 @@
     field(row, "attempts").textContent = String(n.attempts);
     const error = field(row, "last_error");
     if (n.last_error) {
-      error.textContent = n.last_error;
+      error.textContent = n.last_error_text || n.last_error;
     } else {
       error.replaceChildren(muted("—"));
     }

@@ -40,7 +40,7 @@
       pill.className = `pill pill-${n.status}`;
     }
     setText(row.querySelector("[data-field=attempts]"), n.attempts);
-    setText(row.querySelector("[data-field=last_error]"), n.last_error);
+    setText(row.querySelector("[data-field=last_error]"), n.last_error_text || n.last_error);
     setFinished(row.querySelector("[data-field=finished_at]"), n.finished_at);
   };
 

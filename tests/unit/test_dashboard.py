@@ -375,6 +375,7 @@ def test_json_has_the_same_numbers(app, signed_in, alice):
         "type": "USER",
         "status": "active",
         "status_detail": None,
+        "status_detail_text": None,
         "rate_limit": {
             "limit": 1000,
             "remaining": 742,

@@ -158,20 +158,39 @@ def test_the_only_chat_is_preselected(client, ids):
     assert checkboxes(html) == {ids["bob"]: True}
 
 
-def test_no_active_connections_shows_a_link_to_connect_one(app, client):
+def test_no_connections_shows_a_link_to_connect_one(app, client):
     with app.app_context():
-        carol = create_user("carol")
-        create_connection(carol, label="Old", status=ConnectionStatus.REVOKED)
+        create_user("carol")
     login(client, "carol")
     response = client.get("/send")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
+    assert "No chats to send to yet" in html
     assert re.search(r'<a [^>]*href="/connections"[^>]*>Connect a chat first</a>', html)
+    assert "<textarea" not in html
+
+
+def test_only_inactive_connections_says_none_can_receive(app, client):
+    with app.app_context():
+        carol = create_user("carol")
+        create_connection(carol, label="Old", status=ConnectionStatus.REVOKED)
+        create_connection(carol, label="Gone", status=ConnectionStatus.UNREACHABLE)
+    login(client, "carol")
+    response = client.get("/send")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "None of your chats can receive messages now" in html
+    assert "You have 2 connected chats, but each is revoked or cannot be reached." in html
+    assert "No chats to send to yet" not in html
+    assert re.search(r'<a [^>]*href="/connections"[^>]*>See your connections</a>', html)
     assert "<textarea" not in html
     response = client.post("/send", data={"message": "hello"})
     assert response.status_code == 400
-    assert "Connect a chat first" in response.get_data(as_text=True)
+    assert "None of your chats can receive messages now" in response.get_data(as_text=True)
     assert count_rows(client.application) == 0
+    html = client.get("/send", headers={"Accept-Language": "ja"}).get_data(as_text=True)
+    assert "いまメッセージを受け取れるトークがありません" in html
+    assert "接続済みのトークが 2 件ありますが" in html
 
 
 # -- queueing ---------------------------------------------------------------------------------
@@ -471,6 +490,7 @@ def test_status_json_returns_only_the_users_own_rows_and_says_when_all_are_done(
                 "status": "queued",
                 "attempts": 0,
                 "last_error": None,
+                "last_error_text": None,
                 "finished_at": None,
             },
             {
@@ -478,6 +498,7 @@ def test_status_json_returns_only_the_users_own_rows_and_says_when_all_are_done(
                 "status": "queued",
                 "attempts": 0,
                 "last_error": None,
+                "last_error_text": None,
                 "finished_at": None,
             },
         ],
@@ -509,6 +530,7 @@ def test_status_json_returns_only_the_users_own_rows_and_says_when_all_are_done(
         "status": "failed",
         "attempts": 3,
         "last_error": "400: Invalid sticker",
+        "last_error_text": "400: Invalid sticker",
         "finished_at": finished.isoformat(),
     }
 
