@@ -380,7 +380,7 @@ def queue_notifications(
 def get_notification(user: User, notification_id: int) -> Notification:
     notification = db.session.get(Notification, notification_id)
     if notification is None or (notification.owner_id != user.id and not user.is_admin):
-        raise NotificationNotFoundError(f"no notification {notification_id}")
+        raise NotificationNotFoundError(gettext("no notification %(id)s", id=notification_id))
     return notification
 
 
