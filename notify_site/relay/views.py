@@ -155,14 +155,7 @@ def authorize():
         form.chat.data = chats[0].id
     elif form.validate():
         if form.cancel.data:
-            return _oauth_answer(
-                auth,
-                {
-                    "error": "access_denied",
-                    "error_description": "The user declined to connect a chat.",
-                    "state": auth.state,
-                },
-            )
+            return _declined(auth)
         if form.agree.data:
             try:
                 code = oauth.issue_code(auth, form.chat.data, chats, ttl=config["RELAY_CODE_TTL"])
@@ -192,14 +185,7 @@ def _authorize_channel(auth: oauth.AuthorizeRequest, form: AuthorizeForm, settin
     notice = None
     if request.method == "POST" and form.validate():
         if form.cancel.data:
-            return _oauth_answer(
-                auth,
-                {
-                    "error": "access_denied",
-                    "error_description": "The user declined to connect a chat.",
-                    "state": auth.state,
-                },
-            )
+            return _declined(auth)
         if form.agree.data:
             chat = pairing.take_pairing(form.pairing.data or "", client_pk=auth.client_pk, now=now)
             if chat is not None:
@@ -248,6 +234,18 @@ def _authorize_channel(auth: oauth.AuthorizeRequest, form: AuthorizeForm, settin
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _declined(auth: oauth.AuthorizeRequest) -> Response:
+    """The answer to **Cancel**: ``access_denied``, as RFC 6749 4.1.2.1 names it."""
+    return _oauth_answer(
+        auth,
+        {
+            "error": "access_denied",
+            "error_description": "The user declined to connect a chat.",
+            "state": auth.state,
+        },
+    )
 
 
 def _oauth_answer(auth: oauth.AuthorizeRequest, params: dict[str, str]) -> Response:

@@ -583,6 +583,23 @@ def _refusal(notification_id: int, action: str) -> ServiceError:
     )
 
 
+def _transition(notification_id: int, action: str, condition, **values) -> None:
+    """Move one notification on, if ``condition`` still holds, and commit; else refuse.
+
+    One conditional UPDATE decides (a worker or another admin may act at the same moment); any
+    lease is dropped with it. When nothing changed, :func:`_refusal` reads back why.
+    """
+    changed = db.session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, condition)
+        .values(lease_token=None, lease_expires_at=None, **values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if changed != 1:
+        raise _refusal(notification_id, action)
+    db.session.commit()
+
+
 def retry_notification(admin: User, notification_id: int) -> None:
     """Put a failed notification back in the queue, due now.
 
@@ -595,26 +612,15 @@ def retry_notification(admin: User, notification_id: int) -> None:
         Connection.id == Notification.connection_id,
         Connection.status == ConnectionStatus.ACTIVE,
     )
-    changed = db.session.execute(
-        update(Notification)
-        .where(
-            Notification.id == notification_id,
-            Notification.status == NotificationStatus.FAILED,
-            connection_active,
-        )
-        .values(
-            status=NotificationStatus.QUEUED,
-            next_attempt_at=now,
-            finished_at=None,
-            lease_token=None,
-            lease_expires_at=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if changed != 1:
-        raise _refusal(notification_id, "retry")
-    db.session.commit()
+    _transition(
+        notification_id,
+        "retry",
+        and_(Notification.status == NotificationStatus.FAILED, connection_active),
+        status=NotificationStatus.QUEUED,
+        next_attempt_at=now,
+        finished_at=None,
+        updated_at=now,
+    )
     forget_closed_hours()  # the row left its past hour of the chart
     log.info("admin %s retried notification %s", admin.username, notification_id)
 
@@ -627,34 +633,22 @@ def cancel_notification(admin: User, notification_id: int) -> None:
     be discarded even though the message went out.
     """
     now = utcnow()
-    changed = db.session.execute(
-        update(Notification)
-        .where(
-            Notification.id == notification_id,
-            or_(
-                Notification.status == NotificationStatus.QUEUED,
-                and_(
-                    Notification.status == NotificationStatus.SENDING,
-                    or_(
-                        Notification.lease_expires_at.is_(None),
-                        Notification.lease_expires_at < now,
-                    ),
-                ),
-            ),
-        )
-        .values(
-            status=NotificationStatus.FAILED,
-            last_error=CANCELLED_BY_ADMIN,
-            finished_at=now,
-            lease_token=None,
-            lease_expires_at=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if changed != 1:
-        raise _refusal(notification_id, "cancel")
-    db.session.commit()
+    pending = or_(
+        Notification.status == NotificationStatus.QUEUED,
+        and_(
+            Notification.status == NotificationStatus.SENDING,
+            or_(Notification.lease_expires_at.is_(None), Notification.lease_expires_at < now),
+        ),
+    )
+    _transition(
+        notification_id,
+        "cancel",
+        pending,
+        status=NotificationStatus.FAILED,
+        last_error=CANCELLED_BY_ADMIN,
+        finished_at=now,
+        updated_at=now,
+    )
     log.info("admin %s cancelled notification %s", admin.username, notification_id)
 
 
