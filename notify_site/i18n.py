@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from babel import Locale
 from babel.dates import format_skeleton, get_timezone_name
 from flask import Flask, request
 from flask_babel import (
@@ -140,6 +141,27 @@ def _locale_code() -> str:
     return str(locale) if locale else "en"
 
 
+# "brief" (dense tables) is month, day and 24-hour time. CLDR has no combined skeleton for
+# that and Babel does not join a date skeleton to a time one (format_skeleton("MMdHm") raises
+# KeyError in every locale), so the two halves are formatted apart and joined by the locale's
+# own date-time pattern: ja 5/6 16:08, zh_Hant_TW 05/06 15:08.
+_BRIEF_SKELETONS = ("MMdd", "Hm")
+
+
+def _brief_text(value: datetime) -> str:
+    locale = get_locale() or Locale.parse("en")
+    local = to_user_timezone(value)
+    try:
+        day, clock = (
+            format_skeleton(skeleton, local, locale=locale) for skeleton in _BRIEF_SKELETONS
+        )
+        pattern = str(locale.datetime_formats.get("short") or "{1} {0}")
+    except (KeyError, ValueError):
+        # A locale whose CLDR data lacks either skeleton: its short date and time, never a 500.
+        return format_datetime(value, "short")
+    return pattern.replace("{1}", day).replace("{0}", clock)
+
+
 def time_text(value: datetime, style: str = "minute") -> str:
     """``value`` (an aware UTC time) in the user's zone and locale; `` UTC`` added when the
     zone is UTC (other zones are named once, by :func:`zone_name`, at the top of a page)."""
@@ -149,7 +171,7 @@ def time_text(value: datetime, style: str = "minute") -> str:
     elif style == "time":
         text = format_time(value, "medium")
     elif style == "brief":
-        text = format_skeleton("MMdHm", to_user_timezone(value), locale=get_locale())
+        text = _brief_text(value)
     else:
         text = format_datetime(value, "short" if style == "minute" else "medium")
     return f"{text} UTC" if _is_utc() else text

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from notify_site.extensions import db
+from notify_site.i18n import time_text
 from notify_site.models import User
 from notify_site.services import api_keys
 from tests.factories import create_connection, create_user, login
@@ -210,3 +211,25 @@ def test_users_are_stored_without_a_choice_until_they_make_one(app, alice):
     with app.app_context():
         user = db.session.scalar(select(User).where(User.id == alice))
         assert (user.locale, user.timezone) == (None, None)
+
+
+BRIEF_MOMENT = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [("en", "05-06 07:08 UTC"), ("ja", "5/6 16:08"), ("zh_Hant_TW", "05/06 15:08")],
+)
+def test_brief_times_render_in_every_language(app, locale, expected):
+    # The admin page's tables use the brief style; it raised KeyError in ja and zh_Hant_TW.
+    with app.test_request_context(headers={"Cookie": f"lang={locale}"}):
+        assert time_text(BRIEF_MOMENT, "brief") == expected
+
+
+def test_a_locale_without_the_brief_skeletons_falls_back_to_its_short_form(app, monkeypatch):
+    def missing(*args, **kwargs):
+        raise KeyError(None)
+
+    monkeypatch.setattr("notify_site.i18n.format_skeleton", missing)
+    with app.test_request_context(headers={"Cookie": "lang=ja"}):
+        assert time_text(BRIEF_MOMENT, "brief") == "2031/05/06 16:08"
