@@ -1,10 +1,24 @@
-"""Plain factory functions for test data. Call them inside an app context."""
+"""Plain factory functions for test data. Call them inside an app context.
+
+:func:`seed_every_page` puts data on every page of the site and the relay at once (for the
+all-pages smoke test, tests/unit/test_smoke_pages.py, and the page list in tests/pages.py).
+"""
 
 from __future__ import annotations
 
+import io
+import struct
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from notify_site.db_types import utcnow
 from notify_site.extensions import db
-from notify_site.models import Connection, ConnectionStatus, User
-from notify_site.services import accounts
+from notify_site.models import Connection, ConnectionStatus, Notification, User
+from notify_site.services import accounts, api_keys
 from notify_site.services.notify import connection_context, keyring
 
 PASSWORD = "correct horse battery"
@@ -44,3 +58,237 @@ def login(client, username: str = "alice", password: str = PASSWORD):
     response = client.post("/login", data={"username": username, "password": password})
     assert response.status_code == 302, response.get_data(as_text=True)
     return response
+
+
+def add_connection(
+    owner: User,
+    label: str,
+    *,
+    remaining: int | None,
+    limit: int = 1000,
+    status: str = ConnectionStatus.ACTIVE,
+    target_name: str | None = "Sandbox user",
+    target_type: str | None = "USER",
+) -> int:
+    """A connection with a rate-limit snapshot (``remaining`` of ``limit``; None: never read)."""
+    connection = create_connection(
+        owner, label=label, status=status, target_name=target_name, target_type=target_type
+    )
+    if remaining is not None:
+        connection.rate_limit = limit
+        connection.rate_remaining = remaining
+        connection.rate_image_limit = 50
+        connection.rate_image_remaining = 49
+        connection.rate_reset_at = utcnow() + timedelta(minutes=30)
+        connection.rate_checked_at = utcnow()
+        connection.rate_checked_by = "notify"
+    db.session.commit()
+    return connection.id
+
+
+def add_notification(
+    connection_id: int,
+    *,
+    status: str = "delivered",
+    created: datetime | None = None,
+    finished: datetime | None = None,
+    next_attempt: datetime | None = None,
+    lease_expires: datetime | None = None,
+    attempts: int = 1,
+    last_error: str | None = None,
+    api_key_id: int | None = None,
+    message: str = "Disk 91% full",
+    **fields,
+) -> int:
+    """A notification row in any state (``fields``: stickers, image URLs...)."""
+    connection = db.session.get(Connection, connection_id)
+    created = created or utcnow()
+    row = Notification(
+        owner_id=connection.owner_id,
+        connection_id=connection_id,
+        api_key_id=api_key_id,
+        message=message,
+        status=status,
+        attempts=attempts,
+        last_error=last_error,
+        created_at=created,
+        updated_at=created,
+        next_attempt_at=next_attempt or created,
+        lease_token=str(uuid.uuid4()) if lease_expires else None,
+        lease_expires_at=lease_expires,
+        finished_at=finished,
+        **fields,
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row.id
+
+
+def tiny_png() -> bytes:
+    """A valid 1×1 PNG (one green pixel), built here so no test needs a file."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)  # 1×1, 8-bit RGB
+    pixels = zlib.compress(b"\x00\x06\xc7\x55")  # filter byte + one green pixel
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+# ---------------------------------------------------------------- data on every page
+
+
+@dataclass
+class PageData:
+    """What :func:`seed_every_page` made: the ids and secrets the page list needs."""
+
+    admin: str
+    user: str
+    connections: dict[str, int] = field(default_factory=dict)
+    notifications: dict[str, int] = field(default_factory=dict)
+    api_key: str = ""
+    relay_client_id: str = ""
+    relay_redirect_uri: str = ""
+    relay_token: str = ""
+    relay_image_id: int = 0
+
+
+def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
+    """An admin and a second user, with something in every list of every page.
+
+    * connections of both target types (USER, GROUP) and every status, with and without
+      rate-limit snapshots, some the second user's;
+    * notifications queued, sending (live lease), delivered, failed (with a stored error the
+      pages translate) and stuck (queued overdue, lease run out), one with a sticker and one
+      with image URLs;
+    * API keys: the admin's (returned in plain text, used), a revoked one, the user's;
+    * the relay: a registered client, an access token, and inbox messages with text only, a
+      sticker, image URLs and an uploaded image (sent through the relay's own API).
+
+    Texts are chosen not to look like any of the site's own English strings, so a test can
+    tell English that leaked into a translated page from the seeded data.
+    """
+    now = utcnow()
+    minutes = lambda n: timedelta(minutes=n)  # noqa: E731
+    data = PageData(admin=admin, user=user)
+    with app.app_context():
+        root = create_user(admin, admin=True)
+        bob = create_user(user)
+        key_row, data.api_key = api_keys.create_api_key(root, "CI alerts")
+        revoked_key, _ = api_keys.create_api_key(root, "Old runner")
+        api_keys.revoke_api_key(root, revoked_key.id)
+        api_keys.create_api_key(bob, "Bob's cron")
+        api_keys.touch(api_keys.authenticate(data.api_key))
+
+        c = data.connections
+        c["ops"] = add_connection(root, "Ops", remaining=12)
+        c["family"] = add_connection(
+            root, "Kin", remaining=990, target_name="Family", target_type="GROUP"
+        )
+        c["unknown"] = add_connection(root, "Fresh", remaining=None)
+        c["revoked"] = add_connection(root, "Gone", remaining=0, status=ConnectionStatus.REVOKED)
+        c["unreachable"] = add_connection(
+            root, "Blocked", remaining=500, status=ConnectionStatus.UNREACHABLE
+        )
+        c["error"] = add_connection(bob, "Bobs box", remaining=3, status=ConnectionStatus.ERROR)
+        c["bob_group"] = add_connection(
+            bob, "Bobs team", remaining=700, target_name="Team alerts", target_type="GROUP"
+        )
+
+        n = data.notifications
+        n["delivered"] = add_notification(
+            c["ops"], created=now - minutes(90), finished=now - minutes(89), api_key_id=key_row.id
+        )
+        n["queued"] = add_notification(c["ops"], status="queued", message="Backup ran")
+        n["sending"] = add_notification(
+            c["family"], status="sending", created=now - minutes(1), lease_expires=now + minutes(1)
+        )
+        n["failed"] = add_notification(
+            c["revoked"],
+            status="failed",
+            created=now - minutes(3),
+            finished=now - minutes(2),
+            last_error="connection revoked",
+        )
+        n["failed_server"] = add_notification(
+            c["ops"],
+            status="failed",
+            created=now - minutes(70),
+            finished=now - minutes(60),
+            attempts=8,
+            last_error="gave up after 8 attempts: Notify server answered 500: boom",
+        )
+        n["stuck_queued"] = add_notification(
+            c["ops"], status="queued", created=now - minutes(120), next_attempt=now - minutes(90)
+        )
+        n["stuck_sending"] = add_notification(
+            c["family"], status="sending", created=now - minutes(20), lease_expires=now - minutes(5)
+        )
+        n["sticker"] = add_notification(
+            c["family"], message="Deploy ok", sticker_package_id=446, sticker_id=1988
+        )
+        n["image"] = add_notification(
+            c["ops"],
+            message="Graph",
+            image_thumbnail_url="https://img.example/t.jpg",
+            image_fullsize_url="https://img.example/f.jpg",
+        )
+        n["bob_delivered"] = add_notification(
+            c["bob_group"], created=now - minutes(30), finished=now - minutes(29)
+        )
+        _seed_relay(app, data)
+    _fill_relay_inbox(app, data)
+    return data
+
+
+def _seed_relay(app, data: PageData) -> None:
+    from notify_site.relay import oauth
+    from notify_site.relay.clients import find_client, register_client
+    from notify_site.relay.models import RelayAccessToken
+    from notify_site.relay.secrets_util import hash_secret, new_secret
+
+    data.relay_redirect_uri = "https://client.example/callback"
+    data.relay_client_id, _ = register_client("Example service", data.relay_redirect_uri)
+    chats = oauth.ensure_sandbox_chats(
+        app.config["RELAY_SANDBOX_USER"], app.config["RELAY_SANDBOX_GROUPS"]
+    )
+    client = find_client(data.relay_client_id)
+    data.relay_token = new_secret()
+    db.session.add(
+        RelayAccessToken(
+            token_hash=hash_secret(data.relay_token), client_pk=client.id, chat_id=chats[0].id
+        )
+    )
+    db.session.commit()
+
+
+def _fill_relay_inbox(app, data: PageData) -> None:
+    """Messages into the relay's inbox through its Notify API, as any client sends them."""
+    from notify_site.relay.models import RelayMessage
+
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {data.relay_token}"}
+    messages = [
+        {"message": "Plain words"},
+        {"message": "Sticker", "stickerPackageId": "446", "stickerId": "1988"},
+        {
+            "message": "Linked picture",
+            "imageThumbnail": "https://img.example/thumb.jpg",
+            "imageFullsize": "https://img.example/full.jpg",
+        },
+        {"message": "Uploaded picture", "imageFile": (io.BytesIO(tiny_png()), "p.png")},
+    ]
+    for fields in messages:
+        answer = client.post("/relay/api/notify", data=fields, headers=headers)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+    with app.app_context():
+        data.relay_image_id = db.session.scalar(
+            select(RelayMessage.image_id).where(RelayMessage.image_id.is_not(None))
+        )

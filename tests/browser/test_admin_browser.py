@@ -14,8 +14,7 @@ from notify_site.extensions import db
 from notify_site.models import Notification, NotificationStatus
 from notify_site.services import api_keys
 from tests.browser.conftest import screenshot
-from tests.factories import PASSWORD, create_user
-from tests.unit.test_admin_service import add_connection, add_notification
+from tests.factories import PASSWORD, add_connection, add_notification, create_user
 
 pytestmark = pytest.mark.browser
 

@@ -15,10 +15,8 @@ from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import NotificationStatus
 from notify_site.services import admin, api_keys
-from tests.factories import create_user, login
+from tests.factories import add_connection, add_notification, create_user, login
 from tests.unit.test_admin_service import (
-    add_connection,
-    add_notification,
     check_chart,
     check_filters,
     check_ordering,

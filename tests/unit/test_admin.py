@@ -11,10 +11,8 @@ from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import Notification, NotificationStatus
 from notify_site.services import api_keys
-from tests.factories import create_user, login
+from tests.factories import add_connection, add_notification, create_user, login
 from tests.unit.test_admin_service import (
-    add_connection,
-    add_notification,
     ordering_scenario,
     problem_scenario,
 )

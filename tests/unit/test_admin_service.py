@@ -6,7 +6,6 @@ that both databases are held to the very same answers.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 
 import pytest
@@ -15,72 +14,14 @@ from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import (
     ApiKey,
-    Connection,
     ConnectionStatus,
     Notification,
     NotificationStatus,
-    User,
 )
 from notify_site.services import admin
-from tests.factories import create_connection, create_user
+from tests.factories import add_connection, add_notification, create_user
 
 # --- builders (also used by the PostgreSQL tests) -------------------------------------------
-
-
-def add_connection(
-    owner: User,
-    label: str,
-    *,
-    remaining: int | None,
-    limit: int = 1000,
-    status: str = ConnectionStatus.ACTIVE,
-) -> int:
-    connection = create_connection(owner, label=label, status=status)
-    if remaining is not None:
-        connection.rate_limit = limit
-        connection.rate_remaining = remaining
-        connection.rate_image_limit = 50
-        connection.rate_image_remaining = 49
-        connection.rate_reset_at = utcnow() + timedelta(minutes=30)
-        connection.rate_checked_at = utcnow()
-        connection.rate_checked_by = "notify"
-    db.session.commit()
-    return connection.id
-
-
-def add_notification(
-    connection_id: int,
-    *,
-    status: str = NotificationStatus.DELIVERED,
-    created: datetime | None = None,
-    finished: datetime | None = None,
-    next_attempt: datetime | None = None,
-    lease_expires: datetime | None = None,
-    attempts: int = 1,
-    last_error: str | None = None,
-    api_key_id: int | None = None,
-    message: str = "Disk 91% full",
-) -> int:
-    connection = db.session.get(Connection, connection_id)
-    created = created or utcnow()
-    row = Notification(
-        owner_id=connection.owner_id,
-        connection_id=connection_id,
-        api_key_id=api_key_id,
-        message=message,
-        status=status,
-        attempts=attempts,
-        last_error=last_error,
-        created_at=created,
-        updated_at=created,
-        next_attempt_at=next_attempt or created,
-        lease_token=str(uuid.uuid4()) if lease_expires else None,
-        lease_expires_at=lease_expires,
-        finished_at=finished,
-    )
-    db.session.add(row)
-    db.session.commit()
-    return row.id
 
 
 def snapshot(notification_id: int) -> dict:

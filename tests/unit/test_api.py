@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import struct
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,27 +22,9 @@ from notify_site.models import (
     NotificationStatus,
 )
 from notify_site.services import api_keys, notifications
-from tests.factories import create_connection, create_user
+from tests.factories import create_connection, create_user, tiny_png
 
 ERROR_KEYS = {"code", "message", "fields"}
-
-
-def tiny_png() -> bytes:
-    """A valid 1×1 PNG, built here so the test needs no file."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)  # 1×1, 8-bit RGB
-    pixels = zlib.compress(b"\x00\x06\xc7\x55")  # filter byte + one green pixel
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    )
 
 
 @dataclass
