@@ -5,13 +5,18 @@
 * werkzeug's ProxyFix, trusting exactly as many proxies as configured (none by default), so
   that behind a TLS-terminating proxy the site knows the request was HTTPS and who sent it.
 * A plain 400 for a Host header outside ``TRUSTED_HOSTS`` (Flask checks the header itself).
+* :func:`safe_local_path`: whether a ``next`` parameter may be followed (the site's sign-in
+  and language switcher; the relay may use it too, as it is plumbing of neither house).
 """
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Flask, Response, current_app, request
-from werkzeug.exceptions import SecurityError
+from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import RoutingException
 
 # No inline script anywhere: pages load their behaviour from /static/js. Images may come from
 # any HTTPS URL because the relay's inbox shows the images people send by URL.
@@ -100,3 +105,41 @@ def untrusted_host(error: SecurityError) -> Response:
         status=400,
         mimetype="text/plain",
     )
+
+
+# Longer than any path of ours with its query string; a longer `next` is not one of them.
+SAFE_PATH_MAX_CHARS = 2000
+
+
+def safe_local_path(target: str | None) -> str | None:
+    """``target`` if it is a plain path (and query) of one of this app's GET routes, else None.
+
+    For redirects to a page named by the request (``next``): only what this returns may be
+    redirected to. Refused: anything with a scheme or host (``https://x``, ``//x``); a
+    backslash, whitespace or a control character (browsers drop tabs and newlines from URLs,
+    so slash, tab, slash would become ``//``); a fragment; and any path the URL map does not
+    answer with a GET as it is: unknown paths, and those it would first redirect. (A
+    ``/static//x`` is "merged" into ``/static/x`` by a 308 to an absolute URL built from the
+    Host header, which also made the browser send the sign-in form there again.)
+
+    Never raises: the URL map's redirect exceptions are caught here.
+    """
+    if not isinstance(target, str) or not target or len(target) > SAFE_PATH_MAX_CHARS:
+        return None
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in target):
+        return None
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return None
+    if parts.scheme or parts.netloc or parts.fragment or "#" in target:
+        return None
+    adapter = current_app.url_map.bind("localhost")
+    try:
+        adapter.match(parts.path, method="GET")
+    except (HTTPException, RoutingException):
+        # NotFound, MethodNotAllowed, and RequestRedirect (a slash to add, slashes to merge)
+        return None
+    return target

@@ -15,10 +15,10 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required, login_user, logout_user
-from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from notify_site.forms import ConfirmForm, LoginForm, RegisterForm
 from notify_site.ratelimit import client_address, login_throttle
+from notify_site.security import safe_local_path
 from notify_site.services import ServiceError, accounts
 
 bp = Blueprint("auth", __name__)
@@ -26,15 +26,7 @@ bp = Blueprint("auth", __name__)
 
 def _safe_next() -> str:
     """Where to go after signing in: the ``next`` page only if it is one of this site's routes."""
-    target = request.args.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        try:
-            current_app.url_map.bind("localhost").match(target.split("?", 1)[0], method="GET")
-        except (NotFound, MethodNotAllowed):
-            pass
-        else:
-            return target
-    return url_for("connections.index")
+    return safe_local_path(request.args.get("next")) or url_for("connections.index")
 
 
 @bp.route("/register", methods=["GET", "POST"])

@@ -7,11 +7,11 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import refresh
 from flask_login import current_user, login_required
-from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response
 
 from notify_site import i18n
 from notify_site.forms import LanguageForm, SettingsForm
+from notify_site.security import safe_local_path
 
 bp = Blueprint("settings", __name__)
 
@@ -28,17 +28,6 @@ SUGGESTED_ZONES = (
     "America/Los_Angeles",
     "UTC",
 )
-
-
-def _safe_path(target: str | None) -> str | None:
-    """``target`` if it is a path of one of this site's GET pages, else None (no open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return None
-    try:
-        current_app.url_map.bind("localhost").match(target.split("?", 1)[0], method="GET")
-    except (NotFound, MethodNotAllowed):
-        return None
-    return target
 
 
 def _remember(response: Response, locale: str) -> Response:
@@ -61,7 +50,7 @@ def language():
     locale = form.locale.data
     if current_user.is_authenticated:
         i18n.save_preferences(current_user, locale=locale, timezone=current_user.timezone)
-    target = _safe_path(form.next.data) or url_for("main.index")
+    target = safe_local_path(form.next.data) or url_for("main.index")
     return _remember(redirect(target), locale)
 
 
