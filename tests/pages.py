@@ -22,12 +22,17 @@ needs to ``seed_every_page``, so that the page shows data rather than its empty 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, url_for
 
+from notify_site import create_app
+from tests.conftest import make_test_config
 from tests.factories import PageData
 
 #: Configuration the page list assumes (on top of tests.conftest.make_test_config).
@@ -144,6 +149,13 @@ LISTED: dict[str, Page] = {
         ),
     ]
 }
+
+
+@contextmanager
+def collection_app() -> Iterator[Flask]:
+    """An app to read the URL map from while tests are collected (no database is touched)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        yield create_app(make_test_config(Path(tmp), DATABASE_URL="sqlite://", **SMOKE_CONFIG))
 
 
 class UnlistedRouteError(LookupError):

@@ -40,8 +40,9 @@ def describe(error: HTTPException) -> str:
 
 
 def wants_json() -> bool:
-    """API paths always answer JSON; elsewhere, the Accept header decides."""
-    if request.path.startswith("/api/"):
+    """API paths and every ``*.json`` path always answer JSON; elsewhere, the Accept header
+    decides. (A script polling ``/send/status.json`` once got an HTML 401 page.)"""
+    if request.path.startswith("/api/") or request.path.endswith(".json"):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return (
@@ -51,15 +52,19 @@ def wants_json() -> bool:
 
 
 def is_relay_api() -> bool:
-    """Paths of the built-in relay that speak LINE Notify's JSON ``{status, message}``.
+    """Paths of the built-in relay that speak LINE Notify's JSON ``{status, message}``: its
+    API, its token endpoint and its ``*.json`` paths (the inbox).
 
     A 404 or 405 there happens at routing, before the relay's own handlers could answer, so
-    it is shaped here, as a Notify client expects.
+    it is shaped here, as the relay's handlers shape their own errors.
     """
     if not current_app.config.get("RELAY_ENABLED"):
         return False
     prefix = current_app.config["RELAY_URL_PREFIX"]
-    return request.path.startswith((f"{prefix}/api/", f"{prefix}/oauth/token"))
+    path = request.path
+    return path.startswith((f"{prefix}/api/", f"{prefix}/oauth/token")) or (
+        path.startswith(f"{prefix}/") and path.endswith(".json")
+    )
 
 
 def _render(status: int, code: str, message: str):

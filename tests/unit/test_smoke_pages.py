@@ -27,11 +27,9 @@ from __future__ import annotations
 import html
 import json
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
@@ -48,13 +46,11 @@ from tests.conftest import (
     make_test_config,
 )
 from tests.factories import PageData, login, seed_every_page
-from tests.pages import SMOKE_CONFIG, Page, UnlistedRouteError, pages_for
+from tests.pages import SMOKE_CONFIG, Page, UnlistedRouteError, collection_app, pages_for
 
 
 def _page_list() -> tuple[list[Page], str | None]:
-    """The pages of an app built at collection time (no database is touched)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        app = create_app(make_test_config(Path(tmp), DATABASE_URL="sqlite://", **SMOKE_CONFIG))
+    with collection_app() as app:
         try:
             return pages_for(app), None
         except UnlistedRouteError as error:
