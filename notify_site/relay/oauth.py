@@ -12,9 +12,14 @@ Deliberate choices:
   concurrent exchanges of one code cannot both win.
 * RFC 6749 section 4.1.2 suggests revoking tokens issued from a code presented twice; the relay
   does not, because a client that retries a timed-out exchange would lose its only token.
-* PKCE: a ``code_challenge`` sent to the authorize endpoint is stored, and the token request
-  must then carry the matching ``code_verifier``. Without a challenge (LINE Notify knew no
-  PKCE) a ``code_verifier`` is ignored.
+* PKCE is S256 only (RFC 9700 section 2.1.1): ``plain`` (also what a challenge without a
+  method means, RFC 7636 section 4.3) is refused with an error page, and a code issued with
+  anything but S256 is never exchanged. A ``code_challenge`` sent to the authorize endpoint is
+  stored, and the token request must then carry the matching ``code_verifier``. PKCE stays
+  optional (LINE Notify knew none), but a token request carrying a ``code_verifier`` for a
+  code issued without a challenge is refused: that is the downgrade RFC 9700 names, the
+  challenge stripped between the client and the relay (the consent form carries it through
+  the browser).
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ AUTHORIZE_PARAMS = (
 STATE_MAX_CHARS = 1000
 # RFC 7636 section 4.1/4.2: 43 to 128 unreserved characters.
 _PKCE_VALUE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
-PKCE_METHODS = ("S256", "plain")
+PKCE_METHOD = "S256"
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ class AuthorizeRequest:
         }
         if self.code_challenge:
             fields["code_challenge"] = self.code_challenge
-            fields["code_challenge_method"] = self.code_challenge_method or "plain"
+            fields["code_challenge_method"] = PKCE_METHOD
         return fields
 
 
@@ -140,9 +145,14 @@ def parse_authorize_request(params: Mapping[str, str]) -> AuthorizeRequest:
     if challenge is None and method is not None:
         raise AuthorizeRequestError(_("code_challenge_method was given without code_challenge."))
     if challenge is not None:
-        method = method or "plain"
-        if method not in PKCE_METHODS:
-            raise AuthorizeRequestError(_("code_challenge_method must be 'S256' or 'plain'."))
+        if method != PKCE_METHOD:
+            # Left out, it means "plain" (RFC 7636 section 4.3), which proves nothing.
+            raise AuthorizeRequestError(
+                _(
+                    "code_challenge_method must be 'S256': this server does not accept "
+                    "'plain' or a challenge without a method."
+                )
+            )
         if not _PKCE_VALUE.fullmatch(challenge):
             raise AuthorizeRequestError(_("code_challenge is not a valid PKCE challenge."))
     return AuthorizeRequest(
@@ -238,14 +248,12 @@ def redirect_target(redirect_uri: str, params: Mapping[str, str]) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _pkce_matches(challenge: str, method: str | None, verifier: str) -> bool:
+def _pkce_matches(challenge: str, verifier: str) -> bool:
+    """Whether ``verifier`` hashes to ``challenge`` by S256 (the only method accepted)."""
     if not _PKCE_VALUE.fullmatch(verifier):
         return False
-    if method == "S256":
-        digest = hashlib.sha256(verifier.encode("ascii")).digest()
-        computed = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-    else:
-        computed = verifier
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    computed = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
     return hmac.compare_digest(computed, challenge)
 
 
@@ -278,12 +286,19 @@ def exchange_code(form: Mapping[str, str], *, now: datetime) -> str:
         raise TokenRequestError("code: already used")
     if code.expires_at <= now:
         raise TokenRequestError("code: expired")
+    verifier = form.get("code_verifier") or ""
     if code.code_challenge:
-        verifier = form.get("code_verifier") or ""
+        if code.code_challenge_method != PKCE_METHOD:
+            # A code issued before plain was refused: never exchanged.
+            raise TokenRequestError("code: issued for a code_challenge_method other than S256")
         if not verifier:
             raise TokenRequestError("code_verifier: required (the request had a code_challenge)")
-        if not _pkce_matches(code.code_challenge, code.code_challenge_method, verifier):
+        if not _pkce_matches(code.code_challenge, verifier):
             raise TokenRequestError("code_verifier: does not match the code_challenge")
+    elif verifier:
+        raise TokenRequestError(
+            "code_verifier: the authorization request had no code_challenge (PKCE downgrade)"
+        )
 
     spent = db.session.execute(
         update(RelayAuthorizationCode)

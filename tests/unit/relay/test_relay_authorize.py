@@ -283,3 +283,46 @@ def test_issuing_a_code_clears_codes_long_expired(app, client, get_code):
     with app.app_context():
         hashes = db.session.scalars(select(RelayAuthorizationCode.code_hash)).all()
     assert hashes == [hash_secret(second)]
+
+
+# --- PKCE: S256 only (RFC 9700 section 2.1.1) -------------------------------------------------
+
+CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+def _codes(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(RelayAuthorizationCode))
+
+
+@pytest.mark.parametrize(
+    "method", ["plain", None, "", "s256", "S256 "], ids=["plain", "none", "empty", "lower", "sp"]
+)
+def test_a_challenge_other_than_s256_gets_an_error_page(client, authorize_params, method):
+    query = authorize_params(code_challenge=CHALLENGE, code_challenge_method=method)
+    response = client.get(URL, query_string=query)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert "code_challenge_method must be &#39;S256&#39;" in html
+    assert "client.example" not in html  # no link back to the (unchecked) redirect URI
+
+
+def test_the_consent_form_cannot_downgrade_s256_to_plain(app, client, authorize_params, chat_id):
+    query = authorize_params(code_challenge=CHALLENGE, code_challenge_method="S256")
+    assert client.get(URL, query_string=query).status_code == 200
+    # The person consenting edits the hidden field before pressing Agree.
+    tampered = {**query, "code_challenge_method": "plain", "chat": str(chat_id()), "agree": "1"}
+    response = client.post(URL, data=tampered)
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert _codes(app) == 0
+
+
+def test_s256_carries_through_the_consent_form(client, authorize_params):
+    query = authorize_params(code_challenge=CHALLENGE, code_challenge_method="S256")
+    page = parse(client.get(URL, query_string=query).get_data(as_text=True))
+    consent = next(f for f in page.forms if f["attrs"].get("action") == URL)
+    hidden = {i["name"]: i.get("value") for i in consent["inputs"] if i.get("type") == "hidden"}
+    assert hidden["code_challenge"] == CHALLENGE
+    assert hidden["code_challenge_method"] == "S256"

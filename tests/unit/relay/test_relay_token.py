@@ -156,8 +156,37 @@ def test_pkce_s256_is_verified_when_the_client_sent_a_challenge(get_code, exchan
     assert exchange(code, code_verifier=verifier).status_code == 200
 
 
-def test_a_code_verifier_without_a_challenge_is_ignored(get_code, exchange):
-    assert exchange(get_code(), code_verifier="x" * 50).status_code == 200
+def test_without_pkce_the_exchange_works_as_line_notifys_did(get_code, exchange):
+    assert exchange(get_code()).status_code == 200
+
+
+def test_a_code_verifier_for_a_code_without_a_challenge_is_refused(get_code, exchange):
+    # The client used PKCE, the code was issued without a challenge: someone stripped it on the
+    # way (the consent form carries it through the browser). RFC 9700 section 2.1.1.
+    # get_code() posts the consent form without code_challenge.
+    answer = exchange(get_code(), code_verifier="x" * 50)
+    assert answer.status_code == 400
+    assert answer.get_json()["message"] == (
+        "code_verifier: the authorization request had no code_challenge (PKCE downgrade)"
+    )
+
+
+def test_a_code_stored_with_plain_is_never_exchanged(app, get_code, exchange):
+    # A code issued before plain was refused (the relay stored the method it was given).
+    verifier = "p" * 43
+    code = get_code(code_challenge=_s256(verifier), code_challenge_method="S256")
+    with app.app_context():
+        db.session.execute(
+            update(RelayAuthorizationCode).values(
+                code_challenge=verifier, code_challenge_method="plain"
+            )
+        )
+        db.session.commit()
+    answer = exchange(code, code_verifier=verifier)
+    assert answer.status_code == 400
+    assert answer.get_json()["message"] == (
+        "code: issued for a code_challenge_method other than S256"
+    )
 
 
 def test_a_body_over_the_size_limit_is_a_json_413(app, client):
