@@ -23,7 +23,9 @@
 # and stores these in instance/secrets.json; set them here to use another Notify server.
 # NOTIFY_CLIENT_ID = "..."
 # NOTIFY_CLIENT_SECRET = "..."
-# The callback URL registered with the Notify server (never taken from the Host header).
+# The callback URL registered with the Notify server (never taken from the Host header). Its
+# origin (scheme, host, port) is also the site's public address wherever the site writes an
+# absolute URL (the curl examples, the relay's image links in /relay/inbox.json).
 # NOTIFY_REDIRECT_URI = "http://127.0.0.1:5000/callback"
 # Seconds before a call to the Notify server gives up.
 # NOTIFY_TIMEOUT = 10
@@ -46,6 +48,10 @@
 # RELAY_SANDBOX_GROUPS = ["Family", "Team alerts"]
 # Largest image file the relay accepts, in bytes.
 # RELAY_IMAGE_MAX_BYTES = 5 * 1024 * 1024
+# The relay's public base URL, e.g. "https://notify.example.com/relay". Required in channel
+# mode (LINE fetches uploaded images from it); when set, the relay's absolute URLs use it,
+# else they use the origin of NOTIFY_REDIRECT_URI.
+# RELAY_PUBLIC_BASE_URL = None
 
 # --- Accounts and web -----------------------------------------------------------------------
 # Whether anyone may register (the first account is an admin).

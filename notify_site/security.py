@@ -7,13 +7,18 @@
 * A plain 400 for a Host header outside ``TRUSTED_HOSTS`` (Flask checks the header itself).
 * :func:`safe_local_path`: whether a ``next`` parameter may be followed (the site's sign-in
   and language switcher; the relay may use it too, as it is plumbing of neither house).
+* :func:`external_url`: absolute URLs built from configuration, never from the request's
+  Host header (which, with ``TRUSTED_HOSTS`` unset, is whatever the client sent); and no
+  URL-map redirect that would build one (merging ``//`` in a path).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, request, url_for
 from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import RoutingException
@@ -55,6 +60,10 @@ def init_app(app: Flask) -> None:
     install_proxy_fix(app)
     app.after_request(set_security_headers)
     app.register_error_handler(SecurityError, untrusted_host)
+    # werkzeug answers a path with "//" by a 308 to the merged path as an absolute URL built
+    # from the Host header. A "//" path is none of ours: let it be a 404.
+    app.url_map.merge_slashes = False
+    app.jinja_env.globals["external_url"] = external_url
 
 
 def hsts_value(app: Flask) -> str:
@@ -143,3 +152,18 @@ def safe_local_path(target: str | None) -> str | None:
         # NotFound, MethodNotAllowed, and RequestRedirect (a slash to add, slashes to merge)
         return None
     return target
+
+
+def public_origin(config: Mapping[str, Any]) -> str:
+    """The site's public ``scheme://host[:port]``, as configured: the origin of
+    ``NOTIFY_REDIRECT_URI``, the callback URL registered with the Notify server, which is this
+    site's by definition (its ``https`` already decides the session cookie's Secure flag)."""
+    parts = urlsplit(str(config["NOTIFY_REDIRECT_URI"]))
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def external_url(endpoint: str, **values: Any) -> str:
+    """An absolute URL of one of this app's routes, for text people copy or programs follow
+    (a curl example, an image in JSON): :func:`public_origin` and the route's path. Use it
+    wherever ``url_for(..., _external=True)`` would take the host from the request."""
+    return public_origin(current_app.config) + url_for(endpoint, **values)

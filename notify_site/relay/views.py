@@ -47,6 +47,7 @@ from notify_site.relay.models import RelayMessage
 from notify_site.relay.payload import FileField, parse_notify_fields
 from notify_site.relay.ratelimit import RateLimits, current_window, rate_limit_headers
 from notify_site.relay.service import TokenContext
+from notify_site.security import external_url
 
 log = logging.getLogger(__name__)
 
@@ -321,9 +322,26 @@ def _int_arg(name: str) -> int | None:
     return value
 
 
-def _image_urls(message: RelayMessage) -> dict[str, str] | None:
+def _public_url(endpoint: str, **values: Any) -> str:
+    """An absolute URL of a relay route, from configuration, never from the Host header:
+    under ``RELAY_PUBLIC_BASE_URL`` when it is set (the relay's public address, from which LINE
+    fetches images in channel mode), else at the site's configured origin."""
+    base = (current_app.config.get("RELAY_PUBLIC_BASE_URL") or "").rstrip("/")
+    if not base:
+        return external_url(endpoint, **values)
+    mount = request.script_root + current_app.config["RELAY_URL_PREFIX"]
+    return base + url_for(endpoint, **values).removeprefix(mount)
+
+
+def _image_urls(message: RelayMessage, *, absolute: bool = True) -> dict[str, str] | None:
+    """The message's image: its URLs as sent, or the uploaded image's URL here (absolute for
+    programs reading JSON; a path on the inbox page, which the browser loads from its own
+    origin)."""
     if message.image_id is not None:
-        url = url_for("relay.image", image_id=message.image_id, _external=True)
+        if absolute:
+            url = _public_url("relay.image", image_id=message.image_id)
+        else:
+            url = url_for("relay.image", image_id=message.image_id)
         return {"thumbnail_url": url, "fullsize_url": url}
     if message.image_thumbnail_url and message.image_fullsize_url:
         return {
@@ -333,7 +351,7 @@ def _image_urls(message: RelayMessage) -> dict[str, str] | None:
     return None
 
 
-def _message_json(message: RelayMessage) -> dict[str, Any]:
+def _message_json(message: RelayMessage, *, absolute: bool = True) -> dict[str, Any]:
     sticker = None
     if message.sticker_package_id is not None and message.sticker_id is not None:
         sticker = {"package_id": message.sticker_package_id, "sticker_id": message.sticker_id}
@@ -343,7 +361,7 @@ def _message_json(message: RelayMessage) -> dict[str, Any]:
         "client": message.client_name,
         "message": message.message,
         "sticker": sticker,
-        "image": _image_urls(message),
+        "image": _image_urls(message, absolute=absolute),
         "notification_disabled": message.notification_disabled,
         "created_at": message.created_at.isoformat(),
     }
@@ -358,8 +376,11 @@ def inbox():
     return render_template(
         "relay/inbox.html",
         pagination=pagination,
-        messages=[(message, _message_json(message)) for message in pagination.items],
+        messages=[
+            (message, _message_json(message, absolute=False)) for message in pagination.items
+        ],
         chats=chats,
+        api_notify_url=_public_url("relay.api_notify"),
         chat_id=chat_id,
         selected=service.find_chat(chat_id, chats) if chat_id else None,
         chat_label=oauth.chat_label,

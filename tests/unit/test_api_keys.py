@@ -87,7 +87,7 @@ def test_new_key_page_has_copy_button_from_a_static_script_and_a_curl_example(si
     assert 'data-copy-target="new-api-key"' in page
     assert "/static/js/clipboard.js" in page
     assert "<script>" not in page  # no inline script: the CSP forbids it
-    assert "curl -X POST http://localhost/api/v1/notifications" in page
+    assert "curl -X POST http://127.0.0.1:5000/api/v1/notifications" in page
     assert signed_in.get("/static/js/clipboard.js").status_code == 200
 
 

@@ -254,3 +254,19 @@ def test_the_check_sees_english_on_a_page_that_should_be_japanese(smoke):
     assert "English 'Stuck notifications' (msgid 'Stuck notifications')" in leaks
     assert "English 'Failed in the last 24 hours' (msgid 'Failed in the last 24 hours')" in leaks
     assert _untranslated(["%(count)s connections"], "en") == ["unfilled placeholder '%(count)s'"]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=Page.label)
+def test_no_page_takes_its_host_from_the_request(smoke, page):
+    # TRUSTED_HOSTS is unset, so the Host header is whatever the client sent: no answer may
+    # build a URL (a link, an image, a redirect) from it.
+    forged = "evil.example"
+    client = smoke.app.test_client()
+    if not page.anonymous:
+        client.set_cookie(smoke.app.config["SESSION_COOKIE_NAME"], smoke.session, domain=forged)
+    with smoke.app.test_request_context():
+        url = page.url(smoke.data)
+    answer = client.get(url, base_url=f"http://{forged}", headers=page.headers(smoke.data))
+    assert answer.status_code == page.status, url
+    assert forged not in str(answer.headers)
+    assert forged.encode() not in answer.get_data(), url

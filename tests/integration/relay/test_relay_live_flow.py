@@ -30,7 +30,10 @@ RATE_HEADERS = (
 
 @pytest.fixture
 def server(app):
-    live = LiveServer(app).start()
+    live = LiveServer(app)
+    # Absolute URLs (the inbox's image links) come from the configured origin: make it this one.
+    app.config["NOTIFY_REDIRECT_URI"] = f"{live.url}/callback"
+    live.start()
     yield live
     live.stop()
 

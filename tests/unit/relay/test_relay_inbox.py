@@ -128,9 +128,10 @@ def test_the_json_inbox_has_every_field(client, get_token, chat_id):
     }
     assert urls["notification_disabled"] is True
     image_url = upload["image"]["fullsize_url"]
-    assert re.fullmatch(r"http://localhost/relay/images/\d+", image_url)
+    # At the configured origin (that of NOTIFY_REDIRECT_URI), not the request's Host.
+    assert re.fullmatch(r"http://127\.0\.0\.1:5000/relay/images/\d+", image_url)
     assert upload["image"]["thumbnail_url"] == image_url
-    served = client.get(image_url.removeprefix("http://localhost"))
+    served = client.get(image_url.removeprefix("http://127.0.0.1:5000"))
     assert (served.status_code, served.mimetype, served.data) == (200, "image/png", PNG)
     assert upload["id"] > urls["id"] > sticker["id"] > plain["id"]
 
