@@ -158,6 +158,8 @@ class PageData:
     relay_redirect_uri: str = ""
     relay_token: str = ""
     relay_image_id: int = 0
+    #: Channel mode (:func:`seed_line_channel`): a token for a LINE user's chat.
+    relay_line_token: str = ""
 
 
 def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
@@ -246,6 +248,48 @@ def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
         _seed_relay(app, data)
     _fill_relay_inbox(app, data)
     return data
+
+
+def seed_line_channel(app, data: PageData, fake_line) -> None:
+    """Channel mode, on top of :func:`seed_every_page`: a LINE user and a group the bot learnt
+    from signed webhook events (a follow, a join, a text), a token for the user's chat and a
+    push queued to it. ``fake_line`` is a running tests.fakes.line_api server."""
+    from notify_site.relay.line.channel import current_settings
+    from notify_site.relay.line.events import process_events
+    from notify_site.relay.models import RelayAccessToken, RelayChat
+    from notify_site.relay.secrets_util import hash_secret, new_secret
+    from tests.fakes.line_api import event, sign, text_message, webhook_body
+
+    user, group = "U" + "a" * 32, "C" + "e" * 32
+    fake_line.state.profiles[user] = "Aiko"
+    fake_line.state.groups[group] = "Night shift"
+    body = webhook_body(
+        event("follow", user=user), event("join", group=group), text_message("hi", user=user)
+    )
+    client = app.test_client()
+    headers = {"Content-Type": "application/json", "X-Line-Signature": sign(body)}
+    assert client.post("/relay/line/webhook", data=body, headers=headers).status_code == 200
+    with app.app_context():
+        process_events(current_settings())
+        chat = db.session.scalar(select(RelayChat).where(RelayChat.line_id == user))
+        client_pk = db.session.scalar(
+            select(RelayAccessToken.client_pk).where(
+                RelayAccessToken.token_hash == hash_secret(data.relay_token)
+            )
+        )
+        data.relay_line_token = new_secret()
+        db.session.add(
+            RelayAccessToken(
+                token_hash=hash_secret(data.relay_line_token), client_pk=client_pk, chat_id=chat.id
+            )
+        )
+        db.session.commit()
+    answer = client.post(
+        "/relay/api/notify",
+        data={"message": "To LINE"},
+        headers={"Authorization": f"Bearer {data.relay_line_token}"},
+    )
+    assert answer.status_code == 200, answer.get_data(as_text=True)
 
 
 def _seed_relay(app, data: PageData) -> None:

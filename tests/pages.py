@@ -3,7 +3,8 @@
 
 The answers are those to an admin signed in over the data of
 :func:`tests.factories.seed_every_page` (``anonymous=True``: to a visitor), with the app
-configured by :data:`SMOKE_CONFIG`.
+configured by :data:`SMOKE_CONFIG`; :func:`channel_pages` gives the relay's pages as they
+answer with a LINE channel configured (data: :func:`tests.factories.seed_line_channel`).
 
 :func:`pages_for` reads the app's URL map, so most routes need no entry here:
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,8 @@ class Page:
     kind: str | None = "html"
     headers: Callable[[PageData], dict[str, str]] = field(default=lambda data: {})
     anonymous: bool = False
+    #: The status in the relay's channel mode (a LINE channel configured), when it differs.
+    channel_status: int | None = None
 
     def url(self, data: PageData) -> str:
         """The page's path; call it inside a request (or app) context of the app."""
@@ -135,7 +138,7 @@ LISTED: dict[str, Page] = {
         Page("relay.authorize", args=_authorize),
         Page("relay.api_status", kind="json", headers=_relay_token),
         # Channel mode only (a LINE channel configured): 404 in the sandbox.
-        Page("relay.line_pairing", status=404, kind="json"),
+        Page("relay.line_pairing", status=404, kind="json", channel_status=200),
         # POST-only actions with URL arguments: a GET must answer 405 in every language.
         *(
             Page(endpoint, args=args, status=405, kind=None)
@@ -149,6 +152,16 @@ LISTED: dict[str, Page] = {
         ),
     ]
 }
+
+
+def channel_pages(pages: list[Page]) -> list[Page]:
+    """The relay's pages as they answer in channel mode (:func:`tests.factories.seed_line_channel`
+    adds the data): the site's pages do not change with the relay's mode."""
+    return [
+        replace(page, status=page.channel_status or page.status)
+        for page in pages
+        if page.endpoint.startswith("relay.")
+    ]
 
 
 @contextmanager

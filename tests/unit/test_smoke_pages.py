@@ -11,8 +11,15 @@ offers, and the answer must be:
   where the catalogue has a translation (a missing translation, a string not marked for
   translation, a Babel format falling back to English), and no placeholder is left unfilled.
 
+The relay's pages are requested a second time with the relay in channel mode (a LINE channel
+on the fake Messaging API, with LINE chats, a push and webhook events), where its consent
+page and admin page are other templates. Every page is also requested under a forged Host
+header, which must show up nowhere in the answer.
+
 The routes come from the app's URL map and the languages from ``notify_site.i18n.LANGUAGES``,
-so a new route or a new language is covered without touching this file.
+so a new route or a new language is covered without touching this file. Known limit: only
+English pieces of two words and 12 characters or more are looked for (shorter ones, such as
+a status word, also occur in data and in the other languages' text).
 
 **Adding a route**: usually nothing to do. A GET route without URL arguments is requested as
 it is and must answer 200; a POST-only route must answer a GET with 405. A route with URL
@@ -28,8 +35,10 @@ import html
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
@@ -45,8 +54,17 @@ from tests.conftest import (
     init_database,
     make_test_config,
 )
-from tests.factories import PageData, login, seed_every_page
-from tests.pages import SMOKE_CONFIG, Page, UnlistedRouteError, collection_app, pages_for
+from tests.factories import PageData, login, seed_every_page, seed_line_channel
+from tests.fakes.line_api import FakeLineServer, channel_config
+from tests.pages import (
+    LISTED,
+    SMOKE_CONFIG,
+    Page,
+    UnlistedRouteError,
+    channel_pages,
+    collection_app,
+    pages_for,
+)
 
 
 def _page_list() -> tuple[list[Page], str | None]:
@@ -58,6 +76,7 @@ def _page_list() -> tuple[list[Page], str | None]:
 
 
 PAGES, PAGE_LIST_ERROR = _page_list()
+CHANNEL_PAGES = channel_pages(PAGES)
 LOCALES = list(LANGUAGES)
 
 # ------------------------------------------------------------------ what "untranslated" is
@@ -173,15 +192,13 @@ class Smoke:
     session: str
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory) -> Iterator[Smoke]:
-    """One app and one set of data for the whole module: the requests only read (~400 of
-    them; seeding for each would cost more than the requests). On the PostgreSQL pass the
+@contextmanager
+def _seeded_app(tmp: Path, **overrides) -> Iterator[Smoke]:
+    """An app with data on every page and the admin signed in; on the PostgreSQL pass its
     data lives in a schema of its own, dropped afterwards."""
-    tmp = tmp_path_factory.mktemp("smoke")
     schemas = PostgresSchemas(PG_URL) if ALL_ON_POSTGRES else None
     url = schemas.new_url() if schemas else "sqlite:///" + str(tmp / "smoke.sqlite3")
-    app = create_app(make_test_config(tmp, DATABASE_URL=url, **SMOKE_CONFIG))
+    app = create_app(make_test_config(tmp, DATABASE_URL=url, **SMOKE_CONFIG, **overrides))
     try:
         init_database(app)
         data = seed_every_page(app)
@@ -195,6 +212,27 @@ def smoke(tmp_path_factory) -> Iterator[Smoke]:
             db.engine.dispose()
         if schemas:
             schemas.drop_all()
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Iterator[Smoke]:
+    """One app and one set of data for the whole module: the requests only read (~500 of
+    them; seeding for each would cost more than the requests)."""
+    with _seeded_app(tmp_path_factory.mktemp("smoke")) as smoke:
+        yield smoke
+
+
+@pytest.fixture(scope="module")
+def channel_smoke(tmp_path_factory) -> Iterator[Smoke]:
+    """The same with the relay in channel mode, on the fake Messaging API."""
+    fake = FakeLineServer()
+    try:
+        config = channel_config(fake, "https://relay.example/relay")
+        with _seeded_app(tmp_path_factory.mktemp("channel"), **config) as smoke:
+            seed_line_channel(smoke.app, smoke.data, fake)
+            yield smoke
+    finally:
+        fake.stop()
 
 
 def test_every_route_is_in_the_page_list():
@@ -211,6 +249,17 @@ def test_every_offered_language_has_a_catalogue():
 @pytest.mark.parametrize("locale", LOCALES)
 @pytest.mark.parametrize("page", PAGES, ids=Page.label)
 def test_every_page_answers_in_every_language(smoke, page, locale):
+    check_page(smoke, page, locale)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("page", CHANNEL_PAGES, ids=Page.label)
+def test_every_relay_page_answers_in_every_language_in_channel_mode(channel_smoke, page, locale):
+    check_page(channel_smoke, page, locale)
+
+
+def check_page(smoke: Smoke, page: Page, locale: str) -> None:
+    """Request ``page`` in ``locale`` and check its status, kind and language."""
     client = smoke.app.test_client()
     client.set_cookie("lang", locale)
     if not page.anonymous:
@@ -270,3 +319,15 @@ def test_no_page_takes_its_host_from_the_request(smoke, page):
     assert answer.status_code == page.status, url
     assert forged not in str(answer.headers)
     assert forged.encode() not in answer.get_data(), url
+
+
+def test_the_channel_mode_pages_have_their_data(channel_smoke):
+    client = channel_smoke.app.test_client()
+    client.set_cookie(channel_smoke.app.config["SESSION_COOKIE_NAME"], channel_smoke.session)
+    admin = client.get("/relay/line/admin").get_data(as_text=True)
+    assert "Aiko" in admin
+    assert "Night shift" in admin
+    assert "pending: 1" in admin  # the push of the message sent to Aiko
+    with channel_smoke.app.test_request_context():
+        authorize = LISTED["relay.authorize"].url(channel_smoke.data)
+    assert "relay-line-code" in client.get(authorize).get_data(as_text=True)
