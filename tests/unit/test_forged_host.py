@@ -32,37 +32,32 @@ def _upload(client, data) -> str:
     return inbox["messages"][0]["image"]["fullsize_url"]
 
 
-def test_inbox_json_image_urls_use_the_configured_origin(app, client):
-    data = seed_every_page(app)
-    url = _upload(client, data)
-    assert re.fullmatch(r"http://127\.0\.0\.1:5000/relay/images/\d+", url), url
-
-
 @pytest.fixture
 def app_config(tmp_path, request):
     return make_test_config(tmp_path, **getattr(request, "param", {}))
 
 
 @pytest.mark.parametrize(
-    "app_config",
-    [{"NOTIFY_REDIRECT_URI": "https://notify.example.com/callback"}],
-    indirect=True,
+    ("app_config", "expected"),
+    [
+        # The default: the origin of NOTIFY_REDIRECT_URI (http://127.0.0.1:5000/callback).
+        ({}, r"http://127\.0\.0\.1:5000/relay/images/\d+"),
+        (
+            {"NOTIFY_REDIRECT_URI": "https://notify.example.com/callback"},
+            r"https://notify\.example\.com/relay/images/\d+",
+        ),
+        # The relay's own public address wins when it is set.
+        (
+            {"RELAY_PUBLIC_BASE_URL": "https://relay.example/notify/"},
+            r"https://relay\.example/notify/images/\d+",
+        ),
+    ],
+    indirect=["app_config"],
+    ids=["default", "https-callback", "relay-public-base-url"],
 )
-def test_the_origin_follows_the_registered_callback(app, client):
-    data = seed_every_page(app)
-    url = _upload(client, data)
-    assert re.fullmatch(r"https://notify\.example\.com/relay/images/\d+", url), url
-
-
-@pytest.mark.parametrize(
-    "app_config",
-    [{"RELAY_PUBLIC_BASE_URL": "https://relay.example/notify/"}],
-    indirect=True,
-)
-def test_the_relays_public_base_url_wins_when_set(app, client):
-    data = seed_every_page(app)
-    url = _upload(client, data)
-    assert re.fullmatch(r"https://relay\.example/notify/images/\d+", url), url
+def test_inbox_json_image_urls_come_from_the_configuration(app, client, expected):
+    url = _upload(client, seed_every_page(app))
+    assert re.fullmatch(expected, url), url
 
 
 def test_the_inbox_page_loads_uploaded_images_from_its_own_origin(app, client):
