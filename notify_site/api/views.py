@@ -39,6 +39,7 @@ from notify_site.extensions import csrf
 from notify_site.models import User
 from notify_site.services import api_keys, idempotency, notifications
 from notify_site.services import connections as connections_service
+from notify_site.services.accounts import AccountDisabledError
 
 bp = ApiBlueprint(
     "api",
@@ -95,7 +96,10 @@ def authenticate_api_key() -> None:
             invalid=False,
         )
     scheme, _, credentials = header.strip().partition(" ")
-    api_key = api_keys.authenticate(credentials.strip()) if scheme.lower() == "bearer" else None
+    try:
+        api_key = api_keys.authenticate(credentials.strip()) if scheme.lower() == "bearer" else None
+    except AccountDisabledError as error:
+        raise ApiError(403, "account_disabled", str(error)) from None
     if api_key is None:
         raise unauthorized(
             "invalid_api_key", gettext("The API key is wrong or was revoked."), invalid=True

@@ -43,7 +43,7 @@ def _call_api(client, key: str):
 
 
 def test_created_key_is_shown_once_and_only_its_hash_is_stored(app, signed_in):
-    created = signed_in.post("/api-keys", data={"name": "CI alerts"})
+    created = signed_in.post("/api-keys", data={"name": "CI alerts"}, follow_redirects=True)
     assert created.status_code == 200
     assert "no-store" in created.headers["Cache-Control"]
     page = created.get_data(as_text=True)
@@ -83,7 +83,8 @@ def test_created_key_is_shown_once_and_only_its_hash_is_stored(app, signed_in):
 
 
 def test_new_key_page_has_copy_button_from_a_static_script_and_a_curl_example(signed_in):
-    page = signed_in.post("/api-keys", data={"name": "deploy"}).get_data(as_text=True)
+    created = signed_in.post("/api-keys", data={"name": "deploy"}, follow_redirects=True)
+    page = created.get_data(as_text=True)
     assert 'data-copy-target="new-api-key"' in page
     assert "/static/js/clipboard.js" in page
     assert "<script>" not in page  # no inline script: the CSP forbids it
