@@ -6,6 +6,8 @@ registration with the built-in relay.
 
 from __future__ import annotations
 
+import sys
+
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
@@ -100,14 +102,14 @@ def set_password_command(username: str, password_stdin: bool) -> None:
     The site sends no mail: this is how a forgotten password is reset.
     """
     if password_stdin:
-        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
     try:
         user = accounts.set_password(username, password)
     except ServiceError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"New password set for {user.username!r}; every session of it is signed out.")
+    click.echo(f"New password set for {user.username!r}; it is signed out everywhere.")
 
 
 @click.command("create-api-key")
