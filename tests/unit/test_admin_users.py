@@ -244,3 +244,14 @@ class TestSetPassword:
         assert result.exit_code != 0
         assert message in result.output
         login(app.test_client(), "alice", PASSWORD)
+
+
+def test_the_openapi_document_lists_the_403_of_a_disabled_account(client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    for path, method in (
+        ("/api/v1/notifications", "post"),
+        ("/api/v1/connections", "get"),
+        ("/api/v1/connections/{connection_id}", "get"),
+        ("/api/v1/notifications/{notification_id}", "get"),
+    ):
+        assert "403" in document["paths"][path][method]["responses"], path
