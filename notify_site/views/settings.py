@@ -94,6 +94,7 @@ def _settings_page(form: SettingsForm, password_form: PasswordChangeForm, status
 
 
 def _current_settings() -> SettingsForm:
+    """The language form showing the saved choices (whatever another form posted)."""
     form = _settings_form()
     form.locale.data = current_user.locale or ""
     form.timezone.data = current_user.timezone or ""
@@ -103,10 +104,10 @@ def _current_settings() -> SettingsForm:
 @bp.route("/settings", methods=["GET", "POST"])
 @login_required
 def index():
-    form = _settings_form()
     if request.method == "GET":
-        form = _current_settings()
-    elif form.validate_on_submit():
+        return _settings_page(_current_settings(), PasswordChangeForm(formdata=None))
+    form = _settings_form()
+    if form.validate_on_submit():
         locale = form.locale.data or None
         i18n.save_preferences(current_user, locale=locale, timezone=form.timezone.data or None)
         refresh()  # the flash below is in the language just chosen

@@ -217,3 +217,20 @@ def test_users_get_different_epochs_and_an_epoch_changes_at_sign_out(app, alice)
     signed_in(app).post("/logout")
     with app.app_context():
         assert db.session.get(User, alice).session_epoch != epochs["alice"]
+
+
+def test_a_password_change_needs_the_csrf_token(tmp_path):
+    from notify_site import create_app
+    from tests.conftest import init_database
+
+    app = create_app(make_test_config(tmp_path, WTF_CSRF_ENABLED=True))
+    init_database(app)
+    with app.app_context():
+        create_user("alice")
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    client.post("/login", data={"username": "alice", "password": PASSWORD, "csrf_token": token})
+    assert is_signed_in(client)
+    assert change_password(client).status_code == 400
+    signed_in(app)  # the old password still works
