@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from itsdangerous import TimestampSigner
 from sqlalchemy import select
+from werkzeug.security import check_password_hash
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
@@ -233,4 +234,7 @@ def test_a_password_change_needs_the_csrf_token(tmp_path):
     client.post("/login", data={"username": "alice", "password": PASSWORD, "csrf_token": token})
     assert is_signed_in(client)
     assert change_password(client).status_code == 400
-    signed_in(app)  # the old password still works
+    with app.app_context():
+        stored = db.session.scalar(select(User.password_hash).where(User.username == "alice"))
+    assert check_password_hash(stored, PASSWORD)
+    assert is_signed_in(client)
