@@ -63,6 +63,9 @@
 # Session cookie flags. SESSION_COOKIE_SECURE = None means: Secure when NOTIFY_REDIRECT_URI
 # is https.
 # SESSION_COOKIE_SECURE = None
+# Seconds a sign-in lasts after the last visit (7 days); each visit renews it. Sessions also
+# end at sign-out (on every device), a password change, or when an admin disables the account.
+# PERMANENT_SESSION_LIFETIME = 7 * 24 * 3600
 
 # --- Behind a proxy, host names, HTTPS ------------------------------------------------------
 # Host header values the site answers to; anything else gets a 400. A leading dot also allows

@@ -15,6 +15,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from notify_site import instance_files
 from notify_site.config import load_config
 from notify_site.extensions import babel, csrf, db, login_manager, migrate
 
@@ -34,6 +35,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.instance_path = test_config["INSTANCE_PATH"]
         app.config.root_path = app.instance_path
     load_config(app, test_config)
+    instance_files.prepare(app)  # a private instance folder and database file, before any use
     register_extensions(app)
     register_blueprints(app)
     __import__("notify_site.metrics", fromlist=["init_app"]).init_app(app)  # /metrics, API counts
@@ -61,7 +63,17 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from notify_site.views import admin, api, api_keys, auth, connections, dashboard, main, send
+    from notify_site.views import (
+        admin,
+        admin_users,
+        api,
+        api_keys,
+        auth,
+        connections,
+        dashboard,
+        main,
+        send,
+    )
 
     app.register_blueprint(main.bp)
     app.register_blueprint(auth.bp)
@@ -71,6 +83,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(admin_users.bp)
     if app.config["RELAY_ENABLED"]:
         from notify_site import relay
 

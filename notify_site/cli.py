@@ -6,6 +6,8 @@ registration with the built-in relay.
 
 from __future__ import annotations
 
+import sys
+
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
@@ -13,6 +15,7 @@ from flask_migrate import upgrade
 from werkzeug.serving import run_simple
 
 from notify_site import config as site_config
+from notify_site import instance_files
 from notify_site.crypto import KeyRing, KeyRingError, generate_key
 from notify_site.services import ServiceError, accounts, api_keys, keyrotation
 from notify_site.services.notify import keyring
@@ -21,6 +24,7 @@ from notify_site.services.notify import keyring
 def init_app(app: Flask) -> None:
     app.cli.add_command(setup_command)
     app.cli.add_command(create_user_command)
+    app.cli.add_command(set_password_command)
     app.cli.add_command(create_api_key_command)
     app.cli.add_command(serve_command)
     app.cli.add_command(generate_key_command)
@@ -30,11 +34,14 @@ def init_app(app: Flask) -> None:
 @click.command("setup")
 @with_appcontext
 def setup_command() -> None:
-    """Prepare a fresh checkout: database schema, secrets, relay registration."""
+    """Prepare a fresh checkout: database schema, secrets, relay registration, and an
+    instance folder only its owner can read."""
     upgrade()
     click.echo("Database schema is up to date.")
     site_config.ensure_secrets(current_app)
     click.echo(f"Secrets are in {current_app.instance_path}/{site_config.SECRETS_FILE} (0600).")
+    for path in instance_files.tighten(current_app):
+        click.echo(f"Made {path} readable by its owner only.")
     if current_app.config["RELAY_ENABLED"]:
         _register_with_builtin_relay()
 
@@ -79,6 +86,30 @@ def create_user_command(username: str, password: str, admin: bool) -> None:
         raise click.ClickException(str(error)) from None
     role = "admin" if user.is_admin else "user"
     click.echo(f"Created {role} {user.username!r}.")
+
+
+@click.command("set-password")
+@with_appcontext
+@click.argument("username")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input instead of asking.",
+)
+def set_password_command(username: str, password_stdin: bool) -> None:
+    """Give USERNAME a new password, and sign the account out everywhere.
+
+    The site sends no mail: this is how a forgotten password is reset.
+    """
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = accounts.set_password(username, password)
+    except ServiceError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"New password set for {user.username!r}; it is signed out everywhere.")
 
 
 @click.command("create-api-key")

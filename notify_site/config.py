@@ -25,6 +25,8 @@ from typing import Any
 from cryptography.fernet import Fernet
 from flask import Flask
 
+from notify_site.instance_files import make_private_dir
+
 SECRETS_FILE = "secrets.json"
 
 DEFAULTS: dict[str, Any] = {
@@ -106,6 +108,9 @@ DEFAULTS: dict[str, Any] = {
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     # Web hygiene (SPEC 4.7).
     "MAX_CONTENT_LENGTH": 12 * 1024 * 1024,
+    # Seconds a sign-in lasts after the last visit (each request renews the cookie). A session
+    # also ends at sign-out, a password change, or when an admin disables the account.
+    "PERMANENT_SESSION_LIFETIME": 7 * 24 * 3600,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     # None: decided from the scheme of NOTIFY_REDIRECT_URI (Secure whenever the site is HTTPS).
@@ -245,7 +250,7 @@ def ensure_secrets(app: Flask) -> dict[str, Any]:
     so exactly one process creates it and every other one reads that same file.
     """
     path = _secrets_path(app)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     if path.exists():
         return _read_secrets_file(app)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secrets-")

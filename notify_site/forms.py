@@ -58,6 +58,30 @@ class LoginForm(SiteForm):
     password = PasswordField(_l("Password"), validators=[DataRequired(REQUIRED), at_most(200)])
 
 
+def new_password_field(label) -> PasswordField:
+    """A new password: 8 to 200 characters (as services/accounts.py checks)."""
+    return PasswordField(
+        label,
+        validators=[
+            DataRequired(REQUIRED),
+            Length(
+                min=8,
+                max=200,
+                message=_l("Field must be between %(min)d and %(max)d characters long."),
+            ),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+def repeat_field(other: str) -> PasswordField:
+    return PasswordField(
+        _l("Repeat password"),
+        validators=[DataRequired(REQUIRED), EqualTo(other, message=_l("The passwords differ."))],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
 class RegisterForm(SiteForm):
     username = StringField(
         _l("Username"),
@@ -74,23 +98,29 @@ class RegisterForm(SiteForm):
             ),
         ],
     )
-    password = PasswordField(
-        _l("Password"),
-        validators=[
-            DataRequired(REQUIRED),
-            Length(
-                min=8,
-                max=200,
-                message=_l("Field must be between %(min)d and %(max)d characters long."),
-            ),
-        ],
+    password = new_password_field(_l("Password"))
+    confirm = repeat_field("password")
+
+
+class PasswordChangeForm(SiteForm):
+    """Settings: a new password, confirmed with the current one."""
+
+    current_password = PasswordField(
+        _l("Current password"),
+        validators=[DataRequired(REQUIRED), at_most(200)],
+        render_kw={"autocomplete": "current-password"},
     )
-    confirm = PasswordField(
-        _l("Repeat password"),
-        validators=[
-            DataRequired(REQUIRED),
-            EqualTo("password", message=_l("The passwords differ.")),
-        ],
+    new_password = new_password_field(_l("New password"))
+    confirm_password = repeat_field("new_password")
+
+
+class DeleteAccountForm(SiteForm):
+    """Settings: deleting the account, confirmed with its password."""
+
+    password = PasswordField(
+        _l("Your password"),
+        validators=[DataRequired(REQUIRED), at_most(200)],
+        render_kw={"autocomplete": "current-password"},
     )
 
 

@@ -5,6 +5,7 @@ The relay keeps its own tables in :mod:`notify_site.relay.models`; the site neve
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
@@ -13,6 +14,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from notify_site.db_types import UTCDateTime, utcnow
 from notify_site.extensions import db
+
+
+def new_session_epoch() -> str:
+    """A fresh random session epoch (see :attr:`User.session_epoch`)."""
+    return secrets.token_urlsafe(16)
 
 
 class User(UserMixin, db.Model):
@@ -27,11 +33,60 @@ class User(UserMixin, db.Model):
     # means "from the browser" and "the language's default zone" (notify_site/i18n.py).
     locale: Mapped[str | None] = mapped_column(String(16), default=None)
     timezone: Mapped[str | None] = mapped_column(String(64), default=None)
+    # When an admin disabled the account: it cannot sign in and its API keys are refused.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Part of every session's user id ("<id>:<epoch>", see get_id): a new value ends every
+    # session signed in before it (sign-out, a password change, disabling). Random rather than
+    # a counter, so that a row id SQLite hands out again after a deletion never matches a
+    # cookie of the deleted account.
+    session_epoch: Mapped[str] = mapped_column(String(32), default=new_session_epoch)
 
     connections: Mapped[list[Connection]] = relationship(back_populates="owner")
 
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the session: the row id and the session epoch."""
+        return f"{self.id}:{self.session_epoch}"
+
+    @property
+    def is_active(self) -> bool:
+        """Flask-Login's flag: a disabled account cannot sign in."""
+        return self.disabled_at is None
+
     def __repr__(self) -> str:
         return f"<User {self.id} {self.username!r}>"
+
+
+class AccountAction:
+    """What an :class:`AccountEvent` records."""
+
+    DISABLED = "disabled"
+    ENABLED = "enabled"
+    MADE_ADMIN = "made_admin"
+    ADMIN_REMOVED = "admin_removed"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an event name, not a password
+    PASSWORD_SET = "password_set"  # noqa: S105 - an event name, not a password
+    DELETED = "deleted"
+
+
+class AccountEvent(db.Model):
+    """One change to an account, kept for the admins' audit.
+
+    It outlives the account it names (no foreign key: a deleted account's events stay, with
+    the name it had), and holds names and figures, never a secret. ``actor_id`` is None when
+    the change came from the command line.
+    """
+
+    __tablename__ = "account_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int] = mapped_column()
+    username: Mapped[str] = mapped_column(String(64))
+    actor_id: Mapped[int | None] = mapped_column()
+    actor_username: Mapped[str | None] = mapped_column(String(64))
+    # Figures about the change as JSON, e.g. what a deletion removed: {"connections": 2, ...}.
+    detail: Mapped[str | None] = mapped_column(String(300))
 
 
 class ConnectionStatus:
@@ -141,6 +196,23 @@ class ApiKey(db.Model):
 
     def __repr__(self) -> str:
         return f"<ApiKey {self.id} {self.prefix}…>"
+
+
+class ApiKeyReveal(db.Model):
+    """A new API key waiting to be shown once, on the page its creation redirects to.
+
+    The key is encrypted with the key ring, bound to this row; the browser's session holds only
+    the random slot id whose SHA-256 is ``slot_hash``. The first read deletes the row, and an
+    unread one is useless after ``expires_at`` (services/api_keys.py).
+    """
+
+    __tablename__ = "api_key_reveals"
+
+    slot_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_ciphertext: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class NotificationStatus:

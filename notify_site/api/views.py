@@ -39,6 +39,7 @@ from notify_site.extensions import csrf
 from notify_site.models import User
 from notify_site.services import api_keys, idempotency, notifications
 from notify_site.services import connections as connections_service
+from notify_site.services.accounts import AccountDisabledError
 
 bp = ApiBlueprint(
     "api",
@@ -95,7 +96,10 @@ def authenticate_api_key() -> None:
             invalid=False,
         )
     scheme, _, credentials = header.strip().partition(" ")
-    api_key = api_keys.authenticate(credentials.strip()) if scheme.lower() == "bearer" else None
+    try:
+        api_key = api_keys.authenticate(credentials.strip()) if scheme.lower() == "bearer" else None
+    except AccountDisabledError as error:
+        raise ApiError(403, "account_disabled", str(error)) from None
     if api_key is None:
         raise unauthorized(
             "invalid_api_key", gettext("The API key is wrong or was revoked."), invalid=True
@@ -133,7 +137,7 @@ IDEMPOTENCY_PARAMETER = {
 @bp.route("/notifications", methods=["POST"], tags=["notifications"])
 @bp.doc(requestBody=NOTIFICATION_REQUEST_DOC, parameters=[IDEMPOTENCY_PARAMETER])
 @bp.response(202, QueuedResponseSchema, description="Queued: the rows are on disk")
-@errors_doc(400, 401, 404, 409, 413, 415, 422, 503)
+@errors_doc(400, 401, 403, 404, 409, 413, 415, 422, 503)
 def post_notification():
     """Queue a notification to one or more connections
 
@@ -236,7 +240,7 @@ def _json_text(data: Any) -> str:
 
 @bp.route(f"/notifications/<int(max={ID_MAX}):notification_id>", tags=["notifications"])
 @bp.response(200, NotificationSchema)
-@errors_doc(401, 404, 503)
+@errors_doc(401, 403, 404, 503)
 def get_notification(notification_id: int):
     """A notification's delivery status
 
@@ -256,7 +260,7 @@ def get_notification(notification_id: int):
 @bp.route("/connections", tags=["connections"])
 @bp.arguments(PageArgsSchema, location="query")
 @bp.response(200, ConnectionListSchema)
-@errors_doc(401, 503)
+@errors_doc(401, 403, 503)
 def list_connections(args: dict[str, int]):
     """The connections this key can send to, a page at a time
 
@@ -267,7 +271,7 @@ def list_connections(args: dict[str, int]):
 
 @bp.route(f"/connections/<int(max={ID_MAX}):connection_id>", tags=["connections"])
 @bp.response(200, ConnectionSchema)
-@errors_doc(401, 404, 503)
+@errors_doc(401, 403, 404, 503)
 def get_connection(connection_id: int):
     """One connection: chat, status and last rate-limit snapshot"""
     try:

@@ -6,7 +6,13 @@ key itself is shown once, when it is created. A stolen database therefore holds 
 and since the key is long and random, one unsalted hash is enough: there is nothing to guess.
 
 What a key may reach is its owner's: the owner's connections and notifications, or every
-connection when the owner is an admin.
+connection when the owner is an admin. A disabled owner's keys are refused.
+
+A key created on the page is shown on the page its creation redirects to (POST-redirect-GET,
+so a reload cannot create a second key). Until then it waits in an ``api_key_reveals`` row,
+encrypted with the token key ring and bound to that row; the browser's session holds only a
+random slot id. The first read deletes the row, and an unread one is useless after
+:data:`REVEAL_TTL`.
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import gettext
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
-from notify_site.models import ApiKey, Connection, Notification, User
+from notify_site.models import ApiKey, ApiKeyReveal, Connection, Notification, User
 from notify_site.services import ServiceError
+from notify_site.services.accounts import AccountDisabledError
+from notify_site.services.notify import keyring
 
 KEY_PREFIX = "nsk_"
 KEY_RANDOM_BYTES = 32
@@ -34,6 +42,8 @@ NAME_MAX_CHARS = 64
 KEY_MAX_CHARS = 200
 # last_used_at is written at most this often per key, so most requests write nothing.
 TOUCH_INTERVAL = timedelta(seconds=60)
+# How long a new key waits to be shown; the redirect that shows it takes a moment.
+REVEAL_TTL = timedelta(minutes=5)
 
 
 class ApiKeyError(ServiceError):
@@ -97,6 +107,77 @@ def create_api_key(user: User, name: str) -> tuple[ApiKey, str]:
 
     Raises :class:`ApiKeyError` when the name is empty or too long.
     """
+    api_key, plaintext = _new_key(user, name)
+    db.session.commit()
+    return api_key, plaintext
+
+
+def create_api_key_to_show(user: User, name: str) -> tuple[ApiKey, str]:
+    """Create a key for ``user`` and keep it, encrypted, for the page that shows it once.
+
+    Returns the row and the slot id the browser's session keeps for :func:`take_key_to_show`.
+    The key and its slot are committed together. Raises :class:`ApiKeyError`.
+    """
+    api_key, plaintext = _new_key(user, name)
+    now = utcnow()
+    _delete_expired_reveals(now)
+    slot = secrets.token_urlsafe(32)
+    slot_hash = hash_key(slot)
+    db.session.add(
+        ApiKeyReveal(
+            slot_hash=slot_hash,
+            user_id=user.id,
+            key_ciphertext=keyring().encrypt(plaintext, context=reveal_context(slot_hash)),
+            created_at=now,
+            expires_at=now + REVEAL_TTL,
+        )
+    )
+    db.session.commit()
+    return api_key, slot
+
+
+def take_key_to_show(user: User, slot: str | None) -> str | None:
+    """The key waiting in ``slot`` for ``user``, once: the row is deleted as it is read.
+
+    None when there is no such slot, it is another user's, it expired, or it was read already.
+    """
+    if not slot or len(slot) > KEY_MAX_CHARS:
+        return None
+    slot_hash = hash_key(slot)
+    reveal = db.session.get(ApiKeyReveal, slot_hash)
+    if reveal is None or reveal.user_id != user.id:
+        db.session.rollback()
+        return None
+    ciphertext = reveal.key_ciphertext
+    now = utcnow()
+    # Deleted by a conditional DELETE: of two requests reading the slot at once, one shows it.
+    taken = db.session.execute(
+        delete(ApiKeyReveal)
+        .where(ApiKeyReveal.slot_hash == slot_hash, ApiKeyReveal.expires_at > now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    _delete_expired_reveals(now)
+    db.session.commit()
+    if taken != 1:
+        return None
+    return keyring().decrypt(ciphertext, context=reveal_context(slot_hash))
+
+
+def _delete_expired_reveals(now: datetime) -> None:
+    """Drop keys nobody came to see (their browser never followed the redirect)."""
+    db.session.execute(
+        delete(ApiKeyReveal)
+        .where(ApiKeyReveal.expires_at <= now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def reveal_context(slot_hash: str) -> str:
+    """What a waiting key's ciphertext is bound to."""
+    return f"api-key-reveal:{slot_hash}"
+
+
+def _new_key(user: User, name: str) -> tuple[ApiKey, str]:
     name = (name or "").strip()
     if not name:
         raise ApiKeyError(gettext("Give the key a name, e.g. “CI alerts”."))
@@ -112,7 +193,7 @@ def create_api_key(user: User, name: str) -> tuple[ApiKey, str]:
         key_hash=hash_key(plaintext),
     )
     db.session.add(api_key)
-    db.session.commit()
+    db.session.flush()
     return api_key, plaintext
 
 
@@ -136,6 +217,7 @@ _KEY_BY_HASH = (
         _api_keys.c.last_used_at,
         _api_keys.c.owner_id,
         _users.c.is_admin,
+        _users.c.disabled_at,
     )
     .join(_users, _users.c.id == _api_keys.c.owner_id)
     .where(_api_keys.c.key_hash == bindparam("key_hash"))
@@ -147,7 +229,8 @@ def authenticate(plaintext: str | None) -> AuthenticatedKey | None:
 
     The row is found by the hash (an index lookup: its timing tells nothing about the key, only
     about a SHA-256 of it), then the hashes are compared in constant time. A revoked key is
-    refused at once: nothing about keys is cached.
+    refused at once: nothing about keys is cached. A key of a disabled account raises
+    :class:`~notify_site.services.accounts.AccountDisabledError` (the API answers 403).
     """
     if not plaintext or not plaintext.startswith(KEY_PREFIX) or len(plaintext) > KEY_MAX_CHARS:
         return None
@@ -157,6 +240,10 @@ def authenticate(plaintext: str | None) -> AuthenticatedKey | None:
         return None
     if row.revoked_at is not None:
         return None
+    if row.disabled_at is not None:
+        raise AccountDisabledError(
+            gettext("The account this key belongs to is disabled. Ask your admin.")
+        )
     return AuthenticatedKey(
         id=row.id,
         owner=KeyOwner(id=row.owner_id, is_admin=row.is_admin),

@@ -1,12 +1,14 @@
 """Moving every stored secret to the newest token key (SPEC 4.6, ``flask rotate-keys``).
 
-Three columns hold key-ring ciphertexts:
+Four columns hold key-ring ciphertexts:
 
 * ``connections.token_ciphertext`` — each connection's Notify access token, bound to
   ``connection:<id>``;
 * ``oauth_states.verifier_ciphertext`` — the PKCE verifier of a pending connect flow, bound to
   ``oauth-state:<state hash>``. These live an hour at most, but rows stay behind after they
   expire, and an old key can only be dropped from the ring once *nothing* is under it;
+* ``api_key_reveals.key_ciphertext`` — a new API key waiting a few minutes for the page that
+  shows it once, bound to ``api-key-reveal:<slot hash>``;
 * ``relay_line_tokens.token_ciphertext`` — the built-in relay's v2.1 LINE channel access
   tokens (channel mode), bound to ``relay-line-token:<id>``. Revoked ones are emptied; the
   current one lives up to 30 days, so it must move with the rest.
@@ -35,9 +37,10 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from notify_site.crypto import KeyRing, KeyRingError, MissingKeyError
 from notify_site.extensions import db
-from notify_site.models import Connection, OAuthState
+from notify_site.models import ApiKeyReveal, Connection, OAuthState
 from notify_site.relay.line.channel import token_context as relay_line_token_context
 from notify_site.relay.models import RelayLineToken
+from notify_site.services.api_keys import reveal_context
 from notify_site.services.notify import connection_context
 
 DEFAULT_BATCH_SIZE = 500
@@ -80,6 +83,12 @@ ENCRYPTED_COLUMNS = (
         OAuthState.state_hash,
         OAuthState.verifier_ciphertext,
         oauth_state_context,
+    ),
+    EncryptedColumn(
+        "new API keys waiting to be shown",
+        ApiKeyReveal.slot_hash,
+        ApiKeyReveal.key_ciphertext,
+        reveal_context,
     ),
     EncryptedColumn(
         "relay LINE channel tokens",

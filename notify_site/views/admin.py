@@ -45,6 +45,7 @@ from notify_site.i18n import hour_label, zone_name
 from notify_site.models import User
 from notify_site.services import admin as service
 from notify_site.services import api_keys
+from notify_site.services.accounts import AccountDisabledError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -69,7 +70,10 @@ def _json_error(status: int, code: str, message: str) -> Response:
 
 
 def _api_key_user() -> User | None:
-    """The owner of the valid API key sent as ``Authorization: Bearer …``, else None."""
+    """The owner of the valid API key sent as ``Authorization: Bearer …``, else None.
+
+    Raises :class:`AccountDisabledError` for a disabled account's key.
+    """
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         return None
@@ -85,7 +89,10 @@ def require_admin():
     data = request.endpoint in DATA_ENDPOINTS
     user = current_user if current_user.is_authenticated else None
     if data and user is None and "Authorization" in request.headers:
-        user = _api_key_user()
+        try:
+            user = _api_key_user()
+        except AccountDisabledError as error:
+            return _json_error(403, "account_disabled", str(error))
         if user is None:
             return _json_error(401, "unauthorized", _("The API key is not valid."))
     if user is None:

@@ -1,13 +1,16 @@
 """``/api-keys``: create, list and revoke the keys of the JSON API (SPEC 4.3).
 
-A new key is shown once, in the answer to the POST that created it. It is never flashed: a
-flash lives in the session cookie, which would carry the key around (signed, not encrypted).
-That answer is ``Cache-Control: no-store`` so no cache keeps a copy.
+Creating a key answers with a redirect to ``/api-keys`` (POST-redirect-GET: reloading the page
+cannot create a second key), which shows the new key once. The key waits for that page
+encrypted on the server (services/api_keys.py); the session carries only the random slot id,
+never the key: the session cookie is signed, not encrypted, so anyone holding the browser's
+cookie could read what it holds. The page is ``Cache-Control: no-store`` so no cache keeps a
+copy.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -18,6 +21,9 @@ from notify_site.forms import REQUIRED, ConfirmForm, SiteForm, at_most
 from notify_site.services import api_keys as service
 
 bp = Blueprint("api_keys", __name__)
+
+# The session key holding the slot of a key waiting to be shown.
+NEW_KEY_SLOT = "new_api_key_slot"
 
 
 class ApiKeyForm(SiteForm):
@@ -43,7 +49,8 @@ def _page(form: ApiKeyForm, *, new_key: str | None = None, status: int = 200):
 @bp.get("/api-keys")
 @login_required
 def index():
-    return _page(ApiKeyForm())
+    new_key = service.take_key_to_show(current_user, session.pop(NEW_KEY_SLOT, None))
+    return _page(ApiKeyForm(), new_key=new_key)
 
 
 @bp.post("/api-keys")
@@ -53,11 +60,12 @@ def create():
     if not form.validate_on_submit():
         return _page(form, status=400)
     try:
-        _, plaintext = service.create_api_key(current_user, form.name.data)
+        _, slot = service.create_api_key_to_show(current_user, form.name.data)
     except service.ApiKeyError as error:
         form.name.errors.append(str(error))
         return _page(form, status=400)
-    return _page(ApiKeyForm(formdata=None), new_key=plaintext)
+    session[NEW_KEY_SLOT] = slot
+    return redirect(url_for("api_keys.index"), 303)
 
 
 @bp.post("/api-keys/<int:key_id>/revoke")

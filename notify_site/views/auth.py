@@ -42,7 +42,7 @@ def register():
             form.username.errors.append(str(error))
         else:
             session.clear()
-            login_user(user)
+            _sign_in(user)
             flash(_("Welcome! Connect a LINE chat to start sending notifications."), "success")
             return redirect(url_for("connections.index"))
     return render_template("auth/register.html", form=form)
@@ -73,7 +73,11 @@ def login():
             )
             page = render_template("auth/login.html", form=form)
             return page, 429, {"Retry-After": str(wait)}
-        user = accounts.authenticate(form.username.data, form.password.data)
+        try:
+            user = accounts.authenticate(form.username.data, form.password.data)
+        except accounts.AccountDisabledError as error:
+            flash(str(error), "error")
+            return render_template("auth/login.html", form=form), 403
         if user is None:
             form.password.errors.append(_("Wrong username or password."))
         else:
@@ -81,9 +85,16 @@ def login():
             target = _safe_next()
             # A fresh session at sign-in: nothing planted before it survives (session fixation).
             session.clear()
-            login_user(user)
+            _sign_in(user)
             return redirect(target)
     return render_template("auth/login.html", form=form)
+
+
+def _sign_in(user) -> None:
+    """Sign ``user`` in to this browser: a session that lasts ``PERMANENT_SESSION_LIFETIME``
+    from the last visit (Flask renews the cookie's expiry on each request)."""
+    session.permanent = True
+    login_user(user)
 
 
 @bp.post("/logout")
@@ -91,7 +102,9 @@ def login():
 def logout():
     form = ConfirmForm()
     if form.validate_on_submit():
+        # Ends every session of the account, copies of this cookie included (services/accounts).
+        accounts.sign_out(current_user)
         logout_user()
         session.clear()
-        flash(_("You are signed out."), "info")
+        flash(_("You are signed out, on this device and every other."), "info")
     return redirect(url_for("auth.login"))

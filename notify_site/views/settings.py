@@ -1,17 +1,29 @@
-"""Language and time zone: the footer's switcher (anyone) and the settings page (users)."""
+"""The footer's language switcher (anyone), and the settings page (users): language and time
+zone, changing the password, deleting the account."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import refresh
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from notify_site import i18n
-from notify_site.forms import LanguageForm, SettingsForm
+from notify_site.forms import DeleteAccountForm, LanguageForm, PasswordChangeForm, SettingsForm
 from notify_site.security import safe_local_path
+from notify_site.services import account_deletion, accounts
 
 bp = Blueprint("settings", __name__)
 
@@ -60,14 +72,31 @@ def _settings_form() -> SettingsForm:
     return form
 
 
+def _settings_page(form: SettingsForm, password_form: PasswordChangeForm, status: int = 200):
+    return render_template(
+        "settings/index.html",
+        form=form,
+        password_form=password_form,
+        suggested_zones=SUGGESTED_ZONES,
+        default_zone=i18n.DEFAULT_TIMEZONES.get(str(i18n.select_locale()), "UTC"),
+    ), status
+
+
+def _current_settings() -> SettingsForm:
+    """The language form showing the saved choices (whatever another form posted)."""
+    form = _settings_form()
+    form.locale.data = current_user.locale or ""
+    form.timezone.data = current_user.timezone or ""
+    return form
+
+
 @bp.route("/settings", methods=["GET", "POST"])
 @login_required
 def index():
-    form = _settings_form()
     if request.method == "GET":
-        form.locale.data = current_user.locale or ""
-        form.timezone.data = current_user.timezone or ""
-    elif form.validate_on_submit():
+        return _settings_page(_current_settings(), PasswordChangeForm(formdata=None))
+    form = _settings_form()
+    if form.validate_on_submit():
         locale = form.locale.data or None
         i18n.save_preferences(current_user, locale=locale, timezone=form.timezone.data or None)
         refresh()  # the flash below is in the language just chosen
@@ -75,9 +104,49 @@ def index():
         response = redirect(url_for("settings.index"))
         return _remember(response, locale) if locale else response
     status = 400 if form.errors else 200
+    return _settings_page(form, PasswordChangeForm(formdata=None), status)
+
+
+@bp.post("/settings/password")
+@login_required
+def password():
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        try:
+            accounts.change_password(
+                current_user, form.current_password.data, form.new_password.data
+            )
+        except accounts.WrongPasswordError as error:
+            form.current_password.errors.append(str(error))
+        except accounts.PasswordRuleError as error:
+            form.new_password.errors.append(str(error))
+        else:
+            # Every session of the account ended; this one carries on under the new epoch.
+            login_user(current_user._get_current_object())
+            flash(_("Your password is changed. Your other sessions are signed out."), "success")
+            return redirect(url_for("settings.index"))
+    return _settings_page(_current_settings(), form, 400)
+
+
+@bp.route("/settings/delete-account", methods=["GET", "POST"])
+@login_required
+def delete_account():
+    form = DeleteAccountForm()
+    if form.validate_on_submit():
+        try:
+            account_deletion.delete_account(current_user, form.password.data)
+        except accounts.WrongPasswordError as error:
+            form.password.errors.append(str(error))
+        except (account_deletion.AccountDeletionError, accounts.AdminRuleError) as error:
+            flash(str(error), "error")
+        else:
+            logout_user()
+            session.clear()
+            flash(_("Your account is deleted."), "success")
+            return redirect(url_for("auth.login"))
+    status = 400 if request.method == "POST" else 200
     return render_template(
-        "settings/index.html",
+        "settings/delete_account.html",
         form=form,
-        suggested_zones=SUGGESTED_ZONES,
-        default_zone=i18n.DEFAULT_TIMEZONES.get(str(i18n.select_locale()), "UTC"),
+        preview=account_deletion.deletion_preview(current_user),
     ), status

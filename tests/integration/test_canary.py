@@ -90,10 +90,12 @@ def test_a_connect_send_rotate_cycle_leaves_no_secret_in_the_database_or_logs(li
             connection.token_ciphertext, context=connection_context(connection.id)
         )
 
-    # An API key, made on the page that shows it once.
-    created = submit(
+    # An API key, made on the page that shows it once (after the creation's redirect).
+    redirected = submit(
         browser, browser.get(f"{live.site}/api-keys"), {"name": "canary"}, field="name"
     )
+    assert redirected.status_code == 303
+    created = browser.get(f"{live.site}{redirected.headers['Location']}")
     assert created.status_code == 200
     api_key = re.search(r'id="new-api-key"[^>]*>(nsk_[A-Za-z0-9_-]+)<', created.text).group(1)
 

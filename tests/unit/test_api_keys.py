@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import event, func, select, text
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
-from notify_site.models import ApiKey, User
+from notify_site.models import ApiKey, ApiKeyReveal, User
 from notify_site.services import api_keys
+from notify_site.services.api_keys import reveal_context
+from notify_site.services.notify import keyring
 from tests.factories import create_connection, create_user, login
 
 KEY_PATTERN = re.compile(r"nsk_[A-Za-z0-9_-]+")
@@ -43,7 +46,7 @@ def _call_api(client, key: str):
 
 
 def test_created_key_is_shown_once_and_only_its_hash_is_stored(app, signed_in):
-    created = signed_in.post("/api-keys", data={"name": "CI alerts"})
+    created = signed_in.post("/api-keys", data={"name": "CI alerts"}, follow_redirects=True)
     assert created.status_code == 200
     assert "no-store" in created.headers["Cache-Control"]
     page = created.get_data(as_text=True)
@@ -83,7 +86,8 @@ def test_created_key_is_shown_once_and_only_its_hash_is_stored(app, signed_in):
 
 
 def test_new_key_page_has_copy_button_from_a_static_script_and_a_curl_example(signed_in):
-    page = signed_in.post("/api-keys", data={"name": "deploy"}).get_data(as_text=True)
+    created = signed_in.post("/api-keys", data={"name": "deploy"}, follow_redirects=True)
+    page = created.get_data(as_text=True)
     assert 'data-copy-target="new-api-key"' in page
     assert "/static/js/clipboard.js" in page
     assert "<script>" not in page  # no inline script: the CSP forbids it
@@ -276,3 +280,72 @@ def test_keys_are_unique_and_random(app, user):
         keys = {api_keys.create_api_key(alice, f"k{i}")[1] for i in range(20)}
     assert len(keys) == 20
     assert len({key[:12] for key in keys}) == 20
+
+
+# ------------------------------------------- POST-redirect-GET: a new key shown once (item 11)
+
+
+def test_creating_redirects_and_a_reload_shows_no_second_key_and_no_key(app, signed_in):
+    created = signed_in.post("/api-keys", data={"name": "CI alerts"})
+    assert created.status_code == 303
+    assert created.headers["Location"] == "/api-keys"
+    assert not KEY_PATTERN.search(created.get_data(as_text=True))
+
+    shown = signed_in.get("/api-keys")
+    assert "no-store" in shown.headers["Cache-Control"]
+    keys = {m for m in KEY_PATTERN.findall(shown.get_data(as_text=True)) if len(m) > 12}
+    assert len(keys) == 1
+    (plaintext,) = keys
+
+    reloaded = signed_in.get("/api-keys").get_data(as_text=True)
+    assert plaintext not in reloaded
+    assert 'id="new-api-key"' not in reloaded
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ApiKey)) == 1
+        assert db.session.scalar(select(func.count()).select_from(ApiKeyReveal)) == 0
+    assert _call_api(signed_in, plaintext).status_code == 200
+
+
+def test_the_session_cookie_carries_a_slot_never_the_key(app, signed_in):
+    signed_in.post("/api-keys", data={"name": "CI alerts"})
+    cookie = signed_in.get_cookie("session").value
+    session = app.session_interface.get_signing_serializer(app).loads(cookie)
+    slot = session["new_api_key_slot"]
+    with app.app_context():
+        [reveal] = db.session.scalars(select(ApiKeyReveal)).all()
+        # Waiting server-side, encrypted with the key ring and bound to its slot.
+        assert reveal.slot_hash == hashlib.sha256(slot.encode()).hexdigest()
+        assert reveal.key_ciphertext.startswith("ktest1$")
+        plaintext = keyring().decrypt(
+            reveal.key_ciphertext, context=reveal_context(reveal.slot_hash)
+        )
+    assert plaintext.startswith("nsk_")
+    assert plaintext not in json.dumps(session)
+    assert plaintext[4:] not in cookie
+    assert plaintext in signed_in.get("/api-keys").get_data(as_text=True)
+
+
+def test_a_key_left_waiting_too_long_is_not_shown(app, signed_in):
+    signed_in.post("/api-keys", data={"name": "CI alerts"})
+    with app.app_context():
+        reveal = db.session.scalar(select(ApiKeyReveal))
+        reveal.expires_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+    page = signed_in.get("/api-keys").get_data(as_text=True)
+    assert 'id="new-api-key"' not in page
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ApiKeyReveal)) == 0
+
+
+def test_another_users_session_cannot_take_the_slot(app, signed_in):
+    signed_in.post("/api-keys", data={"name": "CI alerts"})
+    cookie = signed_in.get_cookie("session").value
+    slot = app.session_interface.get_signing_serializer(app).loads(cookie)["new_api_key_slot"]
+    with app.app_context():
+        create_user("mallory")
+    mallory = app.test_client()
+    login(mallory, "mallory")
+    with mallory.session_transaction() as session:
+        session["new_api_key_slot"] = slot
+    assert 'id="new-api-key"' not in mallory.get("/api-keys").get_data(as_text=True)
+    assert 'id="new-api-key"' in signed_in.get("/api-keys").get_data(as_text=True)
