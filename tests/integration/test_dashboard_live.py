@@ -24,10 +24,11 @@ from notify_site.services.notifications import (
 )
 from notify_site.services.notify import connection_context, keyring
 from notify_site.worker import Worker
+from tests import images
 from tests.integration.helpers import connect_chat, register
 from tests.unit.test_dashboard import card, parse
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = images.png()
 # Not the defaults (1000 / 50): the figures on the page can only have come from the relay.
 CALLS, IMAGES = 40, 6
 

@@ -21,10 +21,11 @@ from notify_site.models import (
     User,
 )
 from notify_site.services.notifications import NotificationContent, queue_notifications
+from tests import images
 from tests.factories import create_connection, create_user, login
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+PNG = images.png()
+JPEG = images.jpeg()
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
 
