@@ -39,11 +39,9 @@ def index():
         return render_template("send/index.html", form=form, connections=connections)
 
     form.validate()  # types and presence; the content rules come next
-    content = form.content()
-    for name, reason in service.validate_content(content).items():
-        form.add_error(name, reason)
+    content = form.checked_content()
     targets = _targets(form)
-    if not form.has_errors:
+    if content is not None and not form.has_errors:
         try:
             rows = service.queue_notifications(current_user, targets, content)
         except service.NotificationValidationError as error:
