@@ -10,7 +10,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from notify_site.extensions import db
 from notify_site.models import User
-from notify_site.services import ServiceError
+from notify_site.services import ServiceError, plain_text_reason
 
 # A hash of a random password, checked when the user does not exist, so that a missing user
 # costs as much time as a wrong password and the answer does not reveal which it was.
@@ -23,6 +23,10 @@ class RegistrationClosedError(ServiceError):
 
 class UsernameTakenError(ServiceError):
     pass
+
+
+class InvalidUsernameError(ServiceError):
+    """A name no account may have (control characters; the form allows far fewer)."""
 
 
 def load_user(user_id: str) -> User | None:
@@ -39,6 +43,9 @@ def create_user(username: str, password: str, *, admin: bool | None = None) -> U
     Raises :class:`UsernameTakenError` when the name is in use.
     """
     username = username.strip()
+    reason = plain_text_reason(username)
+    if reason:
+        raise InvalidUsernameError(reason)
     is_first = db.session.scalar(select(func.count()).select_from(User)) == 0
     user = User(
         username=username,
