@@ -5,6 +5,7 @@
 * werkzeug's ProxyFix, trusting exactly as many proxies as configured (none by default), so
   that behind a TLS-terminating proxy the site knows the request was HTTPS and who sent it.
 * A plain 400 for a Host header outside ``TRUSTED_HOSTS`` (Flask checks the header itself).
+* ``MAX_CONTENT_LENGTH`` for chunked bodies too (:mod:`notify_site.request_body`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from notify_site.request_body import ChunkedBodyLimit
 
 # No inline script anywhere: pages load their behaviour from /static/js. Images may come from
 # any HTTPS URL because the relay's inbox shows the images people send by URL.
@@ -48,6 +51,7 @@ def init_app(app: Flask) -> None:
     """Install the headers, the proxy settings and the untrusted-host answer on ``app``."""
     app.extensions["notify_site.hsts"] = hsts_value(app)
     install_proxy_fix(app)
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, app.config)  # type: ignore[method-assign]
     app.after_request(set_security_headers)
     app.register_error_handler(SecurityError, untrusted_host)
 

@@ -654,3 +654,16 @@ def test_status_json_without_a_session_is_a_json_401(client, ids):
     assert response.get_json()["error"]["code"] == "unauthorized"
     response = client.get("/send/status?ids=1")
     assert response.status_code == 302
+
+
+def test_a_form_over_the_body_limit_says_so_on_the_send_page(app, alice, ids):
+    app.config["MAX_CONTENT_LENGTH"] = 4096
+    response = alice.post("/send", data=valid(ids, message="x" * 5000))
+    assert response.status_code == 413
+    html = response.get_data(as_text=True)
+    assert re.search(
+        r'id="form-error"[^>]*>Nothing was sent: the form was larger than 4 KiB,', html
+    )
+    assert "An image file may be at most 5 MiB." in html
+    assert 'name="message"' in html  # the form itself, to send again
+    assert count_rows(app) == 0
