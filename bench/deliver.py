@@ -72,7 +72,8 @@ def run(args, latency: float) -> None:
             from notify_site import create_app
             from notify_site.extensions import db
             from notify_site.models import Connection, Notification, NotificationStatus, User
-            from notify_site.services.notifications import NotificationContent, add_notifications
+            from notify_site.notify_content import Content
+            from notify_site.services.notifications import add_notifications
             from notify_site.services.notify import connection_context, keyring
             from notify_site.worker import Worker
 
@@ -88,7 +89,7 @@ def run(args, latency: float) -> None:
                     add_notifications(
                         owner,
                         [connections[n % len(connections)]],
-                        NotificationContent(message=f"bench {n}"),
+                        Content(message=f"bench {n}"),
                     )
                 db.session.commit()
 

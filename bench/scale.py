@@ -113,7 +113,8 @@ def deliveries_per_second(app, processes: int, threads: int, total: int, env: di
 
     from notify_site.extensions import db
     from notify_site.models import Connection, Notification, NotificationStatus, User
-    from notify_site.services.notifications import NotificationContent, add_notifications
+    from notify_site.notify_content import Content
+    from notify_site.services.notifications import add_notifications
 
     workers = start_workers(processes, threads, env)
     try:
@@ -121,7 +122,7 @@ def deliveries_per_second(app, processes: int, threads: int, total: int, env: di
             connections = list(db.session.scalars(select(Connection).order_by(Connection.id)))
             owner = db.session.get(User, connections[0].owner_id)
             for n in range(total):
-                content = NotificationContent(message=f"scale {processes}×{threads} {n}")
+                content = Content(message=f"scale {processes}×{threads} {n}")
                 add_notifications(owner, [connections[n % len(connections)]], content)
             db.session.commit()
             started = time.perf_counter()

@@ -46,7 +46,8 @@
 # The sandbox's chats: the 1-on-1 chat's name and the groups offered on the authorize page.
 # RELAY_SANDBOX_USER = "Sandbox user"
 # RELAY_SANDBOX_GROUPS = ["Family", "Team alerts"]
-# Largest image file the relay accepts, in bytes.
+# Largest image file the relay accepts, in bytes. The site checks its own sends against 5 MiB
+# (notify_site/notify_content.py): lowering this makes the relay refuse what the site queued.
 # RELAY_IMAGE_MAX_BYTES = 5 * 1024 * 1024
 # The relay's public base URL, e.g. "https://notify.example.com/relay". Required in channel
 # mode (LINE fetches uploaded images from it); when set, the relay's absolute URLs use it,

@@ -26,6 +26,7 @@ from cryptography.fernet import Fernet
 from flask import Flask
 
 from notify_site.instance_files import make_private_dir
+from notify_site.notify_content import IMAGE_MAX_BYTES
 
 SECRETS_FILE = "secrets.json"
 
@@ -54,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_CODE_TTL": 600,
     "RELAY_SANDBOX_USER": "Sandbox user",
     "RELAY_SANDBOX_GROUPS": ["Family", "Team alerts"],
-    "RELAY_IMAGE_MAX_BYTES": 5 * 1024 * 1024,
+    "RELAY_IMAGE_MAX_BYTES": IMAGE_MAX_BYTES,  # the site checks its own sends against the same
     # Real LINE delivery (the relay's channel mode; README "Real LINE delivery"). With a channel
     # id and secret plus a token source, the relay delivers through the Messaging API instead
     # of the sandbox inbox. Token source: a channel access token given as it is, or a private

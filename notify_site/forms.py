@@ -13,6 +13,8 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
 
+from notify_site.services import plain_text_reason
+
 
 def N_(text: str) -> str:  # noqa: N802 - the conventional name of gettext's no-op marker
     """Mark a string for extraction only: WTForms translates it when it shows it."""
@@ -39,6 +41,13 @@ def at_most(limit: int) -> Length:
     return Length(max=limit, message=_l("Field cannot be longer than %(max)d characters."))
 
 
+def plain_text(form, field) -> None:
+    """A WTForms validator for every free-text field whose value reaches the database."""
+    reason = plain_text_reason(field.data) if isinstance(field.data, str) else None
+    if reason:
+        raise ValidationError(reason)
+
+
 class _Translations:
     def gettext(self, string: str) -> str:
         return gettext(string)
@@ -54,7 +63,9 @@ class SiteForm(FlaskForm):
 
 
 class LoginForm(SiteForm):
-    username = StringField(_l("Username"), validators=[DataRequired(REQUIRED), at_most(64)])
+    username = StringField(
+        _l("Username"), validators=[DataRequired(REQUIRED), at_most(64), plain_text]
+    )
     password = PasswordField(_l("Password"), validators=[DataRequired(REQUIRED), at_most(200)])
 
 
@@ -128,7 +139,7 @@ class ConnectForm(SiteForm):
     label = StringField(
         _l("Label"),
         description=_l("A name for this chat on this site, e.g. “Ops alerts”."),
-        validators=[DataRequired(REQUIRED), at_most(64)],
+        validators=[DataRequired(REQUIRED), at_most(64), plain_text],
         filters=[lambda value: value.strip() if value else value],
     )
 
@@ -166,7 +177,7 @@ class SettingsForm(SiteForm):
         description=_l(
             "An IANA name such as Asia/Tokyo or Asia/Taipei. Empty: your language's usual zone."
         ),
-        validators=[Optional(), at_most(64), _valid_zone],
+        validators=[Optional(), at_most(64), plain_text, _valid_zone],
         filters=[lambda value: value.strip() if value else value],
         render_kw={"list": "timezone-options", "autocomplete": "off", "spellcheck": "false"},
     )

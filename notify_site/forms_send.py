@@ -1,6 +1,6 @@
-"""The send form (SPEC 4.3): WTForms checks types and presence; the content rules live in
-:func:`notify_site.services.notifications.validate_content`, and the view maps that function's
-errors back onto these fields.
+"""The send form (SPEC 4.3): WTForms checks types and presence; the content rules are
+:mod:`notify_site.notify_content`'s (the relay's too), and :meth:`SendForm.checked_content`
+puts their problems beside these fields.
 """
 
 from __future__ import annotations
@@ -12,11 +12,16 @@ from wtforms import BooleanField, IntegerField, SelectMultipleField, TextAreaFie
 from wtforms.validators import InputRequired, Optional
 
 from notify_site.forms import SiteForm
-from notify_site.services.notifications import (
+from notify_site.notify_content import (
+    IMAGE_MAX_BYTES,
+    IMAGE_MAX_SIDE,
     MESSAGE_MAX_CHARS,
-    ImageUpload,
-    NotificationContent,
+    Content,
+    ContentError,
+    ImageFile,
+    check_content,
 )
+from notify_site.services.notifications import PAIR_OF, describe_problem
 
 
 def _blank_to_none(value: str | None) -> str | None:
@@ -68,13 +73,22 @@ class SendForm(SiteForm):
         filters=[_blank_to_none],
         render_kw={"placeholder": "https://…/photo.jpg"},
     )
-    image_file = FileField(_l("Or upload a file"), render_kw={"accept": "image/png,image/jpeg"})
+    image_file = FileField(
+        _l("Or upload a file"),
+        description=_l(
+            "PNG or JPEG, at most %(size)s MiB and %(side)s×%(side)s pixels. "
+            "A file takes the place of the addresses.",
+            size=IMAGE_MAX_BYTES // (1024 * 1024),
+            side=IMAGE_MAX_SIDE,
+        ),
+        render_kw={"accept": "image/png,image/jpeg"},
+    )
     notification_disabled = BooleanField(_l("Send silently"))
 
     # Errors that belong to a pair of inputs rather than one ("sticker", "image").
     group_errors: dict[str, list[str]]
 
-    # validate_content's field names for the pairs, and the label each error starts with.
+    # The label an error starts with, where it is not the field's own (the pairs have none).
     LABELS = {
         "connections": _l("Chats"),
         "message": _l("Message"),
@@ -87,25 +101,32 @@ class SendForm(SiteForm):
         super().__init__(*args, **kwargs)
         self.group_errors = {}
 
-    def content(self) -> NotificationContent:
-        """What the person asked to send, as the service takes it (not yet validated)."""
+    def checked_content(self) -> Content | None:
+        """What the person asked to send, checked by notify_content; None, with each problem
+        beside its field (a pair's beside the pair), when it cannot be sent."""
         upload = None
         storage = self.image_file.data
         if storage:
-            upload = ImageUpload(
+            upload = ImageFile(
                 filename=storage.filename or "",
                 data=storage.read(),
-                content_type=storage.mimetype or "",
+                declared_type=storage.mimetype or "",
             )
-        return NotificationContent(
-            message=self.message.data or "",
-            sticker_package_id=self.sticker_package_id.data,
-            sticker_id=self.sticker_id.data,
-            image_thumbnail_url=self.image_thumbnail_url.data,
-            image_fullsize_url=self.image_fullsize_url.data,
-            image_file=upload,
-            notification_disabled=bool(self.notification_disabled.data),
-        )
+        try:
+            return check_content(
+                self.message.data or "",
+                sticker_package_id=self.sticker_package_id.data,
+                sticker_id=self.sticker_id.data,
+                image_thumbnail_url=self.image_thumbnail_url.data,
+                image_fullsize_url=self.image_fullsize_url.data,
+                image_file=upload,
+                notification_disabled=bool(self.notification_disabled.data),
+            )
+        except ContentError as error:
+            for name, problem in error.problems.items():
+                place = PAIR_OF[name] if problem.code == "pair" else name
+                self.add_error(place, describe_problem(name, problem))
+            return None
 
     def add_error(self, name: str, reason: str) -> None:
         """Show a service's ``reason`` beside the field (or pair of fields) called ``name``.
@@ -113,13 +134,14 @@ class SendForm(SiteForm):
         An error WTForms already put on a field wins: it is the more specific of the two (a
         sticker id that is not a number also makes the pair look half given).
         """
-        text = _sentence(str(self.LABELS.get(name, name)), reason)
         field = self._fields.get(name)
+        label = self.LABELS.get(name) or (field.label.text if field is not None else name)
+        text = _sentence(str(label), reason)
         if field is not None:
             if not field.errors:
                 field.errors = [text]
             return
-        pair = {"sticker": ("sticker_package_id", "sticker_id")}.get(name, ())
+        pair = [member for member, group in PAIR_OF.items() if group == name]
         if any(self._fields[member].errors for member in pair):
             return
         self.group_errors.setdefault(name, []).append(text)

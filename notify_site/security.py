@@ -10,6 +10,7 @@
 * :func:`external_url`: absolute URLs built from configuration, never from the request's
   Host header (which, with ``TRUSTED_HOSTS`` unset, is whatever the client sent); and no
   URL-map redirect that would build one (merging ``//`` in a path).
+* ``MAX_CONTENT_LENGTH`` for chunked bodies too (:mod:`notify_site.request_body`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from flask import Flask, Response, current_app, request, url_for
 from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import RoutingException
+
+from notify_site.request_body import ChunkedBodyLimit
 
 # No inline script anywhere: pages load their behaviour from /static/js. Images may come from
 # any HTTPS URL because the relay's inbox shows the images people send by URL.
@@ -58,6 +61,7 @@ def init_app(app: Flask) -> None:
     """Install the headers, the proxy settings and the untrusted-host answer on ``app``."""
     app.extensions["notify_site.hsts"] = hsts_value(app)
     install_proxy_fix(app)
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, app.config)  # type: ignore[method-assign]
     app.after_request(set_security_headers)
     app.register_error_handler(SecurityError, untrusted_host)
     # werkzeug answers a path with "//" by a 308 to the merged path as an absolute URL built

@@ -106,11 +106,6 @@ _FIELD_MESSAGES: list[tuple[str, str]] = [
     ("Must be greater than or equal to {min}.", N_("Must be greater than or equal to %(min)s.")),
     ("Must be less than or equal to {max}.", N_("Must be less than or equal to %(max)s.")),
     # notify_site.api.schemas' own fields.
-    ("must not contain NUL characters", N_("must not contain NUL characters")),
-    (
-        "must be valid Unicode (no lone surrogates)",
-        N_("must be valid Unicode (no lone surrogates)"),
-    ),
     ("give this field once", N_("give this field once")),
     (
         "a connection id (a positive integer) or label (a non-empty string)",

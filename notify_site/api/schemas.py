@@ -1,9 +1,10 @@
 """marshmallow schemas of the API v1: they validate requests, shape answers, and are the
 OpenAPI document's schemas.
 
-Requests are checked here for shape and types; the content rules (message length, sticker and
-image pairs, https URLs, image type) are the service's, :func:`validate_content`, applied after.
-Unknown fields are refused, naming the field.
+Requests are checked here for shape and types, then once by :mod:`notify_site.notify_content`
+(message length and characters, sticker and image pairs, https URLs, the image file's type,
+size and dimensions): the rules the relay checks with, so what the API accepts the Notify
+server accepts too. Unknown fields are refused, naming the field.
 """
 
 from __future__ import annotations
@@ -26,13 +27,19 @@ from marshmallow import (
 )
 from werkzeug.datastructures import FileStorage, MultiDict
 
+from notify_site import notify_content
 from notify_site.models import ConnectionStatus, NotificationStatus
-from notify_site.services.notifications import (
+from notify_site.notify_content import (
+    IMAGE_MAX_BYTES,
+    IMAGE_MAX_SIDE,
     MESSAGE_MAX_CHARS,
     URL_MAX_CHARS,
-    ImageUpload,
-    NotificationContent,
+    Content,
+    ContentError,
+    check_content,
 )
+from notify_site.plain_text import text_problem
+from notify_site.services.notifications import describe_problem
 
 CONNECTIONS_MAX = 100
 LABEL_MAX_CHARS = 64
@@ -73,34 +80,12 @@ class ConnectionRef(fields.Field):
             return value
         if isinstance(value, str):
             value = value.strip()
-            if not value or unstorable_text(value):
+            if not value or text_problem(value):
                 raise self.make_error("invalid")
             if len(value) > LABEL_MAX_CHARS:
                 raise self.make_error("too_long")
             return value
         raise self.make_error("invalid")
-
-
-def unstorable_text(value: str) -> str | None:
-    """Why ``value`` cannot be stored as text in every database we support, or None."""
-    if "\x00" in value:
-        return "must not contain NUL characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "must be valid Unicode (no lone surrogates)"
-    return None
-
-
-class Text(fields.String):
-    """A string that every supported database can store (PostgreSQL refuses NUL)."""
-
-    def _deserialize(self, value: Any, attr, data, **kwargs) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        problem = unstorable_text(text)
-        if problem:
-            raise ValidationError(problem)
-        return text
 
 
 class StrictBoolean(fields.Boolean):
@@ -121,15 +106,15 @@ class ImageFile(fields.Field):
         metadata = {"type": "string", "format": "binary", **kwargs.pop("metadata", {})}
         super().__init__(metadata=metadata, **kwargs)
 
-    def _deserialize(self, value: Any, attr, data, **kwargs) -> ImageUpload:
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> notify_content.ImageFile:
         if not isinstance(value, FileStorage):
             raise self.make_error("invalid")
         # The name is only kept for the record: printable characters only.
         filename = "".join(char for char in value.filename or "" if char.isprintable())
-        return ImageUpload(
+        return notify_content.ImageFile(
             filename=filename[:200] or "image",
             data=value.read(),
-            content_type=value.mimetype or "",
+            declared_type=value.mimetype or "",
         )
 
 
@@ -160,7 +145,7 @@ class NotificationRequest:
 
     refs: list[int | str]
     refs_field: str  # "connection" or "connections": the field to blame for a bad target
-    content: NotificationContent
+    content: Content
 
     def canonical(self) -> dict[str, Any]:
         """The request in a canonical form, for the Idempotency-Key fingerprint.
@@ -188,6 +173,30 @@ class NotificationRequest:
         }
 
 
+# notify_content's field names as each body names them (the multipart body uses them as they are).
+JSON_FIELD_NAMES = {
+    "sticker_package_id": "sticker.package_id",
+    "sticker_id": "sticker.sticker_id",
+    "image_thumbnail_url": "image.thumbnail_url",
+    "image_fullsize_url": "image.fullsize_url",
+}
+FORM_FIELD_NAMES: dict[str, str] = {}
+
+
+def checked_content(names: dict[str, str], **values: Any) -> Content:
+    """The request's content, checked once by notify_content; its problems become marshmallow
+    errors on the request's own field names, worded in the request's language."""
+    try:
+        return check_content(**values)
+    except ContentError as error:
+        raise ValidationError(
+            {
+                names.get(name, name): describe_problem(name, problem)
+                for name, problem in error.problems.items()
+            }
+        ) from None
+
+
 def _exactly_one_target(data: dict[str, Any]) -> None:
     if "connection" in data and "connections" in data:
         raise ValidationError(
@@ -207,11 +216,11 @@ class StickerSchema(Schema):
 
 
 class ImageSchema(Schema):
-    thumbnail_url = Text(
+    thumbnail_url = fields.String(
         required=True,
         metadata={"format": "uri", "maxLength": URL_MAX_CHARS, "description": "https:// only"},
     )
-    fullsize_url = Text(
+    fullsize_url = fields.String(
         required=True,
         metadata={"format": "uri", "maxLength": URL_MAX_CHARS, "description": "https:// only"},
     )
@@ -229,7 +238,7 @@ class NotificationRequestSchema(Schema):
         validate=validate.Length(min=1, max=CONNECTIONS_MAX),
         metadata={"description": "Several connections, by id or label"},
     )
-    message = Text(
+    message = fields.String(
         required=True,
         metadata={
             "minLength": 1,
@@ -253,18 +262,16 @@ class NotificationRequestSchema(Schema):
         image = data.get("image") or {}
         refs_field = "connection" if "connection" in data else "connections"
         refs = [data["connection"]] if refs_field == "connection" else data["connections"]
-        return NotificationRequest(
-            refs=refs,
-            refs_field=refs_field,
-            content=NotificationContent(
-                message=data["message"],
-                sticker_package_id=sticker.get("package_id"),
-                sticker_id=sticker.get("sticker_id"),
-                image_thumbnail_url=image.get("thumbnail_url"),
-                image_fullsize_url=image.get("fullsize_url"),
-                notification_disabled=data["notification_disabled"],
-            ),
+        content = checked_content(
+            JSON_FIELD_NAMES,
+            message=data["message"],
+            sticker_package_id=sticker.get("package_id"),
+            sticker_id=sticker.get("sticker_id"),
+            image_thumbnail_url=image.get("thumbnail_url"),
+            image_fullsize_url=image.get("fullsize_url"),
+            notification_disabled=data["notification_disabled"],
         )
+        return NotificationRequest(refs=refs, refs_field=refs_field, content=content)
 
 
 class NotificationFormSchema(Schema):
@@ -286,12 +293,19 @@ class NotificationFormSchema(Schema):
         validate=validate.Length(min=1, max=CONNECTIONS_MAX),
         metadata={"description": "Same as connection"},
     )
-    message = Text(required=True, metadata={"minLength": 1, "maxLength": MESSAGE_MAX_CHARS})
+    message = fields.String(
+        required=True, metadata={"minLength": 1, "maxLength": MESSAGE_MAX_CHARS}
+    )
     sticker_package_id = fields.Integer(metadata={"minimum": 1, "maximum": ID_MAX})
     sticker_id = fields.Integer(metadata={"minimum": 1, "maximum": ID_MAX})
-    image_thumbnail_url = Text(metadata={"format": "uri", "maxLength": URL_MAX_CHARS})
-    image_fullsize_url = Text(metadata={"format": "uri", "maxLength": URL_MAX_CHARS})
-    image_file = ImageFile(metadata={"description": "A PNG or JPEG image"})
+    image_thumbnail_url = fields.String(metadata={"format": "uri", "maxLength": URL_MAX_CHARS})
+    image_fullsize_url = fields.String(metadata={"format": "uri", "maxLength": URL_MAX_CHARS})
+    image_file = ImageFile(
+        metadata={
+            "description": f"A PNG or JPEG image of at most {IMAGE_MAX_BYTES // 1024 // 1024} MiB "
+            f"and {IMAGE_MAX_SIDE}x{IMAGE_MAX_SIDE} pixels; it takes the place of image URLs"
+        }
+    )
     notification_disabled = fields.Boolean(
         load_default=False, metadata={"description": "true or false"}
     )
@@ -303,19 +317,17 @@ class NotificationFormSchema(Schema):
     @post_load
     def _to_request(self, data: dict[str, Any], **kwargs) -> NotificationRequest:
         refs_field = "connection" if "connection" in data else "connections"
-        return NotificationRequest(
-            refs=data[refs_field],
-            refs_field=refs_field,
-            content=NotificationContent(
-                message=data["message"],
-                sticker_package_id=data.get("sticker_package_id"),
-                sticker_id=data.get("sticker_id"),
-                image_thumbnail_url=data.get("image_thumbnail_url"),
-                image_fullsize_url=data.get("image_fullsize_url"),
-                image_file=data.get("image_file"),
-                notification_disabled=data["notification_disabled"],
-            ),
+        content = checked_content(
+            FORM_FIELD_NAMES,
+            message=data["message"],
+            sticker_package_id=data.get("sticker_package_id"),
+            sticker_id=data.get("sticker_id"),
+            image_thumbnail_url=data.get("image_thumbnail_url"),
+            image_fullsize_url=data.get("image_fullsize_url"),
+            image_file=data.get("image_file"),
+            notification_disabled=data["notification_disabled"],
         )
+        return NotificationRequest(refs=data[refs_field], refs_field=refs_field, content=content)
 
 
 REPEATABLE_FORM_FIELDS = {"connection", "connections"}

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from notify_site.extensions import db
+from notify_site.plain_text import text_problem
 from notify_site.relay.errors import ClientRegistrationError
 from notify_site.relay.models import RelayClient
 from notify_site.relay.secrets_util import hash_secret, new_secret, secret_matches
@@ -42,6 +43,8 @@ def register_client(name: str, redirect_uri: str) -> tuple[str, str]:
     name = name.strip()
     if not name or len(name) > 100:
         raise ClientRegistrationError("the name must be 1 to 100 characters")
+    if text_problem(name) is not None:
+        raise ClientRegistrationError("the name must not contain control characters")
     validate_redirect_uri(redirect_uri)
     client_id = secrets.token_urlsafe(16)
     client_secret = new_secret()
@@ -59,7 +62,8 @@ def register_client(name: str, redirect_uri: str) -> tuple[str, str]:
 
 def find_client(client_id: str) -> RelayClient | None:
     """The client registered under ``client_id``, if any."""
-    if not client_id:
+    # Client ids are URL-safe base64; PostgreSQL cannot even compare a string holding NUL.
+    if not client_id or text_problem(client_id) is not None:
         return None
     return db.session.scalar(select(RelayClient).where(RelayClient.client_id == client_id))
 

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
 from notify_site.extensions import db
+from notify_site.notify_content import Content
 from notify_site.relay.errors import (
     ChatUnreachableError,
     InvalidTokenError,
@@ -34,7 +35,6 @@ from notify_site.relay.models import (
     RelayMessage,
     RelayPush,
 )
-from notify_site.relay.payload import NotifyPayload
 from notify_site.relay.ratelimit import RateLimits, RateWindow, spend_call
 from notify_site.relay.secrets_util import hash_secret
 
@@ -127,7 +127,7 @@ def _spend_or_refuse(
 
 
 def deliver_notification(
-    token: TokenContext, payload: NotifyPayload, *, limits: RateLimits, now: datetime
+    token: TokenContext, payload: Content, *, limits: RateLimits, now: datetime
 ) -> RateWindow:
     """Spend a call (and an image upload) and write the message into the inbox, atomically.
 
@@ -138,7 +138,9 @@ def deliver_notification(
     nothing. Returns the window after the call.
     """
     try:
-        window = _spend_or_refuse(token, images=payload.image_uploads, limits=limits, now=now)
+        window = _spend_or_refuse(
+            token, images=1 if payload.image_file is not None else 0, limits=limits, now=now
+        )
         image_id = None
         if payload.image_file is not None:
             image = RelayImage(

@@ -286,7 +286,9 @@ def api_notify():
     fields = request.args.to_dict()
     fields.update(request.form.to_dict())
     upload = request.files.get("imageFile")
-    image_file = FileField(upload.filename or "", upload.stream) if upload is not None else None
+    image_file = None
+    if upload is not None:
+        image_file = FileField(upload.filename or "", upload.stream, upload.mimetype or "")
     payload = parse_notify_fields(
         fields, image_file, image_max_bytes=int(current_app.config["RELAY_IMAGE_MAX_BYTES"])
     )

@@ -43,7 +43,7 @@ from notify_site.models import (
     User,
     new_session_epoch,
 )
-from notify_site.services import ServiceError
+from notify_site.services import ServiceError, plain_text_reason
 from notify_site.services.admin import Page
 
 # A hash of a random password, checked when the user does not exist, so that a missing user
@@ -62,6 +62,10 @@ class RegistrationClosedError(ServiceError):
 
 class UsernameTakenError(ServiceError):
     pass
+
+
+class InvalidUsernameError(ServiceError):
+    """A name no account may have (control characters; the form allows far fewer)."""
 
 
 class AccountDisabledError(ServiceError):
@@ -140,6 +144,9 @@ def create_user(username: str, password: str, *, admin: bool | None = None) -> U
     Raises :class:`UsernameTakenError` when the name is in use.
     """
     username = username.strip()
+    reason = plain_text_reason(username)
+    if reason:
+        raise InvalidUsernameError(reason)
     is_first = db.session.scalar(select(func.count()).select_from(User)) == 0
     user = User(
         username=username,

@@ -29,7 +29,7 @@ from sqlalchemy import bindparam, delete, func, or_, select, update
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import ApiKey, ApiKeyReveal, Connection, Notification, User
-from notify_site.services import ServiceError
+from notify_site.services import ServiceError, plain_text_reason
 from notify_site.services.accounts import AccountDisabledError
 from notify_site.services.notify import keyring
 
@@ -185,6 +185,9 @@ def _new_key(user: User, name: str) -> tuple[ApiKey, str]:
         raise ApiKeyError(
             gettext("A key's name has at most %(max)s characters.", max=NAME_MAX_CHARS)
         )
+    reason = plain_text_reason(name)
+    if reason:
+        raise ApiKeyError(reason)
     plaintext = KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
     api_key = ApiKey(
         owner_id=user.id,

@@ -38,7 +38,7 @@ from notify_site.notify_client import (
     RateLimitedError,
     TargetStatus,
 )
-from notify_site.services import ServiceError
+from notify_site.services import ServiceError, plain_text_reason
 from notify_site.services.notifications import fail_pending_notifications
 from notify_site.services.notify import connection_context, keyring, notify_client, oauth_client
 from notify_site.services.retry import CHAT_UNREACHABLE, CONNECTION_REVOKED
@@ -113,6 +113,9 @@ def start_connect(user: User, label: str) -> PendingConnect:
                 "(NOTIFY_CLIENT_ID / NOTIFY_CLIENT_SECRET). Run 'make run' or see the README."
             )
         )
+    reason = plain_text_reason(label)
+    if reason:
+        raise ConnectError(reason)
     if label_in_use(user, label):
         raise ConnectError(
             gettext(

@@ -4,18 +4,17 @@ A request only validates, writes the notification rows (one per target connectio
 commits; the workers (:mod:`notify_site.worker`) call the Notify API later. Once
 :func:`queue_notifications` returns, the rows are on disk: a crash loses nothing.
 
-The rules are LINE Notify's (docs/line-platform.md A3). LINE never said how it counted the
-1000 characters of a message ([?]); we count Unicode code points, so a Japanese character or
-an emoji is one character, never its bytes.
+What may be sent is checked before it gets here, by :mod:`notify_site.notify_content`, the
+rules the relay checks with too: the services take its checked :class:`Content`, and
+:func:`describe_problem` words its reasons for people.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urlsplit
 
-from flask_babel import gettext
+from flask_babel import format_decimal, gettext
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 
 from notify_site.db_types import utcnow
@@ -30,15 +29,11 @@ from notify_site.models import (
     NotificationStatus,
     User,
 )
+from notify_site.notify_content import Content, Problem
 from notify_site.services import ServiceError
 
 if TYPE_CHECKING:
     from notify_site.services.api_keys import AuthenticatedKey
-
-MESSAGE_MAX_CHARS = 1000
-URL_MAX_CHARS = 2000
-IMAGE_MAX_BYTES = 10 * 1024 * 1024
-IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 
 
 class NotificationValidationError(ServiceError):
@@ -61,90 +56,57 @@ class NotificationNotFoundError(ServiceError):
     pass
 
 
-@dataclass(frozen=True)
-class ImageUpload:
-    filename: str
-    data: bytes
-    content_type: str = ""
+def N_(text: str) -> str:  # noqa: N802 - the conventional name of gettext's no-op marker
+    """Mark a reason for extraction; :func:`describe_problem` translates it when shown."""
+    return text
 
 
-@dataclass(frozen=True)
-class NotificationContent:
-    """What to send, as the caller gave it (validated by :func:`validate_content`)."""
+# How the site words notify_content's reason codes (translated when shown). The reasons are
+# fragments ("is required") that the send form puts after the field's name in English; in
+# other languages they read on their own. The relay words the same codes in English itself.
+_REASONS = {
+    "required": N_("is required"),
+    "empty": N_("is required"),
+    "too_long": N_("at most %(max)s characters (this one has %(count)s)"),
+    "control_character": N_("must not contain control characters (found %(character)s)"),
+    "invalid_unicode": N_("must be valid Unicode (found %(character)s)"),
+    "positive_integer": N_("must be a positive whole number"),
+    "url_too_long": N_("at most %(max)s characters"),
+    "url_characters": N_("must be an address without spaces or control characters"),
+    "url_invalid": N_("must be a valid address"),
+    "url_https": N_("must be an https:// URL"),
+    "url_host": N_("must be an https:// URL"),
+    "boolean": N_("must be true or false"),
+    "not_a_file": N_("must be a file part of a multipart/form-data body"),
+    "file_empty": N_("the file is empty"),
+    "file_too_large": N_("must be at most %(mib)s MiB"),
+    "file_type": N_("must be a PNG or JPEG image"),
+    "type_mismatch": N_("is declared as %(declared)s but the file is %(actual)s"),
+    "unreadable": N_("could not be read as a PNG or JPEG image"),
+    "dimensions": N_("must be at most %(max)s×%(max)s pixels (this one is %(width)s×%(height)s)"),
+    "too_many_pixels": N_("must be at most %(max)s×%(max)s pixels"),
+}
+_PAIR_REASONS = {
+    "sticker": N_("give both the package id and the sticker id, or neither"),
+    "image": N_("give both the thumbnail URL and the full-size URL, or neither"),
+}
+# The pair each field of a pair belongs to.
+PAIR_OF = {
+    "sticker_package_id": "sticker",
+    "sticker_id": "sticker",
+    "image_thumbnail_url": "image",
+    "image_fullsize_url": "image",
+}
 
-    message: str
-    sticker_package_id: int | None = None
-    sticker_id: int | None = None
-    image_thumbnail_url: str | None = None
-    image_fullsize_url: str | None = None
-    image_file: ImageUpload | None = None
-    notification_disabled: bool = False
-    errors: dict[str, str] = field(default_factory=dict, compare=False)
 
-
-def image_type(data: bytes) -> str | None:
-    """``image/png`` or ``image/jpeg`` by the file's magic bytes, else None."""
-    for magic, content_type in IMAGE_TYPES.items():
-        if data.startswith(magic):
-            return content_type
-    return None
-
-
-def _https_url_error(value: str) -> str | None:
-    if len(value) > URL_MAX_CHARS:
-        return gettext("at most %(max)s characters", max=URL_MAX_CHARS)
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.netloc:
-        return gettext("must be an https:// URL")
-    return None
-
-
-def validate_content(content: NotificationContent) -> dict[str, str]:
-    """Every problem with ``content``, by field name (empty when it can be queued)."""
-    errors: dict[str, str] = {}
-    message = content.message or ""
-    # The reasons are fragments ("is required") that the send form turns into a sentence
-    # after the field's name in English; in other languages they read on their own.
-    if not message.strip():
-        errors["message"] = gettext("is required")
-    elif len(message) > MESSAGE_MAX_CHARS:
-        errors["message"] = gettext(
-            "at most %(max)s characters (this one has %(count)s)",
-            max=MESSAGE_MAX_CHARS,
-            count=len(message),
-        )
-    if (content.sticker_package_id is None) != (content.sticker_id is None):
-        errors["sticker"] = gettext("give both the package id and the sticker id, or neither")
-    else:
-        for name in ("sticker_package_id", "sticker_id"):
-            value = getattr(content, name)
-            if value is not None and not 0 < value < 2**31:
-                errors["sticker"] = gettext("ids are positive whole numbers")
-    if (content.image_thumbnail_url is None) != (content.image_fullsize_url is None):
-        errors["image"] = gettext("give both the thumbnail URL and the full-size URL, or neither")
-    else:
-        names = {
-            "image_thumbnail_url": gettext("thumbnail url"),
-            "image_fullsize_url": gettext("fullsize url"),
-        }
-        for name in ("image_thumbnail_url", "image_fullsize_url"):
-            value = getattr(content, name)
-            problem = value is not None and _https_url_error(value)
-            if problem:
-                errors["image"] = gettext("%(name)s %(problem)s", name=names[name], problem=problem)
-    upload = content.image_file
-    if upload is not None:
-        if content.image_thumbnail_url is not None:
-            errors["image_file"] = gettext("send an image file or image URLs, not both")
-        elif not upload.data:
-            errors["image_file"] = gettext("the file is empty")
-        elif len(upload.data) > IMAGE_MAX_BYTES:
-            errors["image_file"] = gettext(
-                "at most %(size)s MiB", size=IMAGE_MAX_BYTES // (1024 * 1024)
-            )
-        elif image_type(upload.data) is None:
-            errors["image_file"] = gettext("must be a PNG or JPEG image")
-    return errors
+def describe_problem(field_name: str, problem: Problem) -> str:
+    """One of notify_content's problems, worded for people in the request's language."""
+    if problem.code == "pair":
+        return gettext(_PAIR_REASONS[PAIR_OF[field_name]])
+    params = dict(problem.params)
+    if problem.code == "file_too_large":
+        params["mib"] = format_decimal(params["max"] / (1024 * 1024), format="#,##0.#")
+    return gettext(_REASONS[problem.code], **params)
 
 
 class Sender(Protocol):
@@ -301,7 +263,7 @@ _INSERT_IMAGE = insert(_images).returning(_images.c.id)
 def add_notifications(
     user: Sender,
     connections: list[Connection] | list[ResolvedConnection],
-    content: NotificationContent,
+    content: Content,
     *,
     api_key: ApiKey | AuthenticatedKey | None = None,
 ) -> list[QueuedNotification]:
@@ -311,9 +273,8 @@ def add_notifications(
     idempotency record, can share the transaction; a rollback of the session undoes the rows.
     Returns what was queued, one record per connection, in order.
     """
-    errors = validate_content(content)
-    if errors:
-        raise NotificationValidationError(errors)
+    if not isinstance(content, Content):
+        raise TypeError("add_notifications takes a Content checked by notify_content")
     if not connections:
         raise NotificationValidationError({"connections": "choose at least one connection"})
     image_id = None
@@ -322,7 +283,7 @@ def add_notifications(
             _INSERT_IMAGE,
             {
                 "filename": content.image_file.filename[:200] or "image",
-                "content_type": image_type(content.image_file.data),
+                "content_type": content.image_file.content_type,
                 "data": content.image_file.data,
             },
         ).scalar_one()
@@ -363,7 +324,7 @@ def _resolved(connection: Connection | ResolvedConnection) -> ResolvedConnection
 def queue_notifications(
     user: Sender,
     connections: list[Connection] | list[ResolvedConnection],
-    content: NotificationContent,
+    content: Content,
     *,
     api_key: ApiKey | AuthenticatedKey | None = None,
 ) -> list[QueuedNotification]:

@@ -43,6 +43,7 @@ from notify_site.extensions import login_manager
 from notify_site.forms import ConfirmForm
 from notify_site.i18n import hour_label, zone_name
 from notify_site.models import User
+from notify_site.plain_text import text_problem
 from notify_site.services import admin as service
 from notify_site.services import api_keys
 from notify_site.services.accounts import AccountDisabledError
@@ -124,7 +125,8 @@ def _state() -> dict[str, Any]:
     """The page's parameters, validated, without the defaults (for links and redirects)."""
     state: dict[str, Any] = {}
     username = request.args.get("user", "").strip()[:USERNAME_MAX_CHARS]
-    if username:
+    # No account's name holds a control character, and PostgreSQL cannot even compare NUL.
+    if username and text_problem(username) is None:
         state["user"] = username
     status = request.args.get("status", "")
     if status in service.CONNECTION_STATUSES:

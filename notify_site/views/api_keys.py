@@ -17,7 +17,7 @@ from flask_login import current_user, login_required
 from wtforms import StringField
 from wtforms.validators import DataRequired
 
-from notify_site.forms import REQUIRED, ConfirmForm, SiteForm, at_most
+from notify_site.forms import REQUIRED, ConfirmForm, SiteForm, at_most, plain_text
 from notify_site.services import api_keys as service
 
 bp = Blueprint("api_keys", __name__)
@@ -30,7 +30,7 @@ class ApiKeyForm(SiteForm):
     name = StringField(
         _l("Name"),
         description=_l("What the key is for, e.g. “CI alerts”. Only you see it."),
-        validators=[DataRequired(REQUIRED), at_most(service.NAME_MAX_CHARS)],
+        validators=[DataRequired(REQUIRED), at_most(service.NAME_MAX_CHARS), plain_text],
         filters=[lambda value: value.strip() if value else value],
     )
 

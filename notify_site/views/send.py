@@ -6,16 +6,18 @@ redirects to the status page; a worker delivers them (SPEC 4.4).
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import format_decimal, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from notify_site import stored_text
 from notify_site.extensions import db
 from notify_site.forms_send import SendForm
 from notify_site.models import Connection, Notification, NotificationStatus
+from notify_site.notify_content import IMAGE_MAX_BYTES
 from notify_site.services import notifications as service
 
 bp = Blueprint("send", __name__)
@@ -39,11 +41,9 @@ def index():
         return render_template("send/index.html", form=form, connections=connections)
 
     form.validate()  # types and presence; the content rules come next
-    content = form.content()
-    for name, reason in service.validate_content(content).items():
-        form.add_error(name, reason)
+    content = form.checked_content()
     targets = _targets(form)
-    if not form.has_errors:
+    if content is not None and not form.has_errors:
         try:
             rows = service.queue_notifications(current_user, targets, content)
         except service.NotificationValidationError as error:
@@ -58,6 +58,35 @@ def index():
             ids = ",".join(str(row.id) for row in rows)
             return redirect(url_for("send.status", ids=ids))
     return render_template("send/index.html", form=form, connections=connections), 400
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def form_too_large(error: RequestEntityTooLarge):
+    """A send whose body is over MAX_CONTENT_LENGTH (a huge file, usually): the form again,
+    empty (the body was not read), saying why nothing was sent and what the limits are."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    message = _(
+        "Nothing was sent: the form was larger than %(limit)s, the most this site reads. "
+        "An image file may be at most %(image)s.",
+        limit=_size(limit),
+        image=_size(IMAGE_MAX_BYTES),
+    )
+    connections = service.active_connections(current_user) if current_user.is_authenticated else []
+    if not connections:
+        return render_template("errors/error.html", status=413, message=message), 413
+    form = SendForm(formdata=None)
+    form.connections.data = _preselected(connections)
+    page = render_template(
+        "send/index.html", form=form, connections=connections, form_error=message
+    )
+    return page, 413
+
+
+def _size(size: int) -> str:
+    """A byte count as people read it: 12 MiB, 64 KiB."""
+    if size >= 1024 * 1024:
+        return f"{format_decimal(size / (1024 * 1024), format='#,##0.#')} MiB"
+    return f"{format_decimal(size / 1024, format='#,##0.#')} KiB"
 
 
 def _inactive_count() -> int:

@@ -17,17 +17,15 @@ from sqlalchemy import select
 
 from notify_site.extensions import db
 from notify_site.models import Connection, Notification, NotificationStatus, User
-from notify_site.services.notifications import (
-    ImageUpload,
-    NotificationContent,
-    queue_notifications,
-)
+from notify_site.notify_content import Content, ImageFile, check_content
+from notify_site.services.notifications import queue_notifications
 from notify_site.services.notify import connection_context, keyring
 from notify_site.worker import Worker
+from tests import images
 from tests.integration.helpers import connect_chat, register
 from tests.unit.test_dashboard import card, parse
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = images.png()
 # Not the defaults (1000 / 50): the figures on the page can only have come from the relay.
 CALLS, IMAGES = 40, 6
 
@@ -54,12 +52,11 @@ def queue_and_deliver(live) -> int:
         queue_notifications(
             owner,
             [connection],
-            NotificationContent(
-                message="Camera 3 saw motion",
-                image_file=ImageUpload("motion.png", PNG, "image/png"),
+            check_content(
+                "Camera 3 saw motion", image_file=ImageFile("motion.png", PNG, "image/png")
             ),
         )
-        queue_notifications(owner, [connection], NotificationContent(message="All quiet again"))
+        queue_notifications(owner, [connection], Content(message="All quiet again"))
         connection_id = connection.id
     assert Worker(live.app).run_until_idle() == 2
     return connection_id

@@ -17,7 +17,8 @@ from notify_site.models import (
     NotificationStatus,
     User,
 )
-from notify_site.services.notifications import NotificationContent, queue_notifications
+from notify_site.notify_content import Content
+from notify_site.services.notifications import queue_notifications
 from notify_site.services.notify import connection_context, keyring
 from notify_site.worker import Worker
 from tests.integration.helpers import connect_chat, register
@@ -47,7 +48,7 @@ def queue(live, connection_id: int, *messages: str) -> list[int]:
         owner = db.session.get(User, connection.owner_id)
         ids = []
         for message in messages:
-            rows = queue_notifications(owner, [connection], NotificationContent(message=message))
+            rows = queue_notifications(owner, [connection], Content(message=message))
             ids.extend(row.id for row in rows)
         return ids
 

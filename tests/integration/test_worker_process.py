@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 
 from notify_site.extensions import db
 from notify_site.models import Connection, Notification, NotificationStatus, User
+from notify_site.notify_content import Content
 from notify_site.relay.models import RelayMessage
-from notify_site.services.notifications import NotificationContent, add_notifications
+from notify_site.services.notifications import add_notifications
 from tests.integration.helpers import connect_chat, register
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +74,7 @@ def test_sigkilled_worker_loses_nothing(live, tmp_path):
         connections = list(db.session.scalars(select(Connection)))
         owner = db.session.get(User, connections[0].owner_id)
         for n in range(TOTAL):
-            content = NotificationContent(message=f"kill-test {n}")
+            content = Content(message=f"kill-test {n}")
             add_notifications(owner, [connections[n % 3]], content)
         db.session.commit()
     delivered = Notification.status == NotificationStatus.DELIVERED

@@ -10,8 +10,9 @@ from sqlalchemy import func, select
 
 from notify_site.extensions import db
 from notify_site.models import Connection, Notification, NotificationStatus, User
+from notify_site.notify_content import Content
 from notify_site.relay.models import RelayMessage
-from notify_site.services.notifications import NotificationContent, add_notifications
+from notify_site.services.notifications import add_notifications
 from notify_site.worker import Worker
 from tests.integration.helpers import connect_chat, register
 
@@ -33,7 +34,7 @@ def test_three_workers_deliver_every_notification_once(live):
         connections = list(db.session.scalars(select(Connection)))
         owner = db.session.get(User, connections[0].owner_id)
         for n in range(TOTAL):
-            add_notifications(owner, [connections[n % 3]], NotificationContent(message=f"pg {n}"))
+            add_notifications(owner, [connections[n % 3]], Content(message=f"pg {n}"))
         db.session.commit()
 
     workers = [Worker(live.app, threads=2, poll_interval=0.02) for _ in range(3)]

@@ -38,8 +38,9 @@ from sqlalchemy import func, select
 
 from notify_site.extensions import db
 from notify_site.models import Connection, Notification, NotificationStatus, User
+from notify_site.notify_content import Content
 from notify_site.relay.models import RelayMessage
-from notify_site.services.notifications import NotificationContent, add_notifications
+from notify_site.services.notifications import add_notifications
 from notify_site.services.notify import connection_context, keyring
 from tests.integration.helpers import connect_chat, register
 
@@ -157,7 +158,7 @@ def queue(live, total: int, prefix: str) -> dict[str, int]:
         for n in range(total):
             connection = connections[n % len(connections)]
             message = f"{prefix} {n}"
-            add_notifications(owner, [connection], NotificationContent(message=message))
+            add_notifications(owner, [connection], Content(message=message))
             connection_of[message] = connection.id
         db.session.commit()
     return connection_of

@@ -22,6 +22,7 @@ from notify_site.models import (
     NotificationStatus,
 )
 from notify_site.services import api_keys, notifications
+from tests import images
 from tests.factories import create_connection, create_user, tiny_png
 
 ERROR_KEYS = {"code", "message", "fields"}
@@ -225,7 +226,8 @@ VALID = {"connection": "Ops", "message": "hello"}
     ("body", "field"),
     [
         ({"connection": "Ops"}, "message"),
-        ({"connection": "Ops", "message": "   "}, "message"),
+        ({"connection": "Ops", "message": ""}, "message"),
+        ({"connection": "Ops", "message": "escape \x1b[0m"}, "message"),
         ({"connection": "Ops", "message": "x" * 1001}, "message"),
         ({"connection": "Ops", "message": 42}, "message"),
         ({"connection": "Ops", "message": "nul \x00 inside"}, "message"),
@@ -242,7 +244,7 @@ VALID = {"connection": "Ops", "message": "hello"}
         ({"connection": "L" * 65, "message": "hi"}, "connection"),
         ({**VALID, "sticker": {"package_id": 1}}, "sticker.sticker_id"),
         ({**VALID, "sticker": {"package_id": "1", "sticker_id": 2}}, "sticker.package_id"),
-        ({**VALID, "sticker": {"package_id": 0, "sticker_id": 1}}, "sticker"),
+        ({**VALID, "sticker": {"package_id": 0, "sticker_id": 1}}, "sticker.package_id"),
         ({**VALID, "sticker": "446/1988"}, "sticker"),
         ({**VALID, "image": {"thumbnail_url": "https://example.com/t.png"}}, "image.fullsize_url"),
         (
@@ -250,7 +252,14 @@ VALID = {"connection": "Ops", "message": "hello"}
                 **VALID,
                 "image": {"thumbnail_url": "http://example.com/t", "fullsize_url": "https://e/f"},
             },
-            "image",
+            "image.thumbnail_url",
+        ),
+        (
+            {
+                **VALID,
+                "image": {"thumbnail_url": "https://e/t", "fullsize_url": "https://e/a b.jpg"},
+            },
+            "image.fullsize_url",
         ),
         ({**VALID, "notification_disabled": "yes"}, "notification_disabled"),
         ({**VALID, "colour": "red"}, "colour"),
@@ -279,7 +288,7 @@ def test_unknown_field_is_named_in_the_message(client, world):
         ({"connection": "Ops"}, "message"),
         ({"connection": "Ops", "message": ["one", "two"]}, "message"),
         ({"connection": "Ops", "message": "hi", "sticker_package_id": "abc"}, "sticker_package_id"),
-        ({"connection": "Ops", "message": "hi", "sticker_id": "5"}, "sticker"),
+        ({"connection": "Ops", "message": "hi", "sticker_id": "5"}, "sticker_package_id"),
         (
             {"connection": "Ops", "message": "hi", "notification_disabled": "maybe"},
             "notification_disabled",
@@ -297,9 +306,15 @@ def test_unknown_field_is_named_in_the_message(client, world):
             {
                 "connection": "Ops",
                 "message": "hi",
-                "image_thumbnail_url": "https://e/t.png",
-                "image_fullsize_url": "https://e/f.png",
-                "image_file": (io.BytesIO(tiny_png()), "a.png"),
+                "image_file": (io.BytesIO(images.png_header(30000, 30000)), "bomb.png"),
+            },
+            "image_file",
+        ),
+        (
+            {
+                "connection": "Ops",
+                "message": "hi",
+                "image_file": (io.BytesIO(tiny_png() + b"\0" * (5 * 1024 * 1024)), "big.png"),
             },
             "image_file",
         ),
@@ -730,7 +745,8 @@ def test_openapi_document_is_generated_from_the_code(client):
     assert form_schema["properties"]["image_file"] == {
         "type": "string",
         "format": "binary",
-        "description": "A PNG or JPEG image",
+        "description": "A PNG or JPEG image of at most 5 MiB and 2048x2048 pixels; "
+        "it takes the place of image URLs",
     }
     assert {"202", "400", "401", "404", "409", "413", "415", "422", "503"} <= set(
         post_op["responses"]
@@ -817,3 +833,40 @@ def test_an_unexpected_error_is_a_500_without_details(app, client, world, monkey
     assert_api_error(answer, 500, "internal_error")
     assert "secret internal detail" not in answer.get_data(as_text=True)
     assert "RuntimeError" not in answer.get_data(as_text=True)
+
+
+def test_a_file_with_image_urls_is_queued_as_the_relay_takes_it_the_file_alone(app, client, world):
+    answer = post(
+        client,
+        world.alice_key,
+        data={
+            "connection": "Ops",
+            "message": "hi",
+            "image_thumbnail_url": "https://e/t.png",
+            "image_fullsize_url": "https://e/f.png",
+            "image_file": (io.BytesIO(tiny_png()), "a.png"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 202, answer.get_data(as_text=True)
+    with app.app_context():
+        row = db.session.scalar(select(Notification))
+        assert row.image.content_type == "image/png"
+        assert (row.image_thumbnail_url, row.image_fullsize_url) == (None, None)
+
+
+def test_an_image_refusal_is_worded_in_the_callers_language(client, world):
+    answer = post(
+        client,
+        world.alice_key,
+        data={
+            "connection": "Ops",
+            "message": "hi",
+            "image_file": (io.BytesIO(images.png_header(4032, 3024)), "photo.png"),
+        },
+        content_type="multipart/form-data",
+        headers={"Accept-Language": "ja"},
+    )
+    error = assert_api_error(answer, 400, "validation_failed")
+    assert "4032×3024" in error["fields"]["image_file"]
+    assert "must be" not in error["fields"]["image_file"]

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from notify_site.extensions import db
 from notify_site.models import ApiKey, IdempotencyRecord, Notification, User
+from notify_site.notify_content import Content
 from notify_site.services import api_keys, idempotency, notifications
 from tests.factories import create_connection, create_user
 
@@ -24,9 +25,7 @@ def _queue_action(user, api_key, calls: list):
     def action():
         calls.append(1)
         found = notifications.find_connections(user, ["Ops"])
-        rows = notifications.add_notifications(
-            user, found, notifications.NotificationContent(message="hi"), api_key=api_key
-        )
+        rows = notifications.add_notifications(user, found, Content(message="hi"), api_key=api_key)
         return 202, f'{{"id": {rows[0].id}}}'
 
     return action

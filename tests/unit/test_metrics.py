@@ -18,7 +18,8 @@ from notify_site import metrics
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import Notification, NotificationStatus
-from notify_site.services.notifications import NotificationContent, add_notifications
+from notify_site.notify_content import Content
+from notify_site.services.notifications import add_notifications
 from notify_site.worker import Worker
 from tests.conftest import make_test_config
 from tests.factories import create_connection, create_user
@@ -81,7 +82,7 @@ def test_queue_depth_is_read_from_the_database_at_scrape(app, client):
         alice = create_user("alice")
         connection = create_connection(alice)
         for n in range(3):
-            add_notifications(alice, [connection], NotificationContent(message=f"m{n}"))
+            add_notifications(alice, [connection], Content(message=f"m{n}"))
         db.session.commit()
         first = db.session.scalars(db.select(Notification).order_by(Notification.id)).first()
         first.status = NotificationStatus.SENDING
@@ -131,7 +132,7 @@ def deliver(app, mocked_http, status: int, body: dict, headers: dict | None = No
     with app.app_context():
         alice = create_user("alice")
         connection = create_connection(alice)
-        add_notifications(alice, [connection], NotificationContent(message="hello"))
+        add_notifications(alice, [connection], Content(message="hello"))
         db.session.commit()
     Worker(app, threads=1).run_until_idle(max_rounds=1)
 

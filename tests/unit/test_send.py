@@ -20,11 +20,13 @@ from notify_site.models import (
     NotificationStatus,
     User,
 )
-from notify_site.services.notifications import NotificationContent, queue_notifications
+from notify_site.notify_content import Content
+from notify_site.services.notifications import queue_notifications
+from tests import images
 from tests.factories import create_connection, create_user, login
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+PNG = images.png()
+JPEG = images.jpeg()
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
 
@@ -260,6 +262,43 @@ def test_uploaded_png_is_stored_once_with_the_rows(app, alice, ids):
         assert row.notification_disabled is False
 
 
+def test_a_file_with_urls_is_sent_as_the_relay_takes_it_the_file_alone(app, alice, ids):
+    # LINE Notify (and the relay) let an imageFile take the place of the URLs; the site now
+    # accepts exactly what the relay accepts, so it queues the file and drops the URLs.
+    response = alice.post(
+        "/send",
+        data=valid(
+            ids,
+            image_thumbnail_url="https://img.example/t.jpg",
+            image_fullsize_url="https://img.example/f.jpg",
+            image_file=(io.BytesIO(JPEG), "photo.jpg"),
+        ),
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    with app.app_context():
+        row = db.session.scalars(select(Notification)).one()
+        assert row.image.content_type == "image/jpeg"
+        assert (row.image_thumbnail_url, row.image_fullsize_url) == (None, None)
+
+
+def test_a_message_of_spaces_with_a_sticker_is_sent(app, alice, ids):
+    # How LINE Notify users sent a sticker alone: the message was required, so " ".
+    response = alice.post(
+        "/send", data=valid(ids, message=" ", sticker_package_id="446", sticker_id="1988")
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalars(select(Notification.message)).one() == " "
+
+
+def test_the_form_states_the_image_limits(alice):
+    html = alice.get("/send").get_data(as_text=True)
+    assert "PNG or JPEG, at most 5 MiB and 2048×2048 pixels." in block_text(
+        html, "field-image_file"
+    )
+
+
 def test_silent_is_off_unless_ticked_and_a_blank_sticker_is_no_sticker(app, alice, ids):
     response = alice.post("/send", data=valid(ids, sticker_package_id="", sticker_id=""))
     assert response.status_code == 302
@@ -310,10 +349,15 @@ INVALID = {
         "field-message",
         "Message is required.",
     ),
-    "blank message": (
-        lambda ids: valid(ids, message=" \r\n "),
+    "NUL in the message": (
+        lambda ids: valid(ids, message="a\x00b"),
         "field-message",
-        "Message is required.",
+        "Message must not contain control characters (found U+0000).",
+    ),
+    "escape in the message": (
+        lambda ids: valid(ids, message="red \x1b[31m"),
+        "field-message",
+        "Message must not contain control characters (found U+001B).",
     ),
     "1001 characters": (
         lambda ids: valid(ids, message="あ" * 1001),
@@ -338,7 +382,7 @@ INVALID = {
     "sticker id negative": (
         lambda ids: valid(ids, sticker_package_id="446", sticker_id="-3"),
         "field-sticker",
-        "Ids are positive whole numbers.",
+        "Sticker id must be a positive whole number.",
     ),
     "thumbnail without full size": (
         lambda ids: valid(ids, image_thumbnail_url="https://img.example/t.jpg"),
@@ -352,22 +396,45 @@ INVALID = {
             image_fullsize_url="https://img.example/f.jpg",
         ),
         "field-image",
-        "Thumbnail url must be an https:// URL.",
+        "Thumbnail URL must be an https:// URL.",
+    ),
+    "URL with a space": (
+        lambda ids: valid(
+            ids,
+            image_thumbnail_url="https://img.example/t.jpg",
+            image_fullsize_url="https://img.example/my photo.jpg",
+        ),
+        "field-image",
+        "Full-size URL must be an address without spaces or control characters.",
     ),
     "upload that is not an image": (
         lambda ids: valid(ids, image_file=(io.BytesIO(b"%PDF-1.7 not an image"), "x.png")),
         "field-image_file",
         "Image file must be a PNG or JPEG image.",
     ),
-    "URLs and a file": (
+    "decompression bomb": (
         lambda ids: valid(
-            ids,
-            image_thumbnail_url="https://img.example/t.jpg",
-            image_fullsize_url="https://img.example/f.jpg",
-            image_file=(io.BytesIO(JPEG), "photo.jpg"),
+            ids, image_file=(io.BytesIO(images.png_header(30000, 30000)), "bomb.png")
         ),
         "field-image_file",
-        "Send an image file or image URLs, not both.",
+        "Image file must be at most 2048×2048 pixels.",
+    ),
+    "photo too large in pixels": (
+        lambda ids: valid(ids, image_file=(io.BytesIO(images.png_header(4032, 3024)), "photo.png")),
+        "field-image_file",
+        "Image file must be at most 2048×2048 pixels (this one is 4032×3024).",
+    ),
+    "file over 5 MiB": (
+        lambda ids: valid(
+            ids, image_file=(io.BytesIO(PNG + b"\x00" * (5 * 1024 * 1024)), "big.png")
+        ),
+        "field-image_file",
+        "Image file must be at most 5 MiB.",
+    ),
+    "PNG named and declared as a JPEG": (
+        lambda ids: valid(ids, image_file=(io.BytesIO(PNG), "photo.jpg")),
+        "field-image_file",
+        "Image file is declared as image/jpeg but the file is image/png.",
     ),
 }
 
@@ -463,7 +530,7 @@ def _queue(app, username: str, connection_id: int, message: str = "hello") -> in
     with app.app_context():
         user = db.session.scalar(select(User).where(User.username == username))
         connection = db.session.get(Connection, connection_id)
-        (row,) = queue_notifications(user, [connection], NotificationContent(message=message))
+        (row,) = queue_notifications(user, [connection], Content(message=message))
         return row.id
 
 
@@ -587,3 +654,16 @@ def test_status_json_without_a_session_is_a_json_401(client, ids):
     assert response.get_json()["error"]["code"] == "unauthorized"
     response = client.get("/send/status?ids=1")
     assert response.status_code == 302
+
+
+def test_a_form_over_the_body_limit_says_so_on_the_send_page(app, alice, ids):
+    app.config["MAX_CONTENT_LENGTH"] = 4096
+    response = alice.post("/send", data=valid(ids, message="x" * 5000))
+    assert response.status_code == 413
+    html = response.get_data(as_text=True)
+    assert re.search(
+        r'id="form-error"[^>]*>Nothing was sent: the form was larger than 4 KiB,', html
+    )
+    assert "An image file may be at most 5 MiB." in html
+    assert 'name="message"' in html  # the form itself, to send again
+    assert count_rows(app) == 0

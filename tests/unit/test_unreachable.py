@@ -23,9 +23,10 @@ from notify_site.models import (
     NotificationStatus,
     User,
 )
+from notify_site.notify_content import Content
 from notify_site.services import api_keys
 from notify_site.services.delivery import claim_connections, process_claim, worker_settings
-from notify_site.services.notifications import NotificationContent, add_notifications
+from notify_site.services.notifications import add_notifications
 from notify_site.services.notify import connection_context, keyring
 from notify_site.services.retry import CHAT_UNREACHABLE, CONNECTION_REVOKED
 from notify_site.worker import Worker
@@ -72,9 +73,7 @@ def queue(app, ids, *messages: str) -> list[int]:
     with app.app_context():
         alice = db.session.get(User, ids["alice"])
         phone = db.session.get(Connection, ids["phone"])
-        rows = [
-            add_notifications(alice, [phone], NotificationContent(message=m))[0] for m in messages
-        ]
+        rows = [add_notifications(alice, [phone], Content(message=m))[0] for m in messages]
         db.session.commit()
         return [row.id for row in rows]
 

@@ -14,11 +14,12 @@ import pytest
 import requests
 
 from notify_site.relay.clients import register_client
+from tests import images
 from tests.conftest import LiveServer
 
 REDIRECT_URI = "https://service.example/callback"
 TIMEOUT = 30
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = images.png()
 RATE_HEADERS = (
     "X-RateLimit-Limit",
     "X-RateLimit-Remaining",

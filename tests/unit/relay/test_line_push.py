@@ -14,13 +14,14 @@ from notify_site.relay.line.channel import current_settings
 from notify_site.relay.line.push import PushPolicy, process_due_pushes
 from notify_site.relay.models import PushStatus, RelayAccessToken, RelayChat, RelayPush
 from notify_site.relay.secrets_util import hash_secret
+from tests import images
 from tests.conftest import make_test_config
 from tests.fakes.line_api import channel_config, serve_fake
 
 ALICE = "U" + "a" * 32
 TOKEN = "relay-token-for-alice"
 PUSH = "/v2/bot/message/push"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+PNG = images.png()
 RATE_HEADERS = {
     "X-RateLimit-Limit",
     "X-RateLimit-Remaining",

@@ -6,7 +6,9 @@ import io
 import re
 from datetime import datetime
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+from tests import images
+
+PNG = images.png()
 
 
 def send(client, token, **data):

@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 from notify_site.extensions import db
 from notify_site.relay import service
 from notify_site.relay.models import RelayImage, RelayMessage
+from tests import images
 
 URL = "/relay/api/notify"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 32
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 32
+PNG = images.png()
+JPEG = images.jpeg()
 GIF = b"GIF89a" + b"\x00" * 32
 RATE_HEADERS = (
     "X-RateLimit-Limit",
@@ -32,8 +33,10 @@ def messages(app) -> list[RelayMessage]:
         return rows
 
 
-def upload(data: bytes, filename: str = "image.png"):
-    return (io.BytesIO(data), filename)
+def upload(data: bytes, filename: str = "image.png", content_type: str | None = None):
+    if content_type is None:
+        return (io.BytesIO(data), filename)  # the test client guesses the type from the name
+    return (io.BytesIO(data), filename, content_type)
 
 
 # --- Success --------------------------------------------------------------------------------
@@ -107,7 +110,8 @@ def test_an_uploaded_png_or_jpeg_is_stored_and_served(
         headers=auth_headers,
         data={
             "message": "see picture",
-            "imageFile": upload(data, "pretend.gif"),
+            # No type declared: the bytes decide, whatever the name says.
+            "imageFile": upload(data, "pretend.gif", "application/octet-stream"),
             "imageThumbnail": "https://img.example/t.jpg",
             "imageFullsize": "https://img.example/f.jpg",
         },
@@ -157,7 +161,8 @@ OK_URL = "https://img.example/a.jpg"
         ({"message": "x" * 1001}, "message: must be at most 1000 characters (got 1001)"),
         ({"message": "é" * 1001}, "message: must be at most 1000 characters (got 1001)"),
         ({"message": "😀" * 1001}, "message: must be at most 1000 characters (got 1001)"),
-        ({"message": "a\x00b"}, "message: must not contain NUL characters"),
+        ({"message": "a\x00b"}, "message: must not contain control characters (found U+0000)"),
+        ({"message": "bell\x07"}, "message: must not contain control characters (found U+0007)"),
         (
             {"message": "m", "imageThumbnail": OK_URL},
             "imageFullsize: required together with imageThumbnail",
@@ -381,3 +386,49 @@ def test_rate_headers_do_not_leak_into_a_later_answer_in_the_same_app_context(
         anonymous = client.post(URL, data={"message": "m"})
     assert anonymous.status_code == 401
     assert "X-RateLimit-Limit" not in anonymous.headers
+
+
+# --- Image checks shared with the site (notify_site.notify_content) -------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "message"),
+    [
+        # A decompression bomb: 0.9 MB on the wire, 900 million pixels once decoded.
+        (
+            images.png_header(30000, 30000, padding=900_000),
+            "image/png",
+            "imageFile: must be at most 2048x2048 pixels",
+        ),
+        (
+            images.png_header(4032, 3024),
+            "image/png",
+            "imageFile: must be at most 2048x2048 pixels (got 4032x3024)",
+        ),
+        (PNG, "image/jpeg", "imageFile: is declared as image/jpeg but the file is image/png"),
+        (JPEG, "text/html", "imageFile: is declared as text/html but the file is image/jpeg"),
+        (PNG[:20], "image/png", "imageFile: must be a readable PNG or JPEG image"),
+    ],
+)
+def test_an_upload_too_large_in_pixels_or_not_what_it_says_is_refused(
+    app, client, auth_headers, data, content_type, message
+):
+    response = client.post(
+        URL,
+        headers=auth_headers,
+        data={"message": "m", "imageFile": upload(data, "image", content_type)},
+        content_type="multipart/form-data",
+    )
+    assert response.get_json() == {"status": 400, "message": message}
+    assert response.headers["X-RateLimit-ImageRemaining"] == "50"
+    assert messages(app) == []
+
+
+def test_an_upload_of_2048_by_2048_pixels_is_accepted(app, client, auth_headers):
+    response = client.post(
+        URL,
+        headers=auth_headers,
+        data={"message": "m", "imageFile": upload(images.png_header(2048, 2048), "big.png")},
+        content_type="multipart/form-data",
+    )
+    assert response.get_json() == {"status": 200, "message": "ok"}

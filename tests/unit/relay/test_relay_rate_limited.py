@@ -11,8 +11,9 @@ from sqlalchemy import func, select, update
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.relay.models import RelayAccessToken, RelayMessage
+from tests import images
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+PNG = images.png()
 
 
 @pytest.fixture

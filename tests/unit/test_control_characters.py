@@ -1,0 +1,166 @@
+"""NUL and other control characters: refused with a clear message wherever free text goes in.
+
+PostgreSQL cannot store (or even compare) a string holding NUL: psycopg refuses the whole
+statement, which used to surface as a 500. These tests run here on SQLite and, through
+tests/postgres/test_control_characters_postgres.py, on PostgreSQL too.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from notify_site.extensions import db
+from notify_site.models import ApiKey, Connection, Notification, User
+from notify_site.relay.clients import register_client
+from notify_site.relay.models import RelayClient
+from notify_site.services import api_keys
+from tests.factories import PASSWORD, create_connection, create_user, login
+
+CONTROL = "Control characters cannot be used here (found {})."
+
+
+def count(app, model) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model))
+
+
+@pytest.fixture
+def signed_in(app, client):
+    with app.app_context():
+        alice = create_user("alice", admin=True)
+        create_connection(alice, label="Ops")
+    login(client)
+    return client
+
+
+@pytest.mark.parametrize(("value", "found"), [("Ops\x00", "U+0000"), ("Ops\x07 bell", "U+0007")])
+def test_a_connection_label_with_a_control_character_is_refused(app, signed_in, value, found):
+    response = signed_in.post("/connections", data={"label": value})
+    assert response.status_code == 400
+    assert CONTROL.format(found) in response.get_data(as_text=True)
+    assert count(app, Connection) == 1
+
+
+@pytest.mark.parametrize(("value", "found"), [("CI\x00", "U+0000"), ("CI\x1b[0m", "U+001B")])
+def test_an_api_key_name_with_a_control_character_is_refused(app, signed_in, value, found):
+    response = signed_in.post("/api-keys", data={"name": value})
+    assert response.status_code == 400
+    assert CONTROL.format(found) in response.get_data(as_text=True)
+    assert count(app, ApiKey) == 0
+
+
+def test_a_time_zone_with_nul_is_refused(signed_in):
+    response = signed_in.post("/settings", data={"locale": "", "timezone": "Asia/Tok\x00yo"})
+    assert response.status_code in (200, 400)
+    assert CONTROL.format("U+0000") in response.get_data(as_text=True)
+
+
+def test_a_username_with_nul_is_refused_at_sign_in_and_registration(app, client):
+    response = client.post("/login", data={"username": "al\x00ice", "password": PASSWORD})
+    assert response.status_code in (200, 400)
+    assert CONTROL.format("U+0000") in response.get_data(as_text=True)
+    response = client.post(
+        "/register", data={"username": "a\x00b", "password": PASSWORD, "confirm": PASSWORD}
+    )
+    assert response.status_code in (200, 400)
+    assert count(app, User) == 0
+
+
+def test_the_services_refuse_control_characters_without_a_form(app):
+    # The command line reaches the services directly (create-user, create-api-key).
+    from notify_site.services import accounts
+
+    with app.app_context():
+        with pytest.raises(accounts.InvalidUsernameError):
+            accounts.create_user("bob\x00", PASSWORD)
+        alice = create_user("alice")
+        with pytest.raises(api_keys.ApiKeyError, match="U\\+0000"):
+            api_keys.create_api_key(alice, "key\x00")
+        from notify_site.relay.errors import ClientRegistrationError
+
+        with pytest.raises(ClientRegistrationError):
+            register_client("Service\x00", "https://service.example/callback")
+    assert count(app, User) == 1
+    assert count(app, RelayClient) == 0
+
+
+def test_the_admin_user_filter_with_nul_is_no_filter(signed_in):
+    response = signed_in.get("/admin?user=al%00ice")
+    assert response.status_code == 200
+
+
+def test_a_send_form_message_with_nul_is_refused_beside_the_message(app, signed_in):
+    with app.app_context():
+        ops = db.session.scalar(select(Connection.id))
+    response = signed_in.post("/send", data={"connections": [ops], "message": "a\x00b"})
+    assert response.status_code == 400
+    assert "Message must not contain control characters (found U+0000)." in response.get_data(
+        as_text=True
+    )
+    assert count(app, Notification) == 0
+
+
+def test_the_api_refuses_nul_in_labels_messages_and_idempotency_keys(app, client):
+    with app.app_context():
+        alice = create_user("alice")
+        create_connection(alice, label="Ops")
+        _, key = api_keys.create_api_key(alice, "CI")
+    headers = {"Authorization": f"Bearer {key}"}
+    for body in (
+        {"connection": "Ops\x00", "message": "x"},
+        {"connections": ["Ops", "a\x00"], "message": "x"},
+        {"connection": "Ops", "message": "x\x00"},
+        {
+            "connection": "Ops",
+            "message": "x",
+            "image": {"thumbnail_url": "https://a/\x00", "fullsize_url": "https://a/b"},
+        },
+    ):
+        answer = client.post("/api/v1/notifications", json=body, headers=headers)
+        assert answer.status_code == 400, answer.get_data(as_text=True)
+        assert answer.get_json()["error"]["code"] == "validation_failed"
+    answer = client.post(
+        "/api/v1/notifications",
+        json={"connection": "Ops", "message": "x"},
+        headers={**headers, "Idempotency-Key": "k\x00"},
+    )
+    assert answer.status_code == 400
+    assert count(app, Notification) == 0
+
+
+def test_the_relay_refuses_nul_in_oauth_parameters_without_a_500(app, client):
+    with app.app_context():
+        client_id, secret = register_client("Service", "https://service.example/callback")
+    page = client.get(
+        "/relay/oauth/authorize",
+        query_string={
+            "response_type": "code",
+            "client_id": client_id + "\x00",
+            "redirect_uri": "https://service.example/callback",
+            "scope": "notify",
+            "state": "s",
+        },
+    )
+    assert page.status_code == 400
+    token = client.post(
+        "/relay/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": "c\x00",
+            "redirect_uri": "https://service.example/callback\x00",
+            "client_id": client_id + "\x00",
+            "client_secret": secret,
+        },
+    )
+    assert token.status_code == 400
+    assert token.get_json()["status"] == 400
+
+
+def test_the_relay_notify_api_refuses_nul_in_every_field(client):
+    # No valid token is needed to prove nothing reaches the database: an unknown token with
+    # NUL in it is refused as any unknown token is.
+    answer = client.post(
+        "/relay/api/notify", data={"message": "x"}, headers={"Authorization": "Bearer a\x00b"}
+    )
+    assert answer.status_code == 401
