@@ -151,6 +151,8 @@ class PageData:
 
     admin: str
     user: str
+    #: The second user's id (the admin's account actions take it).
+    user_id: int = 0
     connections: dict[str, int] = field(default_factory=dict)
     notifications: dict[str, int] = field(default_factory=dict)
     api_key: str = ""
@@ -183,6 +185,7 @@ def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
     with app.app_context():
         root = create_user(admin, admin=True)
         bob = create_user(user)
+        data.user_id = bob.id
         key_row, data.api_key = api_keys.create_api_key(root, "CI alerts")
         revoked_key, _ = api_keys.create_api_key(root, "Old runner")
         api_keys.revoke_api_key(root, revoked_key.id)

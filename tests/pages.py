@@ -148,6 +148,10 @@ LISTED: dict[str, Page] = {
                 ("api_keys.revoke", lambda d: {"key_id": 1}),
                 ("admin.retry", lambda d: {"notification_id": d.notifications["failed"]}),
                 ("admin.cancel", lambda d: {"notification_id": d.notifications["queued"]}),
+                ("admin_users.disable", lambda d: {"user_id": d.user_id}),
+                ("admin_users.enable", lambda d: {"user_id": d.user_id}),
+                ("admin_users.make_admin", lambda d: {"user_id": d.user_id}),
+                ("admin_users.remove_admin", lambda d: {"user_id": d.user_id}),
             ]
         ),
     ]
