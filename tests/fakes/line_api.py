@@ -5,6 +5,24 @@ and the v2.1 channel access token issue / verify / revoke), records every call, 
 told to answer the next calls to a path with chosen statuses (500, 429, 400...). Pushes follow
 LINE's retry-key rule: a key already accepted answers 409 and sends nothing again.
 
+**Held to LINE's own documents.** Every request the fake receives is checked against the
+matching operation of LY's OpenAPI documents (``tests/fakes/line_contract.py``: parameters
+such as ``X-Line-Retry-Key``, the Bearer token, the body's schema), and so is every answer the
+fake gives, strictly (no field LINE does not document). A request LINE would refuse gets a 400
+with LINE's error body, as LINE would answer; either kind of violation is also recorded in
+``violations``, and :func:`serve_fake` (like ``tests/fakes/line_live.fake_line_with_alice``)
+fails the test at teardown listing them — so a refused request cannot pass unseen even when
+the relay retries it or shrugs the 400 off. A test that sends a bad request on purpose reads
+and clears ``violations`` itself.
+
+**Adding an operation** (the quota, LINE Login and later work extend this fake): add a branch
+to :meth:`FakeLine._route` (or :meth:`FakeLine._oauth` for the token endpoints) that answers
+what LINE documents for it, with :meth:`FakeLine._json` and :meth:`FakeLine._error`. Nothing
+else is needed: the contract finds the operation in the documents by method and path and
+checks both directions. A path LINE does not document is reported as such; an operation from
+another LY document (LINE Login) needs that document's file name added to
+``line_contract.API_DOCUMENTS`` (and the file in ``shared/line-openapi``).
+
 Also here: helpers to sign webhook bodies and build events, and pytest fixtures
 (``serve_fake`` for a module's ``fake_line`` fixture, ``channel_config``).
 """
@@ -26,6 +44,8 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from tests.fakes.line_contract import Exchange, LineContract, line_contract
 
 CHANNEL_ID = "1234567890"
 CHANNEL_SECRET = "fake-channel-secret-0123456789abcdef"
@@ -72,6 +92,9 @@ class FakeLine:
     issued: list[str] = field(default_factory=list)
     revoked: list[str] = field(default_factory=list)
     assertions: list[str] = field(default_factory=list)
+    #: Every rule of LINE's documents a request to the fake, or an answer of it, broke.
+    violations: list[str] = field(default_factory=list)
+    contract: LineContract = field(default_factory=line_contract, repr=False)
     _failures: dict[str, list[int]] = field(default_factory=dict)
     _holds: dict[str, threading.Event] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -94,6 +117,12 @@ class FakeLine:
                 c for c in self.calls if c.path == path and (method is None or c.method == method)
             ]
 
+    def assert_contract_kept(self) -> None:
+        """Fail, listing them, if any request or answer broke LINE's documents."""
+        with self._lock:
+            broken = list(self.violations)
+        assert not broken, "LINE's OpenAPI documents were not kept:\n" + "\n".join(broken)
+
     @property
     def pushes(self) -> list[Call]:
         return self.calls_to("/v2/bot/message/push", "POST")
@@ -115,24 +144,49 @@ class FakeLine:
             {k.lower(): v for k, v in request.headers.items()},
             body,
         )
+        exchange = Exchange(
+            method=request.method,
+            # As sent (still percent-encoded): what LINE would match its paths against.
+            path=(environ.get("RAW_URI") or request.path).split("?", 1)[0],
+            query=environ.get("QUERY_STRING", ""),
+            headers=call.headers,
+            body=body,
+        )
+        refused = self.contract.check_request(exchange)
         with self._lock:
             self.calls.append(call)
+            self.violations.extend(refused)
             pending = self._failures.get(request.path)
-            injected = pending.pop(0) if pending else None
+            injected = pending.pop(0) if pending and not refused else None
             held = self._holds.get(request.path)
         if held is not None:
             held.wait(15)
-        if injected is not None:
-            response = self._json({"message": f"injected {injected}"}, injected)
+        if refused:
+            response = self._error(request.path, 400, "The request does not match the API")
+        elif injected is not None:
+            response = self._error(request.path, injected, f"injected {injected}")
         else:
             response = self._route(request, call)
         call.status = response.status_code
         response.headers["X-Line-Request-Id"] = str(uuid.uuid4())
+        answered = self.contract.check_response(
+            exchange, response.status_code, response.mimetype or "", response.get_data()
+        )
+        if answered:
+            with self._lock:
+                self.violations.extend(f"the fake's {line}" for line in answered)
         return response(environ, start_response)
 
     @staticmethod
     def _json(data: Any, status: int = 200) -> Response:
         return Response(json.dumps(data), status=status, mimetype="application/json")
+
+    @classmethod
+    def _error(cls, path: str, status: int, message: str, code: str = "invalid_request"):
+        """An error answer in the shape of the document ``path`` belongs to."""
+        if path.startswith(("/oauth2/", "/v2/oauth/")):
+            return cls._json({"error": code, "error_description": message}, status)
+        return cls._json({"message": message}, status)
 
     def _authorized(self, call: Call) -> bool:
         auth = call.header("authorization") or ""
@@ -143,20 +197,21 @@ class FakeLine:
         if path.startswith("/oauth2/") or path.startswith("/v2/oauth/"):
             return self._oauth(request, call)
         if not self._authorized(call):
-            return self._json({"message": "Authentication failed"}, 401)
+            return self._error(path, 401, "Authentication failed")
         if path == "/v2/bot/message/push" and request.method == "POST":
             return self._push(call)
         if path == "/v2/bot/message/reply" and request.method == "POST":
-            return self._json({"sentMessages": [{"id": str(next(self._ids))}]})
+            sent = [{"id": str(next(self._ids))} for _ in call.json.get("messages", [])]
+            return self._json({"sentMessages": sent})
         if path.startswith("/v2/bot/profile/"):
             user_id = path.rsplit("/", 1)[1]
             if user_id not in self.profiles:
-                return self._json({"message": "Not found"}, 404)
+                return self._error(path, 404, "Not found")
             return self._json({"userId": user_id, "displayName": self.profiles[user_id]})
         if path.startswith("/v2/bot/group/") and path.endswith("/summary"):
             group_id = path.split("/")[4]
             if group_id not in self.groups:
-                return self._json({"message": "Not found"}, 404)
+                return self._error(path, 404, "Not found")
             return self._json({"groupId": group_id, "groupName": self.groups[group_id]})
         if path == "/v2/bot/info":
             return self._json(
@@ -174,7 +229,7 @@ class FakeLine:
             return self._json({"type": "limited", "value": self.quota})
         if path == "/v2/bot/message/quota/consumption":
             return self._json({"totalUsage": self.consumption})
-        return self._json({"message": "Not found"}, 404)
+        return self._error(path, 404, "Not found")
 
     def _push(self, call: Call) -> Response:
         key = call.header("x-line-retry-key")
@@ -210,14 +265,14 @@ class FakeLine:
                 != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
                 or self.public_jwk is None
             ):
-                return self._json({"error": "invalid_request"}, 400)
+                return self._error(path, 400, "invalid request")
             try:
                 token = jwt.decode(assertion, RSAKey.import_key(self.public_jwk))
             except Exception:  # noqa: BLE001 - any bad JWT is a 400 at LINE
-                return self._json({"error": "invalid_client"}, 400)
+                return self._error(path, 400, "invalid client", "invalid_client")
             claims = token.claims
             if claims.get("iss") != CHANNEL_ID or claims.get("exp", 0) < time.time():
-                return self._json({"error": "invalid_client"}, 400)
+                return self._error(path, 400, "invalid client", "invalid_client")
             access = f"fake-v21-{uuid.uuid4().hex}"
             with self._lock:
                 self.valid_tokens.add(access)
@@ -233,20 +288,20 @@ class FakeLine:
         if path == "/oauth2/v2.1/verify":
             access = request.args.get("access_token", "")
             if access not in self.valid_tokens:
-                return self._json({"error": "invalid_request"}, 400)
+                return self._error(path, 400, "invalid request")
             return self._json({"client_id": CHANNEL_ID, "expires_in": 1000, "scope": "profile"})
         if path == "/v2/oauth/verify":
             if form.get("access_token") not in self.valid_tokens:
-                return self._json({"error": "invalid_request"}, 400)
+                return self._error(path, 400, "invalid request")
             return self._json({"client_id": CHANNEL_ID, "expires_in": 0})
         if path == "/oauth2/v2.1/revoke" and request.method == "POST":
             if form.get("client_id") != CHANNEL_ID or form.get("client_secret") != CHANNEL_SECRET:
-                return self._json({"error": "invalid_client"}, 400)
+                return self._error(path, 400, "invalid client", "invalid_client")
             with self._lock:
                 self.valid_tokens.discard(form.get("access_token", ""))
                 self.revoked.append(form.get("access_token", ""))
             return Response(b"", status=200)
-        return self._json({"message": "Not found"}, 404)
+        return self._error(path, 404, "Not found")
 
 
 class FakeLineServer:
@@ -327,13 +382,17 @@ def text_message(text: str, **kwargs) -> dict:
 # --- Fixtures ------------------------------------------------------------------------------
 
 
-def serve_fake():
-    """For a fixture: ``yield from serve_fake()`` gives a running fake, stopped afterwards."""
-    server = FakeLineServer()
+def serve_fake(state: FakeLine | None = None):
+    """For a fixture: ``yield from serve_fake()`` gives a running fake, stopped afterwards.
+
+    At teardown the test fails if any request or answer broke LINE's documents.
+    """
+    server = FakeLineServer(state)
     try:
         yield server
     finally:
         server.stop()
+    server.state.assert_contract_kept()
 
 
 def channel_config(fake: FakeLineServer, public_base_url: str, **overrides) -> dict:

@@ -17,7 +17,14 @@ from sqlalchemy import select
 from notify_site.extensions import db
 from notify_site.relay.models import RelayLineEvent
 from notify_site.worker import Worker
-from tests.fakes.line_api import FakeLineServer, channel_config, sign, webhook_body
+from tests.fakes.line_api import (
+    FakeLine,
+    FakeLineServer,
+    channel_config,
+    serve_fake,
+    sign,
+    webhook_body,
+)
 
 ALICE = "U" + "a" * 32
 ALICE_NAME = "Alice Tanaka"
@@ -25,13 +32,11 @@ TIMEOUT = 10
 
 
 def fake_line_with_alice() -> Iterator[FakeLineServer]:
-    """For a fixture: ``yield from fake_line_with_alice()``; stopped afterwards."""
-    server = FakeLineServer()
-    server.state.profiles[ALICE] = ALICE_NAME
-    try:
-        yield server
-    finally:
-        server.stop()
+    """For a fixture: ``yield from fake_line_with_alice()``; stopped afterwards, and the test
+    failed if anything sent to it or answered by it broke LINE's documents."""
+    state = FakeLine()
+    state.profiles[ALICE] = ALICE_NAME
+    yield from serve_fake(state)
 
 
 def live_channel_config(fake: FakeLineServer, **overrides) -> dict:
