@@ -78,6 +78,11 @@ class RelayChat(db.Model):
     # Set when the user blocked the bot or the bot left the group; cleared when it comes back.
     unreachable_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unreachable_reason: Mapped[str | None] = mapped_column(String(200))
+    # LINE's time of the event that last decided reachability (follow, join, a message: yes;
+    # unfollow, leave: no). An older event handled later changes nothing: LINE does not
+    # promise order, and the webhook's after-response step and the worker may handle events
+    # of one chat at once (relay/line/events.py).
+    reachability_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # What the chat last sent the bot (any message type), for the relay's admin page.
     last_message_type: Mapped[str | None] = mapped_column(String(16))
     last_message_summary: Mapped[str | None] = mapped_column(String(200))

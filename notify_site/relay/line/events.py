@@ -31,6 +31,16 @@ What each event does:
 * ``message`` (every type): recorded as what the chat last sent; a text that is a pending
   pairing code binds the pairing to the chat, and the bot replies to confirm (unless the
   channel is in standby mode, when another bot answers the chat).
+
+Events are applied in LINE's time order, not in the order they are handled: LINE does not
+promise to deliver them in order (it says to order them by ``timestamp``), and two processes
+may handle events of one chat at once. A chat's reachability follows its latest follow, join
+or message (reachable) or unfollow or leave (not) by ``timestamp``, and a member's presence its
+latest memberJoined or memberLeft; an older event handled later is recorded and changes
+nothing (conditional UPDATEs, so no race can undo a later event).
+
+An event without a usable ``source`` (``webhook.yml`` makes it optional, and ``userId``
+optional on a user source) names no chat: it is logged and marked ignored.
 """
 
 from __future__ import annotations
@@ -43,9 +53,9 @@ from typing import Any
 from flask_babel import gettext as _
 from linebot.v3 import messaging
 from linebot.v3.webhooks import Event
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, func, literal, or_, select, update
 
-from notify_site.db_types import utcnow
+from notify_site.db_types import UTCDateTime, utcnow
 from notify_site.extensions import db
 from notify_site.relay.line import pairing
 from notify_site.relay.line.channel import ChannelSettings, messaging_api
@@ -64,6 +74,8 @@ HANDLED_TYPES = frozenset(
 MESSAGE_TYPES = frozenset({"text", "image", "video", "audio", "file", "location", "sticker"})
 # LINE's user, group and room ids: a letter and 32 hex digits; the column holds 64.
 MAX_LINE_ID = 64
+# The outcome's note when an event is older than the one that last decided its chat.
+STALE = " (older than the chat's last event: changes nothing)"
 
 
 def process_events(settings: ChannelSettings, event_ids: list[int] | None = None) -> int:
@@ -126,18 +138,23 @@ def _handle(settings: ChannelSettings, raw: dict[str, Any]) -> str:
         return f"ignored: {str(kind)[:32]}"
     source = _source_key(raw.get("source"))
     if source is None:
-        raise ValueError("event without a usable source")
+        # webhook.yml makes ``source`` optional on every event and ``userId`` optional on a
+        # user source (LINE leaves them out, e.g. for users of other LINE clients): no chat
+        # can be told from such an event, which is normal, not an error.
+        log.info("relay: a %s event without a usable source ignored", str(kind)[:32])
+        return f"ignored: {str(kind)[:32]} without a usable source"
     when = _event_time(raw)
     if kind in ("follow", "join"):
         chat = _chat_for(settings, source, refresh_name=True, when=when)
-        _set_reachable(chat, None)
+        applied = _set_reachable(chat, None, when)
         db.session.commit()
-        return f"{kind}: chat {chat.id}"
+        return f"{kind}: chat {chat.id}" + ("" if applied else STALE)
     if kind in ("unfollow", "leave"):
         chat = _chat_for(settings, source, when=when)
-        _set_reachable(chat, UNREACHABLE_BLOCKED if kind == "unfollow" else UNREACHABLE_LEFT, when)
+        reason = UNREACHABLE_BLOCKED if kind == "unfollow" else UNREACHABLE_LEFT
+        applied = _set_reachable(chat, reason, when)
         db.session.commit()
-        return f"{kind}: chat {chat.id} unreachable"
+        return f"{kind}: chat {chat.id} unreachable" + ("" if applied else STALE)
     if kind in ("memberJoined", "memberLeft"):
         chat = _chat_for(settings, source, when=when)
         joined = kind == "memberJoined"
@@ -223,7 +240,8 @@ def _chat_for(
         name = _fetch_name(settings, line_id, source_type)
         if name:
             chat.name = name[:200]
-    chat.last_event_at = when
+    if chat.last_event_at is None or chat.last_event_at < when:
+        chat.last_event_at = when
     return chat
 
 
@@ -243,29 +261,61 @@ def _fetch_name(settings: ChannelSettings, line_id: str, source_type: str) -> st
     return None
 
 
-def _set_reachable(chat: RelayChat, reason: str | None, when: datetime | None = None) -> None:
+def _set_reachable(chat: RelayChat, reason: str | None, when: datetime) -> bool:
+    """Record what an event LINE timed ``when`` says of the chat (``reason`` None: reachable),
+    unless an event timed later already decided it; True when it did decide.
+
+    LINE does not promise to deliver events in order (it says to order them by
+    ``timestamp``), and the after-response step and the worker may handle two events of one
+    chat at once, so the latest event by LINE's time wins, not the last one handled: a
+    conditional UPDATE on ``reachability_at``. While a chat stays unreachable, the first time
+    it became so is kept.
+    """
+    values: dict[str, Any] = {"reachability_at": when}
     if reason is None:
-        chat.unreachable_at = None
-        chat.unreachable_reason = None
-    elif chat.unreachable_at is None:
-        chat.unreachable_at = when or utcnow()
-        chat.unreachable_reason = reason
+        values.update(unreachable_at=None, unreachable_reason=None)
+    else:
+        values.update(
+            unreachable_at=func.coalesce(RelayChat.unreachable_at, literal(when, UTCDateTime)),
+            unreachable_reason=case(
+                (RelayChat.unreachable_at.is_(None), reason), else_=RelayChat.unreachable_reason
+            ),
+        )
+    decided = db.session.execute(
+        update(RelayChat)
+        .where(
+            RelayChat.id == chat.id,
+            or_(RelayChat.reachability_at.is_(None), RelayChat.reachability_at <= when),
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return decided.rowcount == 1
 
 
 def _member(chat: RelayChat, user_id: str, *, joined: bool, when: datetime) -> None:
-    member = db.session.scalar(
-        select(RelayChatMember).where(
-            RelayChatMember.chat_id == chat.id, RelayChatMember.line_user_id == user_id
+    """Record a member joining or leaving at ``when``, unless the member's last change was
+    later by LINE's time (as for reachability: events are ordered by their timestamp)."""
+    added = db.session.execute(
+        dialect_insert(RelayChatMember)
+        .values(
+            chat_id=chat.id, line_user_id=user_id, joined_at=when, left_at=None if joined else when
         )
+        .on_conflict_do_nothing(index_elements=["chat_id", "line_user_id"])
     )
-    if member is None:
-        member = RelayChatMember(chat_id=chat.id, line_user_id=user_id[:64], joined_at=when)
-        db.session.add(member)
-    if joined:
-        member.joined_at = when
-        member.left_at = None
-    else:
-        member.left_at = when
+    if added.rowcount == 1:
+        return
+    last_change = func.coalesce(RelayChatMember.left_at, RelayChatMember.joined_at)
+    db.session.execute(
+        update(RelayChatMember)
+        .where(
+            RelayChatMember.chat_id == chat.id,
+            RelayChatMember.line_user_id == user_id,
+            last_change <= when,
+        )
+        .values({"joined_at": when, "left_at": None} if joined else {"left_at": when})
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _summary(raw_message: dict[str, Any]) -> str:
@@ -290,13 +340,15 @@ def _message(
     when: datetime,
 ) -> str:
     chat = _chat_for(settings, source, when=when)
-    chat.last_message_type = str(raw_message.get("type") or "")[:16]
-    chat.last_message_summary = _summary(raw_message)
-    chat.last_message_at = when
+    message_type = str(raw_message.get("type") or "")[:16]
+    if chat.last_message_at is None or chat.last_message_at <= when:
+        chat.last_message_type = message_type
+        chat.last_message_summary = _summary(raw_message)
+        chat.last_message_at = when
     # A message from a chat the relay thought unreachable proves it is reachable again.
-    _set_reachable(chat, None)
+    _set_reachable(chat, None, when)
     db.session.commit()
-    outcome = f"message {chat.last_message_type}: chat {chat.id}"
+    outcome = f"message {message_type}: chat {chat.id}"
     if raw_message.get("type") != "text":
         return outcome
     code = pairing.normalize_code(str(raw_message.get("text") or ""))

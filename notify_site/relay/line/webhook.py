@@ -79,10 +79,31 @@ def _source(event: dict[str, Any]) -> tuple[str | None, str | None]:
     return (str(kind)[:8] if kind else None), (str(value)[:64] if value else None)
 
 
+def _text_only(value: Any) -> Any:
+    """``value`` with every lone UTF-16 surrogate replaced by U+FFFD.
+
+    JSON may escape one (``"\\ud800"``); ``json.loads`` keeps it in the string, and no UTF-8
+    text column can store it, so the event could not be stored (a 500, which LINE would
+    count and resend). A real pair is already one character after ``json.loads``.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_text_only(item) for item in value]
+    if isinstance(value, dict):
+        return {_text_only(key): _text_only(item) for key, item in value.items()}
+    return value
+
+
+def _is_int64(value: Any) -> bool:
+    """LINE's timestamps are int64 (webhook.yml); anything else is not stored as one."""
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+
+
 def store_events(body: bytes) -> StoredEvents:
     """Store each event of a (verified) body once; returns the new rows' ids. Commits."""
     try:
-        payload = json.loads(body)
+        payload = _text_only(json.loads(body))
     except ValueError:
         raise WebhookBodyError("body is not JSON") from None
     events = payload.get("events") if isinstance(payload, dict) else None
@@ -106,7 +127,7 @@ def store_events(body: bytes) -> StoredEvents:
             "event_type": str(event.get("type") or "")[:32],
             "source_type": source_type,
             "source_id": source_id,
-            "event_timestamp": timestamp if isinstance(timestamp, int) else None,
+            "event_timestamp": timestamp if _is_int64(timestamp) else None,
             "is_redelivery": redelivery,
             "duplicates": 0,
             "payload": json.dumps(event, ensure_ascii=False),
