@@ -47,10 +47,15 @@ lint: $(BIN)/.dev-installed
 # bandit: medium and high findings fail (config in pyproject.toml). pip-audit: any known
 # vulnerability fails; .ci/pip_audit.py says loudly when the service cannot be reached.
 # schemathesis: generated requests against /api/v1/openapi.json, in-process, with a real key.
+# The relay's LINE webhook fuzzed from LINE's webhook.yml: 25 bodies per event and message
+# type and 375 mixed ones (`make test` runs 3 and 45).
+LINE_FUZZ_EXAMPLES ?= 25
 scan: $(BIN)/.dev-installed
 	$(BIN)/bandit -c pyproject.toml -r notify_site --severity-level medium
 	$(BIN)/python .ci/pip_audit.py requirements.txt
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/test_schemathesis.py
+	NOTIFY_SITE_LINE_FUZZ_EXAMPLES=$(LINE_FUZZ_EXAMPLES) $(BIN)/python -m pytest -q \
+		-p no:cacheprovider tests/integration/relay_line/test_line_webhook_fuzz.py
 
 fmt: $(BIN)/.dev-installed
 	$(BIN)/ruff check --fix .

@@ -79,19 +79,22 @@ def _source(event: dict[str, Any]) -> tuple[str | None, str | None]:
     return (str(kind)[:8] if kind else None), (str(value)[:64] if value else None)
 
 
-def _text_only(value: Any) -> Any:
-    """``value`` with every lone UTF-16 surrogate replaced by U+FFFD.
+def _storable(value: Any) -> Any:
+    """``value`` with every character no database text column can hold replaced by U+FFFD:
+    a lone UTF-16 surrogate and NUL.
 
-    JSON may escape one (``"\\ud800"``); ``json.loads`` keeps it in the string, and no UTF-8
-    text column can store it, so the event could not be stored (a 500, which LINE would
-    count and resend). A real pair is already one character after ``json.loads``.
+    JSON may escape either (``"\\ud800"``, ``"\\u0000"``). ``json.loads`` keeps a lone
+    surrogate in the string, which UTF-8 cannot encode, and PostgreSQL refuses NUL in text:
+    the event could not be stored (a 500, which LINE counts and resends) or its chat not
+    recorded. A real surrogate pair is already one character after ``json.loads``.
     """
     if isinstance(value, str):
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        text = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return text.replace("\x00", "\ufffd")
     if isinstance(value, list):
-        return [_text_only(item) for item in value]
+        return [_storable(item) for item in value]
     if isinstance(value, dict):
-        return {_text_only(key): _text_only(item) for key, item in value.items()}
+        return {_storable(key): _storable(item) for key, item in value.items()}
     return value
 
 
@@ -103,7 +106,7 @@ def _is_int64(value: Any) -> bool:
 def store_events(body: bytes) -> StoredEvents:
     """Store each event of a (verified) body once; returns the new rows' ids. Commits."""
     try:
-        payload = _text_only(json.loads(body))
+        payload = _storable(json.loads(body))
     except ValueError:
         raise WebhookBodyError("body is not JSON") from None
     events = payload.get("events") if isinstance(payload, dict) else None
