@@ -248,3 +248,20 @@ def test_the_relays_push_is_checked_and_a_bad_one_cannot_pass_unseen(
     assert (last.status, last.last_status_code) == (PushStatus.FAILED, 400)
     assert "pushMessage" in refused(fake)
     assert "'not-a-uuid' is not a 'uuid'" in refused(fake)
+
+
+def test_line_check_with_a_static_token_keeps_the_contract(app, fake):
+    # The relay's own calls for `relay line-check`: verify (POST /v2/oauth/verify, a form),
+    # bot info, quota and consumption, each checked against LINE's documents both ways.
+    fake.state.quota, fake.state.consumption = None, 3
+    result = app.test_cli_runner().invoke(args=["relay", "line-check"])
+    assert result.exit_code == 0, result.output
+    (verify,) = fake.state.calls_to("/v2/oauth/verify", "POST")
+    assert verify.form == {"access_token": STATIC_TOKEN}
+    assert {c.path for c in fake.state.calls} == {
+        "/v2/oauth/verify",
+        "/v2/bot/info",
+        "/v2/bot/message/quota",
+        "/v2/bot/message/quota/consumption",
+    }
+    assert fake.state.violations == []
