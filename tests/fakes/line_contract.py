@@ -37,9 +37,10 @@ Two things openapi-core does not do are done here, on a copy of each document:
 * **Formats.** jsonschema checks ``uuid`` by itself and ``uri`` only with rfc3986-validator
   installed (requirements-dev.txt pins it for this).
 
-``webhook.yml`` describes what LINE sends, not a fake's answers: :func:`webhook_schemas` turns
-its event schemas into plain JSON Schema for the webhook fuzz
-(tests/integration/relay_line/test_line_webhook_fuzz.py).
+``webhook.yml`` describes what LINE sends, not a fake's answers:
+:meth:`~LineContract.check_webhook_body` checks a webhook body against it, and
+``tests/fakes/line_webhook_schemas.py`` turns its event schemas into plain JSON Schema for the
+webhook fuzz (tests/integration/relay_line/test_line_webhook_fuzz.py).
 """
 
 from __future__ import annotations
@@ -338,84 +339,3 @@ def _contract(directory: Path) -> LineContract:
 def line_contract() -> LineContract:
     """The process's :class:`LineContract` (the documents are parsed once)."""
     return _contract(DOCUMENTS_DIR)
-
-
-# --- webhook.yml as plain JSON Schema, for generating events --------------------------------
-
-#: OpenAPI 3.0 keywords that are not JSON Schema (or not needed to generate values).
-_OPENAPI_ONLY = {"discriminator", "externalDocs", "example", "description", "nullable"}
-_INTEGER_FORMATS = {"int32": 2**31, "int64": 2**63}
-
-
-@dataclass(frozen=True)
-class WebhookSchemas:
-    """``webhook.yml``'s event schemas as plain, self-contained JSON Schema.
-
-    ``events`` maps each event type LINE defines (``Event``'s discriminator) to the schema of
-    that event with its ``type`` pinned; ``message_types`` lists the message types
-    (``MessageContent``'s discriminator). ``base_event`` is the schema every event shares (for
-    an event of a type the relay has never heard of). ``destination`` is the body's
-    ``destination`` property.
-    """
-
-    events: dict[str, dict[str, Any]]
-    message_types: tuple[str, ...]
-    base_event: dict[str, Any]
-    destination: dict[str, Any]
-
-
-def webhook_schemas(directory: Path | None = None) -> WebhookSchemas:
-    """Flatten ``webhook.yml`` for a JSON Schema generator (hypothesis-jsonschema).
-
-    ``$ref`` are inlined; a discriminated base becomes ``anyOf`` its subtypes, each with the
-    discriminating property pinned to its value (so a ``source`` is a user, group or room
-    source, each with its own fields); ``format: int32/int64`` become bounds; OpenAPI-only
-    keywords are dropped.
-    """
-    document = polymorphic(load_document(WEBHOOK_DOCUMENT, directory))
-    schemas = document["components"]["schemas"]
-
-    def flat(node: Any) -> Any:
-        if isinstance(node, list):
-            return [flat(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        if "$ref" in node:
-            return flat(schemas[_schema_name(node["$ref"])])
-        if "discriminator" in node:
-            return {"anyOf": list(_subtypes(node["discriminator"]).values())}
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            if key == "properties":  # property names, each with a schema
-                out[key] = {name: flat(schema) for name, schema in value.items()}
-            elif key not in _OPENAPI_ONLY:
-                out[key] = flat(value)
-        if out.get("type") == "integer" and out.get("format") in _INTEGER_FORMATS:
-            bound = _INTEGER_FORMATS[out.pop("format")]
-            out.setdefault("minimum", -bound)
-            out.setdefault("maximum", bound - 1)
-        elif out.get("format") in ("int32", "int64", "double", "float"):
-            out.pop("format")
-        return out
-
-    def _subtypes(discriminator: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        prop = discriminator["propertyName"]
-        return {
-            value: {
-                "allOf": [
-                    flat(schemas[_schema_name(ref)]),
-                    {"properties": {prop: {"enum": [value]}}, "required": [prop]},
-                ]
-            }
-            for value, ref in discriminator["mapping"].items()
-        }
-
-    event_discriminator = schemas["Event"]["discriminator"]
-    message_discriminator = schemas["MessageContent"]["discriminator"]
-    callback = schemas["CallbackRequest"]["properties"]
-    return WebhookSchemas(
-        events=_subtypes(event_discriminator),
-        message_types=tuple(message_discriminator["mapping"]),
-        base_event=flat(schemas["EventBase"]),
-        destination=flat(callback["destination"]),
-    )

@@ -1,12 +1,13 @@
 """The relay's webhook, fuzzed from LINE's own ``webhook.yml`` over real HTTP (issue 21).
 
-Webhook bodies are generated from the document's event schemas (tests/fakes/line_contract.py
-flattens them; schemathesis's generator draws the values): every event type and message type
-LINE defines, optional fields present and absent, unknown extra fields everywhere, odd strings
-and extreme numbers, several events per body, events of types LINE may add later, and
-redeliveries of events already sent. Each body is checked against ``webhook.yml`` (so the
-generator produces only what LINE may send), signed with the channel secret and POSTed to
-``/relay/line/webhook`` on the Live relay, which calls the fake Messaging API for names.
+Webhook bodies are generated from the document's event schemas (flattened by
+tests/fakes/line_webhook_schemas.py; schemathesis's generator draws the values): every event
+type and message type LINE defines, optional fields present and absent, unknown extra fields
+everywhere, odd strings and extreme numbers, several events per body, events of types LINE
+may add later, and redeliveries of events already sent. Each body is checked against
+``webhook.yml`` (so the generator produces only what LINE may send), signed with the channel
+secret and POSTed to ``/relay/line/webhook`` on the Live relay, which calls the fake
+Messaging API for names.
 
 For every body: a 200, never a 4xx or 5xx; every event stored by the time the 200 arrives
 (the ack path stores, then answers); every event then handled exactly once (a spy counts
@@ -45,8 +46,9 @@ from notify_site.extensions import db
 from notify_site.relay.line import events as relay_events
 from notify_site.relay.models import RelayChat, RelayChatMember, RelayLineEvent
 from tests.fakes.line_api import sign, webhook_body
-from tests.fakes.line_contract import line_contract, webhook_schemas
+from tests.fakes.line_contract import line_contract
 from tests.fakes.line_live import TIMEOUT
+from tests.fakes.line_webhook_schemas import webhook_schemas
 
 EXAMPLES = int(os.environ.get("NOTIFY_SITE_LINE_FUZZ_EXAMPLES", "3"))
 MIXED_BODIES = 15 * EXAMPLES
