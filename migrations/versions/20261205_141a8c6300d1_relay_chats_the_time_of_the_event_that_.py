@@ -5,7 +5,7 @@ before the follow, join or message that last decided a chat's reachability chang
 Existing chats start with none, so their next event decides as before.
 
 Revision ID: 141a8c6300d1
-Revises: c4e1f0a9b7d3
+Revises: e30c5446a765
 Create Date: 2026-12-05 04:01:21.046778
 """
 
@@ -16,7 +16,7 @@ import notify_site.db_types
 
 
 revision = '141a8c6300d1'
-down_revision = 'c4e1f0a9b7d3'
+down_revision = 'e30c5446a765'
 branch_labels = None
 depends_on = None
 
