@@ -291,7 +291,12 @@ class Notification(db.Model):
 
 
 class DeliveryAttempt(db.Model):
-    """One call to the Notify API for one notification, kept for the record."""
+    """One call to the Notify API for one notification, kept for the record.
+
+    Written *before* the call, in a commit of its own, with ``outcome`` NULL; finished after
+    it (notify_site/services/attempts.py). So a worker killed during the call still leaves its
+    attempt behind: the next claim of the row marks it ``interrupted`` (no answer recorded).
+    """
 
     __tablename__ = "delivery_attempts"
 
@@ -299,12 +304,17 @@ class DeliveryAttempt(db.Model):
     notification_id: Mapped[int] = mapped_column(
         ForeignKey("notifications.id", ondelete="CASCADE"), index=True
     )
-    outcome: Mapped[str] = mapped_column(String(16))
+    # An OutcomeKind, or "interrupted"; NULL while the call is in flight.
+    outcome: Mapped[str | None] = mapped_column(String(16))
     status_code: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(String(500))
     worker: Mapped[str | None] = mapped_column(String(64))
+    # The fencing token of the claim that made the call: while the notification still carries
+    # it under a live lease, an unfinished attempt is in flight rather than interrupted.
+    lease_token: Mapped[str | None] = mapped_column(String(36))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # NULL while in flight, and for an interrupted attempt (nobody saw it end).
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class IdempotencyRecord(db.Model):

@@ -39,7 +39,9 @@ from notify_site.notify_content import (
     check_content,
 )
 from notify_site.plain_text import text_problem
+from notify_site.services import attempts
 from notify_site.services.notifications import describe_problem
+from notify_site.services.retry import OutcomeKind
 
 CONNECTIONS_MAX = 100
 LABEL_MAX_CHARS = 64
@@ -392,6 +394,37 @@ class QueuedResponseSchema(Schema):
     notifications = fields.List(fields.Nested(QueuedNotificationSchema), required=True)
 
 
+class AttemptSchema(Schema):
+    """One call to the Notify server for a notification."""
+
+    started_at = UTCTimestamp(required=True)
+    finished_at = UTCTimestamp(allow_none=True, required=True)
+    outcome = fields.String(
+        required=True,
+        metadata={
+            "enum": [
+                OutcomeKind.DELIVERED,
+                OutcomeKind.FAILED,
+                OutcomeKind.RETRY,
+                OutcomeKind.WAIT,
+                OutcomeKind.REVOKED,
+                OutcomeKind.UNREACHABLE,
+                attempts.INTERRUPTED,
+                attempts.IN_FLIGHT,
+            ]
+        },
+    )
+    status_code = fields.Integer(allow_none=True, required=True)
+    error = fields.String(allow_none=True, required=True)
+
+
+class AttemptHistory(fields.List):
+    """A notification's calls, read from its attempt history (notify_site/services/attempts.py)."""
+
+    def get_value(self, obj, attr, accessor=None, default=None):
+        return attempts.history(obj)
+
+
 class NotificationSchema(Schema):
     id = fields.Integer(required=True)
     connection = fields.Nested(ConnectionRefSchema, required=True)
@@ -407,6 +440,14 @@ class NotificationSchema(Schema):
     updated_at = UTCTimestamp(required=True)
     next_attempt_at = UTCTimestamp(allow_none=True, required=True)
     finished_at = UTCTimestamp(allow_none=True, required=True)
+    history = AttemptHistory(
+        fields.Nested(AttemptSchema),
+        required=True,
+        metadata={
+            "description": "Every call made to the Notify server for it, oldest first; a call "
+            "its worker never finished (stopped during the call) is `interrupted`"
+        },
+    )
 
 
 class RateLimitSchema(Schema):

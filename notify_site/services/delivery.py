@@ -8,14 +8,16 @@ How a worker works (SPEC 4.4):
    is calling with that token meanwhile. Connections whose window is spent (Remaining = 0
    before Reset) are not picked at all: they are never called until Reset.
 2. :func:`claim_batch` marks that connection's oldest due rows ``sending`` under a fresh
-   **fencing token** with a lease expiry.
-3. :func:`deliver_one` calls the Notify API (no transaction is open during the call), then
-   :func:`finish` writes the outcome **only if the row still carries the worker's token**: a
-   worker whose lease expired, and whose rows were claimed again by another, cannot overwrite
-   the newer attempt.
+   **fencing token** with a lease expiry. Rows taken back from an expired lease have their
+   unfinished attempts marked interrupted (:func:`attempts.close_interrupted`).
+3. :func:`deliver_one` records the attempt as started (its own short commit, fenced), calls
+   the Notify API (no transaction is open during the call), then :func:`finish` writes the
+   outcome **only if the row still carries the worker's token**: a worker whose lease
+   expired, and whose rows were claimed again by another, cannot overwrite the newer attempt.
 
-A crash anywhere leaves rows ``sending`` with a lease that expires; they are claimed again. So
-delivery is at least once: a crash between the server's 200 and the commit repeats one message.
+A crash anywhere leaves rows ``sending`` with a lease that expires; they are claimed again, and
+the attempt the crash cut off stays in the history as interrupted. So delivery is at least
+once: a crash between the server's 200 and the commit repeats one message.
 """
 
 from __future__ import annotations
@@ -36,12 +38,12 @@ from notify_site.extensions import db
 from notify_site.models import (
     Connection,
     ConnectionStatus,
-    DeliveryAttempt,
     Notification,
     NotificationImage,
     NotificationStatus,
 )
 from notify_site.notify_client import NotifyError, RateLimit
+from notify_site.services import attempts
 from notify_site.services.connections import (
     rate_limit_values,
     revocation_values,
@@ -222,20 +224,26 @@ class ClaimedRow:
     created_at: datetime
 
 
-def claim_batch(claim: ConnectionClaim, size: int, lease: timedelta) -> list[ClaimedRow]:
-    """Mark the connection's oldest due rows ``sending`` under the claim's token, and load them."""
+def claim_batch(
+    claim: ConnectionClaim, size: int, lease: timedelta, policy: RetryPolicy
+) -> list[ClaimedRow]:
+    """Mark the connection's oldest due rows ``sending`` under the claim's token, and load them.
+
+    Rows taken back from an expired lease (still ``sending``) may hold an attempt their
+    worker never finished: it is marked interrupted in the same transaction, and counts
+    (rows that run out of attempts that way fail here and are not returned).
+    """
     now = utcnow()
-    ids = list(
-        db.session.execute(
-            select(Notification.id)
-            .where(Notification.connection_id == claim.connection_id, _due(now))
-            .order_by(Notification.id)
-            .limit(size)
-        ).scalars()
-    )
-    if not ids:
+    found = db.session.execute(
+        select(Notification.id, Notification.status)
+        .where(Notification.connection_id == claim.connection_id, _due(now))
+        .order_by(Notification.id)
+        .limit(size)
+    ).all()
+    if not found:
         db.session.commit()
         return []
+    ids = [row.id for row in found]
     db.session.execute(
         update(Notification)
         .where(Notification.id.in_(ids), _due(now))
@@ -247,6 +255,8 @@ def claim_batch(claim: ConnectionClaim, size: int, lease: timedelta) -> list[Cla
         )
         .execution_options(synchronize_session=False)
     )
+    if any(row.status == NotificationStatus.SENDING for row in found):
+        attempts.close_interrupted(claim.token, policy, now)
     db.session.commit()
     rows = db.session.execute(
         select(
@@ -309,15 +319,21 @@ def connection_token(connection_id: int) -> str | None:
 
 def deliver_one(
     row: ClaimedRow, token: str, claim: ConnectionClaim, settings: WorkerSettings, worker: str
-) -> Outcome:
-    """Send one claimed notification and record the outcome (fenced by the claim's token)."""
+) -> Outcome | None:
+    """Send one claimed notification and record the outcome (fenced by the claim's token).
+
+    None when the row was no longer the claim's before the call: nothing was sent.
+    """
     image_file = None
     if row.image_id is not None:
         image = db.session.get(NotificationImage, row.image_id)
         image_file = (image.filename, image.data, image.content_type)
         db.session.commit()  # no transaction stays open during the call
 
-    started = utcnow()
+    attempt_id = attempts.start(row.id, claim.token, worker)
+    if attempt_id is None:
+        log.warning("notification %s: lease lost before the call, not sent", row.id)
+        return None
     clock = time.perf_counter()
     error: NotifyError | None = None
     rate_limit: RateLimit | None = None
@@ -344,7 +360,7 @@ def deliver_one(
         now=utcnow(),
         policy=settings.policy,
     )
-    fenced = finish(row.id, claim, outcome, started=started, worker=worker)
+    fenced = finish(row.id, claim, outcome, attempt_id=attempt_id)
     metrics.delivery_finished(
         outcome,
         call_seconds=call_seconds,
@@ -356,16 +372,12 @@ def deliver_one(
 
 
 def finish(
-    notification_id: int,
-    claim: ConnectionClaim,
-    outcome: Outcome,
-    *,
-    started: datetime,
-    worker: str,
+    notification_id: int, claim: ConnectionClaim, outcome: Outcome, *, attempt_id: int
 ) -> bool:
     """Write an attempt's outcome if the row still carries the claim's token.
 
-    Returns False when the fence refused it: the lease was lost and another worker owns the row.
+    Returns False when the fence refused it: the lease was lost and another worker owns the
+    row. The attempt itself still gets the server's answer (:func:`attempts.record_late`).
     """
     now = utcnow()
     values: dict = {
@@ -394,18 +406,9 @@ def finish(
         log.warning(
             "notification %s: lease lost, outcome %s discarded", notification_id, outcome.kind
         )
+        attempts.record_late(attempt_id, outcome, now)
         return False
-    db.session.add(
-        DeliveryAttempt(
-            notification_id=notification_id,
-            outcome=outcome.kind,
-            status_code=outcome.status_code,
-            error=outcome.error,
-            worker=worker[:64],
-            started_at=started,
-            finished_at=now,
-        )
-    )
+    attempts.finish(attempt_id, outcome, now)
     if outcome.kind == OutcomeKind.REVOKED:
         db.session.execute(
             update(Connection)
@@ -464,7 +467,7 @@ def process_claim(
             db.session.commit()
             return 0
         spent_until = window_spent_until(claim.connection_id)
-        rows = claim_batch(claim, settings.batch_size, settings.lease)
+        rows = claim_batch(claim, settings.batch_size, settings.lease, settings.policy)
         renew_at = utcnow() + settings.lease / 2
         for index, row in enumerate(rows):
             rest = [r.id for r in rows[index:]]
@@ -482,6 +485,8 @@ def process_claim(
                     break
                 renew_at = utcnow() + settings.lease / 2
             outcome = deliver_one(row, token, claim, settings, worker)
+            if outcome is None:  # this row is no longer ours (cancelled, or the lease lost)
+                continue
             calls += 1
             if outcome.rate_limit is not None and outcome.rate_limit.limit is not None:
                 snapshot = outcome.rate_limit

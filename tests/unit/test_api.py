@@ -583,7 +583,9 @@ def test_get_notification_shape(app, client, world):
         "updated_at",
         "next_attempt_at",
         "finished_at",
+        "history",
     }
+    assert body["history"] == []  # no call made yet
     assert body["id"] == notification_id
     assert body["connection"] == {"id": world.family, "label": "Family"}
     assert body["status"] == "queued"
