@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import OperationalError
 
 from notify_site import metrics
 from notify_site.crypto import KeyRingError
@@ -65,6 +66,8 @@ log = logging.getLogger(__name__)
 
 # A revoked connection's status_detail (stored in English, shown translated).
 TOKEN_REVOKED_DETAIL = N_("The Notify server answered 401: the token was revoked.")
+# How often a claim's step is tried again while the database does not answer.
+DATABASE_RETRY_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -317,20 +320,57 @@ def connection_token(connection_id: int) -> str | None:
     return keyring().decrypt(ciphertext, context=connection_context(connection_id))
 
 
+def retrying(step, until: datetime, *args, **kwargs):
+    """Run ``step`` (one short transaction of a claim), again while the database is away.
+
+    A database that goes away for a moment (a restart, a failover) must not cost what a call
+    learned: the server's answer would be lost, the row sent again once its lease ran out, and
+    everything the claim held would wait for the lease. Every step of a claim is fenced by its
+    token, so repeating one is safe; it is repeated until ``until`` (the claim's lease: after
+    that the rows may be someone else's, and the fence would refuse the write anyway).
+    """
+    failures = 0
+    while True:
+        try:
+            return step(*args, **kwargs)
+        except OperationalError as error:
+            db.session.rollback()
+            if utcnow() + timedelta(seconds=DATABASE_RETRY_SECONDS) >= until:
+                raise
+            if not failures:
+                log.warning(
+                    "database unavailable in %s (%s); trying again until %s",
+                    step.__name__,
+                    type(error.orig).__name__,
+                    until.isoformat(timespec="seconds"),
+                )
+            failures += 1
+            metrics.worker_database_error()
+            time.sleep(DATABASE_RETRY_SECONDS)
+
+
 def deliver_one(
-    row: ClaimedRow, token: str, claim: ConnectionClaim, settings: WorkerSettings, worker: str
+    row: ClaimedRow,
+    token: str,
+    claim: ConnectionClaim,
+    settings: WorkerSettings,
+    worker: str,
+    until: datetime | None = None,
 ) -> Outcome | None:
     """Send one claimed notification and record the outcome (fenced by the claim's token).
 
-    None when the row was no longer the claim's before the call: nothing was sent.
+    None when the row was no longer the claim's before the call: nothing was sent. The steps
+    before and after the call are retried while the database is away, until ``until`` (see
+    :func:`retrying`; now + the lease when not given).
     """
+    until = until or utcnow() + settings.lease
     image_file = None
     if row.image_id is not None:
         image = db.session.get(NotificationImage, row.image_id)
         image_file = (image.filename, image.data, image.content_type)
         db.session.commit()  # no transaction stays open during the call
 
-    attempt_id = attempts.start(row.id, claim.token, worker)
+    attempt_id = retrying(attempts.start, until, row.id, claim.token, worker)
     if attempt_id is None:
         log.warning("notification %s: lease lost before the call, not sent", row.id)
         return None
@@ -360,7 +400,7 @@ def deliver_one(
         now=utcnow(),
         policy=settings.policy,
     )
-    fenced = finish(row.id, claim, outcome, attempt_id=attempt_id)
+    fenced = retrying(finish, until, row.id, claim, outcome, attempt_id=attempt_id)
     metrics.delivery_finished(
         outcome,
         call_seconds=call_seconds,
@@ -437,9 +477,15 @@ def finish(
 def process_claim(
     claim: ConnectionClaim, settings: WorkerSettings, worker: str, should_stop
 ) -> int:
-    """Deliver a leased connection's due rows in order; returns how many calls were made."""
+    """Deliver a leased connection's due rows in order; returns how many calls were made.
+
+    While the database is away, each step waits for it (:func:`retrying`) as long as the
+    claim's lease lasts, so that a restart of the database costs neither an answer already
+    received nor a wait for the lease.
+    """
     calls = 0
     snapshot: RateLimit | None = None
+    until = utcnow() + settings.lease
     try:
         try:
             token = connection_token(claim.connection_id)
@@ -467,24 +513,27 @@ def process_claim(
             db.session.commit()
             return 0
         spent_until = window_spent_until(claim.connection_id)
-        rows = claim_batch(claim, settings.batch_size, settings.lease, settings.policy)
+        rows = retrying(
+            claim_batch, until, claim, settings.batch_size, settings.lease, settings.policy
+        )
         renew_at = utcnow() + settings.lease / 2
         for index, row in enumerate(rows):
             rest = [r.id for r in rows[index:]]
             if should_stop():
-                release_rows(claim, rest, None)
+                retrying(release_rows, until, claim, rest, None)
                 break
             if snapshot is not None and snapshot.is_spent(utcnow()):
                 spent_until = snapshot.reset_at
             if spent_until is not None:
-                release_rows(claim, rest, spent_until)
+                retrying(release_rows, until, claim, rest, spent_until)
                 metrics.window_spent_wait()
                 break
             if utcnow() >= renew_at:
-                if not renew_lease(claim, settings.lease):
+                if not retrying(renew_lease, until, claim, settings.lease):
                     break
+                until = utcnow() + settings.lease
                 renew_at = utcnow() + settings.lease / 2
-            outcome = deliver_one(row, token, claim, settings, worker)
+            outcome = deliver_one(row, token, claim, settings, worker, until)
             if outcome is None:  # this row is no longer ours (cancelled, or the lease lost)
                 continue
             calls += 1
@@ -495,15 +544,15 @@ def process_claim(
                 break
             later = [r.id for r in rows[index + 1 :]]
             if outcome.kind == OutcomeKind.WAIT:
-                release_rows(claim, later, outcome.retry_at)
+                retrying(release_rows, until, claim, later, outcome.retry_at)
                 break
             if outcome.kind == OutcomeKind.RETRY and outcome.status_code is None:
                 # The server is unreachable: don't spend the whole batch's attempts on it.
-                release_rows(claim, later, None)
+                retrying(release_rows, until, claim, later, None)
                 break
     finally:
         db.session.rollback()
-        release_connection(claim, snapshot)
+        retrying(release_connection, until, claim, snapshot)
     return calls
 
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
@@ -21,7 +22,7 @@ from notify_site.models import (
     Notification,
     NotificationStatus,
 )
-from notify_site.services import api_keys, attempts
+from notify_site.services import api_keys, attempts, delivery
 from notify_site.services.delivery import (
     ConnectionClaim,
     claim_batch,
@@ -223,3 +224,42 @@ def test_a_429_is_on_record_and_spends_no_attempt(app, ids, mocked_http):
 
     assert [(a["outcome"], a["status_code"]) for a in history(app, ids)] == [("wait", 429)]
     assert row(app, ids).attempts == 0
+
+
+def test_a_database_blip_after_the_call_keeps_the_answer(app, ids, mocked_http, monkeypatch):
+    """The database goes away between the server's 200 and the finish (a restart): the finish
+    is tried again once it answers, so the row is not sent twice after its lease."""
+    calls = mocked_http.post(NOTIFY_URL, json=OK)
+    monkeypatch.setattr(delivery, "DATABASE_RETRY_SECONDS", 0.01)
+    real_finish = attempts.finish
+    failures = iter([OperationalError("UPDATE ...", {}, Exception("server closed the connection"))])
+
+    def flaky_finish(*args, **kwargs):
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(attempts, "finish", flaky_finish)
+    Worker(app, threads=1).run_until_idle()
+
+    assert calls.call_count == 1
+    notification = row(app, ids)
+    assert (notification.status, notification.attempts) == (NotificationStatus.DELIVERED, 1)
+    assert [a["outcome"] for a in history(app, ids)] == ["delivered"]
+    with app.app_context():
+        connection = db.session.get(Connection, ids["phone"])
+        assert connection.delivery_lease_token is None  # released, not left to expire
+
+
+def test_a_database_away_for_longer_than_the_lease_is_given_up_on(app, ids, monkeypatch):
+    monkeypatch.setattr(delivery, "DATABASE_RETRY_SECONDS", 0.01)
+    tries = []
+
+    def down():
+        tries.append(1)
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    with app.app_context(), pytest.raises(OperationalError):
+        delivery.retrying(down, utcnow() + timedelta(seconds=0.2))
+    assert 2 <= len(tries) <= 25
