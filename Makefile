@@ -39,6 +39,15 @@ test-postgres: $(BIN)/.dev-installed
 	NOTIFY_SITE_TEST_DATABASE_URL=$${NOTIFY_SITE_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
 	$(BIN)/python -m pytest --ignore=tests/unit/test_schemathesis.py $(PYTEST_ARGS)
 
+# The delivery figures of docs/reliability.md (kill -9 of workers and of the web process,
+# PostgreSQL restarts, upstream chaos, a 401, 1,000 failures at once, 400s, one Idempotency-Key),
+# proved on a throwaway PostgreSQL cluster of its own against a fault-injecting Notify server;
+# prints a table and fails if a figure misses (README "Proving the reliability figures"). It
+# never touches the machine's PostgreSQL server. CHAOS_* variables scale it (chaos/__main__.py).
+.PHONY: chaos
+chaos: $(BIN)/.dev-installed
+	$(BIN)/python -m chaos
+
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -80,6 +80,8 @@ class FakeNotify:
     reject_marker: str | None = None
     seed: int | None = None
     calls: list[Call] = field(default_factory=list)
+    #: Answers by status (TIMEOUT for stalled calls), for cheap progress checks.
+    answered: Counter = field(default_factory=Counter)
     revoked: dict[str, float] = field(default_factory=dict)  # token -> when
     _windows: dict[str, _Window] = field(default_factory=dict)
     _history: dict[str, list[_Window]] = field(default_factory=lambda: defaultdict(list))
@@ -132,6 +134,8 @@ class FakeNotify:
             held.wait(60)
         response = self._answer(request, call, draw)
         call.status = response.status_code if response is not None else TIMEOUT
+        with self._lock:
+            self.answered[call.status] += 1
         if response is None:
             time.sleep(self.stall_seconds)  # the client has given up by now
             response = self._json(503, "stalled")
@@ -140,6 +144,12 @@ class FakeNotify:
     def _answer(self, request: Request, call: Call, draw: float) -> Response | None:
         if request.path not in (NOTIFY, STATUS, REVOKE):
             return self._json(404, "Not found")
+        with self._lock:
+            # Judged on arrival, whatever happens to the call next (a 5xx, a stall...).
+            open_window = self._windows.get(call.token)
+            call.into_spent_window = (
+                open_window is not None and open_window.spent and call.at < open_window.reset
+            )
         if call.token in self.revoked or not call.token:
             return self._json(401, "Invalid access token")
         if self.outage:
@@ -150,7 +160,6 @@ class FakeNotify:
             return None
         with self._lock:
             window = self._window(call.token, call.at)
-            call.into_spent_window = window.spent
             call.window_reset = window.reset
             window.used += 1
             injected = draw < self.server_error_rate + self.timeout_rate + self.rate_limited_rate

@@ -8,14 +8,8 @@ second worker delivers the row again. The server saw two calls; the history says
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -28,8 +22,8 @@ from notify_site.services.notifications import NotificationContent, add_notifica
 from tests.conftest import init_database, make_test_config
 from tests.factories import create_connection, create_user
 from tests.fakes.notify_api import FakeNotifyServer
+from tests.processes import WorkerProcess, worker_env
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "held-call-token"
 LEASE_SECONDS = 2
 
@@ -51,27 +45,15 @@ def app(tmp_path, fake):
         db.engine.dispose()
 
 
-def start_worker(app, tmp_path) -> subprocess.Popen:
-    config = app.config
-    env = {
-        **os.environ,
-        "NOTIFY_SITE_INSTANCE_PATH": str(tmp_path / "worker-instance"),
-        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-        "NOTIFY_SITE_SECRET_KEY": config["SECRET_KEY"],
-        "NOTIFY_SITE_TOKEN_KEYS": json.dumps(config["TOKEN_KEYS"]),
-        "NOTIFY_SITE_NOTIFY_API_ORIGIN": config["NOTIFY_API_ORIGIN"],
-        "NOTIFY_SITE_WORKER_LEASE_SECONDS": str(LEASE_SECONDS),
-        "NOTIFY_SITE_WORKER_POLL_INTERVAL": "0.1",
-        "NOTIFY_SITE_NOTIFY_TIMEOUT": "60",  # longer than the hold: the kill cuts the call
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    return subprocess.Popen(
-        [str(Path(sys.executable).parent / "flask"), "--app", "wsgi", "worker", "--threads", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def start_worker(app, tmp_path) -> WorkerProcess:
+    env = worker_env(
+        app.config,
+        tmp_path / "worker-instance",
+        WORKER_LEASE_SECONDS=LEASE_SECONDS,
+        WORKER_POLL_INTERVAL=0.1,
+        NOTIFY_TIMEOUT=60,  # longer than the hold: the kill cuts the call
     )
+    return WorkerProcess(env, threads=1).start()
 
 
 def wait_until(predicate, seconds: float, what: str) -> None:
@@ -107,8 +89,7 @@ def test_a_worker_killed_during_its_call_leaves_the_call_in_the_history(app, fak
         assert during["status"] == NotificationStatus.SENDING
         assert [a["outcome"] for a in during["history"]] == ["in_flight"]
     finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
+        first.kill()
     fake.state.hold(None)
     release.set()  # the server goes on and answers 200 to a dead socket: the message got through
     wait_until(lambda: fake.state.delivered()["held"] == 1, 10, "the held call's answer")
@@ -129,8 +110,7 @@ def test_a_worker_killed_during_its_call_leaves_the_call_in_the_history(app, fak
             "the second worker's delivery",
         )
     finally:
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(timeout=30) == 0
+        assert second.terminate() == 0
 
     assert [call.status for call in fake.state.notify_calls()] == [200, 200]  # two calls
     after = api_view(app, notification_id, key)

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,34 +16,21 @@ from notify_site.notify_content import Content
 from notify_site.relay.models import RelayMessage
 from notify_site.services.notifications import add_notifications
 from tests.integration.helpers import connect_chat, register
+from tests.processes import WorkerProcess, worker_env
 
-ROOT = Path(__file__).resolve().parents[2]
 THREADS = 3
 TOTAL = 300
 
 
 def worker_process(live, tmp_path) -> subprocess.Popen:
-    config = live.app.config
-    env = {
-        **os.environ,
-        "NOTIFY_SITE_INSTANCE_PATH": str(tmp_path / "worker-instance"),
-        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-        "NOTIFY_SITE_SECRET_KEY": config["SECRET_KEY"],
-        "NOTIFY_SITE_TOKEN_KEYS": json.dumps(config["TOKEN_KEYS"]),
-        "NOTIFY_SITE_NOTIFY_API_ORIGIN": config["NOTIFY_API_ORIGIN"],
-        "NOTIFY_SITE_NOTIFY_BOT_ORIGIN": config["NOTIFY_BOT_ORIGIN"],
-        "NOTIFY_SITE_WORKER_LEASE_SECONDS": "2",
-        "NOTIFY_SITE_WORKER_BATCH_SIZE": "5",
-        "NOTIFY_SITE_WORKER_POLL_INTERVAL": "0.1",
-    }
-    flask = Path(sys.executable).parent / "flask"
-    return subprocess.Popen(
-        [str(flask), "--app", "wsgi", "worker", "--threads", str(THREADS)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    env = worker_env(
+        live.app.config,
+        tmp_path / "worker-instance",
+        WORKER_LEASE_SECONDS=2,
+        WORKER_BATCH_SIZE=5,
+        WORKER_POLL_INTERVAL=0.1,
     )
+    return WorkerProcess(env, threads=THREADS).start().process
 
 
 def count(live, *conditions) -> int:

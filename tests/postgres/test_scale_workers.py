@@ -19,12 +19,8 @@ The helpers here are shared with test_restart_postgres.py.
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -42,11 +38,12 @@ from notify_site.notify_content import Content
 from notify_site.relay.models import RelayMessage
 from notify_site.services.notifications import add_notifications
 from notify_site.services.notify import connection_context, keyring
+from tests import processes
 from tests.integration.helpers import connect_chat, register
+from tests.processes import worker_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 TOTAL = 5000
 CONNECTIONS = 50
 WORKERS = 4
@@ -170,61 +167,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class WorkerProcess:
-    """`flask --app wsgi worker` in a subprocess, configured through the environment."""
+class WorkerProcess(processes.WorkerProcess):
+    """A worker on the live app's database: a given lease, quick retries, metrics served."""
 
     def __init__(self, live, workdir: Path, name: str, *, threads: int, lease: float) -> None:
-        self.name = name
         self.metrics_port = free_port()
-        config = live.app.config
-        self.env = {
-            **os.environ,
-            "NOTIFY_SITE_INSTANCE_PATH": str(workdir / "worker-instance"),
-            "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-            "NOTIFY_SITE_SECRET_KEY": config["SECRET_KEY"],
-            "NOTIFY_SITE_TOKEN_KEYS": json.dumps(config["TOKEN_KEYS"]),
-            "NOTIFY_SITE_NOTIFY_API_ORIGIN": config["NOTIFY_API_ORIGIN"],
-            "NOTIFY_SITE_NOTIFY_BOT_ORIGIN": config["NOTIFY_BOT_ORIGIN"],
-            "NOTIFY_SITE_WORKER_LEASE_SECONDS": str(lease),
-            "NOTIFY_SITE_WORKER_POLL_INTERVAL": "0.1",
+        env = worker_env(
+            live.app.config,
+            workdir / "worker-instance",
+            WORKER_LEASE_SECONDS=lease,
+            WORKER_POLL_INTERVAL=0.1,
             # Retries (a relay without its database answers 500) come back within a second.
-            "NOTIFY_SITE_DELIVERY_RETRY_BASE": "0.25",
-            "NOTIFY_SITE_DELIVERY_RETRY_CAP": "1",
-            "NOTIFY_SITE_METRICS_TOKEN": METRICS_TOKEN,
-            "NOTIFY_SITE_WORKER_METRICS_PORT": str(self.metrics_port),
-        }
-        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        self.threads = threads
-        self.log_path = workdir / f"{name}.log"
-        self.process: subprocess.Popen | None = None
-        self.kills = 0
-
-    def start(self) -> WorkerProcess:
-        flask = Path(sys.executable).parent / "flask"
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(flask), "--app", "wsgi", "worker", "--threads", str(self.threads)],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        return self
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self.kills += 1
-
-    def terminate(self) -> int:
-        """SIGTERM, as an operator stops a worker; returns its exit status."""
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
-
-    def ensure_stopped(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+            DELIVERY_RETRY_BASE=0.25,
+            DELIVERY_RETRY_CAP=1,
+            METRICS_TOKEN=METRICS_TOKEN,
+            WORKER_METRICS_PORT=self.metrics_port,
+        )
+        super().__init__(env, threads=threads, log_path=workdir / f"{name}.log", name=name)
 
     def delivered_calls(self) -> float:
         """Its `notify_site_deliveries_total{outcome="delivered"}`, read from its metrics port."""
@@ -241,9 +200,6 @@ class WorkerProcess:
             if sample.name == "notify_site_deliveries_total"
             and sample.labels.get("outcome") == "delivered"
         )
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-2000:]
 
 
 def wait_for_metrics(workers: list[WorkerProcess], timeout: float = 30) -> None:
