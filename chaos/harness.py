@@ -34,8 +34,9 @@ from sqlalchemy import func, select
 from notify_site import create_app
 from notify_site.extensions import db
 from notify_site.models import Connection, Notification, NotificationStatus, User
+from notify_site.notify_content import Content
 from notify_site.services import api_keys
-from notify_site.services.notifications import NotificationContent, add_notifications
+from notify_site.services.notifications import add_notifications
 from tests.factories import create_connection, create_user
 from tests.fakes.notify_api import FakeNotify, FakeNotifyServer
 from tests.processes import WorkerProcess
@@ -232,7 +233,7 @@ class World:
             connections = {c.id: c for c in db.session.scalars(select(Connection))}
             rows = {}
             for message, connection_id in messages.items():
-                content = NotificationContent(message=message)
+                content = Content(message=message)
                 [row] = add_notifications(owner, [connections[connection_id]], content)
                 rows[message] = row
             db.session.commit()

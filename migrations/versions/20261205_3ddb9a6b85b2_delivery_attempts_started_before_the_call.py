@@ -5,7 +5,7 @@ call is in flight) and carries the fencing token of the claim that made it, so a
 crash interrupted stays in the history (notify_site/services/attempts.py).
 
 Revision ID: 3ddb9a6b85b2
-Revises: c4e1f0a9b7d3
+Revises: e30c5446a765
 Create Date: 2026-12-05 03:43:48.890449
 """
 
@@ -16,7 +16,7 @@ import notify_site.db_types
 
 
 revision = '3ddb9a6b85b2'
-down_revision = 'c4e1f0a9b7d3'
+down_revision = 'e30c5446a765'
 branch_labels = None
 depends_on = None
 

@@ -17,8 +17,9 @@ from sqlalchemy import select
 from notify_site import create_app
 from notify_site.extensions import db
 from notify_site.models import DeliveryAttempt, Notification, NotificationStatus
+from notify_site.notify_content import Content
 from notify_site.services import api_keys
-from notify_site.services.notifications import NotificationContent, add_notifications
+from notify_site.services.notifications import add_notifications
 from tests.conftest import init_database, make_test_config
 from tests.factories import create_connection, create_user
 from tests.fakes.notify_api import FakeNotifyServer
@@ -76,7 +77,7 @@ def test_a_worker_killed_during_its_call_leaves_the_call_in_the_history(app, fak
         alice = create_user("alice")
         phone = create_connection(alice, label="Phone", token=TOKEN)
         _, key = api_keys.create_api_key(alice, "alice")
-        [row] = add_notifications(alice, [phone], NotificationContent(message="held"))
+        [row] = add_notifications(alice, [phone], Content(message="held"))
         db.session.commit()
         notification_id = row.id
 

@@ -22,6 +22,7 @@ from notify_site.models import (
     Notification,
     NotificationStatus,
 )
+from notify_site.notify_content import Content
 from notify_site.services import api_keys, attempts, delivery
 from notify_site.services.delivery import (
     ConnectionClaim,
@@ -30,7 +31,7 @@ from notify_site.services.delivery import (
     deliver_one,
     worker_settings,
 )
-from notify_site.services.notifications import NotificationContent, add_notifications
+from notify_site.services.notifications import add_notifications
 from notify_site.worker import Worker
 from tests.conftest import make_test_config
 from tests.factories import create_connection, create_user
@@ -52,7 +53,7 @@ def ids(app) -> dict:
         alice = create_user("alice")
         phone = create_connection(alice, label="Phone", token=TOKEN)
         _, key = api_keys.create_api_key(alice, "alice")
-        [row] = add_notifications(alice, [phone], NotificationContent(message="hello"))
+        [row] = add_notifications(alice, [phone], Content(message="hello"))
         db.session.commit()
         return {"alice": alice.id, "phone": phone.id, "key": key, "row": row.id}
 
