@@ -5,7 +5,7 @@ call is in flight) and carries the fencing token of the claim that made it, so a
 crash interrupted stays in the history (notify_site/services/attempts.py).
 
 Revision ID: 3ddb9a6b85b2
-Revises: e30c5446a765
+Revises: 141a8c6300d1
 Create Date: 2026-12-05 03:43:48.890449
 """
 
@@ -16,7 +16,7 @@ import notify_site.db_types
 
 
 revision = '3ddb9a6b85b2'
-down_revision = 'e30c5446a765'
+down_revision = '141a8c6300d1'
 branch_labels = None
 depends_on = None
 
