@@ -38,7 +38,11 @@ KEYWORDS = {
     "N_": None,
     "pgettext": ((1, "c"), 2),
 }
-TEMPLATE_DIRS = [ROOT / "templates", ROOT / "notify_site" / "relay" / "templates"]
+TEMPLATE_DIRS = [
+    ROOT / "templates",
+    ROOT / "notify_site" / "relay" / "templates",
+    ROOT / "notify_site" / "web" / "templates",
+]
 
 
 def extracted() -> Catalog:
@@ -48,9 +52,9 @@ def extracted() -> Catalog:
         ("notify_site/**.py", "python"),
         ("templates/**.html", "jinja2"),
         ("notify_site/relay/templates/**.html", "jinja2"),
+        ("notify_site/web/templates/**.html", "jinja2"),
     ]
-    options = {"templates/**.html": {"trimmed": "true"}}
-    options["notify_site/relay/templates/**.html"] = {"trimmed": "true"}
+    options = {pattern: {"trimmed": "true"} for pattern, method in method_map if method == "jinja2"}
     for filename, lineno, message, comments, context in extract_from_dir(
         str(ROOT), method_map, options, keywords=KEYWORDS
     ):
