@@ -39,9 +39,12 @@ test-postgres: $(BIN)/.dev-installed
 	NOTIFY_SITE_TEST_DATABASE_URL=$${NOTIFY_SITE_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
 	$(BIN)/python -m pytest --ignore=tests/unit/test_schemathesis.py $(PYTEST_ARGS)
 
+# ruff, then the import contracts of pyproject.toml (import-linter): the site and the relay
+# apart, the site's layers, the Notify client without Flask or models.
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 # Security scanners (reliability.md "Scanners and fuzzers"); CI runs this after `make lint`.
 # bandit: medium and high findings fail (config in pyproject.toml). pip-audit: any known
