@@ -221,7 +221,8 @@ PYTHON_SOURCES = [
     ROOT / "notify_site" / "ratelimit.py",
     ROOT / "notify_site" / "relay" / "forms.py",
     ROOT / "notify_site" / "relay" / "oauth.py",
-    ROOT / "notify_site" / "relay" / "views.py",
+    *sorted((ROOT / "notify_site" / "relay" / "views").glob("*.py")),
+    *sorted((ROOT / "notify_site" / "web").glob("*.py")),
 ]
 # Calls whose string arguments people read, and which of their arguments those are.
 READ_CALLS = {
@@ -233,7 +234,7 @@ READ_CALLS = {
     "error_response": (2,),
     "ValidationError": (0,),
     # The relay's pages: an error page's title, message and hint; a consent-form refusal.
-    "_error_page": (1, 2, 3),
+    "error_page": (1, 2, 3),
     "AuthorizeRequestError": (0,),
     "ChatNotAvailableError": (0,),
 }
