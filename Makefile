@@ -48,9 +48,12 @@ test-postgres: $(BIN)/.dev-installed
 chaos: $(BIN)/.dev-installed
 	$(BIN)/python -m chaos
 
+# ruff, then the import contracts of pyproject.toml (import-linter): the site and the relay
+# apart, the site's layers, the Notify client without Flask or models.
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 # Security scanners (reliability.md "Scanners and fuzzers"); CI runs this after `make lint`.
 # bandit: medium and high findings fail (config in pyproject.toml). pip-audit: any known

@@ -71,10 +71,11 @@ def run(args, latency: float) -> None:
 
             from notify_site import create_app
             from notify_site.extensions import db
+            from notify_site.keyring import keyring
             from notify_site.models import Connection, Notification, NotificationStatus, User
             from notify_site.notify_content import Content
             from notify_site.services.notifications import add_notifications
-            from notify_site.services.notify import connection_context, keyring
+            from notify_site.services.notify import connection_context
             from notify_site.worker import Worker
 
             app = create_app()

@@ -47,7 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     from notify_site import i18n, security
-    from notify_site.services import accounts, notify
+    from notify_site.services import accounts, encrypted_columns, notify
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
@@ -57,12 +57,14 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.user_loader(accounts.load_user)
     notify.init_oauth(app)
+    encrypted_columns.init_app(app)  # the site's columns under the key ring (keyring.py)
     security.init_app(app)
     i18n.init_app(app, babel)
     __import__("notify_site.stored_text", fromlist=["init_app"]).init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
+    from notify_site import web, wiring
     from notify_site.views import (
         admin,
         admin_users,
@@ -75,6 +77,7 @@ def register_blueprints(app: Flask) -> None:
         send,
     )
 
+    app.register_blueprint(web.bp)  # no routes: the layout pieces and files both houses use
     app.register_blueprint(main.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(connections.bp)
@@ -84,10 +87,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_users.bp)
-    if app.config["RELAY_ENABLED"]:
-        from notify_site import relay
-
-        relay.init_app(app)
+    # The relay, with the site's accounts (unless RELAY_ENABLED is false): the one place
+    # where the houses are joined.
+    wiring.join_relay(app)
 
 
 def register_rate_limits(app: Flask) -> None:

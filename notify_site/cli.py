@@ -1,7 +1,7 @@
 """Command-line commands: ``flask --app wsgi <command>``.
 
-``setup`` is what ``make run`` calls before serving: migrations, secrets, and the site's
-registration with the built-in relay.
+``setup`` is what ``make run`` calls before serving: migrations, secrets, and the steps other
+parts add (the built-in relay registers the site as its client).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from flask_migrate import upgrade
 from werkzeug.serving import run_simple
 
 from notify_site import config as site_config
-from notify_site import instance_files
+from notify_site import instance_files, keyrotation, seams
 from notify_site.crypto import KeyRing, KeyRingError, generate_key
-from notify_site.services import ServiceError, accounts, api_keys, keyrotation
-from notify_site.services.notify import keyring
+from notify_site.keyring import keyring
+from notify_site.services import ServiceError, accounts, api_keys
 
 
 def init_app(app: Flask) -> None:
@@ -34,41 +34,17 @@ def init_app(app: Flask) -> None:
 @click.command("setup")
 @with_appcontext
 def setup_command() -> None:
-    """Prepare a fresh checkout: database schema, secrets, relay registration, and an
-    instance folder only its owner can read."""
+    """Prepare a fresh checkout: database schema, secrets, an instance folder only its owner
+    can read, and the built-in relay's registration of the site."""
     upgrade()
     click.echo("Database schema is up to date.")
     site_config.ensure_secrets(current_app)
     click.echo(f"Secrets are in {current_app.instance_path}/{site_config.SECRETS_FILE} (0600).")
     for path in instance_files.tighten(current_app):
         click.echo(f"Made {path} readable by its owner only.")
-    if current_app.config["RELAY_ENABLED"]:
-        _register_with_builtin_relay()
-
-
-def _register_with_builtin_relay() -> None:
-    """Register the site as a client of the built-in relay, unless configured otherwise.
-
-    A client id set in ``instance/config.py`` or the environment belongs to the operator and is
-    left alone; one that this command generated earlier is checked and renewed if the relay's
-    database no longer knows it (a deleted SQLite file, say).
-    """
-    from notify_site.relay.clients import client_is_registered, register_client
-
-    generated = site_config.ensure_secrets(current_app)
-    client_id = current_app.config.get("NOTIFY_CLIENT_ID")
-    redirect_uri = current_app.config["NOTIFY_REDIRECT_URI"]
-    if client_id and client_id != generated.get("NOTIFY_CLIENT_ID"):
-        click.echo("NOTIFY_CLIENT_ID is configured; not registering with the built-in relay.")
-        return
-    if client_id and client_is_registered(client_id, redirect_uri):
-        click.echo(f"Registered with the built-in relay as {client_id}.")
-        return
-    client_id, client_secret = register_client("notify_site", redirect_uri)
-    site_config.save_secrets(
-        current_app, {"NOTIFY_CLIENT_ID": client_id, "NOTIFY_CLIENT_SECRET": client_secret}
-    )
-    click.echo(f"Registered with the built-in relay as {client_id} (redirect URI {redirect_uri}).")
+    # Steps other parts add (the relay registers the site as its client): notify_site/seams.py
+    for step in seams.items(current_app, seams.SETUP_STEPS):
+        step(current_app, click.echo)
 
 
 @click.command("create-user")

@@ -1,38 +1,19 @@
 """The site's forms (Flask-WTF: every one carries a CSRF token).
 
 Labels and messages are lazy strings: the classes are built at import, and each request
-reads them in its own language. :class:`SiteForm` sends WTForms' built-in messages (a field
-that is not a number, ...) through the site's own catalogue too.
+reads them in its own language. Every form is a :class:`~notify_site.web.forms.BaseForm`,
+whose WTForms messages (a field that is not a number, ...) come from the catalogue too.
 """
 
 from __future__ import annotations
 
-from flask_babel import gettext, ngettext
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
 
 from notify_site.services import plain_text_reason
-
-
-def N_(text: str) -> str:  # noqa: N802 - the conventional name of gettext's no-op marker
-    """Mark a string for extraction only: WTForms translates it when it shows it."""
-    return text
-
-
-# WTForms' own messages our forms can show; listed so that extraction puts them in the
-# catalogue (WTForms asks for them by these exact English texts).
-WTFORMS_MESSAGES = (
-    N_("This field is required."),
-    N_("Not a valid integer value."),
-    N_("Not a valid choice."),
-    N_("Invalid Choice: could not coerce."),
-    N_("The CSRF token is missing."),
-    N_("The CSRF token is invalid."),
-    N_("The CSRF token has expired."),
-    N_("The CSRF tokens do not match."),
-)
+from notify_site.web.forms import BaseForm
 
 REQUIRED = _l("This field is required.")
 
@@ -48,21 +29,7 @@ def plain_text(form, field) -> None:
         raise ValidationError(reason)
 
 
-class _Translations:
-    def gettext(self, string: str) -> str:
-        return gettext(string)
-
-    def ngettext(self, singular: str, plural: str, n: int) -> str:
-        return ngettext(singular, plural, n)
-
-
-class SiteForm(FlaskForm):
-    class Meta:
-        def get_translations(self, form):
-            return _Translations()
-
-
-class LoginForm(SiteForm):
+class LoginForm(BaseForm):
     username = StringField(
         _l("Username"), validators=[DataRequired(REQUIRED), at_most(64), plain_text]
     )
@@ -93,7 +60,7 @@ def repeat_field(other: str) -> PasswordField:
     )
 
 
-class RegisterForm(SiteForm):
+class RegisterForm(BaseForm):
     username = StringField(
         _l("Username"),
         validators=[
@@ -113,7 +80,7 @@ class RegisterForm(SiteForm):
     confirm = repeat_field("password")
 
 
-class PasswordChangeForm(SiteForm):
+class PasswordChangeForm(BaseForm):
     """Settings: a new password, confirmed with the current one."""
 
     current_password = PasswordField(
@@ -125,7 +92,7 @@ class PasswordChangeForm(SiteForm):
     confirm_password = repeat_field("new_password")
 
 
-class DeleteAccountForm(SiteForm):
+class DeleteAccountForm(BaseForm):
     """Settings: deleting the account, confirmed with its password."""
 
     password = PasswordField(
@@ -135,7 +102,7 @@ class DeleteAccountForm(SiteForm):
     )
 
 
-class ConnectForm(SiteForm):
+class ConnectForm(BaseForm):
     label = StringField(
         _l("Label"),
         description=_l("A name for this chat on this site, e.g. “Ops alerts”."),
@@ -144,11 +111,11 @@ class ConnectForm(SiteForm):
     )
 
 
-class ConfirmForm(SiteForm):
+class ConfirmForm(BaseForm):
     """An empty form: a POST button that carries only the CSRF token."""
 
 
-class LanguageForm(SiteForm):
+class LanguageForm(BaseForm):
     """The footer's switcher: one button per language (works signed out too)."""
 
     locale = StringField(validators=[DataRequired(REQUIRED)])
@@ -166,7 +133,7 @@ def _valid_zone(form, field) -> None:
         )
 
 
-class SettingsForm(SiteForm):
+class SettingsForm(BaseForm):
     locale = SelectField(
         _l("Language"),
         description=_l("Automatic follows your browser's language."),

@@ -11,7 +11,6 @@ from flask_wtf.file import FileField
 from wtforms import BooleanField, IntegerField, SelectMultipleField, TextAreaField, URLField
 from wtforms.validators import InputRequired, Optional
 
-from notify_site.forms import SiteForm
 from notify_site.notify_content import (
     IMAGE_MAX_BYTES,
     IMAGE_MAX_SIDE,
@@ -22,6 +21,7 @@ from notify_site.notify_content import (
     check_content,
 )
 from notify_site.services.notifications import PAIR_OF, describe_problem
+from notify_site.web.forms import BaseForm
 
 
 def _blank_to_none(value: str | None) -> str | None:
@@ -38,7 +38,7 @@ def _browser_newlines(value: str | None) -> str | None:
     return value.replace("\r\n", "\n") if value else value
 
 
-class SendForm(SiteForm):
+class SendForm(BaseForm):
     # The template lists the user's active connections as checkboxes. The choice check is
     # left to find_connections, which says *why* an id is unusable (unknown, revoked, ...).
     connections = SelectMultipleField(

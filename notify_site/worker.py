@@ -20,7 +20,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
-from notify_site import metrics
+from notify_site import metrics, seams
 from notify_site.extensions import db
 from notify_site.services import delivery
 
@@ -53,7 +53,7 @@ class Worker:
 
     def _jobs(self) -> list:
         # Extra jobs other parts register (the relay's LINE pushes), as job(app, stopping).
-        return list(self.app.extensions.get("notify_site.worker_jobs", ()))
+        return list(seams.items(self.app, seams.WORKER_JOBS))
 
     def _run_jobs_once(self) -> int:
         work = 0

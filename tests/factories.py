@@ -17,9 +17,10 @@ from sqlalchemy import select
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
+from notify_site.keyring import keyring
 from notify_site.models import Connection, ConnectionStatus, Notification, User
 from notify_site.services import accounts, api_keys
-from notify_site.services.notify import connection_context, keyring
+from notify_site.services.notify import connection_context
 
 PASSWORD = "correct horse battery"
 

@@ -107,6 +107,7 @@ LISTED: dict[str, Page] = {
         Page("auth.login", anonymous=True),
         Page("main.index", anonymous=True),
         Page("static", args=lambda d: {"filename": "css/site.css"}, kind="file"),
+        Page("web.static", args=lambda d: {"filename": "css/base.css"}, kind="file"),
         Page("relay.static", args=lambda d: {"filename": "relay/line.css"}, kind="file"),
         Page("relay.image", args=lambda d: {"image_id": d.relay_image_id}, kind="file"),
         Page("main.healthz", kind="json"),

@@ -21,6 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from notify_site.extensions import db
+from notify_site.web.errors import describe
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +195,6 @@ def register_error_handlers(bp: Blueprint) -> None:
 
     @bp.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        from notify_site.views.errors import describe
-
         status = error.code or 500
         message = describe(error)
         if status == 413:

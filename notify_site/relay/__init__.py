@@ -1,33 +1,75 @@
 """The built-in LINE Notify-compatible relay (SPEC 5): a second house on the lot.
 
-It shares the database and the extensions with the site but nothing else: the site reaches it
+It shares the database, the extensions and the plumbing (``config``, ``db_types``,
+``security``, the key ring, ``web/``) with the site but nothing else: the site reaches it
 only over HTTP, at ``NOTIFY_BOT_ORIGIN`` / ``NOTIFY_API_ORIGIN``, as it would reach any Notify
-server, and the relay never imports the site's models, services or views.
+server, and the relay never imports the site's models, services, views, api or forms.
+Import-linter contracts in ``pyproject.toml`` hold both directions; ``notify_site/wiring.py``
+is the one module of the site that imports the relay, and ``create_app`` calls it.
+
+Where one house needs the other, it goes through a seam (``notify_site/seams.py``): the relay
+adds its LINE push job to the worker's jobs, its step to ``flask setup`` (registering this
+app's Notify client, the site), its answerer for errors raised at routing on its API paths,
+and its encrypted column to the key ring's registry.
+
+Who is signed in — decided here, for the pages that are coming (My page: personal tokens
+per person; a private inbox per account, SPEC 6): the relay keeps no accounts and reads no
+account table. The app factory hands :func:`init_app` an **accounts port**
+(:class:`notify_site.relay.accounts.Accounts`): the signed-in person (a stable id, a display
+name, whether they are an admin), whether a given person id is an admin, the sign-in URL,
+and where the language switcher posts. The site's accounts implement it
+(``wiring.SiteAccounts``). Relay rows that belong to a person will store the port's person
+id, without a foreign key into the site's tables; every check of who may see what asks the
+port (:func:`notify_site.relay.accounts.accounts`), as the LINE channel page does.
 
 Modules: ``models`` (tables ``relay_*``), ``clients`` (registered services), ``oauth``
 (authorize and token), ``payload`` (notify field validation), ``ratelimit`` (the per-token
-window), ``service`` (delivery, status, revoke, inbox), ``forms``, ``views``, ``cli``.
+window), ``service`` (delivery, status, revoke, inbox), ``accounts`` (the port), ``forms``,
+``views/`` (one module per area), ``line/`` (channel mode), ``cli``; its own layout,
+templates and CSS under ``templates/relay`` and ``static/relay``.
 """
 
 from __future__ import annotations
 
 from flask import Flask
 
+from notify_site import seams
 from notify_site.config import ConfigError
 from notify_site.extensions import csrf
-
-#: Where the site's worker looks for extra jobs to run beside its deliveries: callables
-#: ``job(app, stopping) -> int`` (work done; 0 when idle). The relay adds its push job here.
-WORKER_JOBS = "notify_site.worker_jobs"
+from notify_site.keyring import EncryptedColumn, add_encrypted_column
+from notify_site.relay import accounts as accounts_port
 
 
-def init_app(app: Flask) -> None:
-    """Mount the relay at ``RELAY_URL_PREFIX`` and add the ``flask relay`` commands.
+def init_keyring(app: Flask) -> None:
+    """Declare the relay's one column of key-ring ciphertexts: its v2.1 LINE channel access
+    tokens (channel mode), bound to ``relay-line-token:<id>``. Revoked ones are emptied; the
+    current one lives up to 30 days, so it must move with the rest when keys rotate.
+
+    The relay keeps nothing else under the ring: its client secrets, codes, access tokens and
+    pairing codes are SHA-256 digests (``relay/secrets_util.py``), which no key opens.
+    """
+    from notify_site.relay.line.channel import token_context
+    from notify_site.relay.models import RelayLineToken
+
+    add_encrypted_column(
+        app,
+        EncryptedColumn(
+            "relay LINE channel tokens",
+            RelayLineToken.id,
+            RelayLineToken.token_ciphertext,
+            token_context,
+        ),
+    )
+
+
+def init_app(app: Flask, *, accounts: accounts_port.Accounts) -> None:
+    """Mount the relay at ``RELAY_URL_PREFIX``, with ``accounts`` telling it who is signed in,
+    and add the ``flask relay`` commands and the relay's step of ``flask setup``.
 
     With a LINE channel configured (channel mode), the relay also takes LINE's webhook and
-    gives the site's worker its push job; a half-configured channel stops the app at start.
+    gives the worker its push job; a half-configured channel stops the app at start.
     """
-    from notify_site.relay import cli, models, views  # noqa: F401  (models: register tables)
+    from notify_site.relay import cli, views
     from notify_site.relay.line import channel, push
 
     try:
@@ -36,19 +78,11 @@ def init_app(app: Flask) -> None:
         raise ConfigError(str(error)) from None
     app.extensions["notify_site.relay.line"] = settings
     if settings is not None:
-        jobs = app.extensions.setdefault(WORKER_JOBS, [])
-        if push.worker_job not in jobs:
-            jobs.append(push.worker_job)
+        seams.add(app, seams.WORKER_JOBS, push.worker_job)
+    accounts_port.init_app(app, accounts)
 
     app.register_blueprint(views.bp, url_prefix=app.config["RELAY_URL_PREFIX"])
-    # Machine-to-machine endpoints: authenticated by client secret, bearer token or LINE's
-    # signature, not cookies.
-    for view in (
-        views.token,
-        views.api_notify,
-        views.api_status,
-        views.api_revoke,
-        views.line_webhook,
-    ):
+    for view in views.CSRF_EXEMPT:
         csrf.exempt(view)
+    seams.add(app, seams.ERROR_ANSWERERS, views.errors.routing_error_answer)
     cli.init_app(app)

@@ -1,12 +1,17 @@
-"""``flask --app wsgi relay ...``: managing the built-in relay from the command line."""
+"""``flask --app wsgi relay ...``: managing the built-in relay from the command line; and the
+relay's step of ``flask setup``, which registers this app's own Notify client with it."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import click
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
-from notify_site.relay.clients import register_client
+from notify_site import config as app_config
+from notify_site import seams
+from notify_site.relay.clients import client_is_registered, register_client
 from notify_site.relay.errors import ClientRegistrationError
 
 relay_cli = AppGroup("relay", help="The built-in LINE Notify-compatible relay.")
@@ -56,5 +61,31 @@ def line_check_command() -> None:
     click.echo(f"Messages this month: {report.used} used, quota {limit}.")
 
 
+def register_the_apps_client(app: Flask, echo: Callable[[str], None]) -> None:
+    """``flask setup``'s step: register this app's Notify client (``NOTIFY_CLIENT_ID``, the
+    site) with the built-in relay, unless configured otherwise.
+
+    A client id set in ``instance/config.py`` or the environment belongs to the operator and is
+    left alone; one that ``setup`` generated earlier is checked and renewed if the relay's
+    database no longer knows it (a deleted SQLite file, say). The relay reads only the app's
+    configuration and its secrets file, never the site's code.
+    """
+    generated = app_config.ensure_secrets(app)
+    client_id = app.config.get("NOTIFY_CLIENT_ID")
+    redirect_uri = app.config["NOTIFY_REDIRECT_URI"]
+    if client_id and client_id != generated.get("NOTIFY_CLIENT_ID"):
+        echo("NOTIFY_CLIENT_ID is configured; not registering with the built-in relay.")
+        return
+    if client_id and client_is_registered(client_id, redirect_uri):
+        echo(f"Registered with the built-in relay as {client_id}.")
+        return
+    client_id, client_secret = register_client("notify_site", redirect_uri)
+    app_config.save_secrets(
+        app, {"NOTIFY_CLIENT_ID": client_id, "NOTIFY_CLIENT_SECRET": client_secret}
+    )
+    echo(f"Registered with the built-in relay as {client_id} (redirect URI {redirect_uri}).")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(relay_cli)
+    seams.add(app, seams.SETUP_STEPS, register_the_apps_client)

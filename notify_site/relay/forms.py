@@ -1,8 +1,8 @@
 """The relay's forms (Flask-WTF: each carries a CSRF token).
 
-Like the site's forms they are :class:`~notify_site.forms.SiteForm` forms: labels are lazy strings
-and WTForms' built-in messages (an expired CSRF token, a choice that is not a number) come
-from the site's catalogue, in the page's language.
+Like the site's forms they are :class:`~notify_site.web.forms.BaseForm` forms (shared
+plumbing): labels are lazy strings and WTForms' built-in messages (an expired CSRF token, a
+choice that is not a number) come from the app's catalogue, in the page's language.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from wtforms import HiddenField, RadioField, SubmitField
 
-from notify_site.forms import SiteForm
+from notify_site.web.forms import BaseForm
 
 
 def _optional_int(value: object) -> int | None:
@@ -19,7 +19,7 @@ def _optional_int(value: object) -> int | None:
     return int(value)  # type: ignore[arg-type]  # WTForms turns ValueError into a field error
 
 
-class AuthorizeForm(SiteForm):
+class AuthorizeForm(BaseForm):
     """The consent form: the OAuth parameters ride along hidden and are checked again on POST."""
 
     response_type = HiddenField()

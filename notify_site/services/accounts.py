@@ -107,6 +107,12 @@ def load_user(session_id: str) -> User | None:
     return user
 
 
+def is_admin(user_id: int) -> bool:
+    """Whether the account ``user_id`` is an enabled admin (False for an unknown id)."""
+    user = db.session.get(User, user_id)
+    return user is not None and user.is_admin and user.is_active
+
+
 def end_sessions(user: User) -> None:
     """End every session of ``user`` signed in so far (a new epoch; the caller commits)."""
     user.session_epoch = new_session_epoch()

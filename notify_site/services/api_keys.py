@@ -28,10 +28,10 @@ from sqlalchemy import bindparam, delete, func, or_, select, update
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
+from notify_site.keyring import keyring
 from notify_site.models import ApiKey, ApiKeyReveal, Connection, Notification, User
 from notify_site.services import ServiceError, plain_text_reason
 from notify_site.services.accounts import AccountDisabledError
-from notify_site.services.notify import keyring
 
 KEY_PREFIX = "nsk_"
 KEY_RANDOM_BYTES = 32

@@ -30,6 +30,7 @@ from sqlalchemy import select, update
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
+from notify_site.keyring import keyring
 from notify_site.models import Connection, ConnectionStatus, OAuthState, User
 from notify_site.notify_client import (
     AuthError,
@@ -40,7 +41,7 @@ from notify_site.notify_client import (
 )
 from notify_site.services import ServiceError, plain_text_reason
 from notify_site.services.notifications import fail_pending_notifications
-from notify_site.services.notify import connection_context, keyring, notify_client, oauth_client
+from notify_site.services.notify import connection_context, notify_client, oauth_client
 from notify_site.services.retry import CHAT_UNREACHABLE, CONNECTION_REVOKED
 from notify_site.stored_text import N_
 
@@ -86,7 +87,8 @@ def hash_state(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
 
 
-def _verifier_context(state_hash: str) -> str:
+def verifier_context(state_hash: str) -> str:
+    """What a pending connect flow's PKCE verifier is bound to (checked on every decrypt)."""
     return f"oauth-state:{state_hash}"
 
 
@@ -132,7 +134,7 @@ def start_connect(user: User, label: str) -> PendingConnect:
             user_id=user.id,
             label=label,
             verifier_ciphertext=keyring().encrypt(
-                rv["code_verifier"], context=_verifier_context(state_hash)
+                rv["code_verifier"], context=verifier_context(state_hash)
             ),
             redirect_uri=redirect_uri,
             created_at=now,
@@ -190,7 +192,7 @@ def complete_connect(
     if not code:
         raise ConnectError(gettext("The Notify server sent no authorization code. Start again."))
     verifier = keyring().decrypt(
-        pending.verifier_ciphertext, context=_verifier_context(pending.state_hash)
+        pending.verifier_ciphertext, context=verifier_context(pending.state_hash)
     )
     label, redirect_uri = pending.label, pending.redirect_uri
     db.session.commit()  # end the read transaction before talking to the server

@@ -36,6 +36,7 @@ from notify_site import metrics
 from notify_site.crypto import KeyRingError
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
+from notify_site.keyring import keyring
 from notify_site.models import (
     Connection,
     ConnectionStatus,
@@ -51,7 +52,7 @@ from notify_site.services.connections import (
     unreachable_values,
 )
 from notify_site.services.notifications import fail_pending_notifications
-from notify_site.services.notify import connection_context, keyring, notify_client
+from notify_site.services.notify import connection_context, notify_client
 from notify_site.services.retry import (
     CHAT_UNREACHABLE,
     CONNECTION_REVOKED,

@@ -1,6 +1,6 @@
-"""Per-application singletons the services share: the key ring and the Notify client.
+"""Per-application singletons the services share: the Notify client and its OAuth registry.
 
-Both are built once per app from its configuration and kept in ``app.extensions``, so the
+Built once per app from its configuration and kept in ``app.extensions``, so the
 whole process reuses one ``requests.Session`` (and its connection pool) for the Notify server.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 from authlib.integrations.flask_client import FlaskOAuth2App, OAuth
 from flask import Flask, current_app
 
-from notify_site.crypto import KeyRing
 from notify_site.notify_client import NotifyClient
 
 
@@ -39,15 +38,6 @@ def init_oauth(app: Flask) -> None:
 def oauth_client() -> FlaskOAuth2App:
     """This app's OAuth client for the Notify server."""
     return current_app.extensions["notify_site.oauth"].notify
-
-
-def keyring() -> KeyRing:
-    """The token key ring from ``TOKEN_KEYS`` (newest key first)."""
-    ring = current_app.extensions.get("notify_site.keyring")
-    if ring is None:
-        ring = KeyRing(current_app.config["TOKEN_KEYS"])
-        current_app.extensions["notify_site.keyring"] = ring
-    return ring
 
 
 def notify_client() -> NotifyClient:

@@ -17,8 +17,9 @@ from flask_login import current_user, login_required
 from wtforms import StringField
 from wtforms.validators import DataRequired
 
-from notify_site.forms import REQUIRED, ConfirmForm, SiteForm, at_most, plain_text
+from notify_site.forms import REQUIRED, ConfirmForm, at_most, plain_text
 from notify_site.services import api_keys as service
+from notify_site.web.forms import BaseForm
 
 bp = Blueprint("api_keys", __name__)
 
@@ -26,7 +27,7 @@ bp = Blueprint("api_keys", __name__)
 NEW_KEY_SLOT = "new_api_key_slot"
 
 
-class ApiKeyForm(SiteForm):
+class ApiKeyForm(BaseForm):
     name = StringField(
         _l("Name"),
         description=_l("What the key is for, e.g. “CI alerts”. Only you see it."),

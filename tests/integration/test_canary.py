@@ -20,8 +20,9 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from notify_site.extensions import db
+from notify_site.keyring import keyring
 from notify_site.models import Connection, Notification, NotificationStatus
-from notify_site.services.notify import connection_context, keyring
+from notify_site.services.notify import connection_context
 from tests.integration.helpers import (
     answer_authorize,
     finish_form_post,

@@ -9,8 +9,9 @@ import requests
 from sqlalchemy import select
 
 from notify_site.extensions import db
+from notify_site.keyring import keyring
 from notify_site.models import Connection, ConnectionStatus
-from notify_site.services.notify import connection_context, keyring
+from notify_site.services.notify import connection_context
 from tests.htmlforms import forms_in
 from tests.integration.helpers import (
     answer_authorize,

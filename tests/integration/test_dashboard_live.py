@@ -16,10 +16,11 @@ import requests
 from sqlalchemy import select
 
 from notify_site.extensions import db
+from notify_site.keyring import keyring
 from notify_site.models import Connection, Notification, NotificationStatus, User
 from notify_site.notify_content import Content, ImageFile, check_content
 from notify_site.services.notifications import queue_notifications
-from notify_site.services.notify import connection_context, keyring
+from notify_site.services.notify import connection_context
 from notify_site.worker import Worker
 from tests import images
 from tests.integration.helpers import connect_chat, register

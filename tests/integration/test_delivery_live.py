@@ -9,6 +9,7 @@ import requests
 from sqlalchemy import func, select
 
 from notify_site.extensions import db
+from notify_site.keyring import keyring
 from notify_site.models import (
     Connection,
     ConnectionStatus,
@@ -19,7 +20,7 @@ from notify_site.models import (
 )
 from notify_site.notify_content import Content
 from notify_site.services.notifications import queue_notifications
-from notify_site.services.notify import connection_context, keyring
+from notify_site.services.notify import connection_context
 from notify_site.worker import Worker
 from tests.integration.helpers import connect_chat, register
 

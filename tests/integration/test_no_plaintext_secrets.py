@@ -11,8 +11,9 @@ from sqlalchemy import MetaData, select
 from sqlalchemy.schema import CreateTable
 
 from notify_site.extensions import db
+from notify_site.keyring import keyring
 from notify_site.models import Connection
-from notify_site.services.notify import connection_context, keyring
+from notify_site.services.notify import connection_context
 from tests.integration.helpers import (
     answer_authorize,
     finish_form_post,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from notify_site import create_app
 from notify_site.extensions import db
+from notify_site.keyring import keyring
 from notify_site.models import Connection
-from notify_site.services.notify import connection_context, keyring
+from notify_site.services.notify import connection_context
 from tests.factories import create_connection, create_user
 from tests.unit.test_migrations import assert_migrations_match_models
 

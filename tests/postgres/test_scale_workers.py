@@ -33,11 +33,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from notify_site.extensions import db
+from notify_site.keyring import keyring
 from notify_site.models import Connection, Notification, NotificationStatus, User
 from notify_site.notify_content import Content
 from notify_site.relay.models import RelayMessage
 from notify_site.services.notifications import add_notifications
-from notify_site.services.notify import connection_context, keyring
+from notify_site.services.notify import connection_context
 from tests import processes
 from tests.integration.helpers import connect_chat, register
 from tests.processes import worker_env

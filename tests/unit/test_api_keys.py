@@ -13,10 +13,10 @@ from sqlalchemy import event, func, select, text
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
+from notify_site.keyring import keyring
 from notify_site.models import ApiKey, ApiKeyReveal, User
 from notify_site.services import api_keys
 from notify_site.services.api_keys import reveal_context
-from notify_site.services.notify import keyring
 from tests.factories import create_connection, create_user, login
 
 KEY_PATTERN = re.compile(r"nsk_[A-Za-z0-9_-]+")

@@ -38,7 +38,11 @@ KEYWORDS = {
     "N_": None,
     "pgettext": ((1, "c"), 2),
 }
-TEMPLATE_DIRS = [ROOT / "templates", ROOT / "notify_site" / "relay" / "templates"]
+TEMPLATE_DIRS = [
+    ROOT / "templates",
+    ROOT / "notify_site" / "relay" / "templates",
+    ROOT / "notify_site" / "web" / "templates",
+]
 
 
 def extracted() -> Catalog:
@@ -48,9 +52,9 @@ def extracted() -> Catalog:
         ("notify_site/**.py", "python"),
         ("templates/**.html", "jinja2"),
         ("notify_site/relay/templates/**.html", "jinja2"),
+        ("notify_site/web/templates/**.html", "jinja2"),
     ]
-    options = {"templates/**.html": {"trimmed": "true"}}
-    options["notify_site/relay/templates/**.html"] = {"trimmed": "true"}
+    options = {pattern: {"trimmed": "true"} for pattern, method in method_map if method == "jinja2"}
     for filename, lineno, message, comments, context in extract_from_dir(
         str(ROOT), method_map, options, keywords=KEYWORDS
     ):
@@ -217,7 +221,8 @@ PYTHON_SOURCES = [
     ROOT / "notify_site" / "ratelimit.py",
     ROOT / "notify_site" / "relay" / "forms.py",
     ROOT / "notify_site" / "relay" / "oauth.py",
-    ROOT / "notify_site" / "relay" / "views.py",
+    *sorted((ROOT / "notify_site" / "relay" / "views").glob("*.py")),
+    *sorted((ROOT / "notify_site" / "web").glob("*.py")),
 ]
 # Calls whose string arguments people read, and which of their arguments those are.
 READ_CALLS = {
@@ -229,7 +234,7 @@ READ_CALLS = {
     "error_response": (2,),
     "ValidationError": (0,),
     # The relay's pages: an error page's title, message and hint; a consent-form refusal.
-    "_error_page": (1, 2, 3),
+    "error_page": (1, 2, 3),
     "AuthorizeRequestError": (0,),
     "ChatNotAvailableError": (0,),
 }

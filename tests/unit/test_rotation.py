@@ -17,14 +17,14 @@ from notify_site import create_app
 from notify_site.crypto import KeyRing, MissingKeyError
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
+from notify_site.keyring import encrypted_columns, keyring
 from notify_site.models import Connection, OAuthState, User
 from notify_site.relay.line.channel import ChannelSettings, access_token
 from notify_site.relay.line.channel import token_context as relay_line_token_context
 from notify_site.relay.models import RelayLineToken
-from notify_site.services import keyrotation
-from notify_site.services.connections import hash_state
+from notify_site.services.connections import hash_state, verifier_context
 from notify_site.services.delivery import connection_token
-from notify_site.services.notify import connection_context, keyring
+from notify_site.services.notify import connection_context
 from tests.conftest import init_database, make_test_config
 from tests.factories import create_user, login
 
@@ -80,7 +80,7 @@ def seed(app, *, connections: int, states: int = 0, key: str = OLD, first_id: in
                         "user_id": 1,
                         "label": "pending",
                         "verifier_ciphertext": ring.encrypt(
-                            f"verifier-{h}", context=keyrotation.oauth_state_context(h)
+                            f"verifier-{h}", context=verifier_context(h)
                         ),
                         "redirect_uri": "http://127.0.0.1:5000/callback",
                         "created_at": now,
@@ -96,7 +96,7 @@ def count_under(app, key_id: str) -> int:
     """Values of every encrypted column whose ciphertext is under ``key_id``."""
     with app.app_context():
         total = 0
-        for column in keyrotation.ENCRYPTED_COLUMNS:
+        for column in encrypted_columns(app):
             total += db.session.scalar(
                 select(func.count())
                 .select_from(column.value.class_)
@@ -127,7 +127,7 @@ def assert_everything_decrypts(app, connections: range, states: int = 0) -> None
         ).all()
         assert len(verifiers) == states
         for state_hash, ciphertext in verifiers:
-            context = keyrotation.oauth_state_context(state_hash)
+            context = verifier_context(state_hash)
             assert ring.decrypt(ciphertext, context=context) == f"verifier-{state_hash}"
 
 

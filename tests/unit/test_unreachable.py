@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from notify_site.extensions import db
+from notify_site.keyring import keyring
 from notify_site.models import (
     Connection,
     ConnectionStatus,
@@ -27,7 +28,7 @@ from notify_site.notify_content import Content
 from notify_site.services import api_keys
 from notify_site.services.delivery import claim_connections, process_claim, worker_settings
 from notify_site.services.notifications import add_notifications
-from notify_site.services.notify import connection_context, keyring
+from notify_site.services.notify import connection_context
 from notify_site.services.retry import CHAT_UNREACHABLE, CONNECTION_REVOKED
 from notify_site.worker import Worker
 from tests.conftest import make_test_config

@@ -36,9 +36,10 @@ from urllib.parse import quote
 from flask import current_app
 from sqlalchemy import or_, select, update
 
-from notify_site.crypto import KeyRing, KeyRingError
+from notify_site.crypto import KeyRingError
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
+from notify_site.keyring import keyring
 from notify_site.relay.models import RelayLineChannel, RelayLineToken
 
 log = logging.getLogger(__name__)
@@ -198,16 +199,8 @@ def build_assertion(settings: ChannelSettings, now: float | None = None) -> str:
     return jwt.encode(header, claims, key)
 
 
-def _ring() -> KeyRing:
-    # The site's key ring (TOKEN_KEYS), shared plumbing; cached the way the site caches it.
-    ring = current_app.extensions.get("notify_site.keyring")
-    if ring is None:
-        ring = KeyRing(current_app.config["TOKEN_KEYS"])
-        current_app.extensions["notify_site.keyring"] = ring
-    return ring
-
-
 def token_context(token_id: int) -> str:
+    """What a v2.1 channel token's ciphertext is bound to (checked on every decrypt)."""
     return f"relay-line-token:{token_id}"
 
 
@@ -251,7 +244,7 @@ def issue_token(settings: ChannelSettings, *, now: datetime | None = None) -> Re
     )
     db.session.add(row)
     db.session.flush()
-    row.token_ciphertext = _ring().encrypt(answer.access_token, context=token_context(row.id))
+    row.token_ciphertext = keyring().encrypt(answer.access_token, context=token_context(row.id))
     db.session.commit()
     log.info("relay: issued LINE channel access token %s (key id %s)", row.id, row.key_id)
     revoke_replaced_tokens(settings, keep=row.id, now=now)
@@ -271,7 +264,7 @@ def revoke_replaced_tokens(settings: ChannelSettings, *, keep: int, now: datetim
     ).all()
     for row in rows:
         if row.expires_at > now and row.token_ciphertext:
-            token = _ring().decrypt(row.token_ciphertext, context=token_context(row.id))
+            token = keyring().decrypt(row.token_ciphertext, context=token_context(row.id))
             try:
                 api.revoke_channel_token_by_jwt(
                     settings.channel_id,
@@ -324,7 +317,7 @@ def _usable_token(settings: ChannelSettings, now: datetime) -> str | None:
     if row is None:
         return None
     try:
-        return _ring().decrypt(row.token_ciphertext, context=token_context(row.id))
+        return keyring().decrypt(row.token_ciphertext, context=token_context(row.id))
     except KeyRingError as error:
         # Its key left TOKEN_KEYS before rotate-keys moved it (rotate-keys covers these
         # rows; it reports them when their key is missing): the token cannot be read, so
@@ -362,7 +355,7 @@ def _issue_once(settings: ChannelSettings, now: datetime) -> str:
                 token = _usable_token(settings, now)
                 if token is None:
                     row = issue_token(settings, now=now)
-                    token = _ring().decrypt(row.token_ciphertext, context=token_context(row.id))
+                    token = keyring().decrypt(row.token_ciphertext, context=token_context(row.id))
                 return token
             finally:
                 _release_issue_lease(settings, holder)

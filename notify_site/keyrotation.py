@@ -1,20 +1,10 @@
 """Moving every stored secret to the newest token key (SPEC 4.6, ``flask rotate-keys``).
 
-Four columns hold key-ring ciphertexts:
-
-* ``connections.token_ciphertext`` — each connection's Notify access token, bound to
-  ``connection:<id>``;
-* ``oauth_states.verifier_ciphertext`` — the PKCE verifier of a pending connect flow, bound to
-  ``oauth-state:<state hash>``. These live an hour at most, but rows stay behind after they
-  expire, and an old key can only be dropped from the ring once *nothing* is under it;
-* ``api_key_reveals.key_ciphertext`` — a new API key waiting a few minutes for the page that
-  shows it once, bound to ``api-key-reveal:<slot hash>``;
-* ``relay_line_tokens.token_ciphertext`` — the built-in relay's v2.1 LINE channel access
-  tokens (channel mode), bound to ``relay-line-token:<id>``. Revoked ones are emptied; the
-  current one lives up to 30 days, so it must move with the rest.
-
-The relay stores nothing else under the ring: its client secrets, codes, access tokens and
-pairing codes are SHA-256 digests (``relay/secrets_util.py``), which no key opens.
+Shared plumbing: the columns are the ones each house declared with
+:func:`notify_site.keyring.add_encrypted_column` (the site: connection tokens, OAuth state
+verifiers, new API keys waiting to be shown, in ``services/encrypted_columns.py``; the relay:
+its v2.1 LINE channel tokens, in ``relay/__init__.py``). An old key can only be dropped from
+the ring once *nothing* is under it, so every column moves, short-lived values too.
 
 Rotation works in batches, each its own transaction, in key order. A value is rewritten only
 if it still holds the ciphertext that was read (compare-and-set), so a connection revoked
@@ -33,15 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, func, select, update
-from sqlalchemy.orm import InstrumentedAttribute
 
 from notify_site.crypto import KeyRing, KeyRingError, MissingKeyError
 from notify_site.extensions import db
-from notify_site.models import ApiKeyReveal, Connection, OAuthState
-from notify_site.relay.line.channel import token_context as relay_line_token_context
-from notify_site.relay.models import RelayLineToken
-from notify_site.services.api_keys import reveal_context
-from notify_site.services.notify import connection_context
+from notify_site.keyring import EncryptedColumn, encrypted_columns
 
 DEFAULT_BATCH_SIZE = 500
 # A batch's keys are bound as parameters of one statement; drivers cap how many there may be.
@@ -50,53 +35,6 @@ MAX_BATCH_SIZE = 10_000
 SAMPLE_ROWS = 10
 # Where values that are not "<key-id>$<token>" at all are counted.
 MALFORMED = "(malformed)"
-
-
-def oauth_state_context(state_hash: str) -> str:
-    """What an OAuth state's verifier is bound to (as ``services.connections`` encrypts it)."""
-    return f"oauth-state:{state_hash}"
-
-
-@dataclass(frozen=True)
-class EncryptedColumn:
-    """A column of key-ring ciphertexts, and how to find each value's context."""
-
-    label: str
-    row_key: InstrumentedAttribute
-    value: InstrumentedAttribute
-    context: Callable[[Any], str]
-    # Columns to keep as they are on the rewrite (an onupdate timestamp, say): re-encrypting a
-    # value is not a change anyone made to the row.
-    preserve: tuple[InstrumentedAttribute, ...] = ()
-
-
-ENCRYPTED_COLUMNS = (
-    EncryptedColumn(
-        "connection tokens",
-        Connection.id,
-        Connection.token_ciphertext,
-        connection_context,
-        preserve=(Connection.updated_at,),
-    ),
-    EncryptedColumn(
-        "OAuth state verifiers",
-        OAuthState.state_hash,
-        OAuthState.verifier_ciphertext,
-        oauth_state_context,
-    ),
-    EncryptedColumn(
-        "new API keys waiting to be shown",
-        ApiKeyReveal.slot_hash,
-        ApiKeyReveal.key_ciphertext,
-        reveal_context,
-    ),
-    EncryptedColumn(
-        "relay LINE channel tokens",
-        RelayLineToken.id,
-        RelayLineToken.token_ciphertext,
-        relay_line_token_context,
-    ),
-)
 
 
 @dataclass
@@ -148,7 +86,7 @@ def _not_on_primary(column: EncryptedColumn, ring: KeyRing) -> ColumnElement[boo
 def pending_count(ring: KeyRing) -> int:
     """How many stored values are not under the primary key (readable or not)."""
     total = 0
-    for column in ENCRYPTED_COLUMNS:
+    for column in encrypted_columns():
         total += db.session.scalar(
             select(func.count())
             .select_from(column.value.class_)
@@ -165,7 +103,7 @@ def remaining_by_key(ring: KeyRing) -> dict[str, Counter[str]]:
     :data:`MALFORMED`.
     """
     report: dict[str, Counter[str]] = {}
-    for column in ENCRYPTED_COLUMNS:
+    for column in encrypted_columns():
         counts: Counter[str] = Counter()
         rows = db.session.execute(
             select(column.value)
@@ -199,7 +137,7 @@ def rotate(
         raise ValueError(f"batch_size must be from 1 to {MAX_BATCH_SIZE}")
     result = RotationResult()
     try:
-        for column in ENCRYPTED_COLUMNS:
+        for column in encrypted_columns():
             _rotate_column(ring, column, result, batch_size, max_batches, on_batch)
     except _StopRotation:
         result.stopped_early = True

@@ -1,0 +1,108 @@
+"""Channel mode's endpoints: LINE's webhook, the consent page's pairing poll, and the
+channel's page for admins (who is an admin: the accounts port, ``relay/accounts.py``)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Response, abort, current_app, jsonify, redirect, render_template, request
+
+from notify_site.db_types import utcnow
+from notify_site.extensions import db
+from notify_site.relay import service
+from notify_site.relay.accounts import accounts
+from notify_site.relay.line import pairing, quota, webhook
+from notify_site.relay.line.channel import ChannelConfigError, ChannelError, current_settings
+from notify_site.relay.views.blueprint import bp
+from notify_site.relay.views.errors import answer
+
+log = logging.getLogger(__name__)
+
+
+@bp.post("/line/webhook")
+def line_webhook():
+    """LINE's webhook: signature first, then store, answer 200 at once, process afterwards."""
+    settings = current_settings()
+    if settings is None:
+        abort(404)
+    body = request.get_data(cache=False)
+    try:
+        webhook.check_signature(settings, body, request.headers.get("X-Line-Signature"))
+    except webhook.WebhookSignatureError as error:
+        log.warning("relay: webhook refused: %s", error)
+        return answer(403, "invalid signature")
+    try:
+        stored = webhook.store_events(body)
+    except webhook.WebhookBodyError as error:
+        log.warning("relay: webhook body refused: %s", error)
+        return answer(400, str(error))
+    response = answer(200, "ok")
+    if stored.new_ids:
+        app = current_app._get_current_object()
+        ids = list(stored.new_ids)
+        response.call_on_close(lambda: _process_after_response(app, ids))
+    return response
+
+
+def _process_after_response(app, event_ids: list[int]) -> None:
+    """Handle the events just stored, after LINE has its 200 (the worker is the backstop)."""
+    from notify_site.relay.line import events  # it loads the SDK's event models (channel.py)
+
+    with app.app_context():
+        try:
+            settings = current_settings()
+            if settings is not None:
+                events.process_events(settings, event_ids)
+        except Exception:
+            db.session.rollback()
+            log.exception("relay: processing webhook events after the response failed")
+        finally:
+            db.session.remove()
+
+
+@bp.get("/line/pairing")
+def line_pairing():
+    """The consent page's poll: has its code reached the bot, and from which chat?
+
+    The page's polling secret travels in the ``X-Relay-Pairing`` header, not the URL, so
+    access logs never record it.
+    """
+    if current_settings() is None:
+        abort(404)
+    state = pairing.pairing_state(
+        request.headers.get("X-Relay-Pairing", ""), client_pk=None, now=utcnow()
+    )
+    response = jsonify(state.as_json())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/line/admin")
+def line_admin():
+    """The channel at a glance, for admins: quota, chats, pushes, webhook events."""
+    person = accounts().current_person()
+    if person is None:
+        return redirect(
+            accounts().sign_in_url(request.full_path if request.query_string else request.path)
+        )
+    if not person.is_admin:
+        abort(403)
+    settings = current_settings()
+    report = report_error = None
+    if settings is not None:
+        try:
+            report = quota.channel_report(settings)
+        except (ChannelError, ChannelConfigError) as error:
+            report_error = str(error)
+    overview = service.channel_overview()
+    response = Response(
+        render_template(
+            "relay/line_admin.html",
+            settings=settings,
+            report=report,
+            report_error=report_error,
+            **overview,
+        )
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

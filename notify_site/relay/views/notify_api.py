@@ -1,0 +1,87 @@
+"""The Notify API (SPEC 5): ``/api/notify``, ``/api/status``, ``/api/revoke``.
+
+Every answer to a valid access token carries the ``X-RateLimit-*`` headers: authenticating
+puts the token's window in ``g``, and the relay's ``after_request`` hook writes it out, for
+errors too (a 429 sets the window it refused with).
+"""
+
+from __future__ import annotations
+
+from flask import Response, current_app, g, request
+
+from notify_site.db_types import utcnow
+from notify_site.relay import service
+from notify_site.relay.payload import FileField, parse_notify_fields
+from notify_site.relay.ratelimit import RateLimits, current_window, rate_limit_headers
+from notify_site.relay.service import TokenContext
+from notify_site.relay.views.blueprint import bp
+from notify_site.relay.views.errors import answer
+
+
+def _limits() -> RateLimits:
+    return RateLimits.from_config(current_app.config)
+
+
+def _authenticate(*, allow_unreachable: bool = False) -> TokenContext:
+    """The request's access token; from here on, answers carry its rate-limit headers."""
+    token = service.authenticate_token(
+        request.headers.get("Authorization"), allow_unreachable=allow_unreachable
+    )
+    g.relay_rate_window = token.window
+    return token
+
+
+@bp.before_request
+def forget_rate_limit_window() -> None:
+    # g lives as long as the app context, which a test (or a CLI) may share between requests.
+    g.relay_rate_window = None
+
+
+@bp.after_request
+def add_rate_limit_headers(response: Response) -> Response:
+    window = g.get("relay_rate_window")
+    if window is not None:
+        limits = _limits()
+        window = current_window(window, utcnow(), limits)
+        response.headers.update(rate_limit_headers(window, limits))
+    return response
+
+
+@bp.post("/api/notify")
+def api_notify():
+    """Deliver a notification to the token's chat (the sandbox inbox, or LINE).
+
+    The fields are checked before the window is touched: a request refused with 400 spends
+    no call ([?] LINE did not say); an admitted one spends a call, and an image upload too.
+    """
+    token = _authenticate()
+    # Query string and body are merged, the body winning (LINE read both).
+    fields = request.args.to_dict()
+    fields.update(request.form.to_dict())
+    upload = request.files.get("imageFile")
+    image_file = None
+    if upload is not None:
+        image_file = FileField(upload.filename or "", upload.stream, upload.mimetype or "")
+    payload = parse_notify_fields(
+        fields, image_file, image_max_bytes=int(current_app.config["RELAY_IMAGE_MAX_BYTES"])
+    )
+    g.relay_rate_window = service.deliver_notification(
+        token, payload, limits=_limits(), now=utcnow()
+    )
+    return answer(200, "ok")
+
+
+@bp.get("/api/status")
+def api_status():
+    """The token's target; spends one call, as LINE's did."""
+    token = _authenticate()
+    g.relay_rate_window = service.token_status(token, limits=_limits(), now=utcnow())
+    return answer(200, "ok", targetType=token.chat_kind, target=token.chat_name)
+
+
+@bp.post("/api/revoke")
+def api_revoke():
+    """Disable the token at once (also when its chat is unreachable)."""
+    token = _authenticate(allow_unreachable=True)
+    service.revoke_token(token, now=utcnow())
+    return answer(200, "ok")

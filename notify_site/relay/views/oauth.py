@@ -1,0 +1,166 @@
+"""The relay's OAuth endpoints (SPEC 5): the consent page and the token exchange.
+
+A request that fails validation gets an error page, never a redirect (see
+:mod:`notify_site.relay.oauth`); the consent form's POST checks the carried parameters again.
+In channel mode the consent page pairs a real LINE chat (:mod:`notify_site.relay.line.consent`).
+"""
+
+from __future__ import annotations
+
+from flask import Response, current_app, jsonify, redirect, render_template, request
+from flask_babel import gettext as _
+from markupsafe import Markup
+
+from notify_site.db_types import utcnow
+from notify_site.relay import oauth
+from notify_site.relay.errors import AuthorizeRequestError, ChatNotAvailableError
+from notify_site.relay.forms import AuthorizeForm
+from notify_site.relay.line import consent
+from notify_site.relay.line.channel import ChannelSettings, current_settings
+from notify_site.relay.views.blueprint import bp
+from notify_site.relay.views.errors import error_page
+
+# What the channel-mode consent page says when a POST connected nothing.
+_NOTICES = {
+    consent.Notice.NOT_YET: lambda: _(
+        "The code has not reached the bot yet. Send it from the chat you want, then "
+        "press “Agree and connect” again."
+    ),
+    consent.Notice.NEW_CODE: lambda: _("That code can no longer be used. Here is a new one."),
+}
+
+
+@bp.route("/oauth/authorize", methods=["GET", "POST"])
+def authorize():
+    """The consent page: which chat may the requesting service send notifications to?"""
+    if request.method == "POST":
+        form = AuthorizeForm()
+        params = request.form
+    else:
+        form = AuthorizeForm(data=request.args.to_dict())
+        params = request.args
+    try:
+        auth = oauth.parse_authorize_request(params)
+    except AuthorizeRequestError as error:
+        return error_page(
+            400,
+            _("This connection request cannot be used"),
+            error.message,
+            hint=_(
+                "The link that brought you here is incomplete or does not match the service's "
+                "registration, so the relay does not send you back to it. Start again from the "
+                "service you came from."
+            ),
+        )
+
+    # Carry the request on exactly as it was understood, whatever the browser sent back.
+    for name in oauth.AUTHORIZE_PARAMS:
+        getattr(form, name).data = auth.hidden_fields().get(name, "")
+
+    settings = current_settings()
+    if settings is not None:
+        return _authorize_channel(auth, form, settings)
+
+    config = current_app.config
+    chats = oauth.ensure_sandbox_chats(config["RELAY_SANDBOX_USER"], config["RELAY_SANDBOX_GROUPS"])
+    form.chat.choices = [(chat.id, oauth.chat_label(chat)) for chat in chats]
+
+    if request.method == "GET":
+        form.chat.data = chats[0].id
+    elif form.validate():
+        if form.cancel.data:
+            return _declined(auth)
+        if form.agree.data:
+            try:
+                code = oauth.issue_code(auth, form.chat.data, chats, ttl=config["RELAY_CODE_TTL"])
+            except ChatNotAvailableError as error:
+                form.chat.errors = [error.message]
+            else:
+                return _oauth_answer(auth, {"code": code, "state": auth.state})
+        else:
+            form.form_errors.append(_("Choose “Agree and connect” or “Cancel”."))
+
+    status = 200 if request.method == "GET" else 400
+    response = Response(
+        render_template("relay/authorize.html", form=form, auth=auth, chats=chats), status
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _authorize_channel(
+    auth: oauth.AuthorizeRequest, form: AuthorizeForm, settings: ChannelSettings
+) -> Response:
+    """The consent page in channel mode: pair a real LINE chat with a one-time code."""
+    now = utcnow()
+    if request.method == "GET":
+        page = consent.new_page(auth, settings, now=now)
+    else:
+        if form.validate():
+            if form.cancel.data:
+                return _declined(auth)
+            if form.agree.data:
+                code = consent.agree(
+                    auth, form.pairing.data or "", now=now, ttl=current_app.config["RELAY_CODE_TTL"]
+                )
+                if code is not None:
+                    return _oauth_answer(auth, {"code": code, "state": auth.state})
+        page = consent.page_after_refusal(
+            auth,
+            settings,
+            poll_token=form.pairing.data or "",
+            shown_code=form.pairing_code.data or "",
+            now=now,
+        )
+    form.pairing.data = page.pairing.poll_token
+    form.pairing_code.data = page.pairing.code
+    qr_svg = consent.add_friend_qr_svg(settings)
+    response = Response(
+        render_template(
+            "relay/authorize_line.html",
+            form=form,
+            auth=auth,
+            pairing=page.pairing,
+            state=page.state,
+            settings=settings,
+            # segno's own SVG for the configured URL (it escapes the URL): no user input in it.
+            qr_svg=Markup(qr_svg) if qr_svg else None,  # noqa: S704
+            notice=_NOTICES[page.notice]() if page.notice else None,
+        )
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _declined(auth: oauth.AuthorizeRequest) -> Response:
+    """The answer to **Cancel**: ``access_denied``, as RFC 6749 4.1.2.1 names it."""
+    return _oauth_answer(
+        auth,
+        {
+            "error": "access_denied",
+            "error_description": "The user declined to connect a chat.",
+            "state": auth.state,
+        },
+    )
+
+
+def _oauth_answer(auth: oauth.AuthorizeRequest, params: dict[str, str]) -> Response:
+    """Send the answer to the client's (verified) redirect URI: a redirect or a POST form."""
+    if auth.response_mode == "form_post":
+        response = Response(
+            render_template("relay/form_post.html", action=auth.redirect_uri, fields=params)
+        )
+    else:
+        response = redirect(oauth.redirect_target(auth.redirect_uri, params), code=302)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/oauth/token")
+def token():
+    """Exchange an authorization code: ``{"access_token": "..."}``; errors 400 JSON."""
+    access_token = oauth.exchange_code(request.form, now=utcnow())
+    response = jsonify({"access_token": access_token})
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
