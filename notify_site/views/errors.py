@@ -1,16 +1,18 @@
-"""One error handler for the whole site: JSON for API callers, a page for people."""
+"""The site's error handlers (registered by ``create_app``): JSON for API callers, a page for
+people."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, render_template, request
+from flask import current_app, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from notify_site.extensions import db
+from notify_site.serialisers import error_response
 
 log = logging.getLogger(__name__)
 
@@ -71,30 +73,28 @@ def _render(status: int, code: str, message: str):
     if is_relay_api():
         return {"status": status, "message": message}, status
     if wants_json():
-        return {"error": {"code": code, "message": message, "fields": {}}}, status
+        return error_response(status, code, message)
     return render_template("errors/error.html", status=status, message=message), status
 
 
-def init_app(app: Flask) -> None:
-    @app.errorhandler(CSRFError)
-    def csrf_error(error: CSRFError):
-        return _render(
-            400,
-            "csrf_failed",
-            _("The form expired or was not sent from this site. Reload the page and try again."),
-        )
+def csrf_error(error: CSRFError):
+    return _render(
+        400,
+        "csrf_failed",
+        _("The form expired or was not sent from this site. Reload the page and try again."),
+    )
 
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):
-        code = (error.name or "error").lower().replace(" ", "_")
-        # The relay's API answers as LINE Notify did: in English, whatever the browser asks.
-        message = error.description or error.name if is_relay_api() else describe(error)
-        return _render(error.code or 500, code, message)
 
-    @app.errorhandler(Exception)
-    def unexpected_error(error: Exception):
-        db.session.rollback()
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        if is_relay_api():
-            return _render(500, "internal_error", InternalServerError.description)
-        return _render(500, "internal_error", str(GENERIC_MESSAGES[500]))
+def http_error(error: HTTPException):
+    code = (error.name or "error").lower().replace(" ", "_")
+    # The relay's API answers as LINE Notify did: in English, whatever the browser asks.
+    message = error.description or error.name if is_relay_api() else describe(error)
+    return _render(error.code or 500, code, message)
+
+
+def unexpected_error(error: Exception):
+    db.session.rollback()
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    if is_relay_api():
+        return _render(500, "internal_error", InternalServerError.description)
+    return _render(500, "internal_error", str(GENERIC_MESSAGES[500]))
