@@ -226,7 +226,7 @@ def _queued_json(rows: list[notifications.QueuedNotification]) -> str:
 def get_notification(notification_id: int):
     """A notification's delivery status
 
-    `status` is queued, sending, delivered or failed; times are ISO 8601 in UTC.
+    `status` is queued, sending, delivered or failed; times are RFC 3339 in UTC, with Z.
     """
     try:
         return notifications.get_notification(_caller(), notification_id)
