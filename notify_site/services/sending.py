@@ -163,6 +163,7 @@ def send(
     answer = idempotency.execute(
         sender.api_key, idempotency_key.key, idempotency_key.fingerprint, queue
     )
+    # The first result is read back from its receipt too: a replay cannot differ from it.
     rows = _read_receipt(answer.body)
     if not answer.replayed:
         metrics.notifications_queued(options.source, len(rows))
