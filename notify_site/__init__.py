@@ -1,7 +1,8 @@
 """notify_site: a LINE Notify service-provider site with a built-in Notify-compatible relay.
 
-:func:`create_app` reads like a table of contents: configuration, extensions, blueprints,
-error handlers, commands.
+:func:`create_app` reads like a table of contents: configuration, extensions, every
+blueprint, every app-wide error handler, commands. It is the one place that wires the site
+and the relay together.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     instance_files.prepare(app)  # a private instance folder and database file, before any use
     register_extensions(app)
     register_blueprints(app)
-    __import__("notify_site.metrics", fromlist=["init_app"]).init_app(app)  # /metrics, API counts
     register_rate_limits(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -46,7 +46,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from notify_site import i18n, security
+    from notify_site import i18n, security, stored_text
     from notify_site.services import accounts, encrypted_columns, notify
 
     db.init_app(app)
@@ -60,33 +60,38 @@ def register_extensions(app: Flask) -> None:
     encrypted_columns.init_app(app)  # the site's columns under the key ring (keyring.py)
     security.init_app(app)
     i18n.init_app(app, babel)
-    __import__("notify_site.stored_text", fromlist=["init_app"]).init_app(app)
+    stored_text.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
+    """Every blueprint of the site, then the relay's (unless ``RELAY_ENABLED`` is false)."""
     from notify_site import web, wiring
+    from notify_site.api import views as api
     from notify_site.views import (
         admin,
         admin_users,
-        api,
         api_keys,
         auth,
         connections,
         dashboard,
         main,
+        metrics,
         send,
+        settings,
     )
 
     app.register_blueprint(web.bp)  # no routes: the layout pieces and files both houses use
     app.register_blueprint(main.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(settings.bp)
     app.register_blueprint(connections.bp)
     app.register_blueprint(send.bp)
     app.register_blueprint(api_keys.bp)
-    app.register_blueprint(api.bp)
+    app.register_blueprint(api.bp)  # /api/v1, and its OpenAPI document
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_users.bp)
+    app.register_blueprint(metrics.bp)
     # The relay, with the site's accounts (unless RELAY_ENABLED is false): the one place
     # where the houses are joined.
     wiring.join_relay(app)
@@ -95,15 +100,26 @@ def register_blueprints(app: Flask) -> None:
 def register_rate_limits(app: Flask) -> None:
     """The per-key limit on the JSON API and the sign-in throttle (notify_site/ratelimit.py)."""
     from notify_site import ratelimit
-    from notify_site.views import api
+    from notify_site.api import views as api
 
     ratelimit.init_app(app, api_blueprint=api.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:
+    """Every app-wide error handler. Blueprints answer some errors their own way, with
+    handlers beside their views: the JSON API (notify_site/api/errors.py), the send form's
+    too-large body (views/send.py) and the relay (LINE Notify's shape)."""
+    from flask_limiter import RateLimitExceeded
+    from flask_wtf.csrf import CSRFError
+    from werkzeug.exceptions import HTTPException
+
+    from notify_site import ratelimit
     from notify_site.views import errors
 
-    errors.init_app(app)
+    app.register_error_handler(CSRFError, errors.csrf_error)
+    app.register_error_handler(RateLimitExceeded, ratelimit.rate_limited)
+    app.register_error_handler(HTTPException, errors.http_error)
+    app.register_error_handler(Exception, errors.unexpected_error)
 
 
 def register_commands(app: Flask) -> None:

@@ -345,7 +345,3 @@ def init_app(app: Flask, babel: Babel) -> None:
         status_word=status_word,
     )
     app.context_processor(_page_context)
-
-    from notify_site.views import settings
-
-    app.register_blueprint(settings.bp)

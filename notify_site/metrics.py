@@ -1,10 +1,12 @@
-"""Prometheus metrics: ``/metrics`` on the web, and a small metrics server for delivery workers.
+"""Prometheus metrics: what ``/metrics`` on the web exposes (its view is in
+notify_site/views/metrics.py), and a small metrics server for delivery workers.
 
 What is measured, and where:
 
 - **web** (any process serving the site): JSON API requests by method, endpoint and status,
-  counted by an ``after_request`` hook on the ``api`` blueprint; and, computed at scrape time
-  from the database, the depth of the queue by state.
+  counted by :func:`count_api_request`, an ``after_request`` hook of the ``api`` blueprint;
+  notifications queued by source (:mod:`notify_site.services.sending`); and, computed at
+  scrape time from the database, the depth of the queue by state.
 - **delivery workers** (``flask --app wsgi worker``): every call to the Notify API by outcome
   and upstream status code, its duration, the time from queued to finished, the attempts a
   notification took, rate-limit waits and fenced-off outcomes. :mod:`notify_site.services.delivery`
@@ -30,7 +32,7 @@ from datetime import datetime
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from flask import Blueprint, Flask, Response, abort, current_app, request
+from flask import Response, request
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
@@ -91,6 +93,12 @@ LEASE_LOST = Counter(
     "notify_site_delivery_lease_lost",
     "Outcomes discarded by the fence: the claim had expired and another worker owned the row.",
 )
+NOTIFICATIONS_QUEUED = Counter(
+    "notify_site_notifications_queued",
+    "Notifications queued, by the way they came in (form, api); replays of an "
+    "Idempotency-Key queue nothing and count nothing.",
+    ["source"],
+)
 WORKER_DATABASE_ERRORS = Counter(
     "notify_site_worker_database_errors",
     "Database errors a delivery worker met and recovered from (it retries).",
@@ -106,7 +114,12 @@ TERMINAL_OUTCOMES = {
 }
 
 
-# --- Recording (called by the worker and the API hook) ---------------------------------------
+# --- Recording (called by the worker, the send use case and the API hook) --------------------
+
+
+def notifications_queued(source: str, count: int) -> None:
+    """``count`` notifications were queued by a send from ``source``."""
+    NOTIFICATIONS_QUEUED.labels(str(source)).inc(count)
 
 
 def delivery_finished(
@@ -148,7 +161,8 @@ def worker_database_error() -> None:
     WORKER_DATABASE_ERRORS.inc()
 
 
-def _count_api_request(response: Response) -> Response:
+def count_api_request(response: Response) -> Response:
+    """An ``after_request`` hook of the API blueprint: count the answer."""
     rule = request.url_rule
     endpoint = rule.endpoint if rule is not None else "unmatched"
     API_REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
@@ -251,34 +265,11 @@ def configured_token(config) -> str | None:
 
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="metrics"'}
 
-bp = Blueprint("metrics", __name__)
 
-
-@bp.get("/metrics")
-def metrics_view():
-    """The Prometheus scrape endpoint (bearer token from ``METRICS_TOKEN``)."""
-    token = configured_token(current_app.config)
-    if token is None:
-        abort(404)
-    if not authorized(token, request.headers.get("Authorization")):
-        return Response("unauthorized\n", 401, UNAUTHORIZED_HEADERS, mimetype="text/plain")
-    body, content_type = expose(
-        _Collectors(process_metrics(), QueueCollector()), request.headers.get("Accept")
-    )
-    response = Response(body, content_type=content_type)
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def init_app(app: Flask) -> None:
-    """Mount ``/metrics`` and count the JSON API's answers (a hook on the ``api`` blueprint)."""
-    from notify_site.views import api
-
-    app.register_blueprint(bp)
-    # The same as decorating with ``api.bp.after_request``, which a blueprint accepts only
-    # before its first registration; the app may be built many times (tests), so add the
-    # hook to each app under the blueprint's name, where Flask looks for it.
-    app.after_request_funcs.setdefault(api.bp.name, []).append(_count_api_request)
+def site_metrics() -> Collector:
+    """What the web's ``/metrics`` (notify_site/views/metrics.py) exposes: this machine's
+    counters and the queue's depth."""
+    return _Collectors(process_metrics(), QueueCollector())
 
 
 # --- The delivery worker's own metrics server -------------------------------------------------

@@ -28,7 +28,7 @@ import logging
 import math
 import time
 
-from flask import Blueprint, Flask, Response, current_app, json, render_template, request
+from flask import Blueprint, Flask, Response, current_app, render_template, request
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from flask_limiter import Limiter, RateLimitExceeded
@@ -36,6 +36,7 @@ from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import STRATEGIES, RateLimiter
 
+from notify_site.serialisers import error_response
 from notify_site.services.api_keys import hash_key
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,6 @@ def init_app(app: Flask, api_blueprint: Blueprint) -> None:
     limiter.shared_limit(api_limit, scope=API_SCOPE, key_func=api_key_identity)(api_blueprint)
     app.extensions[LIMITED_BLUEPRINT] = api_blueprint.name
     app.after_request(add_rate_limit_headers)
-    app.register_error_handler(RateLimitExceeded, rate_limited)
 
 
 def _default_storage_options(uri: str | None) -> dict[str, float]:
@@ -201,10 +201,7 @@ def rate_limited(error: RateLimitExceeded):
     limit = error.limit.limit
     message = _limit_message(limit, retry_after)
     if _in_limited_blueprint():
-        body = {"error": {"code": "rate_limited", "message": message, "fields": {}}}
-        response = current_app.response_class(
-            json.dumps(body), status=429, mimetype="application/json"
-        )
+        response = error_response(429, "rate_limited", message)
     else:
         response = current_app.make_response(
             (render_template("errors/error.html", status=429, message=message), 429)

@@ -1,8 +1,9 @@
 """Errors of the JSON API: always ``{"error": {"code", "message", "fields"}}``, never HTML.
 
 ``code`` is a stable English identifier for programs (``connection_not_found``), ``message``
-is for people, and ``fields`` maps each offending request field to what is wrong with it.
-The handlers are the API blueprint's own, so the site's HTML pages keep their HTML errors.
+is for people, and ``fields`` maps each offending request field to what is wrong with it;
+the envelope is the site's one (:func:`notify_site.serialisers.error_response`). The handlers
+are the API blueprint's own, so the site's HTML pages keep their HTML errors.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Response, current_app, json, request
+from flask import Blueprint, current_app, request
 from flask_babel import gettext
-from marshmallow import Schema, fields
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from notify_site.extensions import db
+from notify_site.serialisers import error_response
 from notify_site.web.errors import describe
 
 log = logging.getLogger(__name__)
@@ -54,22 +55,6 @@ def unauthorized(code: str, message: str, *, invalid: bool) -> ApiError:
     """A 401 with the ``WWW-Authenticate`` challenge of RFC 6750."""
     challenge = f'{REALM}, error="invalid_token"' if invalid else REALM
     return ApiError(401, code, message, headers={"WWW-Authenticate": challenge})
-
-
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    *,
-    fields: Mapping[str, str] | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    body = {"error": {"code": code, "message": message, "fields": dict(fields or {})}}
-    response = current_app.response_class(
-        json.dumps(body), status=status, mimetype="application/json"
-    )
-    response.headers.update(headers or {})
-    return response
 
 
 def N_(text: str) -> str:  # noqa: N802 - the conventional name of gettext's no-op marker
@@ -106,7 +91,7 @@ _FIELD_MESSAGES: list[tuple[str, str]] = [
     ),
     ("Must be greater than or equal to {min}.", N_("Must be greater than or equal to %(min)s.")),
     ("Must be less than or equal to {max}.", N_("Must be less than or equal to %(max)s.")),
-    # notify_site.api.schemas' own fields.
+    # notify_site.api.schemas' own fields and requests.
     ("give this field once", N_("give this field once")),
     (
         "a connection id (a positive integer) or label (a non-empty string)",
@@ -190,7 +175,11 @@ def register_error_handlers(bp: Blueprint) -> None:
     @bp.errorhandler(ApiError)
     def api_error(error: ApiError):
         return error_response(
-            error.status, error.code, error.message, fields=error.fields, headers=error.headers
+            error.status,
+            error.code,
+            error.message,
+            field_errors=error.fields,
+            headers=error.headers,
         )
 
     @bp.errorhandler(HTTPException)
@@ -230,24 +219,3 @@ def register_error_handlers(bp: Blueprint) -> None:
             "internal_error",
             gettext("Something went wrong on our side. Try again in a moment."),
         )
-
-
-class ErrorDetailSchema(Schema):
-    code = fields.String(
-        required=True,
-        metadata={"description": "A stable identifier, e.g. connection_not_found"},
-    )
-    message = fields.String(required=True, metadata={"description": "What went wrong, for people"})
-    field_errors = fields.Dict(
-        keys=fields.String(),
-        values=fields.String(),
-        required=True,
-        data_key="fields",
-        metadata={"description": "Each offending request field and what is wrong with it"},
-    )
-
-
-class ErrorResponseSchema(Schema):
-    """The body of every error answer."""
-
-    error = fields.Nested(ErrorDetailSchema, required=True)

@@ -17,7 +17,8 @@ from flask import Flask
 from marshmallow import ValidationError
 from webargs.flaskparser import FlaskParser
 
-from notify_site.api.errors import ErrorResponseSchema, flatten_messages, validation_error
+from notify_site.api.errors import flatten_messages, validation_error
+from notify_site.serialisers import ErrorResponseSchema
 
 API_CONFIG = {
     "API_TITLE": "notify_site API",

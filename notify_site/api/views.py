@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from http import HTTPStatus
-from typing import Any
 
 from flask import current_app, g, request
 from flask_babel import gettext
@@ -22,22 +21,21 @@ from notify_site.api.errors import (
     unauthorized,
     validation_error,
 )
-from notify_site.api.schemas import (
-    ID_MAX,
-    ConnectionListSchema,
-    ConnectionSchema,
+from notify_site.api.schemas.fields import ID_MAX
+from notify_site.api.schemas.requests import (
     NotificationFormSchema,
     NotificationRequest,
     NotificationRequestSchema,
-    NotificationSchema,
     PageArgsSchema,
-    QueuedResponseSchema,
     form_payload,
 )
+from notify_site.api.schemas.responses import ConnectionListSchema, QueuedResponseSchema
 from notify_site.api.spec import ApiBlueprint
 from notify_site.extensions import csrf
+from notify_site.metrics import count_api_request
 from notify_site.models import User
-from notify_site.services import api_keys, idempotency, notifications
+from notify_site.serialisers import ConnectionSchema, NotificationHistorySchema
+from notify_site.services import api_keys, idempotency, notifications, sending
 from notify_site.services import connections as connections_service
 from notify_site.services.accounts import AccountDisabledError
 
@@ -60,6 +58,7 @@ bp = ApiBlueprint(
 # cross-site form cannot use it, so CSRF tokens have nothing to protect here (SPEC 4.7).
 csrf.exempt(bp)
 register_error_handlers(bp)
+bp.after_request(count_api_request)  # JSON API requests by endpoint and status (/metrics)
 
 PUBLIC_ENDPOINTS = {"api.openapi_json"}
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -147,12 +146,20 @@ def post_notification():
     payload = _read_notification_request()
     key = _idempotency_key()
     try:
-        answer = _queue(payload, key)
-    except notifications.UnknownConnectionError as error:
+        result = sending.send(
+            sending.Sender.by_key(g.api_key),
+            payload.refs,
+            payload.content,
+            options=sending.SendOptions(source=sending.Source.API),
+            idempotency_key=None
+            if key is None
+            else sending.IdempotencyKey.for_request(key, payload.refs, payload.content),
+        )
+    except sending.UnknownConnectionError as error:
         raise ApiError(
             404, "connection_not_found", str(error), fields={payload.refs_field: str(error)}
         ) from None
-    except notifications.InactiveConnectionError as error:
+    except sending.InactiveConnectionError as error:
         raise ApiError(
             409, "connection_inactive", str(error), fields={payload.refs_field: str(error)}
         ) from None
@@ -165,31 +172,11 @@ def post_notification():
     except idempotency.IdempotencyConflictError as error:
         raise ApiError(409, "idempotency_conflict", str(error)) from None
     response = current_app.response_class(
-        answer.body, status=answer.status_code, mimetype="application/json"
+        _queued_json(result.notifications), status=202, mimetype="application/json"
     )
-    if answer.replayed:
+    if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
-
-
-def _queue(payload: NotificationRequest, key: str | None) -> idempotency.Answer:
-    """Queue the request's notifications; with an Idempotency-Key, at most once per key."""
-    api_key = g.api_key
-    owner = api_key.owner
-    if key is None:
-        # Nothing to look up or store (no fingerprint, no record). The rows are committed
-        # first and the answer built after, so SQLite's one write lock is held for the INSERT
-        # alone: with several web processes, every writer waits while another holds it.
-        found = notifications.find_connections(owner, payload.refs)
-        rows = notifications.queue_notifications(owner, found, payload.content, api_key=api_key)
-        return idempotency.Answer(202, _queued_json(rows))
-
-    def queue() -> tuple[int, str]:
-        found = notifications.find_connections(owner, payload.refs)
-        rows = notifications.add_notifications(owner, found, payload.content, api_key=api_key)
-        return 202, _queued_json(rows)
-
-    return idempotency.execute(api_key, key, idempotency.fingerprint(payload.canonical()), queue)
 
 
 def _read_notification_request() -> NotificationRequest:
@@ -227,21 +214,19 @@ def _idempotency_key() -> str | None:
 
 
 def _queued_json(rows: list[notifications.QueuedNotification]) -> str:
-    return _json_text(QUEUED_RESPONSE.dump({"notifications": rows}))
-
-
-def _json_text(data: Any) -> str:
-    # Fixed formatting: a stored answer is replayed byte for byte.
+    # Fixed formatting: a replay (built from the send's stored receipt) is byte for byte the
+    # first answer.
+    data = QUEUED_RESPONSE.dump({"notifications": rows})
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 @bp.route(f"/notifications/<int(max={ID_MAX}):notification_id>", tags=["notifications"])
-@bp.response(200, NotificationSchema)
+@bp.response(200, NotificationHistorySchema)
 @errors_doc(401, 403, 404, 503)
 def get_notification(notification_id: int):
     """A notification's delivery status
 
-    `status` is queued, sending, delivered or failed; times are ISO 8601 in UTC.
+    `status` is queued, sending, delivered or failed; times are RFC 3339 in UTC, with Z.
     """
     try:
         return notifications.get_notification(_caller(), notification_id)

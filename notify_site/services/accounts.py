@@ -44,7 +44,7 @@ from notify_site.models import (
     new_session_epoch,
 )
 from notify_site.services import ServiceError, plain_text_reason
-from notify_site.services.admin import Page
+from notify_site.services.paging import Page, count_rows, page_offset
 
 # A hash of a random password, checked when the user does not exist, so that a missing user
 # costs as much time as a wrong password and the answer does not reveal which it was.
@@ -265,7 +265,7 @@ def list_users(*, search: str | None = None, page: int = 1) -> Page[AccountRow]:
         query = query.where(
             func.lower(User.username).contains(search.lower().strip(), autoescape=True)
         )
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    total = count_rows(query)
     connections = (
         select(func.count(Connection.id))
         .where(Connection.owner_id == User.id, Connection.status != ConnectionStatus.REVOKED)
@@ -283,7 +283,7 @@ def list_users(*, search: str | None = None, page: int = 1) -> Page[AccountRow]:
         .where(User.id.in_(query))
         .order_by(User.username)
         .limit(USERS_PER_PAGE)
-        .offset((page - 1) * USERS_PER_PAGE)
+        .offset(page_offset(page, USERS_PER_PAGE))
     )
     items = [
         AccountRow(

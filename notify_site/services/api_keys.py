@@ -32,6 +32,7 @@ from notify_site.keyring import keyring
 from notify_site.models import ApiKey, ApiKeyReveal, Connection, Notification, User
 from notify_site.services import ServiceError, plain_text_reason
 from notify_site.services.accounts import AccountDisabledError
+from notify_site.services.paging import Page, count_rows, page_offset
 
 KEY_PREFIX = "nsk_"
 KEY_RANDOM_BYTES = 32
@@ -64,20 +65,6 @@ class ApiKeyUsage:
 
     key: ApiKey
     volume: int
-
-
-@dataclass(frozen=True)
-class ConnectionPage:
-    """One page of the connections a key can see."""
-
-    items: list[Connection]
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
 
 
 @dataclass(frozen=True)
@@ -311,7 +298,7 @@ def revoke_api_key(user: User, key_id: int) -> ApiKey:
     return api_key
 
 
-def visible_connections(user: User, *, page: int, per_page: int) -> ConnectionPage:
+def visible_connections(user: User, *, page: int, per_page: int) -> Page[Connection]:
     """One page of the connections a key of ``user`` can see: the user's own, or all for admins.
 
     Ordered by id, so pages do not shift when a connection's status changes.
@@ -319,8 +306,7 @@ def visible_connections(user: User, *, page: int, per_page: int) -> ConnectionPa
     query = select(Connection)
     if not user.is_admin:
         query = query.where(Connection.owner_id == user.id)
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     items = db.session.scalars(
-        query.order_by(Connection.id).limit(per_page).offset((page - 1) * per_page)
+        query.order_by(Connection.id).limit(per_page).offset(page_offset(page, per_page))
     )
-    return ConnectionPage(items=list(items), page=page, per_page=per_page, total=total)
+    return Page(items=list(items), page=page, per_page=per_page, total=count_rows(query))

@@ -18,13 +18,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from flask_babel import gettext
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import joinedload
 
-from notify_site import stored_text
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import Connection, Notification, NotificationStatus, User
@@ -182,72 +180,3 @@ def excerpt(message: str, length: int = EXCERPT_CHARS) -> str:
     """The start of a message on one line, with an ellipsis when cut."""
     flat = " ".join(message.split())
     return flat if len(flat) <= length else flat[: length - 1].rstrip() + "…"
-
-
-# ------------------------------------------------------------------------------------ JSON
-
-
-def iso(value: datetime | None) -> str | None:
-    """A UTC time as ISO 8601 with a ``Z``, as the JSON API writes it."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
-
-
-def epoch(value: datetime | None) -> int | None:
-    """A time as whole seconds since the Unix epoch, as ``X-RateLimit-Reset`` carries it."""
-    return int(value.timestamp()) if value else None
-
-
-def connection_json(connection: Connection) -> dict[str, Any]:
-    return {
-        "id": connection.id,
-        "label": connection.label,
-        "target": connection.target_name,
-        "type": connection.target_type,
-        "status": connection.status,
-        "status_detail": connection.status_detail,
-        # The page shows this one: the stored English detail in the page's language.
-        "status_detail_text": stored_text.translate(connection.status_detail),
-        "rate_limit": {
-            "limit": connection.rate_limit,
-            "remaining": connection.rate_remaining,
-            "image_limit": connection.rate_image_limit,
-            "image_remaining": connection.rate_image_remaining,
-            "reset": epoch(connection.rate_reset_at),
-            "reset_at": iso(connection.rate_reset_at),
-            "checked_at": iso(connection.rate_checked_at),
-            "checked_by": connection.rate_checked_by,
-        },
-    }
-
-
-def notification_json(notification: Notification) -> dict[str, Any]:
-    return {
-        "id": notification.id,
-        "connection": {"id": notification.connection_id, "label": notification.connection.label},
-        "excerpt": excerpt(notification.message),
-        "status": notification.status,
-        "attempts": notification.attempts,
-        "last_error": notification.last_error,
-        "last_error_text": stored_text.translate(notification.last_error),
-        "created_at": iso(notification.created_at),
-        "finished_at": iso(notification.finished_at),
-    }
-
-
-def dashboard_json(dashboard: Dashboard) -> dict[str, Any]:
-    """The figures of the page, for the page's own polling (and anyone's scripts)."""
-    return {
-        "generated_at": iso(dashboard.now),
-        "connections": [connection_json(c) for c in dashboard.connections],
-        "notifications": [notification_json(n) for n in dashboard.notifications],
-        "hourly": hourly_json(dashboard.hourly),
-    }
-
-
-def hourly_json(hourly: HourlySends) -> dict[str, list]:
-    return {
-        "hours": [iso(hour) for hour in hourly.hours],
-        "delivered": hourly.delivered,
-        "failed": hourly.failed,
-        "pending": hourly.pending,
-    }

@@ -1,10 +1,11 @@
 """``Idempotency-Key`` for the API's POSTs: a repeated request gets the first answer again.
 
-The first answer to a request that carries a key (its status and its exact JSON text) is
-stored in an :class:`~notify_site.models.IdempotencyRecord` **in the same transaction** as the
-rows the request wrote, so either both are on disk or neither is. A repeat with the same key
-and the same request gets that stored answer, byte for byte, and writes nothing; the same key
-with a different request is refused with :class:`IdempotencyKeyReusedError`.
+What the first request that carries a key answered (a status and a JSON text: for a send,
+its receipt, see :mod:`notify_site.services.sending`) is stored in an
+:class:`~notify_site.models.IdempotencyRecord` **in the same transaction** as the rows the
+request wrote, so either both are on disk or neither is. A repeat with the same key and the
+same request gets that stored answer, byte for byte, and writes nothing; the same key with a
+different request is refused with :class:`IdempotencyKeyReusedError`.
 
 Concurrent repeats are decided by the unique constraint on ``(api_key_id, key)``: every request
 inserts its record *first*, before writing anything else. PostgreSQL makes a second insert of

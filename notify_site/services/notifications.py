@@ -1,8 +1,9 @@
-"""Queueing notifications: validation, scoping, and the write to the outbox.
+"""Notifications: the write to the outbox, and reading rows back.
 
-A request only validates, writes the notification rows (one per target connection) and
-commits; the workers (:mod:`notify_site.worker`) call the Notify API later. Once
-:func:`queue_notifications` returns, the rows are on disk: a crash loses nothing.
+Sending goes through :func:`notify_site.services.sending.send` (who may send where, at most
+once per Idempotency-Key); it writes the rows with :func:`add_notifications`, one per target
+connection, and commits; the workers (:mod:`notify_site.worker`) call the Notify API later.
+Once the rows are committed they are on disk: a crash loses nothing.
 
 What may be sent is checked before it gets here, by :mod:`notify_site.notify_content`, the
 rules the relay checks with too: the services take its checked :class:`Content`, and
@@ -12,14 +13,13 @@ rules the relay checks with too: the services take its checked :class:`Content`,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from flask_babel import format_decimal, gettext
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import insert, select, update
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
-from notify_site.i18n import status_word
 from notify_site.models import (
     ApiKey,
     Connection,
@@ -34,6 +34,7 @@ from notify_site.services import ServiceError
 
 if TYPE_CHECKING:
     from notify_site.services.api_keys import AuthenticatedKey
+    from notify_site.services.sending import Sender
 
 
 class NotificationValidationError(ServiceError):
@@ -44,16 +45,8 @@ class NotificationValidationError(ServiceError):
         self.fields = fields
 
 
-class UnknownConnectionError(ServiceError):
-    """A target connection does not exist or is not the caller's."""
-
-
-class InactiveConnectionError(ServiceError):
-    """A target connection is revoked, unreachable or in error."""
-
-
 class NotificationNotFoundError(ServiceError):
-    pass
+    """No notification has that id, or none the caller may see."""
 
 
 def N_(text: str) -> str:  # noqa: N802 - the conventional name of gettext's no-op marker
@@ -109,26 +102,13 @@ def describe_problem(field_name: str, problem: Problem) -> str:
     return gettext(_REASONS[problem.code], **params)
 
 
-class Sender(Protocol):
-    """Who queues: a signed-in :class:`User`, or the owner of an API key.
-
-    Only who it is and whether it is an admin matter, so the API can pass what it read with
-    the key (:class:`~notify_site.services.api_keys.KeyOwner`) instead of loading the user.
-    """
-
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def is_admin(self) -> bool: ...
-
-
 @dataclass(frozen=True)
 class ResolvedConnection:
     """A connection as queueing needs it: which one, whose, its label and its status.
 
     Plain values read in one query (no ORM object: loading one cost more than the query), so
-    they also stay readable after a commit.
+    they also stay readable after a commit. :func:`notify_site.services.sending.find_targets`
+    reads them.
     """
 
     id: int
@@ -138,116 +118,21 @@ class ResolvedConnection:
 
 
 @dataclass(frozen=True)
+class ConnectionRef:
+    """A connection as a notification names it: its id and label, and its status when read."""
+
+    id: int
+    label: str
+    status: str | None = None
+
+
+@dataclass(frozen=True)
 class QueuedNotification:
     """A notification just queued: the new row's id and the connection it goes to."""
 
     id: int
-    connection: ResolvedConnection
+    connection: ConnectionRef
     status: str = NotificationStatus.QUEUED
-
-
-# Ids are 32-bit wherever we store them: a longer number cannot be an id, only a label.
-CONNECTION_ID_MAX = 2**31 - 1
-
-_connections = Connection.__table__
-_RESOLVED_COLUMNS = (
-    _connections.c.id,
-    _connections.c.owner_id,
-    _connections.c.label,
-    _connections.c.status,
-)
-# The candidates for the refs, in one query: the rows with one of the ids (whose they are is
-# checked afterwards) and the caller's own rows with one of the labels. Built once: building a
-# statement costs more than running it. One ref (the usual request) has a statement of its own
-# with plain parameters, which SQLAlchemy need not expand into a list at every execution; a
-# NULL id or label matches nothing.
-_CONNECTION_BY_REF = select(*_RESOLVED_COLUMNS).where(
-    or_(
-        _connections.c.id == bindparam("id"),
-        and_(
-            _connections.c.owner_id == bindparam("owner_id"),
-            _connections.c.label == bindparam("label"),
-        ),
-    )
-)
-_CONNECTIONS_BY_REFS = select(*_RESOLVED_COLUMNS).where(
-    or_(
-        _connections.c.id.in_(bindparam("ids", expanding=True)),
-        and_(
-            _connections.c.owner_id == bindparam("owner_id"),
-            _connections.c.label.in_(bindparam("labels", expanding=True)),
-        ),
-    )
-)
-
-
-def find_connections(user: Sender, refs: list[int | str]) -> list[ResolvedConnection]:
-    """The caller's connections named by id or label, in the order given, without repeats.
-
-    An admin may name any connection by id; labels are looked up among the caller's own. A
-    string of digits is an id first, then a label. When several of the caller's connections
-    share a label, the active one wins, then the newest. One query, whatever the refs.
-    """
-    ids = {ref_id for ref in refs if (ref_id := _ref_id(ref)) is not None}
-    labels = {ref for ref in refs if isinstance(ref, str)}
-    if len(refs) == 1:
-        (ref,) = refs
-        statement = _CONNECTION_BY_REF
-        parameters = {
-            "id": _ref_id(ref),
-            "owner_id": user.id,
-            "label": ref if isinstance(ref, str) else None,
-        }
-    else:
-        statement = _CONNECTIONS_BY_REFS
-        parameters = {"ids": list(ids), "owner_id": user.id, "labels": list(labels)}
-    candidates = [ResolvedConnection(*row) for row in db.session.execute(statement, parameters)]
-    by_id = {
-        c.id: c for c in candidates if c.id in ids and (user.is_admin or c.owner_id == user.id)
-    }
-    by_label: dict[str, ResolvedConnection] = {}
-    for connection in sorted(candidates, key=_label_preference):
-        if connection.owner_id == user.id and connection.label in labels:
-            by_label[connection.label] = connection  # the most preferred comes last
-
-    found: dict[int, ResolvedConnection] = {}
-    for ref in refs:
-        connection = by_id.get(_ref_id(ref))
-        if connection is None and isinstance(ref, str):
-            connection = by_label.get(ref)
-        if connection is None:
-            raise UnknownConnectionError(gettext("no connection %(ref)s", ref=repr(ref)))
-        if connection.status == ConnectionStatus.UNREACHABLE:
-            raise InactiveConnectionError(
-                gettext(
-                    "connection %(label)s is unreachable: the chat blocked the bot or removed it "
-                    "from the group. Once it is back, press Refresh.",
-                    label=repr(connection.label),
-                )
-            )
-        if connection.status != ConnectionStatus.ACTIVE:
-            raise InactiveConnectionError(
-                gettext(
-                    "connection %(label)s is %(status)s; connect it again",
-                    label=repr(connection.label),
-                    status=status_word(connection.status),
-                )
-            )
-        found.setdefault(connection.id, connection)
-    return list(found.values())
-
-
-def _ref_id(ref: int | str) -> int | None:
-    """The id a ref names, if it can name one."""
-    if isinstance(ref, str):
-        if not ref.isdecimal():  # what int() reads; isdigit() would let "²" through
-            return None
-        ref = int(ref)
-    return ref if 0 < ref <= CONNECTION_ID_MAX else None
-
-
-def _label_preference(connection: ResolvedConnection) -> tuple[bool, int]:
-    return connection.status == ConnectionStatus.ACTIVE, connection.id
 
 
 _notifications = Notification.__table__
@@ -261,7 +146,7 @@ _INSERT_IMAGE = insert(_images).returning(_images.c.id)
 
 
 def add_notifications(
-    user: Sender,
+    user: Sender | User,
     connections: list[Connection] | list[ResolvedConnection],
     content: Content,
     *,
@@ -269,9 +154,10 @@ def add_notifications(
 ) -> list[QueuedNotification]:
     """Insert one queued row per connection in the session's transaction, without committing.
 
-    The caller commits (see :func:`queue_notifications`), so that other writes, such as an
-    idempotency record, can share the transaction; a rollback of the session undoes the rows.
-    Returns what was queued, one record per connection, in order.
+    ``user`` is who queues; each row belongs to its connection's owner. The caller commits
+    (see :func:`queue_notifications`), so that other writes, such as an idempotency record,
+    can share the transaction; a rollback of the session undoes the rows. Returns what was
+    queued, one record per connection, in order.
     """
     if not isinstance(content, Content):
         raise TypeError("add_notifications takes a Content checked by notify_content")
@@ -308,27 +194,22 @@ def add_notifications(
         ],
     ).scalars()
     return [
-        QueuedNotification(id=row_id, connection=_resolved(connection))
+        QueuedNotification(
+            id=row_id,
+            connection=ConnectionRef(connection.id, connection.label),
+        )
         for row_id, connection in zip(ids, connections, strict=True)
     ]
 
 
-def _resolved(connection: Connection | ResolvedConnection) -> ResolvedConnection:
-    if isinstance(connection, ResolvedConnection):
-        return connection
-    return ResolvedConnection(
-        connection.id, connection.owner_id, connection.label, connection.status
-    )
-
-
 def queue_notifications(
-    user: Sender,
+    user: Sender | User,
     connections: list[Connection] | list[ResolvedConnection],
     content: Content,
     *,
     api_key: ApiKey | AuthenticatedKey | None = None,
 ) -> list[QueuedNotification]:
-    """Validate and durably queue one notification per connection (commits)."""
+    """Durably queue one notification per connection: :func:`add_notifications`, committed."""
     try:
         rows = add_notifications(user, connections, content, api_key=api_key)
         db.session.commit()

@@ -38,6 +38,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
+from notify_site import serialisers
 from notify_site.charts import Series, bar_chart
 from notify_site.extensions import login_manager
 from notify_site.forms import ConfirmForm
@@ -59,15 +60,13 @@ DATA_ENDPOINTS = {
     "admin.charts_fragment",
 }
 PAGE_PARAMS = ("page", "stuck_page", "failed_page", "keys_page")
+NO_STORE = {"Cache-Control": "no-store"}
 USERNAME_MAX_CHARS = 64
 MAX_PAGE = 1_000_000
 
 
 def _json_error(status: int, code: str, message: str) -> Response:
-    response = jsonify({"error": {"code": code, "message": message, "fields": {}}})
-    response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return serialisers.error_response(status, code, message, headers=NO_STORE)
 
 
 def _api_key_user() -> User | None:
@@ -146,7 +145,7 @@ def _hours(state: dict[str, Any]) -> int:
 
 def _json(payload: dict[str, Any]) -> Response:
     response = jsonify(payload)
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(NO_STORE)
     return response
 
 
@@ -234,7 +233,7 @@ def index():
 
 @bp.get("/summary.json")
 def summary_json():
-    payload = service.summary(_hours(_state())).to_json()
+    payload = serialisers.SUMMARY.dump(service.summary(_hours(_state())))
     if current_user.is_authenticated:
         # A page left open refreshes its forms' token from here, so Retry still works later.
         payload["csrf_token"] = generate_csrf()
@@ -247,8 +246,8 @@ def connections_json():
     result = _connections(state)
     return _json(
         {
-            "connections": [item.to_json() for item in result.items],
-            **result.meta(),
+            "connections": serialisers.ADMIN_CONNECTION.dump(result.items, many=True),
+            **serialisers.ADMIN_PAGE.dump(result),
             "filters": {"user": state.get("user"), "status": state.get("status")},
         }
     )
@@ -263,19 +262,24 @@ def notifications_json():
     result = service.list_problem_notifications(kind, page=page)
     items = []
     for item in result.items:
-        record = item.to_json()
+        record = serialisers.ADMIN_NOTIFICATION.dump(item)
         if item.can_retry:
             record["retry_url"] = url_for("admin.retry", notification_id=item.id)
         if item.can_cancel:
             record["cancel_url"] = url_for("admin.cancel", notification_id=item.id)
         items.append(record)
-    return _json({"list": kind, "notifications": items, **result.meta()})
+    return _json({"list": kind, "notifications": items, **serialisers.ADMIN_PAGE.dump(result)})
 
 
 @bp.get("/api-keys.json")
 def api_keys_json():
     result = service.list_api_keys(page=_int_arg("page"))
-    return _json({"api_keys": [item.to_json() for item in result.items], **result.meta()})
+    return _json(
+        {
+            "api_keys": serialisers.ADMIN_API_KEY.dump(result.items, many=True),
+            **serialisers.ADMIN_PAGE.dump(result),
+        }
+    )
 
 
 @bp.get("/charts")
@@ -284,7 +288,7 @@ def charts_fragment():
     state = _state()
     chart = service.deliveries_per_hour(_hours(state))
     body = render_template("admin/_charts.html", charts=_charts(chart), hours=_hours(state))
-    return body, 200, {"Cache-Control": "no-store"}
+    return body, 200, NO_STORE
 
 
 # --- actions -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
 
+from notify_site import serialisers
 from notify_site.charts import Series, bar_chart
 from notify_site.forms import ConfirmForm
 from notify_site.i18n import hour_label, zone_name
@@ -29,7 +30,7 @@ def index():
         "dashboard/index.html",
         dashboard=dashboard,
         charts=sends_charts(dashboard.hourly),
-        hourly_json=service.hourly_json(dashboard.hourly),
+        hourly_json=serialisers.HOURLY_CHART.dump(dashboard.hourly),
         action_form=ConfirmForm(),
         gauge=service.Gauge,
         countdown=service.countdown_text,
@@ -45,7 +46,7 @@ def index():
 def data():
     if not current_user.is_authenticated:
         return _signed_out()
-    return service.dashboard_json(service.load_dashboard(current_user)), 200, NO_STORE
+    return serialisers.DASHBOARD.dump(service.load_dashboard(current_user)), 200, NO_STORE
 
 
 @bp.get("/dashboard/chart")
@@ -59,8 +60,9 @@ def chart():
 
 
 def _signed_out():
-    error = {"code": "unauthorized", "message": _("Sign in to see your dashboard."), "fields": {}}
-    return {"error": error}, 401, NO_STORE
+    return serialisers.error_response(
+        401, "unauthorized", _("Sign in to see your dashboard."), headers=NO_STORE
+    )
 
 
 @dataclass(frozen=True)

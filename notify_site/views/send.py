@@ -1,7 +1,8 @@
 """Sending from the browser (SPEC 4.3): the send form, and a status page that follows delivery.
 
-The view only queues: it writes the notification rows through the notifications service and
-redirects to the status page; a worker delivers them (SPEC 4.4).
+The view reads the form (its content checked once, by notify_content, in forms_send), calls the
+send use case (:func:`notify_site.services.sending.send`) and redirects to the status page; a
+worker delivers the rows (SPEC 4.4).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from notify_site import stored_text
+from notify_site import serialisers
 from notify_site.extensions import db
 from notify_site.forms_send import SendForm
 from notify_site.models import Connection, Notification, NotificationStatus
 from notify_site.notify_content import IMAGE_MAX_BYTES
 from notify_site.services import notifications as service
+from notify_site.services import sending
 
 bp = Blueprint("send", __name__)
 
@@ -42,20 +44,29 @@ def index():
 
     form.validate()  # types and presence; the content rules come next
     content = form.checked_content()
-    targets = _targets(form)
-    if content is not None and not form.has_errors:
+    sender = sending.Sender.person(current_user)
+    targets = _chosen(form)
+    if content is None or form.has_errors:
+        # Nothing is sent; still say at once whether the chosen chats could receive it.
+        if targets:
+            _check_targets(form, sender, targets)
+    else:
         try:
-            rows = service.queue_notifications(current_user, targets, content)
+            result = sending.send(
+                sender, targets, content, options=sending.SendOptions(source=sending.Source.FORM)
+            )
+        except (sending.UnknownConnectionError, sending.InactiveConnectionError) as error:
+            form.add_error("connections", str(error))
         except service.NotificationValidationError as error:
             for name, reason in error.fields.items():
                 form.add_error(name, reason)
         else:
-            count = len(rows)
+            count = len(result.notifications)
             flash(
                 ngettext("Queued %(num)s notification.", "Queued %(num)s notifications.", count),
                 "success",
             )
-            ids = ",".join(str(row.id) for row in rows)
+            ids = ",".join(str(row.id) for row in result.notifications)
             return redirect(url_for("send.status", ids=ids))
     return render_template("send/index.html", form=form, connections=connections), 400
 
@@ -105,22 +116,19 @@ def _preselected(connections: list[Connection]) -> list[int]:
     return [c.id for c in connections if c.id == wanted]
 
 
-def _targets(form: SendForm) -> list[Connection]:
-    """The chosen connections, or [] with an error beside the connections field."""
-    if form.connections.errors or not form.connections.data:
+def _chosen(form: SendForm) -> list[int]:
+    """The chats ticked, or [] when the connections field already has an error."""
+    if form.connections.errors:
         return []
+    return form.connections.data or []
+
+
+def _check_targets(form: SendForm, sender: sending.Sender, targets: list[int]) -> None:
+    """Put beside the connections why the send would refuse one of them (see send)."""
     try:
-        targets = service.find_connections(current_user, form.connections.data)
-    except (service.UnknownConnectionError, service.InactiveConnectionError) as error:
+        sending.find_targets(sender, targets)
+    except (sending.UnknownConnectionError, sending.InactiveConnectionError) as error:
         form.add_error("connections", str(error))
-        return []
-    # find_connections lets an admin name anyone's connection (as the API does); this form
-    # offers only the user's own chats, so it accepts only those.
-    foreign = [c for c in targets if c.owner_id != current_user.id]
-    if foreign:
-        form.add_error("connections", _("no connection %(id)s", id=foreign[0].id))
-        return []
-    return targets
 
 
 def _requested_ids() -> list[int]:
@@ -165,17 +173,7 @@ def status_json():
         abort(401, _("Sign in to follow your notifications."))
     rows = _own_notifications(_requested_ids())
     response = {
-        "notifications": [
-            {
-                "id": row.id,
-                "status": row.status,
-                "attempts": row.attempts,
-                "last_error": row.last_error,
-                "last_error_text": stored_text.translate(row.last_error),
-                "finished_at": row.finished_at.isoformat() if row.finished_at else None,
-            }
-            for row in rows
-        ],
+        "notifications": serialisers.NOTIFICATION_STATE.dump(rows, many=True),
         "done": _is_done(rows),
     }
     return response, 200, {"Cache-Control": "no-store"}

@@ -163,8 +163,8 @@
           "td",
           { label: "Chat" },
           c.target ? c.target : muted(i18n.t("unknown")),
-          c.target_type ? space() : null,
-          c.target_type ? el("span", { class: "badge" }, i18n.status(c.target_type)) : null,
+          c.type ? space() : null,
+          c.type ? el("span", { class: "badge" }, i18n.status(c.type)) : null,
         ),
         el(
           "td",
@@ -175,7 +175,7 @@
         ),
         el("td", { label: "Calls left", class: "remaining" }, quota(c.rate_limit.remaining, c.rate_limit.limit)),
         el("td", { label: "Images left" }, quota(c.rate_limit.image_remaining, c.rate_limit.image_limit)),
-        el("td", { label: "Resets" }, when(c.rate_limit.reset)),
+        el("td", { label: "Resets" }, when(c.rate_limit.reset_at)),
         el(
           "td",
           { label: "Last checked" },

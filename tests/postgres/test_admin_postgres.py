@@ -93,7 +93,7 @@ def test_pages_counts_and_key_volumes_on_postgresql(app, monkeypatch):
         assert [page.total for page in pages] == [6, 6]
         assert [k.volume for k in admin.list_api_keys().items] == [5]
 
-        monkeypatch.setattr(admin, "COUNT_CAP", 2)
+        monkeypatch.setattr(admin.common, "COUNT_CAP", 2)
         capped = admin.summary(now=now)
         assert capped.queued == admin.CappedCount(2, capped=True)
         assert capped.stuck == admin.CappedCount(3, capped=True)  # 1 sending + 2 (capped)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from notify_site.extensions import db
 from notify_site.models import ApiKey, IdempotencyRecord, Notification, User
 from notify_site.notify_content import Content
-from notify_site.services import api_keys, idempotency, notifications
+from notify_site.services import api_keys, idempotency, notifications, sending
 from tests.factories import create_connection, create_user
 
 
@@ -24,7 +24,7 @@ def setup(app):
 def _queue_action(user, api_key, calls: list):
     def action():
         calls.append(1)
-        found = notifications.find_connections(user, ["Ops"])
+        found = sending.find_targets(sending.Sender.person(user), ["Ops"])
         rows = notifications.add_notifications(user, found, Content(message="hi"), api_key=api_key)
         return 202, f'{{"id": {rows[0].id}}}'
 
@@ -72,9 +72,9 @@ def test_a_failing_action_leaves_neither_rows_nor_record(app, setup):
 
         def failing():
             _queue_action(user, api_key, [])()
-            raise notifications.UnknownConnectionError("no connection 'x'")
+            raise sending.UnknownConnectionError("no connection 'x'")
 
-        with pytest.raises(notifications.UnknownConnectionError):
+        with pytest.raises(sending.UnknownConnectionError):
             idempotency.execute(api_key, "k1", "hash-a", failing)
         assert _counts() == (0, 0)
         answer = idempotency.execute(api_key, "k1", "hash-a", _queue_action(user, api_key, []))

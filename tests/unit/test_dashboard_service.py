@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from notify_site.extensions import db
 from notify_site.models import Notification, NotificationStatus, User
+from notify_site.serialisers import DASHBOARD
 from notify_site.services import dashboard
 from notify_site.services.dashboard import Gauge, countdown_text, excerpt, hourly_sends
 from tests.conftest import make_test_config
@@ -160,7 +161,7 @@ def test_load_dashboard_lists_only_the_owners_connections():
     board = dashboard.load_dashboard(alice, NOW)
     assert [c.label for c in board.connections] == ["Mine"]
     assert board.now == NOW
-    assert dashboard.dashboard_json(board)["generated_at"] == "2031-05-06T12:34:56.789000Z"
+    assert DASHBOARD.dump(board)["generated_at"] == "2031-05-06T12:34:56.789000Z"
 
 
 @pytest.mark.parametrize(

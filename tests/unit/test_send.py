@@ -479,6 +479,15 @@ def test_every_problem_is_reported_at_once(app, alice, ids):
     assert count_rows(app) == 0
 
 
+def test_a_chat_that_cannot_receive_is_reported_with_the_contents_problems(app, alice, ids):
+    response = alice.post("/send", data=valid(ids, connections=[ids["old"]], message=""))
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "Connection 'Old chat' is revoked" in block_text(html, "field-connections")
+    assert "Message is required." in block_text(html, "field-message")
+    assert count_rows(app) == 0
+
+
 @pytest.mark.parametrize(
     ("connection", "reason"),
     [
@@ -577,7 +586,7 @@ def test_status_json_returns_only_the_users_own_rows_and_says_when_all_are_done(
     body = alice.get(f"/send/status.json?ids={first},{second}").get_json()
     assert body["done"] is False
     assert body["notifications"][0]["status"] == "delivered"
-    assert body["notifications"][0]["finished_at"] == finished.isoformat()
+    assert body["notifications"][0]["finished_at"] == finished.isoformat().replace("+00:00", "Z")
 
     _set(app, second, status=NotificationStatus.SENDING, attempts=1)
     assert alice.get(f"/send/status.json?ids={first},{second}").get_json()["done"] is False
@@ -598,7 +607,7 @@ def test_status_json_returns_only_the_users_own_rows_and_says_when_all_are_done(
         "attempts": 3,
         "last_error": "400: Invalid sticker",
         "last_error_text": "400: Invalid sticker",
-        "finished_at": finished.isoformat(),
+        "finished_at": finished.isoformat().replace("+00:00", "Z"),
     }
 
     # Bob's row stays Bob's, even once it is finished.

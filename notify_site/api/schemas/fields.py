@@ -1,0 +1,83 @@
+"""The API's own request fields: a connection by id or label, a strict JSON boolean, and an
+uploaded image file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import fields
+from werkzeug.datastructures import FileStorage
+
+from notify_site import notify_content
+from notify_site.plain_text import text_problem
+
+LABEL_MAX_CHARS = 64
+ID_MAX = 2**31 - 1
+
+
+class ConnectionRef(fields.Field):
+    """A connection, by id (an integer) or by label (a string)."""
+
+    default_error_messages = {
+        "invalid": "a connection id (a positive integer) or label (a non-empty string)",
+        "too_long": f"a label has at most {LABEL_MAX_CHARS} characters",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "metadata",
+            {
+                "description": "A connection's id, or its label",
+                "oneOf": [
+                    {"type": "integer", "minimum": 1, "maximum": ID_MAX},
+                    {"type": "string", "minLength": 1, "maxLength": LABEL_MAX_CHARS},
+                ],
+            },
+        )
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> int | str:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        if isinstance(value, int):
+            if not 0 < value <= ID_MAX:
+                raise self.make_error("invalid")
+            return value
+        if isinstance(value, str):
+            value = value.strip()
+            if not value or text_problem(value):
+                raise self.make_error("invalid")
+            if len(value) > LABEL_MAX_CHARS:
+                raise self.make_error("too_long")
+            return value
+        raise self.make_error("invalid")
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON ``true`` or ``false``, not ``"yes"`` or ``1``."""
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class ImageFile(fields.Field):
+    """An uploaded file (multipart), read into memory; documented as binary."""
+
+    default_error_messages = {"invalid": "must be a file part of a multipart/form-data body"}
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"type": "string", "format": "binary", **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> notify_content.ImageFile:
+        if not isinstance(value, FileStorage):
+            raise self.make_error("invalid")
+        # The name is only kept for the record: printable characters only.
+        filename = "".join(char for char in value.filename or "" if char.isprintable())
+        return notify_content.ImageFile(
+            filename=filename[:200] or "image",
+            data=value.read(),
+            declared_type=value.mimetype or "",
+        )
