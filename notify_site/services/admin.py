@@ -62,7 +62,7 @@ from notify_site.models import (
     User,
 )
 from notify_site.services import ServiceError
-from notify_site.stored_text import N_
+from notify_site.stored_text import columns, site_text
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ CLOSED_HOUR_TTL = timedelta(minutes=5)
 # ... once the hour has been over this long (a worker's finish may still be committing).
 CLOSED_HOUR_MARGIN = timedelta(minutes=2)
 MESSAGE_EXCERPT_CHARS = 120
-CANCELLED_BY_ADMIN = N_("cancelled by an admin")
+CANCELLED_BY_ADMIN = site_text("cancelled_by_admin")
 CONNECTION_STATUSES = (
     ConnectionStatus.ACTIVE,
     ConnectionStatus.UNREACHABLE,
@@ -175,6 +175,8 @@ class AdminConnection:
     target_type: str | None
     status: str
     status_detail: str | None
+    status_detail_code: str | None
+    status_detail_params: dict | None
     rate_limit: int | None
     rate_remaining: int | None
     rate_image_limit: int | None
@@ -192,7 +194,7 @@ class AdminConnection:
             "target_type": self.target_type,
             "status": self.status,
             "status_detail": self.status_detail,
-            "status_detail_text": stored_text.translate(self.status_detail),
+            "status_detail_text": stored_text.shown_column(self, "status_detail"),
             "rate_limit": {
                 "limit": self.rate_limit,
                 "remaining": self.rate_remaining,
@@ -215,6 +217,8 @@ _CONNECTION_COLUMNS = (
     Connection.target_type,
     Connection.status,
     Connection.status_detail,
+    Connection.status_detail_code,
+    Connection.status_detail_params,
     Connection.rate_limit,
     Connection.rate_remaining,
     Connection.rate_image_limit,
@@ -296,6 +300,8 @@ class AdminNotification:
     status: str
     attempts: int
     last_error: str | None
+    last_error_code: str | None
+    last_error_params: dict | None
     last_status_code: int | None
     message: str
     created_at: datetime
@@ -345,7 +351,7 @@ class AdminNotification:
             "since": _iso(self.since),
             "attempts": self.attempts,
             "last_error": self.last_error,
-            "last_error_text": stored_text.translate(self.last_error),
+            "last_error_text": stored_text.shown_column(self, "last_error"),
             "last_status_code": self.last_status_code,
             "message": self.message,
             "created_at": _iso(self.created_at),
@@ -367,6 +373,8 @@ _NOTIFICATION_COLUMNS = (
     Notification.status,
     Notification.attempts,
     Notification.last_error,
+    Notification.last_error_code,
+    Notification.last_error_params,
     Notification.last_status_code,
     func.substr(Notification.message, 1, MESSAGE_EXCERPT_CHARS),
     Notification.created_at,
@@ -645,7 +653,7 @@ def cancel_notification(admin: User, notification_id: int) -> None:
         "cancel",
         pending,
         status=NotificationStatus.FAILED,
-        last_error=CANCELLED_BY_ADMIN,
+        **columns("last_error", CANCELLED_BY_ADMIN),
         finished_at=now,
         updated_at=now,
     )

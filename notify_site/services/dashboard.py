@@ -206,7 +206,7 @@ def connection_json(connection: Connection) -> dict[str, Any]:
         "status": connection.status,
         "status_detail": connection.status_detail,
         # The page shows this one: the stored English detail in the page's language.
-        "status_detail_text": stored_text.translate(connection.status_detail),
+        "status_detail_text": stored_text.shown_column(connection, "status_detail"),
         "rate_limit": {
             "limit": connection.rate_limit,
             "remaining": connection.rate_remaining,
@@ -228,7 +228,7 @@ def notification_json(notification: Notification) -> dict[str, Any]:
         "status": notification.status,
         "attempts": notification.attempts,
         "last_error": notification.last_error,
-        "last_error_text": stored_text.translate(notification.last_error),
+        "last_error_text": stored_text.shown_column(notification, "last_error"),
         "created_at": iso(notification.created_at),
         "finished_at": iso(notification.finished_at),
     }

@@ -171,7 +171,7 @@ def status_json():
                 "status": row.status,
                 "attempts": row.attempts,
                 "last_error": row.last_error,
-                "last_error_text": stored_text.translate(row.last_error),
+                "last_error_text": stored_text.shown_column(row, "last_error"),
                 "finished_at": row.finished_at.isoformat() if row.finished_at else None,
             }
             for row in rows
