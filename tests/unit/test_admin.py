@@ -146,7 +146,7 @@ def test_admin_page_shows_every_section_and_the_chart(app, as_admin):
     assert f"{utcnow():%H} · Delivered: 1</title>" in html
     assert f"{utcnow():%H} · Failed: 1</title>" in html
     assert "The server answered 500" in html
-    assert "static/js/admin.js" in html
+    assert "static/js/parts.js" in html  # the script that keeps the page current
     assert "css/admin.css" in html
     # The CSP allows no inline script and no inline style.
     assert "<script>" not in html
