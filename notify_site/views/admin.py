@@ -243,7 +243,6 @@ def index():
         **context,
         charts=_charts(context["summary"].chart),
         statuses=service.CONNECTION_STATUSES,
-        count_cap=service.COUNT_CAP,
         stuck_after_minutes=int(service.STUCK_AFTER.total_seconds() // 60),
     )
 
