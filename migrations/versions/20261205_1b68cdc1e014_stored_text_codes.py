@@ -15,7 +15,7 @@ keeps meaning what it meant whatever the site says later). A text of none of tho
 someone else's words (a Notify server's message) and keeps no code: pages show it as stored.
 
 Revision ID: 1b68cdc1e014
-Revises: e30c5446a765
+Revises: 141a8c6300d1
 Create Date: 2026-12-05 04:29:03.984884
 """
 
@@ -26,7 +26,7 @@ from alembic import op
 
 
 revision = '1b68cdc1e014'
-down_revision = 'e30c5446a765'
+down_revision = '141a8c6300d1'
 branch_labels = None
 depends_on = None
 

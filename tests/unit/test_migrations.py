@@ -111,7 +111,7 @@ def assert_old_texts_get_their_codes(app) -> None:
         *(sa.column(name) for name in ("started_at", "finished_at")),
     )
     with app.app_context():
-        upgrade(revision="e30c5446a765")
+        upgrade(revision="141a8c6300d1")  # the one before the codes
         with db.engine.begin() as connection:
             connection.execute(
                 users.insert().values(
