@@ -134,7 +134,7 @@ def run(chaos: Run) -> list[Figure]:
         )
     )
     failed = [row for row in doomed_rows if row.status == NotificationStatus.FAILED]
-    failed_right = all(row.last_error == CONNECTION_REVOKED for row in failed)
+    failed_right = all(row.last_error == CONNECTION_REVOKED.text for row in failed)
     delivered_doomed = sum(1 for row in doomed_rows if row.status == NotificationStatus.DELIVERED)
     if first_401 is not None and failed:
         revoked_at = datetime.fromtimestamp(first_401, UTC)

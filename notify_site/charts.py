@@ -7,8 +7,11 @@ a text summary for screen readers, and the numbers behind it are in the page's J
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from html import escape
+from typing import Any
 
 from markupsafe import Markup
 
@@ -20,6 +23,13 @@ class Series:
     name: str
     values: list[int]
     css_class: str = "chart-series-1"
+
+
+def chart_key(figures: Any) -> str:
+    """A short fingerprint of the figures a chart is drawn from (JSON-able): a page that
+    refreshes itself fetches the chart again only when the key of its figures changes."""
+    text = json.dumps(figures, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _nice_ceiling(value: int) -> int:

@@ -215,19 +215,6 @@ def hour_label(value: datetime, pattern: str = "HH:mm") -> str:
 JS_STRINGS: dict[str, Any] = {
     "window_reset": _l("window reset"),
     "resets_in": _l("resets in %(clock)s"),
-    "reset_time_unknown": _l("reset time unknown"),
-    "at_time": _l("at %(time)s"),
-    "checked_by": _l("by a %(kind)s call"),
-    "unknown": _l("unknown"),
-    "never": _l("never"),
-    "reload": _l("Reload"),
-    "chats_changed": _l("Your chats changed since this page was loaded. %(reload)s to see them."),
-    "figures_as_of": _l("Figures as of %(time)s; this page updates itself."),
-    "session_ended_dashboard": _l("Your session ended: sign in again to see fresh figures."),
-    "lost_contact_dashboard": _l(
-        "Lost contact with the site; these figures may be old. Trying again…"
-    ),
-    "no_notifications_24h": _l("No notifications in the last 24 hours."),
     "chars_too_many": _l("%(count)s characters too many"),
     "finished_summary": _l("Finished: %(delivered)s delivered."),
     "finished_summary_failed": _l("Finished: %(delivered)s delivered, %(failed)s failed."),
@@ -238,53 +225,7 @@ JS_STRINGS: dict[str, Any] = {
     "lost_contact_status": _l("Lost contact with the site; trying again…"),
     "copied": _l("Copied."),
     "copy_selected": _l("Selected: press Ctrl-C (or Cmd-C) to copy."),
-    "just_now": _l("just now"),
-    "minutes_ago": _l("%(count)s min ago"),
-    "hours_ago": _l("%(count)s h ago"),
-    "days_ago": _l("%(count)s d ago"),
-    "show_connections_of": _l("Show %(owner)s's connections"),
-    "problem_queued": _l("queued; due %(ago)s"),
-    "problem_lease": _l("sending; lease ran out %(ago)s"),
-    "problem_no_lease": _l("sending without a lease"),
-    "admin_figures_as_of": _l("Figures as of %(time)s; this page refreshes itself every 30 s."),
-    "admin_stale": _l("Could not refresh the figures; trying again…"),
-    "admin_signed_out": _l(
-        "Your session ended or lost its admin rights: sign in again to see fresh figures."
-    ),
-    "confirm_retry": _l("Retry notification %(id)s to “%(label)s” now?"),
-    "confirm_cancel": _l(
-        "Cancel notification %(id)s to “%(label)s”? It will be marked failed and never sent."
-    ),
-    "page_of": _l("page %(page)s of %(pages)s"),
-    "unreachable_hint": _l(
-        "The chat blocked the bot or removed it from the group. Once it is back, press Refresh."
-    ),
 }
-
-# The admin page's column names, which its script writes as the cells' data-label (shown on
-# narrow screens); keyed by the English name the script uses.
-JS_STRINGS.update(
-    {
-        "Attempts": _l("Attempts"),
-        "Calls left": _l("Calls left"),
-        "Chat": _l("Chat"),
-        "Created": _l("Created"),
-        "Failed": _l("Failed"),
-        "Images left": _l("Images left"),
-        "Key": _l("Key"),
-        "Label": _l("Label"),
-        "Last checked": _l("Last checked"),
-        "Last error": _l("Last error"),
-        "Last used": _l("Last used"),
-        "Message": _l("Message"),
-        "Name": _l("Name"),
-        "Owner": _l("Owner"),
-        "Problem": _l("Problem"),
-        "Resets": _l("Resets"),
-        "Sent": _l("Sent"),
-        "Status": _l("Status"),
-    }
-)
 
 # Status words the pages show in pills; the stored values stay English identifiers.
 STATUS_WORDS: dict[str, Any] = {

@@ -9,7 +9,7 @@ import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from notify_site.db_types import UTCDateTime, utcnow
@@ -122,7 +122,10 @@ class Connection(db.Model):
     target_name: Mapped[str | None] = mapped_column(String(200))
     target_type: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default=ConnectionStatus.ACTIVE)
+    # In English, with the code and parameters pages translate from (notify_site/stored_text.py).
     status_detail: Mapped[str | None] = mapped_column(String(300))
+    status_detail_code: Mapped[str | None] = mapped_column(String(32))
+    status_detail_params: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     # The last X-RateLimit snapshot the Notify server sent for this token.
     rate_limit: Mapped[int | None]
     rate_remaining: Mapped[int | None]
@@ -274,7 +277,10 @@ class Notification(db.Model):
 
     status: Mapped[str] = mapped_column(String(16), default=NotificationStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
+    # In English, with the code and parameters pages translate from (notify_site/stored_text.py).
     last_error: Mapped[str | None] = mapped_column(String(500))
+    last_error_code: Mapped[str | None] = mapped_column(String(32))
+    last_error_params: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     last_status_code: Mapped[int | None]
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lease_token: Mapped[str | None] = mapped_column(String(36))
@@ -307,7 +313,10 @@ class DeliveryAttempt(db.Model):
     # An OutcomeKind, or "interrupted"; NULL while the call is in flight.
     outcome: Mapped[str | None] = mapped_column(String(16))
     status_code: Mapped[int | None]
+    # As Notification.last_error: English, code and parameters.
     error: Mapped[str | None] = mapped_column(String(500))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_params: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     worker: Mapped[str | None] = mapped_column(String(64))
     # The fencing token of the claim that made the call: while the notification still carries
     # it under a live lease, an unfinished attempt is in flight rather than interrupted.

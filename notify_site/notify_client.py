@@ -20,6 +20,9 @@ Each call either returns a typed result or raises one :class:`NotifyError` subcl
 :class:`BadRequestError` (400), :class:`AuthError` (401), :class:`RateLimitedError` (429),
 :class:`ServerError` (any other status, or a 200 without the expected JSON) and
 :class:`NetworkError` (no HTTP answer at all). Error messages never contain the access token.
+When a message is this client's own words rather than the server's, the error also carries a
+stable ``code`` and its ``params`` (:data:`NO_ANSWER`...), so that whoever stores the message
+can show it in another language later (notify_site/stored_text.py).
 
 This module knows nothing of Flask or the database: it is given an origin, a timeout and
 optionally a :class:`requests.Session`, and it is the only place that builds Notify headers.
@@ -39,6 +42,10 @@ __all__ = [
     "AuthError",
     "BadRequestError",
     "CHAT_UNREACHABLE_REASON",
+    "NO_ANSWER",
+    "NO_CONNECTION",
+    "REQUEST_FAILED",
+    "UNEXPECTED_ANSWER",
     "NetworkError",
     "NotifyClient",
     "NotifyError",
@@ -60,6 +67,11 @@ _MAX_EPOCH_SECONDS = 253_402_300_799
 _MAX_MESSAGE_CHARS = 200
 #: The ``reason`` of a 401 body whose token is sound but whose chat is unreachable.
 CHAT_UNREACHABLE_REASON = "chat_unreachable"
+#: The codes of the messages this client writes itself (:attr:`NotifyError.code`).
+NO_ANSWER = "no_answer"  # params: url, seconds, detail
+NO_CONNECTION = "no_connection"  # params: url, detail
+REQUEST_FAILED = "request_failed"  # params: url, detail
+UNEXPECTED_ANSWER = "unexpected_answer"  # a 200 whose body is not the expected JSON
 
 
 @dataclass(frozen=True)
@@ -155,6 +167,8 @@ class NotifyError(Exception):
 
     ``status_code`` is the HTTP status (``None`` when there was no HTTP answer), ``message`` the
     server's explanation (or ours), ``rate_limit`` the headers of the answer when there was one.
+    When ``message`` is ours, ``code`` names it and ``params`` holds its variable parts (plain
+    strings and numbers); for a server's words both are None.
     """
 
     def __init__(
@@ -163,10 +177,14 @@ class NotifyError(Exception):
         *,
         status_code: int | None = None,
         rate_limit: RateLimit | None = None,
+        code: str | None = None,
+        params: dict[str, str | int | float] | None = None,
     ) -> None:
         self.message = message
         self.status_code = status_code
         self.rate_limit = rate_limit
+        self.code = code
+        self.params = params
         super().__init__(self._describe())
 
     def _describe(self) -> str:
@@ -200,9 +218,13 @@ class AuthError(NotifyError):
         status_code: int | None = None,
         rate_limit: RateLimit | None = None,
         chat_unreachable: bool = False,
+        code: str | None = None,
+        params: dict[str, str | int | float] | None = None,
     ) -> None:
         self.chat_unreachable = chat_unreachable
-        super().__init__(message, status_code=status_code, rate_limit=rate_limit)
+        super().__init__(
+            message, status_code=status_code, rate_limit=rate_limit, code=code, params=params
+        )
 
     def __repr__(self) -> str:
         return (
@@ -385,13 +407,19 @@ class NotifyClient:
                 **kwargs,
             )
         except requests.RequestException as exc:
+            detail = _exception_summary(exc, token)
+            params: dict[str, str | int | float] = {"url": url, "detail": detail}
             if isinstance(exc, requests.Timeout):
+                code = NO_ANSWER
                 what = f"no answer from the Notify server at {url} within {self.timeout} s"
+                params["seconds"] = self.timeout
             elif isinstance(exc, requests.ConnectionError):
+                code = NO_CONNECTION
                 what = f"could not connect to the Notify server at {url}"
             else:
+                code = REQUEST_FAILED
                 what = f"request to the Notify server at {url} failed"
-            raise NetworkError(f"{what} ({_exception_summary(exc, token)})") from exc
+            raise NetworkError(f"{what} ({detail})", code=code, params=params) from exc
         if response.status_code == 200:
             return response
         if response.status_code == 401:
@@ -428,6 +456,7 @@ def _success_body(response: requests.Response, token: str) -> dict[str, Any]:
             "the body is not the expected JSON {status: 200, message: ...}",
             status_code=response.status_code,
             rate_limit=RateLimit.from_headers(response.headers),
+            code=UNEXPECTED_ANSWER,
         )
     return body
 

@@ -148,7 +148,7 @@ class ConnectionDetailSchema(ConnectionSchema):
 
     status_detail = fields.String(allow_none=True)
     # The stored English detail in the page's language: what the page shows.
-    status_detail_text = fields.Function(lambda c: stored_text.translate(c.status_detail))
+    status_detail_text = fields.Function(lambda c: stored_text.shown_column(c, "status_detail"))
     owner = fields.Nested(OwnerSchema)
 
 
@@ -235,7 +235,7 @@ class NotificationDetailSchema(NotificationSchema):
     an excerpt, and for the admin's lists whose it is and what is wrong with it."""
 
     connection = fields.Nested(ConnectionStateSchema, required=True)
-    last_error_text = fields.Function(lambda n: stored_text.translate(n.last_error))
+    last_error_text = fields.Function(lambda n: stored_text.shown_column(n, "last_error"))
     excerpt = fields.Function(lambda n: excerpt(n.message))
     owner = fields.Nested(OwnerSchema)
     problem = fields.String()

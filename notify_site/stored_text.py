@@ -1,130 +1,172 @@
-"""English texts the site stores, shown in the page's language.
+"""Texts the site stores and shows later: English for the API and the logs, a code for pages.
 
-A notification's ``last_error`` and a connection's ``status_detail`` are data: they are written
-in English (the API returns them as they are, and a worker has no reader's language), so a
-page translates them when it shows them (the ``stored_text`` filter, and the ``*_text`` fields
-of the pages' own JSON).
+A notification's last error, a delivery attempt's error and a connection's status detail are
+data, written by a worker or a request that has no reader, and read later by the API (which
+returns them in English), the logs and the pages (which show them in the reader's language).
+Each is kept in three columns named after the text column, e.g. for ``last_error``:
 
-Two kinds of text are translated:
+* ``last_error``: the English text, as the API returns it and the logs print it;
+* ``last_error_code``: a stable code naming what the site said (a key of :data:`TEMPLATES`),
+  or None when the text is someone else's words (a Notify server's message, kept as it came);
+* ``last_error_params``: the code's parameters, as JSON: numbers and strings are shown as
+  they are (a URL, a server's words), a ``{"code": …, "params": …}`` is a text of the site's
+  own, translated in its turn ("gave up after 8 attempts: <could not connect …>").
 
-* fixed texts, marked with :func:`N_` where they are defined (``CONNECTION_REVOKED``...);
-* texts built around someone else's words (``gave up after 5 attempts: <server message>``,
-  ``500: <server message>``): the site's part is translated, the server's words are left as
-  they are (they are the Notify server's, in its own language).
+Pages translate from the code (:func:`shown`, and the ``stored_text`` filter), never from the
+English: rewording a template changes what new rows say in English, while every row, old or
+new, keeps showing the current translation of its code. A code this version does not know
+(a row written by a newer one), or parameters that no longer fit its template, show the
+stored English.
 
-Anything else (a server's message stored on its own) is shown unchanged.
+Rows written before the codes existed got theirs from migration ``1b68cdc1e014``, which read
+the English shapes the site wrote then.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from flask_babel import gettext
 
-# The fixed texts, as marked; only these are looked up in the catalogue.
-_FIXED: set[str] = set()
+from notify_site import notify_client
 
 
 def N_(text: str) -> str:  # noqa: N802 - the conventional name of gettext's no-op marker
-    """Mark an English text that is stored and shown translated later (see the module)."""
-    _FIXED.add(text)
+    """Mark a template for the catalogue (``pybabel extract -k N_``); it is translated later."""
     return text
 
 
-def _gave_up(match: re.Match[str]) -> str:
-    return gettext(
-        "gave up after %(count)s attempts: %(reason)s",
-        count=match["count"],
-        reason=translate(match["reason"]),
-    )
-
-
-def _server_answered(match: re.Match[str]) -> str:
-    return gettext(
-        "Notify server answered %(status)s: %(message)s",
-        status=match["status"],
-        message=translate(match["message"]),
-    )
-
-
-def _status_prefix(match: re.Match[str]) -> str:
-    return f"{match['status']}: {translate(match['message'])}"
-
-
-def _no_answer(match: re.Match[str]) -> str:
-    return gettext(
-        "no answer from the Notify server at %(url)s within %(seconds)s s (%(detail)s)",
-        url=match["url"],
-        seconds=match["seconds"],
-        detail=match["detail"],
-    )
-
-
-def _no_connection(match: re.Match[str]) -> str:
-    return gettext(
-        "could not connect to the Notify server at %(url)s (%(detail)s)",
-        url=match["url"],
-        detail=match["detail"],
-    )
-
-
-def _request_failed(match: re.Match[str]) -> str:
-    return gettext(
-        "request to the Notify server at %(url)s failed (%(detail)s)",
-        url=match["url"],
-        detail=match["detail"],
-    )
-
-
-# The shapes of the texts built in notify_site.services.retry and notify_site.notify_client.
-_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
-    (re.compile(r"gave up after (?P<count>\d+) attempts: (?P<reason>.*)", re.S), _gave_up),
-    (
-        re.compile(r"Notify server answered (?P<status>\d{3}): (?P<message>.*)", re.S),
-        _server_answered,
+#: Every code the site stores, and its English template (the catalogue's msgid).
+TEMPLATES: dict[str, str] = {
+    # A notification's last error and a delivery attempt's error.
+    "connection_revoked": N_("connection revoked"),
+    "chat_unreachable": N_("chat unreachable (the bot was blocked or removed from the group)"),
+    "cancelled_by_admin": N_("cancelled by an admin"),
+    "gave_up": N_("gave up after %(count)s attempts: %(reason)s"),
+    "no_answer_recorded": N_("no answer recorded: the worker stopped during the call"),
+    # The Notify client's own failures (notify_client.NotifyError.code).
+    notify_client.NO_ANSWER: N_(
+        "no answer from the Notify server at %(url)s within %(seconds)s s (%(detail)s)"
     ),
-    (re.compile(r"(?P<status>\d{3}): (?P<message>.*)", re.S), _status_prefix),
-    (
-        re.compile(
-            r"no answer from the Notify server at (?P<url>\S+) within (?P<seconds>[\d.]+) s"
-            r" \((?P<detail>.*)\)",
-            re.S,
-        ),
-        _no_answer,
+    notify_client.NO_CONNECTION: N_(
+        "could not connect to the Notify server at %(url)s (%(detail)s)"
     ),
-    (
-        re.compile(
-            r"could not connect to the Notify server at (?P<url>\S+) \((?P<detail>.*)\)", re.S
-        ),
-        _no_connection,
+    notify_client.REQUEST_FAILED: N_("request to the Notify server at %(url)s failed (%(detail)s)"),
+    notify_client.UNEXPECTED_ANSWER: N_(
+        "the body is not the expected JSON {status: 200, message: ...}"
     ),
-    (
-        re.compile(r"request to the Notify server at (?P<url>\S+) failed \((?P<detail>.*)\)", re.S),
-        _request_failed,
-    ),
-]
+    # Written by earlier versions only; kept so that their rows stay translated.
+    "server_answered": N_("Notify server answered %(status)s: %(message)s"),
+    "status_message": "%(status)s: %(message)s",  # nothing in it to translate
+    # A connection's status detail.
+    "token_rejected": N_("The Notify server rejected the new token."),
+    "name_not_read": N_("Connected; the chat's name could not be read yet."),
+    "no_name": N_("The chat's name is not available."),
+    "revoked_here": N_("Revoked on this site."),
+    "token_invalid": N_("The Notify server says the token is no longer valid."),
+    "token_revoked": N_("The Notify server answered 401: the token was revoked."),
+}
 
 
-def translate(text: str | None) -> str | None:
-    """``text`` in the page's language when the site wrote it, else unchanged (None too)."""
-    if not text:
+@dataclass(frozen=True)
+class StoredText:
+    """One stored text: ``text`` in English, and the ``code`` and ``params`` pages read."""
+
+    text: str
+    code: str | None = None
+    params: Mapping[str, Any] | None = None
+
+    def as_param(self) -> Any:
+        """This text as a parameter of another: its code and parameters, or its words."""
+        if self.code is None:
+            return self.text
+        return {"code": self.code, "params": dict(self.params or {})}
+
+
+def site_text(code: str, **params: Any) -> StoredText:
+    """A text of the site's own: its English, rendered from the code's template, and its code.
+
+    A parameter may itself be a :class:`StoredText` (translated in its turn on pages).
+    """
+    template = TEMPLATES[code]
+    english = {
+        name: value.text if isinstance(value, StoredText) else value
+        for name, value in params.items()
+    }
+    stored = {
+        name: value.as_param() if isinstance(value, StoredText) else value
+        for name, value in params.items()
+    }
+    return StoredText(template % english if english else template, code, stored or None)
+
+
+def error_text(error: notify_client.NotifyError) -> StoredText:
+    """What to store for a failed Notify call: the client's own words by their code, or the
+    server's message as it came."""
+    return StoredText(error.message, error.code, error.params)
+
+
+def columns(column: str, value: StoredText | None) -> dict[str, Any]:
+    """The three columns that hold ``value`` (see the module), for an UPDATE or a new row."""
+    if value is None:
+        return {column: None, f"{column}_code": None, f"{column}_params": None}
+    return {
+        column: value.text,
+        f"{column}_code": value.code,
+        f"{column}_params": dict(value.params) if value.params else None,
+    }
+
+
+def assign(row: Any, column: str, value: StoredText | None) -> None:
+    """Set the three columns of ``value`` on a model instance."""
+    for name, item in columns(column, value).items():
+        setattr(row, name, item)
+
+
+def _render(code: Any, params: Any) -> str | None:
+    """``code`` with ``params`` in the page's language; None when either cannot be read."""
+    template = TEMPLATES.get(code) if isinstance(code, str) else None
+    if template is None or not isinstance(params, Mapping):
+        return None
+    values: dict[str, Any] = {}
+    for name, value in params.items():
+        if isinstance(value, Mapping):
+            inner = _render(value.get("code"), value.get("params") or {})
+            if inner is None:
+                return None
+            values[name] = inner
+        else:
+            values[name] = value
+    try:
+        translated = gettext(template)
+        # A template without parameters is used as it is (a literal "%" in it stays one).
+        return translated % values if values or "%(" in template else translated
+    except (KeyError, TypeError, ValueError):
+        return None  # the template changed its parameters since the row was written
+
+
+def shown(text: str | None, code: str | None, params: Mapping[str, Any] | None) -> str | None:
+    """A stored text in the page's language: translated from its code, else as stored.
+
+    The text column decides whether there is anything to show at all (None stays None).
+    """
+    if not text or code is None:
         return text
-    if text in _FIXED:
-        return gettext(text)
-    for pattern, render in _PATTERNS:
-        match = pattern.fullmatch(text)
-        if match:
-            return render(match)
-    return text
+    rendered = _render(code, params or {})
+    return text if rendered is None else rendered
 
 
-def _load_marked_texts() -> None:
-    """Import the modules that mark stored texts, so the filter knows them in any process."""
-    from notify_site import notify_client  # noqa: F401
-    from notify_site.services import admin, connections, delivery, retry  # noqa: F401
+def shown_column(row: Any, column: str) -> str | None:
+    """:func:`shown` for the three columns named after ``column`` on ``row``."""
+    return shown(
+        getattr(row, column),
+        getattr(row, f"{column}_code", None),
+        getattr(row, f"{column}_params", None),
+    )
 
 
 def init_app(app) -> None:
-    app.jinja_env.filters["stored_text"] = lambda text: translate(text) or ""
-    _load_marked_texts()
+    # {{ notification|stored_text("last_error") }}
+    app.jinja_env.filters["stored_text"] = lambda row, column: shown_column(row, column) or ""

@@ -21,6 +21,8 @@ from notify_site.keyring import keyring
 from notify_site.models import Connection, ConnectionStatus, Notification, User
 from notify_site.services import accounts, api_keys
 from notify_site.services.notify import connection_context
+from notify_site.services.retry import CONNECTION_REVOKED
+from notify_site.stored_text import StoredText, columns, site_text
 
 PASSWORD = "correct horse battery"
 
@@ -96,14 +98,17 @@ def add_notification(
     next_attempt: datetime | None = None,
     lease_expires: datetime | None = None,
     attempts: int = 1,
-    last_error: str | None = None,
+    last_error: str | StoredText | None = None,
     api_key_id: int | None = None,
     message: str = "Disk 91% full",
     **fields,
 ) -> int:
-    """A notification row in any state (``fields``: stickers, image URLs...)."""
+    """A notification row in any state (``fields``: stickers, image URLs...). A ``last_error``
+    given as a plain string is stored as a server's words, without a code."""
     connection = db.session.get(Connection, connection_id)
     created = created or utcnow()
+    if isinstance(last_error, str):
+        last_error = StoredText(last_error)
     row = Notification(
         owner_id=connection.owner_id,
         connection_id=connection_id,
@@ -111,7 +116,7 @@ def add_notification(
         message=message,
         status=status,
         attempts=attempts,
-        last_error=last_error,
+        **columns("last_error", last_error),
         created_at=created,
         updated_at=created,
         next_attempt_at=next_attempt or created,
@@ -221,7 +226,7 @@ def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
             status="failed",
             created=now - minutes(3),
             finished=now - minutes(2),
-            last_error="connection revoked",
+            last_error=CONNECTION_REVOKED,
         )
         n["failed_server"] = add_notification(
             c["ops"],
@@ -229,7 +234,11 @@ def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
             created=now - minutes(70),
             finished=now - minutes(60),
             attempts=8,
-            last_error="gave up after 8 attempts: Notify server answered 500: boom",
+            last_error=site_text(
+                "gave_up",
+                count=8,
+                reason=site_text("server_answered", status=500, message=StoredText("boom")),
+            ),
         )
         n["stuck_queued"] = add_notification(
             c["ops"], status="queued", created=now - minutes(120), next_attempt=now - minutes(90)

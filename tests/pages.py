@@ -121,7 +121,9 @@ LISTED: dict[str, Page] = {
         Page("send.status", args=_own_notifications),
         Page("send.status_json", args=_own_notifications, kind="json"),
         Page("dashboard.chart", kind="fragment"),
+        Page("dashboard.parts", kind="fragment"),
         Page("admin.charts_fragment", kind="fragment"),
+        Page("admin.parts", kind="fragment"),
         Page("admin.notifications_json", args=lambda d: {"list": "failed"}, kind="json"),
         Page("api.list_connections", kind="json", headers=_api_key),
         Page(

@@ -35,14 +35,14 @@ from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import DeliveryAttempt, Notification, NotificationStatus
 from notify_site.services.retry import Outcome, RetryPolicy
-from notify_site.stored_text import N_
+from notify_site.stored_text import columns, site_text
 
 #: The outcome of an attempt whose worker stopped during the call.
 INTERRUPTED = "interrupted"
 #: Shown for an attempt whose lease is live and whose call has not answered yet.
 IN_FLIGHT = "in_flight"
-#: Stored in English as the interrupted attempt's error (pages show it translated).
-NO_ANSWER_RECORDED = N_("no answer recorded: the worker stopped during the call")
+#: The interrupted attempt's error (English, with a code pages translate: stored_text.py).
+NO_ANSWER_RECORDED = site_text("no_answer_recorded")
 
 
 def start(notification_id: int, lease_token: str, worker: str) -> int | None:
@@ -81,7 +81,7 @@ def finish_values(outcome: Outcome, now: datetime) -> dict:
     return {
         "outcome": outcome.kind,
         "status_code": outcome.status_code,
-        "error": outcome.error,
+        **columns("error", outcome.error),
         "finished_at": now,
     }
 
@@ -141,7 +141,7 @@ def close_interrupted(lease_token: str, policy: RetryPolicy, now: datetime) -> s
             DeliveryAttempt.notification_id.in_(list(counts)),
             DeliveryAttempt.outcome.is_(None),
         )
-        .values(outcome=INTERRUPTED, error=NO_ANSWER_RECORDED)
+        .values(outcome=INTERRUPTED, **columns("error", NO_ANSWER_RECORDED))
         .execution_options(synchronize_session=False)
     )
     by_count: dict[int, list[int]] = {}
@@ -168,7 +168,10 @@ def close_interrupted(lease_token: str, policy: RetryPolicy, now: datetime) -> s
             .where(Notification.id == notification_id)
             .values(
                 status=NotificationStatus.FAILED,
-                last_error=f"gave up after {attempts} attempts: {NO_ANSWER_RECORDED}",
+                **columns(
+                    "last_error",
+                    site_text("gave_up", count=attempts, reason=NO_ANSWER_RECORDED),
+                ),
                 last_status_code=None,
                 finished_at=now,
                 updated_at=now,
@@ -216,7 +219,7 @@ def history(notification: Notification, now: datetime | None = None) -> list[Att
             if live and attempt.lease_token == notification.lease_token:
                 outcome = IN_FLIGHT
             else:
-                outcome, error = INTERRUPTED, NO_ANSWER_RECORDED
+                outcome, error = INTERRUPTED, NO_ANSWER_RECORDED.text
         records.append(
             AttemptRecord(
                 attempt.started_at, attempt.finished_at, outcome, attempt.status_code, error

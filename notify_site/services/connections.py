@@ -43,16 +43,16 @@ from notify_site.services import ServiceError, plain_text_reason
 from notify_site.services.notifications import fail_pending_notifications
 from notify_site.services.notify import connection_context, notify_client, oauth_client
 from notify_site.services.retry import CHAT_UNREACHABLE, CONNECTION_REVOKED
-from notify_site.stored_text import N_
+from notify_site.stored_text import StoredText, assign, columns, site_text
 
 log = logging.getLogger(__name__)
 
-# A connection's status_detail: stored in English (the API returns it), shown translated.
-DETAIL_TOKEN_REJECTED = N_("The Notify server rejected the new token.")
-DETAIL_NAME_NOT_READ = N_("Connected; the chat's name could not be read yet.")
-DETAIL_NO_NAME = N_("The chat's name is not available.")
-DETAIL_REVOKED_HERE = N_("Revoked on this site.")
-DETAIL_TOKEN_INVALID = N_("The Notify server says the token is no longer valid.")
+# A connection's status_detail: English (the API returns it), with a code pages translate.
+DETAIL_TOKEN_REJECTED = site_text("token_rejected")
+DETAIL_NAME_NOT_READ = site_text("name_not_read")
+DETAIL_NO_NAME = site_text("no_name")
+DETAIL_REVOKED_HERE = site_text("revoked_here")
+DETAIL_TOKEN_INVALID = site_text("token_invalid")
 
 
 class StateError(ServiceError):
@@ -218,7 +218,7 @@ def complete_connect(
     elif isinstance(status_error, AuthError):
         _mark_revoked(connection, DETAIL_TOKEN_REJECTED)
     else:
-        connection.status_detail = DETAIL_NAME_NOT_READ
+        assign(connection, "status_detail", DETAIL_NAME_NOT_READ)
         if status_error is not None and status_error.rate_limit is not None:
             _apply_rate_limit(connection, status_error.rate_limit, "status")
     db.session.commit()
@@ -293,22 +293,22 @@ def _apply_status(connection: Connection, status: TargetStatus) -> None:
     connection.target_name = status.target
     connection.target_type = status.target_type
     connection.status = ConnectionStatus.ACTIVE
-    connection.status_detail = None if status.target else DETAIL_NO_NAME
+    assign(connection, "status_detail", None if status.target else DETAIL_NO_NAME)
     _apply_rate_limit(connection, status.rate_limit, "status")
 
 
-def revocation_values(detail: str) -> dict:
+def revocation_values(detail: StoredText) -> dict:
     """The connection columns of a revoked connection. A dead token is of no use to anyone:
     even its ciphertext is dropped."""
     return {
         "status": ConnectionStatus.REVOKED,
-        "status_detail": detail,
+        **columns("status_detail", detail),
         "revoked_at": utcnow(),
         "token_ciphertext": "",
     }
 
 
-def _mark_revoked(connection: Connection, detail: str) -> None:
+def _mark_revoked(connection: Connection, detail: StoredText) -> None:
     for name, value in revocation_values(detail).items():
         setattr(connection, name, value)
     if connection.id is not None:
@@ -320,7 +320,7 @@ def unreachable_values() -> dict:
     "chat_unreachable"``). Unlike a revoked one it keeps its token: the chat may add the bot
     back, and a successful status call (Refresh) then makes the connection active again. The
     pages explain the state themselves, in the reader's language, so no detail is stored."""
-    return {"status": ConnectionStatus.UNREACHABLE, "status_detail": None}
+    return {"status": ConnectionStatus.UNREACHABLE, **columns("status_detail", None)}
 
 
 def _mark_unreachable(connection: Connection) -> None:

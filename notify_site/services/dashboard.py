@@ -33,36 +33,6 @@ HOURS = 24
 #: How many of the latest notifications the dashboard lists.
 RECENT_LIMIT = 20
 EXCERPT_CHARS = 80
-#: At or below this share of its limit a gauge turns amber (dashboard.js uses the same).
-LOW_FRACTION = 0.2
-
-
-@dataclass(frozen=True)
-class Gauge:
-    """One quota figure of a connection, ready to draw: ``remaining`` of ``limit``."""
-
-    remaining: int | None
-    limit: int | None
-
-    @property
-    def known(self) -> bool:
-        return self.remaining is not None and self.limit is not None and self.limit > 0
-
-    @property
-    def percent(self) -> float:
-        """The share left, 0–100, for the arc's length (0 when unknown)."""
-        if not self.known:
-            return 0.0
-        return round(100 * min(max(self.remaining, 0), self.limit) / self.limit, 1)
-
-    @property
-    def level(self) -> str:
-        """``ok``, ``low``, ``empty`` or ``unknown``: the gauge's colour."""
-        if not self.known:
-            return "unknown"
-        if self.remaining <= 0:
-            return "empty"
-        return "low" if self.remaining <= self.limit * LOW_FRACTION else "ok"
 
 
 @dataclass(frozen=True)

@@ -61,12 +61,12 @@ from notify_site.services.retry import (
     RetryPolicy,
     classify,
 )
-from notify_site.stored_text import N_
+from notify_site.stored_text import StoredText, columns, site_text
 
 log = logging.getLogger(__name__)
 
-# A revoked connection's status_detail (stored in English, shown translated).
-TOKEN_REVOKED_DETAIL = N_("The Notify server answered 401: the token was revoked.")
+# A revoked connection's status_detail (English, with a code pages translate).
+TOKEN_REVOKED_DETAIL = site_text("token_revoked")
 # How often a claim's step is tried again while the database does not answer.
 DATABASE_RETRY_SECONDS = 0.5
 
@@ -423,7 +423,7 @@ def finish(
     now = utcnow()
     values: dict = {
         "last_status_code": outcome.status_code,
-        "last_error": outcome.error,
+        **columns("last_error", outcome.error),
         "updated_at": now,
         "lease_token": None,
         "lease_expires_at": None,
@@ -431,7 +431,8 @@ def finish(
     if outcome.spends_attempt:
         values["attempts"] = Notification.attempts + 1
     if outcome.kind == OutcomeKind.DELIVERED:
-        values.update(status=NotificationStatus.DELIVERED, finished_at=now, last_error=None)
+        values.update(status=NotificationStatus.DELIVERED, finished_at=now)
+        values.update(columns("last_error", None))
     elif outcome.kind in (OutcomeKind.FAILED, OutcomeKind.REVOKED, OutcomeKind.UNREACHABLE):
         values.update(status=NotificationStatus.FAILED, finished_at=now)
     else:  # RETRY and WAIT: back in the queue until retry_at
@@ -497,7 +498,10 @@ def process_claim(
             db.session.execute(
                 update(Connection)
                 .where(Connection.id == claim.connection_id)
-                .values(status=ConnectionStatus.ERROR, status_detail=str(error)[:300])
+                .values(
+                    status=ConnectionStatus.ERROR,
+                    **columns("status_detail", StoredText(str(error)[:300])),
+                )
                 .execution_options(synchronize_session=False)
             )
             db.session.commit()

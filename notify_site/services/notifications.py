@@ -31,6 +31,7 @@ from notify_site.models import (
 )
 from notify_site.notify_content import Content, Problem
 from notify_site.services import ServiceError
+from notify_site.stored_text import StoredText, columns
 
 if TYPE_CHECKING:
     from notify_site.services.api_keys import AuthenticatedKey
@@ -247,7 +248,7 @@ def active_connections(user: User) -> list[Connection]:
     )
 
 
-def fail_pending_notifications(connection_id: int, reason: str) -> int:
+def fail_pending_notifications(connection_id: int, reason: StoredText) -> int:
     """Fail every queued or in-flight notification of a connection (no commit).
 
     Used when the connection dies (revoked here, or a 401 from the Notify server): its backlog
@@ -262,7 +263,7 @@ def fail_pending_notifications(connection_id: int, reason: str) -> int:
         )
         .values(
             status=NotificationStatus.FAILED,
-            last_error=reason,
+            **columns("last_error", reason),
             finished_at=now,
             updated_at=now,
             lease_token=None,

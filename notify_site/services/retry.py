@@ -26,7 +26,7 @@ from notify_site.notify_client import (
     RateLimit,
     RateLimitedError,
 )
-from notify_site.stored_text import N_
+from notify_site.stored_text import StoredText, error_text, site_text
 
 
 class OutcomeKind:
@@ -38,9 +38,9 @@ class OutcomeKind:
     UNREACHABLE = "unreachable"  # the chat blocked the bot or removed it; the token is sound
 
 
-# Stored in English as a notification's last_error; pages show them translated.
-CONNECTION_REVOKED = N_("connection revoked")
-CHAT_UNREACHABLE = N_("chat unreachable (the bot was blocked or removed from the group)")
+# A notification's last_error (English, with a code pages translate: stored_text.py).
+CONNECTION_REVOKED = site_text("connection_revoked")
+CHAT_UNREACHABLE = site_text("chat_unreachable")
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class Outcome:
     kind: str
     spends_attempt: bool
     status_code: int | None = None
-    error: str | None = None
+    error: StoredText | None = None
     retry_at: datetime | None = None
     rate_limit: RateLimit | None = None
 
@@ -107,19 +107,20 @@ def classify(
         return Outcome(OutcomeKind.DELIVERED, True, 200, None, None, rate_limit)
     status = error.status_code
     limits = error.rate_limit or rate_limit
+    reason = error_text(error)
     if isinstance(error, RateLimitedError):
         return Outcome(
-            OutcomeKind.WAIT, False, status, error.message, wait_until(limits, now, policy), limits
+            OutcomeKind.WAIT, False, status, reason, wait_until(limits, now, policy), limits
         )
     if isinstance(error, AuthError) and error.chat_unreachable:
         return Outcome(OutcomeKind.UNREACHABLE, True, status, CHAT_UNREACHABLE, None, limits)
     if isinstance(error, AuthError):
         return Outcome(OutcomeKind.REVOKED, True, status, CONNECTION_REVOKED, None, limits)
     if isinstance(error, BadRequestError):
-        return Outcome(OutcomeKind.FAILED, True, status, error.message, None, limits)
+        return Outcome(OutcomeKind.FAILED, True, status, reason, None, limits)
     # 5xx, other statuses, timeouts and connection errors: worth another try.
     if policy.gives_up(attempts, created_at, now):
-        reason = f"gave up after {attempts} attempts: {error.message}"
-        return Outcome(OutcomeKind.FAILED, True, status, reason, None, limits)
+        gave_up = site_text("gave_up", count=attempts, reason=reason)
+        return Outcome(OutcomeKind.FAILED, True, status, gave_up, None, limits)
     retry_at = now + timedelta(seconds=policy.backoff(attempts, rng))
-    return Outcome(OutcomeKind.RETRY, True, status, error.message, retry_at, limits)
+    return Outcome(OutcomeKind.RETRY, True, status, reason, retry_at, limits)

@@ -1,8 +1,9 @@
 """``/admin``: the quota dashboard across every connection, for admins only (SPEC 4.5).
 
-The page and its data endpoints share one set of query parameters, so what the page shows, the
-script that refreshes it (static/js/admin.js) and an internal system reading the JSON all see
-the same figures:
+The page, its parts and its data endpoints share one set of query parameters, so what the page
+shows, the parts that refresh it (``/admin/parts`` and ``/admin/charts``: HTML fragments drawn
+by the page's own template macros, swapped in by static/js/parts.js) and an internal system
+reading the JSON all see the same figures:
 
 =================  =========================================================================
 ``page``           connections page (50 a page), ``user`` (a username) and ``status`` filters
@@ -12,9 +13,9 @@ the same figures:
 ``hours``          the chart's window: 24 or 48
 =================  =========================================================================
 
-People are sent to sign in (HTML) or get a 403 page. The data endpoints answer 401 or 403 as
-JSON, and besides a session they take an admin's API key (``Authorization: Bearer nsk_…``), so
-a monitoring system can read them without a browser.
+People are sent to sign in (HTML) or get a 403 page. The data endpoints and the fragments
+answer 401 or 403 as JSON, and besides a session they take an admin's API key
+(``Authorization: Bearer nsk_…``), so a monitoring system can read them without a browser.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
 from notify_site import serialisers
-from notify_site.charts import Series, bar_chart
+from notify_site.charts import Series, bar_chart, chart_key
 from notify_site.extensions import login_manager
 from notify_site.forms import ConfirmForm
 from notify_site.i18n import hour_label, zone_name
@@ -48,6 +49,7 @@ from notify_site.plain_text import text_problem
 from notify_site.services import admin as service
 from notify_site.services import api_keys
 from notify_site.services.accounts import AccountDisabledError
+from notify_site.services.quota import Gauge
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -57,6 +59,7 @@ DATA_ENDPOINTS = {
     "admin.connections_json",
     "admin.notifications_json",
     "admin.api_keys_json",
+    "admin.parts",
     "admin.charts_fragment",
 }
 PAGE_PARAMS = ("page", "stuck_page", "failed_page", "keys_page")
@@ -200,10 +203,12 @@ def _charts(chart: service.HourlyChart) -> dict[str, Markup]:
 # --- the page ------------------------------------------------------------------------------
 
 
-@bp.get("")
-def index():
-    state = _state()
+def _page_context(state: dict[str, Any]) -> dict[str, Any]:
+    """What the page and its refreshing parts (templates/admin/_parts.html) are drawn from."""
     summary = service.summary(_hours(state))
+    # Each owner's link is this plus the name (one url_for per page, not one per row).
+    owner_base = url_for("admin.index", hours=state.get("hours"))
+    owner_base += ("&" if "hours" in state else "?") + "user="
 
     def page_url(param: str, number: int, anchor: str) -> str:
         args = {**state, param: number}
@@ -211,21 +216,41 @@ def index():
             args.pop(param)
         return url_for("admin.index", **args, _anchor=anchor)
 
+    return {
+        "state": state,
+        "summary": summary,
+        "now": summary.generated_at,
+        "hours": _hours(state),
+        "chart_key": chart_key(serialisers.HOURLY_CHART.dump(summary.chart)),
+        "connections": _connections(state),
+        "stuck": service.list_problem_notifications("stuck", page=state.get("stuck_page", 1)),
+        "failed": service.list_problem_notifications("failed", page=state.get("failed_page", 1)),
+        "keys": service.list_api_keys(page=state.get("keys_page", 1)),
+        "page_url": page_url,
+        "owner_base": owner_base,
+        "action_form": ConfirmForm(),
+        "gauge": Gauge,
+    }
+
+
+@bp.get("")
+def index():
+    state = _state()
+    context = _page_context(state)
     return render_template(
         "admin/index.html",
-        state=state,
-        summary=summary,
-        charts=_charts(summary.chart),
-        connections=_connections(state),
-        stuck=service.list_problem_notifications("stuck", page=state.get("stuck_page", 1)),
-        failed=service.list_problem_notifications("failed", page=state.get("failed_page", 1)),
-        keys=service.list_api_keys(page=state.get("keys_page", 1)),
+        **context,
+        charts=_charts(context["summary"].chart),
         statuses=service.CONNECTION_STATUSES,
-        page_url=page_url,
-        action_form=ConfirmForm(),
-        count_cap=service.COUNT_CAP,
         stuck_after_minutes=int(service.STUCK_AFTER.total_seconds() // 60),
     )
+
+
+@bp.get("/parts")
+def parts():
+    """The parts of the page that refresh themselves, as an HTML fragment (same query)."""
+    body = render_template("admin/parts.html", **_page_context(_state()))
+    return body, 200, NO_STORE
 
 
 # --- data endpoints ------------------------------------------------------------------------
@@ -287,7 +312,7 @@ def charts_fragment():
     """The charts as the page draws them (an HTML fragment), for the page's refresh."""
     state = _state()
     chart = service.deliveries_per_hour(_hours(state))
-    body = render_template("admin/_charts.html", charts=_charts(chart), hours=_hours(state))
+    body = render_template("admin/charts.html", charts=_charts(chart), hours=_hours(state))
     return body, 200, NO_STORE
 
 

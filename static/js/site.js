@@ -22,21 +22,6 @@
       Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : match,
     );
 
-  // t() with values that are nodes: a list of strings and nodes to append.
-  const tNodes = (key, values = {}) => {
-    const parts = [];
-    const text = data.strings[key] || key;
-    let last = 0;
-    for (const match of text.matchAll(/%\((\w+)\)s/g)) {
-      parts.push(text.slice(last, match.index));
-      const value = values[match[1]];
-      parts.push(value === undefined ? match[0] : value);
-      last = match.index + match[0].length;
-    }
-    parts.push(text.slice(last));
-    return parts.filter((part) => part !== "");
-  };
-
   const status = (value) => (value && data.statuses[value]) || value;
 
   const numberFormat = new Intl.NumberFormat(data.locale);
@@ -83,16 +68,14 @@
     return time;
   };
 
-  window.notifySiteI18n = { locale: data.locale, timeZone: data.timeZone, t, tNodes, status, number, timeText, timeElement };
+  window.notifySiteI18n = { locale: data.locale, timeZone: data.timeZone, t, status, number, timeText, timeElement };
 })();
 
-document.addEventListener("DOMContentLoaded", () => {
-  // Forms that destroy something ask first.
-  for (const form of document.querySelectorAll("form[data-confirm]")) {
-    form.addEventListener("submit", (event) => {
-      if (!window.confirm(form.dataset.confirm)) {
-        event.preventDefault();
-      }
-    });
+// Forms that destroy something ask first: one listener for the whole document, so that forms
+// a page swaps in later (static/js/parts.js) ask too.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form instanceof HTMLFormElement && form.dataset.confirm !== undefined && !window.confirm(form.dataset.confirm)) {
+    event.preventDefault();
   }
 });

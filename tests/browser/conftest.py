@@ -46,6 +46,20 @@ def page(chromium):
     context.close()
 
 
+def dismissed_question(page, button) -> str:
+    """Click ``button``, say no to the confirmation it asks for, and return its question."""
+    questions: list[str] = []
+
+    def dismiss(dialog):
+        questions.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    button.click()  # returns once the page's confirm() has had its answer
+    assert len(questions) == 1, questions
+    return questions[0]
+
+
 def screenshot(page, name: str) -> Path:
     """Save a full-page screenshot under test-artifacts/ for people to look at."""
     ARTIFACTS.mkdir(exist_ok=True)

@@ -13,7 +13,7 @@ from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import Notification, NotificationStatus
 from notify_site.services import api_keys
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import dismissed_question, screenshot
 from tests.factories import PASSWORD, add_connection, add_notification, create_user
 
 pytestmark = pytest.mark.browser
@@ -117,16 +117,9 @@ def test_retry_asks_first_then_queues_the_failed_row(live, page):
     page.set_viewport_size(DESKTOP)
     page.goto(f"{live.site}/admin")
     row = page.locator(f'table[data-list="failed"] tr[data-id="{ids["failed"]}"]')
-    messages: list[str] = []
-
-    def dismiss(dialog):
-        messages.append(dialog.message)
-        dialog.dismiss()
-
-    page.once("dialog", dismiss)
-    row.get_by_role("button", name="Retry").click()
+    question = dismissed_question(page, row.get_by_role("button", name="Retry"))
     expect(page).to_have_url(f"{live.site}/admin")
-    assert messages == [f"Retry notification {ids['failed']} to “Ops alerts” now?"]
+    assert question == f"Retry notification {ids['failed']} to “Ops alerts” now?"
     assert status_of(live, ids["failed"]) == NotificationStatus.FAILED
 
     page.once("dialog", lambda dialog: dialog.accept())

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import Connection, Notification, NotificationStatus
-from tests.browser.conftest import screenshot
-from tests.factories import PASSWORD
+from tests.browser.conftest import dismissed_question, screenshot
+from tests.factories import PASSWORD, create_connection
 
 pytestmark = pytest.mark.browser
 
@@ -190,6 +190,33 @@ def test_figures_refresh_without_reload_and_the_countdown_reaches_reset(live, pa
     expect(me.locator("[data-field=countdown]")).to_have_text("window reset")
     expect(me.locator("[data-field=reset_note]")).to_be_visible()
     screenshot(page, "dashboard-after-poll-and-reset")
+
+
+@pytest.mark.parametrize("live_overrides", [{}])
+def test_a_chat_connected_meanwhile_appears_and_its_buttons_ask_first(live, page):
+    """The cards are swapped in as the server draws them: a chat connected in another tab
+    shows up without a reload, with working buttons that ask before they revoke."""
+    sign_up_and_connect(page, live, [("Me", "1-on-1")])
+    page.clock.install()
+    page.goto(f"{live.site}/dashboard")
+    expect(page.locator("article.quota-card")).to_have_count(1)
+    page.evaluate("document.body.dataset.marker = 'same page'")
+    with live.app.app_context():
+        owner = db.session.scalars(select(Connection)).one().owner
+        create_connection(owner, label="Night shift")
+
+    page.clock.run_for(16_000)  # past one refresh
+    night = card(page, "Night shift")
+    expect(night.locator("[data-field=status]")).to_have_text("active")
+    assert page.evaluate("document.body.dataset.marker") == "same page"  # no reload
+
+    question = dismissed_question(page, night.get_by_role("button", name="Revoke"))
+    assert question == "Disconnect “Night shift”? Messages can no longer be sent to this chat."
+    expect(night.locator("[data-field=status]")).to_have_text("active")
+    page.once("dialog", lambda dialog: dialog.accept())
+    night.get_by_role("button", name="Revoke").click()
+    expect(page.locator(".flash-success")).to_contain_text("“Night shift” is disconnected")
+    expect(night.locator("[data-field=status]")).to_have_text("revoked")
 
 
 def test_refresh_and_revoke_return_to_the_dashboard(live, page):

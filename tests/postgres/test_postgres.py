@@ -8,11 +8,18 @@ from notify_site.keyring import keyring
 from notify_site.models import Connection
 from notify_site.services.notify import connection_context
 from tests.factories import create_connection, create_user
-from tests.unit.test_migrations import assert_migrations_match_models
+from tests.unit.test_migrations import (
+    assert_migrations_match_models,
+    assert_old_texts_get_their_codes,
+)
 
 
 def test_migrations_match_models_on_postgresql(app_config):
     assert_migrations_match_models(create_app(app_config))
+
+
+def test_existing_error_texts_get_their_codes_on_postgresql(app_config):
+    assert_old_texts_get_their_codes(create_app(app_config))
 
 
 def test_connection_round_trip_keeps_aware_times_and_ciphertext(app):

@@ -12,6 +12,7 @@ from notify_site.extensions import db
 from notify_site.models import Notification, NotificationStatus
 from notify_site.services import api_keys
 from tests.factories import add_connection, add_notification, create_user, login
+from tests.fragments import is_fragment, parts
 from tests.unit.test_admin_service import (
     ordering_scenario,
     problem_scenario,
@@ -24,6 +25,7 @@ JSON_PATHS = [
     "/admin/notifications.json?list=failed",
     "/admin/api-keys.json",
     "/admin/charts",
+    "/admin/parts",
 ]
 
 
@@ -146,7 +148,7 @@ def test_admin_page_shows_every_section_and_the_chart(app, as_admin):
     assert f"{utcnow():%H} · Delivered: 1</title>" in html
     assert f"{utcnow():%H} · Failed: 1</title>" in html
     assert "The server answered 500" in html
-    assert "static/js/admin.js" in html
+    assert "static/js/parts.js" in html  # the script that keeps the page current
     assert "css/admin.css" in html
     # The CSP allows no inline script and no inline style.
     assert "<script>" not in html
@@ -265,6 +267,68 @@ def test_charts_fragment_redraws_both_charts_at_both_sizes(app, as_admin):
     assert fragment.count("Failures per hour, last 48 hours") == 4  # aria-label and title, x2
     assert fragment.count(f"{utcnow():%H} · Failed: 1</title>") == 4
     assert fragment.count("Delivered: 0</title>") == 2 * 48  # only in the combined chart
+
+
+def test_parts_fragment_draws_the_pages_parts_the_same(app, as_admin):
+    """What the script swaps in is what the page drew: each part, from the same macro."""
+    now = utcnow()
+    with app.app_context():
+        alice = create_user("alice")
+        ops = add_connection(alice, "Ops", remaining=0)
+        add_connection(alice, "Family", remaining=150)
+        add_notification(ops, status="failed", finished=now, last_error="Invalid sticker")
+        add_notification(ops, status="queued", next_attempt=now - timedelta(hours=1))
+        api_keys.create_api_key(alice, "CI")
+    page = as_admin.get("/admin?hours=48").get_data(as_text=True)
+    answer = as_admin.get("/admin/parts?hours=48")
+    assert answer.status_code == 200
+    assert answer.content_type.startswith("text/html")
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert "script-src" in answer.headers["Content-Security-Policy"]
+    fragment = answer.get_data(as_text=True)
+    assert is_fragment(fragment)
+    on_page, swapped = parts(page), parts(fragment)
+    assert set(swapped) == set(on_page) - {"charts"}  # the charts come from /admin/charts
+    assert set(swapped) >= {"connections", "stuck", "failed", "keys", "figures", "updated"}
+    for name in swapped.keys() - {"updated"}:  # "updated" says the time it was drawn
+        assert swapped[name] == on_page[name], name
+    assert "Figures as of" in swapped["updated"]
+    assert '/cancel?hours=48" class="inline" data-confirm="Cancel notification' in swapped["stuck"]
+
+
+def test_parts_fragment_keeps_the_pages_filters_and_pages(app, as_admin):
+    now = utcnow()
+    with app.app_context():
+        alice = create_user("alice")
+        add_connection(alice, "Gone", remaining=None, status="revoked")
+        active = add_connection(alice, "Ops", remaining=10)
+        stuck = add_notification(active, status="queued", next_attempt=now - timedelta(hours=1))
+    fragment = parts(as_admin.get("/admin/parts?status=revoked&hours=48").get_data(as_text=True))
+    assert "Gone" in fragment["connections"]
+    assert "Ops" not in fragment["connections"]
+    # Its buttons and links come back to the same view of the page.
+    cancel = f"/admin/notifications/{stuck}/cancel?status=revoked&amp;hours=48"
+    assert f'action="{cancel}"' in fragment["stuck"]
+    assert 'href="/admin?hours=48&amp;user=alice#connections"' in fragment["connections"]
+
+
+def test_parts_fragment_escapes_what_people_typed(app, as_admin):
+    with app.app_context():
+        mallory = create_user("mallory")
+        add_connection(mallory, '<img src=x onerror="alert(1)">', remaining=5)
+    fragment = as_admin.get("/admin/parts").get_data(as_text=True)
+    assert "<img src=x" not in fragment
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in fragment
+
+
+@pytest.mark.parametrize(("remaining", "low"), [(150, True), (200, True), (201, False)])
+def test_a_chat_is_low_on_calls_at_the_dashboards_mark(app, as_admin, remaining, low):
+    """One rule for "low": at or below a fifth of the limit, on the dashboard and here."""
+    with app.app_context():
+        add_connection(create_user("alice"), "Ops", remaining=remaining)
+    cells = parts(as_admin.get("/admin/parts").get_data(as_text=True))["connections"]
+    assert ('class="quota quota-low"' in cells) is low
+    assert 'low="200"' in cells  # the meter's own mark agrees
 
 
 # --- actions -------------------------------------------------------------------------------

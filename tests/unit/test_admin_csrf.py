@@ -72,7 +72,10 @@ def test_actions_with_the_pages_token_work(app, signed_in_admin, rows):
         f"/admin/notifications/{rows['failed_recent']}/retry", data={"csrf_token": token}
     )
     assert answer.status_code == 302
-    # The token that summary.json hands the refreshing page works as well.
+    # The tokens of the buttons the refreshing page swaps in work as well.
+    fragment = signed_in_admin.get("/admin/parts").get_data(as_text=True)
+    assert TOKEN.search(fragment) is not None
+    # And the token that summary.json hands out.
     fresh = signed_in_admin.get("/admin/summary.json").json["csrf_token"]
     answer = signed_in_admin.post(
         f"/admin/notifications/{rows['queued_overdue']}/cancel", data={"csrf_token": fresh}

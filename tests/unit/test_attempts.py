@@ -121,7 +121,7 @@ def test_a_call_cut_off_shows_as_interrupted_once_its_lease_ran_out(app, ids, mo
     cut_off_call(app, ids)
     [cut] = history(app, ids)  # no worker has claimed the row again yet
     assert cut["outcome"] == attempts.INTERRUPTED
-    assert cut["error"] == attempts.NO_ANSWER_RECORDED
+    assert cut["error"] == attempts.NO_ANSWER_RECORDED.text
     assert cut["finished_at"] is None
 
 
@@ -142,6 +142,8 @@ def test_the_next_claim_records_the_interrupted_attempt_and_counts_it(app, ids, 
     with app.app_context():
         stored = db.session.scalars(select(DeliveryAttempt.outcome).order_by(DeliveryAttempt.id))
         assert stored.all() == [attempts.INTERRUPTED, "delivered"]
+        codes = db.session.scalars(select(DeliveryAttempt.error_code).order_by(DeliveryAttempt.id))
+        assert codes.all() == ["no_answer_recorded", None]  # pages translate from the code
 
 
 def test_a_row_whose_calls_keep_being_cut_off_fails_without_another_call(app, ids, mocked_http):
@@ -154,7 +156,14 @@ def test_a_row_whose_calls_keep_being_cut_off_fails_without_another_call(app, id
     notification = row(app, ids)
     assert notification.status == NotificationStatus.FAILED
     assert notification.attempts == 3
-    assert notification.last_error == f"gave up after 3 attempts: {attempts.NO_ANSWER_RECORDED}"
+    assert (
+        notification.last_error == f"gave up after 3 attempts: {attempts.NO_ANSWER_RECORDED.text}"
+    )
+    # Pages translate it from its code (notify_site/stored_text.py), not from the English.
+    assert (notification.last_error_code, notification.last_error_params) == (
+        "gave_up",
+        {"count": 3, "reason": {"code": "no_answer_recorded", "params": {}}},
+    )
     assert notification.lease_token is None
 
 

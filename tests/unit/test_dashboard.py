@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -11,11 +10,13 @@ from html.parser import HTMLParser
 import pytest
 from sqlalchemy import select
 
+from notify_site.charts import chart_key
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import Connection, ConnectionStatus, Notification, NotificationStatus
 from tests.conftest import make_test_config
 from tests.factories import create_connection, create_user, login
+from tests.fragments import is_fragment, parts
 
 API = "https://notify-api.test"
 RESET = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
@@ -412,10 +413,10 @@ def test_json_and_page_agree(app, signed_in, alice):
     assert "gauge-empty" in ops.one(data_gauge="images").attrs["class"].split()
     # The chart was drawn from the same hourly figures the page's script starts from.
     hourly = signed_in.get("/dashboard.json").get_json()["hourly"]
-    assert json.loads(page.one(id="sends-chart").attrs["data-hourly"]) == hourly
+    assert page.one(id="dashboard").attrs["data-chart-key"] == chart_key(hourly)
 
 
-@pytest.mark.parametrize("path", ["/dashboard.json", "/dashboard/chart"])
+@pytest.mark.parametrize("path", ["/dashboard.json", "/dashboard/chart", "/dashboard/parts"])
 def test_json_and_chart_need_sign_in_and_answer_401_json(client, path):
     response = client.get(path, headers={"Accept": "text/html"})
     assert response.status_code == 401
@@ -435,6 +436,44 @@ def test_chart_fragment_is_the_charts_of_the_page(app, signed_in, alice):
     pending = wide.find_all("rect", class_="chart-series-3")  # a third series, only when pending
     assert len(pending) == 24
     assert pending[-1].one("title").text.endswith("Pending: 1")
+
+
+def test_parts_fragment_draws_the_pages_parts_the_same(app, signed_in, alice):
+    """What the page's script swaps in every 15 s is what the page drew, from the same macros."""
+    ops = add_connection(app, alice, rate_remaining=150)
+    add_connection(app, alice, label="Gone", status=ConnectionStatus.REVOKED)
+    add_notification(app, ops, status=NotificationStatus.FAILED, last_error="Invalid sticker")
+    page = signed_in.get("/dashboard").get_data(as_text=True)
+    answer = signed_in.get("/dashboard/parts")
+    assert answer.status_code == 200
+    assert answer.headers["Cache-Control"] == "no-store"
+    fragment = answer.get_data(as_text=True)
+    assert is_fragment(fragment)
+    on_page, swapped = parts(page), parts(fragment)
+    assert set(swapped) == {"updated", "chats", "recent"}
+    for name in ("chats", "recent"):
+        assert swapped[name] == on_page[name], name
+    assert "gauge-low" in swapped["chats"]  # 150 of 1,000: the one rule (services/quota.py)
+    assert "Invalid sticker" in swapped["recent"]
+    # The chart and its legend come from /dashboard/chart, also the page's own parts.
+    chart = signed_in.get("/dashboard/chart").get_data(as_text=True)
+    assert is_fragment(chart)
+    assert parts(chart) == {name: on_page[name] for name in ("chart", "legend")}
+    key = re.search(r'<div data-parts data-chart-key="(\w+)"', fragment).group(1)
+    assert key == parse(page).one(id="dashboard").attrs["data-chart-key"]
+
+
+def test_a_new_notification_changes_the_chart_key(app, signed_in, alice):
+    ops = add_connection(app, alice)
+
+    def key() -> str:
+        fragment = signed_in.get("/dashboard/parts").get_data(as_text=True)
+        return re.search(r'data-chart-key="(\w+)"', fragment).group(1)
+
+    before = key()
+    assert key() == before
+    add_notification(app, ops, created_at=utcnow())
+    assert key() != before
 
 
 # ---------------------------------------------------------------------------- isolation
@@ -469,6 +508,10 @@ def test_another_users_connections_and_notifications_never_appear(app, client, a
     assert sum(body["hourly"]["failed"]) == 0
     assert sum(body["hourly"]["delivered"]) + sum(body["hourly"]["pending"]) == 1
     assert "Bob" not in client.get("/dashboard/chart").get_data(as_text=True)
+    fragment = client.get("/dashboard/parts").get_data(as_text=True)
+    assert "Alice chat" in fragment
+    assert "Bob" not in fragment
+    assert "bob private message" not in fragment
 
 
 # ---------------------------------------------------------------------------- the buttons

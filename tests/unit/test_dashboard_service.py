@@ -17,7 +17,8 @@ from notify_site.extensions import db
 from notify_site.models import Notification, NotificationStatus, User
 from notify_site.serialisers import DASHBOARD
 from notify_site.services import dashboard
-from notify_site.services.dashboard import Gauge, countdown_text, excerpt, hourly_sends
+from notify_site.services.dashboard import countdown_text, excerpt, hourly_sends
+from notify_site.services.quota import Gauge
 from tests.conftest import make_test_config
 from tests.factories import create_connection, create_user
 

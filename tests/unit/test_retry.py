@@ -58,7 +58,8 @@ def test_success_is_delivered():
 def test_400_fails_at_once_and_keeps_the_reason():
     result = outcome(BadRequestError("message: 1000 characters max", status_code=400))
     assert result.kind == OutcomeKind.FAILED
-    assert result.error == "message: 1000 characters max"
+    assert result.error.text == "message: 1000 characters max"
+    assert result.error.code is None  # the server's words, shown as they came
     assert result.spends_attempt
 
 
@@ -73,8 +74,8 @@ def test_401_for_an_unreachable_chat_is_its_own_outcome():
     result = outcome(error, attempts=POLICY.max_attempts + 3, rate_limit=RESET)
     assert result.kind == OutcomeKind.UNREACHABLE
     assert result.error == CHAT_UNREACHABLE
-    assert "unreachable" in CHAT_UNREACHABLE
-    assert "blocked" in CHAT_UNREACHABLE
+    assert "unreachable" in CHAT_UNREACHABLE.text
+    assert "blocked" in CHAT_UNREACHABLE.text
     assert (result.status_code, result.spends_attempt, result.retry_at) == (401, True, None)
     assert result.rate_limit == RESET
 
@@ -114,7 +115,11 @@ def test_server_errors_and_timeouts_retry_within_the_backoff(error):
 def test_retries_stop_after_max_attempts():
     result = outcome(ServerError("boom", status_code=500), attempts=5)
     assert result.kind == OutcomeKind.FAILED
-    assert "gave up after 5 attempts" in result.error
+    assert "gave up after 5 attempts" in result.error.text
+    assert (result.error.code, result.error.params) == (
+        "gave_up",
+        {"count": 5, "reason": "boom"},
+    )
 
 
 def test_retries_stop_after_24_hours():

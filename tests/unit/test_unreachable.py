@@ -30,6 +30,7 @@ from notify_site.services.delivery import claim_connections, process_claim, work
 from notify_site.services.notifications import add_notifications
 from notify_site.services.notify import connection_context
 from notify_site.services.retry import CHAT_UNREACHABLE, CONNECTION_REVOKED
+from notify_site.stored_text import StoredText, assign
 from notify_site.worker import Worker
 from tests.conftest import make_test_config
 from tests.factories import create_connection, create_user, login
@@ -100,7 +101,10 @@ def outcomes(app, notification_ids) -> set[tuple[str, str | None]]:
         rows = db.session.scalars(
             select(Notification).where(Notification.id.in_(notification_ids))
         ).all()
-        return {(row.status, row.last_error) for row in rows}
+        return {
+            (row.status, StoredText(row.last_error, row.last_error_code, row.last_error_params))
+            for row in rows
+        }
 
 
 def sample(name: str, **labels) -> float:
@@ -320,7 +324,8 @@ def test_an_admin_retry_of_a_row_of_an_unreachable_connection_says_why_not(app, 
     (notification_id,) = queue(app, ids, "one")
     with app.app_context():
         row = db.session.get(Notification, notification_id)
-        row.status, row.last_error = NotificationStatus.FAILED, CHAT_UNREACHABLE
+        row.status = NotificationStatus.FAILED
+        assign(row, "last_error", CHAT_UNREACHABLE)
         db.session.commit()
     make_unreachable(app, ids)
     login(client, "root")

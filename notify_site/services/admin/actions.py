@@ -25,11 +25,11 @@ from notify_site.models import (
 from notify_site.services import ServiceError
 from notify_site.services.admin.chart import forget_closed_hours
 from notify_site.services.notifications import NotificationNotFoundError
-from notify_site.stored_text import N_
+from notify_site.stored_text import columns, site_text
 
 log = logging.getLogger(__name__)
 
-CANCELLED_BY_ADMIN = N_("cancelled by an admin")
+CANCELLED_BY_ADMIN = site_text("cancelled_by_admin")
 
 
 class NotificationActionError(ServiceError):
@@ -163,7 +163,7 @@ def cancel_notification(admin: User, notification_id: int) -> None:
         "cancel",
         pending,
         status=NotificationStatus.FAILED,
-        last_error=CANCELLED_BY_ADMIN,
+        **columns("last_error", CANCELLED_BY_ADMIN),
         finished_at=now,
         updated_at=now,
     )

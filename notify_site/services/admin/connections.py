@@ -42,6 +42,8 @@ class AdminConnection:
     target_type: str | None
     status: str
     status_detail: str | None
+    status_detail_code: str | None
+    status_detail_params: dict | None
     rate_limit: int | None
     rate_remaining: int | None
     rate_image_limit: int | None
@@ -60,6 +62,8 @@ _CONNECTION_COLUMNS = (
     Connection.target_type,
     Connection.status,
     Connection.status_detail,
+    Connection.status_detail_code,
+    Connection.status_detail_params,
     Connection.rate_limit,
     Connection.rate_remaining,
     Connection.rate_image_limit,

@@ -65,6 +65,8 @@ class AdminNotification:
     status: str
     attempts: int
     last_error: str | None
+    last_error_code: str | None
+    last_error_params: dict | None
     last_status_code: int | None
     message: str
     created_at: datetime
@@ -111,6 +113,8 @@ _NOTIFICATION_COLUMNS = (
     Notification.status,
     Notification.attempts,
     Notification.last_error,
+    Notification.last_error_code,
+    Notification.last_error_params,
     Notification.last_status_code,
     func.substr(Notification.message, 1, MESSAGE_EXCERPT_CHARS),
     Notification.created_at,

@@ -133,7 +133,10 @@ def test_a_real_chat_is_connected_and_receives_the_sites_messages(live, fake):
             select(Notification).where(Notification.message == "after the block")
         ).one()
         assert failed.status == NotificationStatus.FAILED
-        assert failed.last_error == CHAT_UNREACHABLE
+        assert (failed.last_error, failed.last_error_code) == (
+            CHAT_UNREACHABLE.text,
+            CHAT_UNREACHABLE.code,
+        )
 
     # Refresh while still blocked: the status call gets the same answer, the state stays.
     answer = refresh(live, browser, connection_id)
