@@ -249,6 +249,11 @@ def database_url_for_test(instance: Path) -> str:
     return "sqlite:///" + str(instance / "test.sqlite3")
 
 
+#: One PBKDF2 round: the suite makes thousands of accounts, and scrypt costs ~0.2 s per hash or
+#: check here. Production keeps scrypt (tests/unit/test_accounts.py holds it to that).
+CHEAP_PASSWORD_HASH = "pbkdf2:sha256:1"
+
+
 def make_test_config(tmp_path, **overrides) -> dict:
     """A complete configuration for one test app; nothing read from the real instance/."""
     instance = tmp_path / "instance"
@@ -262,6 +267,7 @@ def make_test_config(tmp_path, **overrides) -> dict:
         "NOTIFY_CLIENT_ID": "test-client",
         "NOTIFY_CLIENT_SECRET": "test-client-secret",
         "WTF_CSRF_ENABLED": False,
+        "PASSWORD_HASH_METHOD": CHEAP_PASSWORD_HASH,
     }
     config.update(overrides)
     return config
