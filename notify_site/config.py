@@ -96,8 +96,6 @@ DEFAULTS: dict[str, Any] = {
     "WORKER_LEASE_SECONDS": 60,
     # Rows of one connection claimed at a time.
     "WORKER_BATCH_SIZE": 20,
-    # Run a delivery worker thread inside the web process (`flask serve` always does).
-    "WORKER_IN_PROCESS": False,
     # Retries: full-jitter backoff from 0..base·2ⁿ⁻¹ seconds, capped; then failed.
     "DELIVERY_RETRY_BASE": 15,
     "DELIVERY_RETRY_CAP": 900,

@@ -17,7 +17,14 @@ from sqlalchemy import select
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
-from notify_site.models import Connection, ConnectionStatus, Notification, User
+from notify_site.models import (
+    ApiKey,
+    Connection,
+    ConnectionStatus,
+    Notification,
+    NotificationStatus,
+    User,
+)
 from notify_site.services import accounts, api_keys
 from notify_site.services.notify import connection_context, keyring
 
@@ -86,10 +93,10 @@ def add_connection(
     return connection.id
 
 
-def add_notification(
-    connection_id: int,
+def create_notification(
+    connection: Connection | int,
     *,
-    status: str = "delivered",
+    status: str = NotificationStatus.DELIVERED,
     created: datetime | None = None,
     finished: datetime | None = None,
     next_attempt: datetime | None = None,
@@ -97,15 +104,22 @@ def add_notification(
     attempts: int = 1,
     last_error: str | None = None,
     api_key_id: int | None = None,
+    owner_id: int | None = None,
     message: str = "Disk 91% full",
     **fields,
-) -> int:
-    """A notification row in any state (``fields``: stickers, image URLs...)."""
-    connection = db.session.get(Connection, connection_id)
+) -> Notification:
+    """A notification row to ``connection`` (a row or its id) in any state.
+
+    Delivered by default; ``created`` is also its last update and its first due time, and a
+    ``lease_expires`` gives it a lease token. Sent by the chat's owner unless ``owner_id``
+    says otherwise (an admin's send). ``fields``: stickers, image URLs, etc.
+    """
+    if isinstance(connection, int):
+        connection = db.session.get(Connection, connection)
     created = created or utcnow()
     row = Notification(
-        owner_id=connection.owner_id,
-        connection_id=connection_id,
+        owner_id=owner_id or connection.owner_id,
+        connection_id=connection.id,
         api_key_id=api_key_id,
         message=message,
         status=status,
@@ -121,7 +135,20 @@ def add_notification(
     )
     db.session.add(row)
     db.session.commit()
-    return row.id
+    return row
+
+
+def create_api_key(
+    owner: User | int, name: str = "CI", *, revoked: bool = False
+) -> tuple[ApiKey, str]:
+    """An API key of ``owner`` (a row or its id), made by the service: the row and the
+    plaintext key. ``revoked``: revoked at once (it stays listed, and works no more)."""
+    if isinstance(owner, int):
+        owner = db.session.get(User, owner)
+    row, plaintext = api_keys.create_api_key(owner, name)
+    if revoked:
+        api_keys.revoke_api_key(owner, row.id)
+    return row, plaintext
 
 
 def tiny_png() -> bytes:
@@ -208,46 +235,46 @@ def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
         )
 
         n = data.notifications
-        n["delivered"] = add_notification(
+        n["delivered"] = create_notification(
             c["ops"], created=now - minutes(90), finished=now - minutes(89), api_key_id=key_row.id
-        )
-        n["queued"] = add_notification(c["ops"], status="queued", message="Backup ran")
-        n["sending"] = add_notification(
+        ).id
+        n["queued"] = create_notification(c["ops"], status="queued", message="Backup ran").id
+        n["sending"] = create_notification(
             c["family"], status="sending", created=now - minutes(1), lease_expires=now + minutes(1)
-        )
-        n["failed"] = add_notification(
+        ).id
+        n["failed"] = create_notification(
             c["revoked"],
             status="failed",
             created=now - minutes(3),
             finished=now - minutes(2),
             last_error="connection revoked",
-        )
-        n["failed_server"] = add_notification(
+        ).id
+        n["failed_server"] = create_notification(
             c["ops"],
             status="failed",
             created=now - minutes(70),
             finished=now - minutes(60),
             attempts=8,
             last_error="gave up after 8 attempts: Notify server answered 500: boom",
-        )
-        n["stuck_queued"] = add_notification(
+        ).id
+        n["stuck_queued"] = create_notification(
             c["ops"], status="queued", created=now - minutes(120), next_attempt=now - minutes(90)
-        )
-        n["stuck_sending"] = add_notification(
+        ).id
+        n["stuck_sending"] = create_notification(
             c["family"], status="sending", created=now - minutes(20), lease_expires=now - minutes(5)
-        )
-        n["sticker"] = add_notification(
+        ).id
+        n["sticker"] = create_notification(
             c["family"], message="Deploy ok", sticker_package_id=446, sticker_id=1988
-        )
-        n["image"] = add_notification(
+        ).id
+        n["image"] = create_notification(
             c["ops"],
             message="Graph",
             image_thumbnail_url="https://img.example/t.jpg",
             image_fullsize_url="https://img.example/f.jpg",
-        )
-        n["bob_delivered"] = add_notification(
+        ).id
+        n["bob_delivered"] = create_notification(
             c["bob_group"], created=now - minutes(30), finished=now - minutes(29)
-        )
+        ).id
         _seed_relay(app, data)
     _fill_relay_inbox(app, data)
     return data

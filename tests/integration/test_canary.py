@@ -37,7 +37,7 @@ SECOND_KEY = "kcanary2:" + Fernet.generate_key().decode()
 
 @pytest.fixture
 def live_overrides():
-    return {"TOKEN_KEYS": [FIRST_KEY], "WORKER_IN_PROCESS": True, "DELIVERY_RETRY_BASE": 0.01}
+    return {"TOKEN_KEYS": [FIRST_KEY], "DELIVERY_RETRY_BASE": 0.01}
 
 
 def redeploy_with_ring(live, *keys: str) -> None:
@@ -75,7 +75,9 @@ def variants(secret: str) -> list[str]:
     return forms
 
 
-def test_a_connect_send_rotate_cycle_leaves_no_secret_in_the_database_or_logs(live, caplog):
+def test_a_connect_send_rotate_cycle_leaves_no_secret_in_the_database_or_logs(
+    live, in_process_worker, caplog
+):
     caplog.set_level(logging.DEBUG)
     browser = requests.Session()
     register(browser, live.site)

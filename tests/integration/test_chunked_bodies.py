@@ -24,9 +24,9 @@ from notify_site.extensions import db
 from notify_site.relay import oauth
 from notify_site.relay.clients import register_client
 from notify_site.services import api_keys
-from tests.conftest import LiveServer, init_database, make_test_config
+from tests.conftest import init_database, make_test_config
 from tests.factories import PASSWORD, create_connection, create_user
-from tests.integration.test_gunicorn import free_port, wait_for
+from tests.servers import LiveServer, free_port, wait_for_answer
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 64 * 1024
@@ -167,7 +167,7 @@ def check_chunked_bodies(port: int, world: World) -> None:
 
 @pytest.fixture
 def config(tmp_path) -> dict:
-    return make_test_config(tmp_path, MAX_CONTENT_LENGTH=LIMIT, WORKER_IN_PROCESS=False)
+    return make_test_config(tmp_path, MAX_CONTENT_LENGTH=LIMIT)
 
 
 def test_chunked_bodies_over_the_limit_on_werkzeugs_server(config):
@@ -196,7 +196,6 @@ def test_chunked_bodies_over_the_limit_on_gunicorn(config, tmp_path):
         "NOTIFY_SITE_TOKEN_KEYS": json.dumps(config["TOKEN_KEYS"]),
         "NOTIFY_SITE_MAX_CONTENT_LENGTH": str(LIMIT),
         "NOTIFY_SITE_WTF_CSRF_ENABLED": "false",
-        "NOTIFY_SITE_WORKER_IN_PROCESS": "false",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "1",
     }
@@ -211,7 +210,7 @@ def test_chunked_bodies_over_the_limit_on_gunicorn(config, tmp_path):
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_for(f"http://127.0.0.1:{port}/healthz", process)
+        wait_for_answer(f"http://127.0.0.1:{port}/healthz", process)
         check_chunked_bodies(port, world)
     finally:
         process.terminate()

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
@@ -17,28 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from notify_site import create_app
 from tests.conftest import init_database, make_test_config
+from tests.servers import free_port, wait_for_answer
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "gunicorn-metrics-token"
 REQUESTS = 20
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            requests.get(url, timeout=10)
-            return
-        except requests.RequestException:
-            assert process.poll() is None, "gunicorn exited"
-            assert time.monotonic() < deadline, "gunicorn never answered"
-            time.sleep(0.2)
 
 
 def test_gunicorn_sums_metrics_over_processes_and_logs_no_secrets(tmp_path):
@@ -67,7 +48,7 @@ def test_gunicorn_sums_metrics_over_processes_and_logs_no_secrets(tmp_path):
         )
     site = f"http://127.0.0.1:{port}"
     try:
-        wait_for(f"{site}/healthz", process)
+        wait_for_answer(f"{site}/healthz", process)
         for _ in range(REQUESTS):
             answer = requests.get(
                 f"{site}/api/v1/connections?code=SECRET-CODE-123&state=STATE-456",

@@ -11,7 +11,7 @@ from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import Notification, NotificationStatus
 from notify_site.services import api_keys
-from tests.factories import add_connection, add_notification, create_user, login
+from tests.factories import add_connection, create_notification, create_user, login
 from tests.unit.test_admin_service import (
     ordering_scenario,
     problem_scenario,
@@ -133,8 +133,8 @@ def test_an_admins_api_key_reads_the_json_and_others_do_not(app, client):
 def test_admin_page_shows_every_section_and_the_chart(app, as_admin):
     with app.app_context():
         ids = ordering_scenario()
-        add_notification(ids["b5"], finished=utcnow())
-        add_notification(
+        create_notification(ids["b5"], finished=utcnow())
+        create_notification(
             ids["b5"], status="failed", finished=utcnow(), last_error="The server answered 500"
         )
     answer = as_admin.get("/admin")
@@ -244,7 +244,7 @@ def test_api_keys_json_lists_volume(app, as_admin):
         connection = add_connection(alice, "Ops", remaining=1)
         key, _ = api_keys.create_api_key(alice, "CI")
         for _ in range(2):
-            add_notification(connection, api_key_id=key.id)
+            create_notification(connection, api_key_id=key.id)
     body = as_admin.get("/admin/api-keys.json").json
     assert [(k["name"], k["owner"]["username"], k["volume"]) for k in body["api_keys"]] == [
         ("CI", "alice", 2)
@@ -256,7 +256,7 @@ def test_api_keys_json_lists_volume(app, as_admin):
 def test_charts_fragment_redraws_both_charts_at_both_sizes(app, as_admin):
     with app.app_context():
         connection = add_connection(create_user("alice"), "Ops", remaining=1)
-        add_notification(connection, status="failed", finished=utcnow())
+        create_notification(connection, status="failed", finished=utcnow())
     answer = as_admin.get("/admin/charts?hours=48")
     assert answer.content_type.startswith("text/html")
     fragment = answer.get_data(as_text=True)
@@ -320,7 +320,7 @@ def test_stuck_rows_show_their_problem(app, as_admin):
     with app.app_context():
         problem_scenario(now)
         late = add_connection(create_user("dora"), "Late", remaining=3)
-        add_notification(late, status="queued", next_attempt=now - timedelta(hours=3))
+        create_notification(late, status="queued", next_attempt=now - timedelta(hours=3))
     html = as_admin.get("/admin").get_data(as_text=True)
     assert "queued; due 3 h ago" in html
     assert "sending; lease ran out 5 min ago" in html

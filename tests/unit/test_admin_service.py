@@ -19,7 +19,7 @@ from notify_site.models import (
     NotificationStatus,
 )
 from notify_site.services import admin
-from tests.factories import add_connection, add_notification, create_user
+from tests.factories import add_connection, create_notification, create_user
 
 # --- builders (also used by the PostgreSQL tests) -------------------------------------------
 
@@ -82,54 +82,54 @@ def problem_scenario(now: datetime) -> dict[str, int]:
     minutes = lambda n: timedelta(minutes=n)  # noqa: E731
     ids = {
         # stuck
-        "queued_overdue_long": add_notification(
+        "queued_overdue_long": create_notification(
             active, status="queued", created=now - minutes(120), next_attempt=now - minutes(90)
-        ),
-        "queued_overdue": add_notification(
+        ).id,
+        "queued_overdue": create_notification(
             active, status="queued", created=now - minutes(30), next_attempt=now - minutes(11)
-        ),
-        "sending_abandoned": add_notification(
+        ).id,
+        "sending_abandoned": create_notification(
             active, status="sending", created=now - minutes(20), lease_expires=now - minutes(5)
-        ),
-        "sending_without_lease": add_notification(active, status="sending", created=now),
+        ).id,
+        "sending_without_lease": create_notification(active, status="sending", created=now).id,
         # not stuck
-        "queued_due_recently": add_notification(
+        "queued_due_recently": create_notification(
             active, status="queued", created=now - minutes(6), next_attempt=now - minutes(5)
-        ),
-        "queued_waiting_for_reset": add_notification(
+        ).id,
+        "queued_waiting_for_reset": create_notification(
             active, status="queued", created=now - minutes(50), next_attempt=now + minutes(10)
-        ),
-        "sending_lease_just_expired": add_notification(
+        ).id,
+        "sending_lease_just_expired": create_notification(
             active, status="sending", created=now - minutes(2), lease_expires=now - minutes(1)
-        ),
-        "sending_live": add_notification(
+        ).id,
+        "sending_live": create_notification(
             active, status="sending", created=now - minutes(1), lease_expires=now + minutes(1)
-        ),
-        "delivered_old": add_notification(
+        ).id,
+        "delivered_old": create_notification(
             active, created=now - minutes(600), finished=now - minutes(599)
-        ),
+        ).id,
         # failed
-        "failed_recent": add_notification(
+        "failed_recent": create_notification(
             active,
             status="failed",
             created=now - minutes(70),
             finished=now - minutes(60),
             attempts=8,
             last_error="The Notify server answered 500",
-        ),
-        "failed_newest": add_notification(
+        ).id,
+        "failed_newest": create_notification(
             revoked,
             status="failed",
             created=now - minutes(3),
             finished=now - minutes(2),
             last_error="connection revoked",
-        ),
-        "failed_long_ago": add_notification(
+        ).id,
+        "failed_long_ago": create_notification(
             active,
             status="failed",
             created=now - minutes(26 * 60),
             finished=now - minutes(25 * 60),
-        ),
+        ).id,
     }
     return ids
 
@@ -165,16 +165,16 @@ def check_chart(now: datetime) -> None:
     connection = add_connection(owner, "Chart", remaining=1)
     hour = now.replace(minute=0, second=0, microsecond=0)
     for finished in (hour + timedelta(minutes=1), hour - timedelta(minutes=1)):
-        add_notification(connection, finished=finished, created=finished)
-    add_notification(connection, finished=hour - timedelta(hours=5, minutes=-30))
+        create_notification(connection, finished=finished, created=finished)
+    create_notification(connection, finished=hour - timedelta(hours=5, minutes=-30))
     for _ in range(2):
-        add_notification(
+        create_notification(
             connection, status="failed", finished=hour - timedelta(hours=5, minutes=-59)
         )
-    add_notification(connection, status="failed", finished=hour - timedelta(hours=23))
+    create_notification(connection, status="failed", finished=hour - timedelta(hours=23))
     # Outside the window, or not finished: not counted.
-    add_notification(connection, finished=hour - timedelta(hours=23, seconds=1))
-    add_notification(connection, status="queued", next_attempt=hour)
+    create_notification(connection, finished=hour - timedelta(hours=23, seconds=1))
+    create_notification(connection, status="queued", next_attempt=hour)
 
     chart = admin.deliveries_per_hour(24, now=now)
     assert len(chart.hours) == 24
@@ -234,13 +234,15 @@ def test_stuck_list_pages_run_on_from_one_part_into_the_next(app):
         owner = create_user("alice")
         connection = add_connection(owner, "Ops", remaining=1)
         sending = [
-            add_notification(connection, status="sending", lease_expires=now - timedelta(hours=1))
+            create_notification(
+                connection, status="sending", lease_expires=now - timedelta(hours=1)
+            ).id
             for _ in range(3)
         ]
         queued = [
-            add_notification(
+            create_notification(
                 connection, status="queued", next_attempt=now - timedelta(hours=10 - n)
-            )
+            ).id
             for n in range(4)
         ]
         pages = [
@@ -265,7 +267,7 @@ def test_counts_stop_at_the_cap_and_say_so(app, monkeypatch):
         owner = create_user("alice")
         connection = add_connection(owner, "Ops", remaining=1)
         for _ in range(5):
-            add_notification(connection, status="queued", next_attempt=now - timedelta(hours=1))
+            create_notification(connection, status="queued", next_attempt=now - timedelta(hours=1))
         page = admin.list_problem_notifications("stuck", per_page=2, now=now)
         assert (page.total, page.total_capped, len(page.items), page.has_next) == (3, True, 2, True)
         last = admin.list_problem_notifications("stuck", page=3, per_page=2, now=now)
@@ -364,9 +366,9 @@ def test_api_keys_are_listed_with_their_volume(app):
         db.session.get(ApiKey, old_key.id).last_used_at = utcnow() - timedelta(days=2)
         db.session.commit()
         for _ in range(3):
-            add_notification(connection, api_key_id=busy_key.id)
-        add_notification(connection, api_key_id=old_key.id)
-        add_notification(connection)  # from the form: no key
+            create_notification(connection, api_key_id=busy_key.id)
+        create_notification(connection, api_key_id=old_key.id)
+        create_notification(connection)  # from the form: no key
 
         page = admin.list_api_keys()
         assert [(k.name, k.owner, k.volume) for k in page.items] == [
@@ -405,13 +407,15 @@ def test_hours_that_are_over_are_counted_once_and_forgotten_after_a_retry(app):
     with app.app_context():
         connection = add_connection(create_user("alice"), "Ops", remaining=1)
         root = create_user("root", admin=True)
-        failed = add_notification(connection, status="failed", finished=now - timedelta(hours=3))
+        failed = create_notification(
+            connection, status="failed", finished=now - timedelta(hours=3)
+        ).id
         assert admin.deliveries_per_hour(24, now=now).failed[20] == 1
 
         # A past hour comes from the cache; the current hour is always counted afresh.
         for _ in range(2):
-            add_notification(connection, status="failed", finished=now - timedelta(hours=3))
-        add_notification(connection, finished=now)
+            create_notification(connection, status="failed", finished=now - timedelta(hours=3))
+        create_notification(connection, finished=now)
         chart = admin.deliveries_per_hour(24, now=now)
         assert (chart.failed[20], chart.delivered[23]) == (1, 1)
 

@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
-from notify_site.models import Connection, ConnectionStatus, Notification, NotificationStatus
+from notify_site.models import Connection, ConnectionStatus, NotificationStatus
 from tests.conftest import make_test_config
-from tests.factories import create_connection, create_user, login
+from tests.factories import create_connection, create_notification, create_user, login
 
 API = "https://notify-api.test"
 RESET = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
@@ -148,16 +148,7 @@ def add_connection(app, owner_id: int, label: str = "Ops", **values) -> int:
 
 def add_notification(app, connection_id: int, **values) -> int:
     with app.app_context():
-        connection = db.session.get(Connection, connection_id)
-        row = Notification(
-            owner_id=connection.owner_id,
-            connection_id=connection_id,
-            message=values.pop("message", "Disk 91% full on web-1"),
-            **values,
-        )
-        db.session.add(row)
-        db.session.commit()
-        return row.id
+        return create_notification(connection_id, **values).id
 
 
 # ---------------------------------------------------------------------------- the page
@@ -282,7 +273,7 @@ def test_recent_notifications_newest_first_at_most_twenty(app, signed_in, alice)
             app,
             connection_id,
             message=f"message {index}",
-            created_at=start + timedelta(minutes=index),
+            created=start + timedelta(minutes=index),
             status=NotificationStatus.DELIVERED,
             attempts=1,
         )
@@ -290,7 +281,7 @@ def test_recent_notifications_newest_first_at_most_twenty(app, signed_in, alice)
         app,
         connection_id,
         message="x" * 300,
-        created_at=start + timedelta(minutes=30),
+        created=start + timedelta(minutes=30),
         status=NotificationStatus.FAILED,
         attempts=3,
         last_error="400: Invalid sticker",
@@ -318,7 +309,7 @@ def test_chart_has_a_bar_per_hour_for_delivered_and_failed(app, signed_in, alice
     connection_id = add_connection(app, alice)
     now = utcnow()
     for status in [NotificationStatus.DELIVERED] * 3 + [NotificationStatus.FAILED]:
-        add_notification(app, connection_id, status=status, created_at=now)
+        add_notification(app, connection_id, status=status, created=now)
     page = parse(signed_in.get("/dashboard").get_data(as_text=True))
     chart = page.one(id="sends-chart").one("div", class_="chart-wide").one("svg")
     assert "chart" in chart.attrs["class"].split()
@@ -360,8 +351,8 @@ def test_json_has_the_same_numbers(app, signed_in, alice):
         message="Backup done\non db-1",
         status=NotificationStatus.DELIVERED,
         attempts=1,
-        created_at=utcnow() - timedelta(minutes=5),
-        finished_at=utcnow() - timedelta(minutes=4),
+        created=utcnow() - timedelta(minutes=5),
+        finished=utcnow() - timedelta(minutes=4),
     )
     response = signed_in.get("/dashboard.json")
     assert response.status_code == 200
@@ -425,7 +416,7 @@ def test_json_and_chart_need_sign_in_and_answer_401_json(client, path):
 
 def test_chart_fragment_is_the_charts_of_the_page(app, signed_in, alice):
     connection_id = add_connection(app, alice)
-    add_notification(app, connection_id, status=NotificationStatus.QUEUED, created_at=utcnow())
+    add_notification(app, connection_id, status=NotificationStatus.QUEUED, created=utcnow())
     response = signed_in.get("/dashboard/chart")
     assert response.status_code == 200
     fragment = parse(response.get_data(as_text=True))
@@ -445,13 +436,20 @@ def test_another_users_connections_and_notifications_never_appear(app, client, a
         bob = create_user("bob", admin=True).id  # even an admin sees only their own here
     mine = add_connection(app, alice, label="Alice chat")
     theirs = add_connection(app, bob, label="Bob secret chat", rate_remaining=5)
-    add_notification(app, mine, message="for alice", created_at=utcnow())
+    add_notification(
+        app,
+        mine,
+        message="for alice",
+        created=utcnow(),
+        status=NotificationStatus.QUEUED,
+        attempts=0,
+    )
     for _ in range(3):
         add_notification(
             app,
             theirs,
             message="bob private message",
-            created_at=utcnow(),
+            created=utcnow(),
             status=NotificationStatus.FAILED,
         )
     login(client, "alice")

@@ -6,21 +6,17 @@ NOTIFY_SITE_TEST_DATABASE_URL is set (they fail, not skip, if it is set but unre
 
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 
-from notify_site.extensions import db
-from notify_site.models import Notification, NotificationStatus, User
+from notify_site.models import NotificationStatus, User
 from notify_site.services import dashboard
 from notify_site.services.dashboard import Gauge, countdown_text, excerpt, hourly_sends
 from tests.conftest import make_test_config
-from tests.factories import create_connection, create_user
+from tests.factories import create_connection, create_notification, create_user
+from tests.pg_schemas import PG_URL, PostgresSchemas
 
-PG_URL = os.environ.get("NOTIFY_SITE_TEST_DATABASE_URL")
 NOW = datetime(2031, 5, 6, 12, 34, 56, 789000, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 THIS_HOUR = datetime(2031, 5, 6, 12, 0, tzinfo=UTC)
@@ -43,16 +39,11 @@ def app_config(request, tmp_path):
     if request.param == "sqlite":
         yield make_test_config(tmp_path)
         return
-    engine = sa.create_engine(PG_URL)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
-    yield make_test_config(tmp_path, DATABASE_URL=url)
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
+    schemas = PostgresSchemas(PG_URL)
+    try:
+        yield make_test_config(tmp_path, DATABASE_URL=schemas.new_url())
+    finally:
+        schemas.drop_all()
 
 
 @pytest.fixture
@@ -61,18 +52,11 @@ def ctx(app):
         yield
 
 
-def add(owner: User, connection_id: int, created_at: datetime, status: str, **values):
-    row = Notification(
-        owner_id=owner.id,
-        connection_id=connection_id,
-        message=values.pop("message", "hello"),
-        status=status,
-        created_at=created_at,
-        **values,
+def add(owner: User, connection_id: int, created: datetime, status: str, **values):
+    values.setdefault("message", "hello")
+    return create_notification(
+        connection_id, owner_id=owner.id, created=created, status=status, **values
     )
-    db.session.add(row)
-    db.session.commit()
-    return row
 
 
 @pytest.mark.usefixtures("ctx")
@@ -85,8 +69,8 @@ def test_hourly_series_buckets_rows_by_the_hour_they_were_created():
     add(alice, ops, FIRST_HOUR - timedelta(microseconds=1), delivered)
     add(alice, ops, FIRST_HOUR - 5 * HOUR, failed)
     # Around an hour boundary; finished in the next hour, still counted by creation.
-    add(alice, ops, THIS_HOUR - timedelta(microseconds=1), failed, finished_at=THIS_HOUR)
-    add(alice, ops, THIS_HOUR, delivered, finished_at=THIS_HOUR + timedelta(minutes=1))
+    add(alice, ops, THIS_HOUR - timedelta(microseconds=1), failed, finished=THIS_HOUR)
+    add(alice, ops, THIS_HOUR, delivered, finished=THIS_HOUR + timedelta(minutes=1))
     add(alice, ops, NOW, delivered)
     # Still on the way: neither delivered nor failed.
     add(alice, ops, THIS_HOUR - 3 * HOUR + timedelta(minutes=59), NotificationStatus.QUEUED)

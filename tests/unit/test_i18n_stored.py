@@ -12,12 +12,12 @@ import pytest
 
 from notify_site import stored_text
 from notify_site.extensions import db
-from notify_site.models import Connection, Notification, NotificationStatus, User
+from notify_site.models import Connection, NotificationStatus, User
 from notify_site.services import api_keys
 from notify_site.services.connections import DETAIL_REVOKED_HERE
 from notify_site.services.retry import CHAT_UNREACHABLE, CONNECTION_REVOKED
 from tests.conftest import make_test_config
-from tests.factories import create_connection, create_user, login
+from tests.factories import create_connection, create_notification, create_user, login
 
 JA = {"Accept-Language": "ja,en;q=0.5"}
 ZH = {"Accept-Language": "zh-TW"}
@@ -31,18 +31,9 @@ def alice(app):
 
 def add_failed(app, connection_id: int, error: str) -> int:
     with app.app_context():
-        connection = db.session.get(Connection, connection_id)
-        row = Notification(
-            owner_id=connection.owner_id,
-            connection_id=connection_id,
-            message="Disk 91% full",
-            status=NotificationStatus.FAILED,
-            attempts=1,
-            last_error=error,
-        )
-        db.session.add(row)
-        db.session.commit()
-        return row.id
+        return create_notification(
+            connection_id, status=NotificationStatus.FAILED, last_error=error
+        ).id
 
 
 def ops(app, user_id: int, **values) -> int:

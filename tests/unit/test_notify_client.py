@@ -46,9 +46,11 @@ OK = {"status": 200, "message": "ok"}
 
 
 @pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
+def mocked(mocked_http):
+    """The unit tests' HTTP mock (tests/unit/conftest.py), here also checking at the end that
+    every answer registered was asked for."""
+    mocked_http.assert_all_requests_are_fired = True
+    return mocked_http
 
 
 @pytest.fixture
