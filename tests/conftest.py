@@ -130,9 +130,20 @@ def init_database(app: Flask) -> None:
 
 
 @pytest.fixture
-def app_config(tmp_path) -> dict:
-    """Override in a test module (or parametrize) to change the app's configuration."""
-    return make_test_config(tmp_path)
+def app_config(request, tmp_path) -> Iterator[dict]:
+    """Override in a test module (or parametrize) to change the app's configuration.
+
+    Parametrised by :data:`~tests.pg_schemas.ON_POSTGRES_TOO`, the "postgresql" run gets a
+    fresh schema of the PostgreSQL test database, dropped afterwards.
+    """
+    if getattr(request, "param", "default") != "postgresql":
+        yield make_test_config(tmp_path)
+        return
+    schemas = PostgresSchemas(PG_URL)
+    try:
+        yield make_test_config(tmp_path, DATABASE_URL=schemas.new_url())
+    finally:
+        schemas.drop_all()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import time
 import uuid
 from urllib.parse import quote
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -18,6 +19,24 @@ from notify_site.extensions import db
 
 PG_URL = os.environ.get("NOTIFY_SITE_TEST_DATABASE_URL")
 ALL_ON_POSTGRES = os.environ.get("NOTIFY_SITE_TEST_ALL_ON_POSTGRES") == "1"
+
+#: Run a test (or, as ``pytestmark``, a module) on the test's default database and again on a
+#: fresh PostgreSQL schema when ``NOTIFY_SITE_TEST_DATABASE_URL`` is set (tests/conftest.py's
+#: ``app_config`` reads the parameter). For code whose SQL differs between the two.
+ON_POSTGRES_TOO = pytest.mark.parametrize(
+    "app_config",
+    [
+        "default",
+        pytest.param(
+            "postgresql",
+            marks=[
+                pytest.mark.postgres,
+                pytest.mark.skipif(not PG_URL, reason="NOTIFY_SITE_TEST_DATABASE_URL is not set"),
+            ],
+        ),
+    ],
+    indirect=True,
+)
 
 _admin_engine: sa.Engine | None = None
 

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from notify_site.extensions import db
 from notify_site.models import Connection, Notification, NotificationStatus
 from notify_site.services.notify import connection_context, keyring
+from tests.dumps import database_dump
 from tests.integration.helpers import (
     answer_authorize,
     finish_form_post,
@@ -29,7 +30,6 @@ from tests.integration.helpers import (
     start_connect,
     submit,
 )
-from tests.integration.test_no_plaintext_secrets import database_dump
 
 FIRST_KEY = "kcanary1:" + Fernet.generate_key().decode()
 SECOND_KEY = "kcanary2:" + Fernet.generate_key().decode()

@@ -2,67 +2,30 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from notify_site.extensions import db
 from notify_site.models import Connection, Notification, NotificationStatus, User
 from notify_site.notify_content import Content
-from notify_site.relay.models import RelayMessage
 from notify_site.services.notifications import add_notifications
 from tests.integration.helpers import connect_chat, register
+from tests.worker_processes import WorkerProcess, count_notifications, received, wait_watching
 
-ROOT = Path(__file__).resolve().parents[2]
 THREADS = 3
 TOTAL = 300
 
 
-def worker_process(live, tmp_path) -> subprocess.Popen:
-    config = live.app.config
-    env = {
-        **os.environ,
-        "NOTIFY_SITE_INSTANCE_PATH": str(tmp_path / "worker-instance"),
-        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-        "NOTIFY_SITE_SECRET_KEY": config["SECRET_KEY"],
-        "NOTIFY_SITE_TOKEN_KEYS": json.dumps(config["TOKEN_KEYS"]),
-        "NOTIFY_SITE_NOTIFY_API_ORIGIN": config["NOTIFY_API_ORIGIN"],
-        "NOTIFY_SITE_NOTIFY_BOT_ORIGIN": config["NOTIFY_BOT_ORIGIN"],
-        "NOTIFY_SITE_WORKER_LEASE_SECONDS": "2",
-        "NOTIFY_SITE_WORKER_BATCH_SIZE": "5",
-        "NOTIFY_SITE_WORKER_POLL_INTERVAL": "0.1",
-    }
-    flask = Path(sys.executable).parent / "flask"
-    return subprocess.Popen(
-        [str(flask), "--app", "wsgi", "worker", "--threads", str(THREADS)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def count(live, *conditions) -> int:
-    with live.app.app_context():
-        value = db.session.scalar(select(func.count()).select_from(Notification).where(*conditions))
-        db.session.rollback()
-        return value
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
+def worker_process(live, tmp_path) -> WorkerProcess:
+    return WorkerProcess(
+        live,
+        tmp_path,
+        "worker",
+        threads=THREADS,
+        WORKER_LEASE_SECONDS=2,
+        WORKER_BATCH_SIZE=5,
+        WORKER_POLL_INTERVAL=0.1,
+    ).start()
 
 
 def test_sigkilled_worker_loses_nothing(live, tmp_path):
@@ -81,29 +44,34 @@ def test_sigkilled_worker_loses_nothing(live, tmp_path):
 
     kills = 0
     for threshold in (60, 160):
-        process = worker_process(live, tmp_path)
-        wait_until(lambda t=threshold: count(live, delivered) >= t, 60, f"{threshold} deliveries")
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
-        kills += 1
-    assert count(live, delivered) < TOTAL, "the kills came too late to prove anything"
-
-    process = worker_process(live, tmp_path)
-    try:
-        wait_until(lambda: count(live, delivered) == TOTAL, 90, "every notification delivered")
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0  # SIGTERM stops it cleanly
-
-    with live.app.app_context():
-        received = dict(
-            db.session.execute(
-                select(RelayMessage.message, func.count()).group_by(RelayMessage.message)
-            ).all()
+        worker = worker_process(live, tmp_path)
+        wait_watching(
+            [worker],
+            lambda t=threshold: count_notifications(live, delivered) >= t,
+            60,
+            f"{threshold} deliveries",
+            interval=0.05,
         )
-    missing = [n for n in range(TOTAL) if received.get(f"kill-test {n}", 0) == 0]
+        worker.kill()
+        kills += 1
+    assert count_notifications(live, delivered) < TOTAL, "the kills came too late to prove anything"
+
+    worker = worker_process(live, tmp_path)
+    try:
+        wait_watching(
+            [worker],
+            lambda: count_notifications(live, delivered) == TOTAL,
+            90,
+            "every notification delivered",
+            interval=0.05,
+        )
+    finally:
+        assert worker.terminate() == 0  # SIGTERM stops it cleanly
+
+    got = received(live)
+    missing = [n for n in range(TOTAL) if got.get(f"kill-test {n}", 0) == 0]
     assert missing == []
-    duplicates = sum(received.values()) - TOTAL
+    duplicates = sum(got.values()) - TOTAL
     # A duplicate needs a kill between the relay's 200 and the commit; each of the worker's
     # threads has at most one call in flight.
     assert duplicates <= kills * THREADS

@@ -15,8 +15,7 @@ from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import NotificationStatus
 from notify_site.services import admin, api_keys
-from tests.factories import add_connection, create_notification, create_user, login
-from tests.unit.test_admin_service import (
+from tests.admin_scenarios import (
     check_chart,
     check_filters,
     check_ordering,
@@ -25,6 +24,7 @@ from tests.unit.test_admin_service import (
     problem_scenario,
     snapshot,
 )
+from tests.factories import add_connection, create_notification, create_user, login
 
 pytestmark = pytest.mark.postgres
 

@@ -7,7 +7,7 @@ from notify_site.extensions import db
 from notify_site.models import Connection
 from notify_site.services.notify import connection_context, keyring
 from tests.factories import create_connection, create_user
-from tests.unit.test_migrations import assert_migrations_match_models
+from tests.migration_checks import assert_migrations_match_models
 
 
 def test_migrations_match_models_on_postgresql(app_config):

@@ -13,18 +13,14 @@ Checked at the relay, which is the only witness that counts:
 - with 3 workers SIGKILLed at random moments and restarted: still 0 lost, and duplicates only
   from kills between the relay's 200 and the commit, at most one per thread in flight.
 
-The helpers here are shared with test_restart_postgres.py.
+The worker processes and the relay's records come from tests/worker_processes.py, shared with
+test_restart_postgres.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -41,8 +37,15 @@ from notify_site.models import Connection, Notification, NotificationStatus, Use
 from notify_site.notify_content import Content
 from notify_site.relay.models import RelayMessage
 from notify_site.services.notifications import add_notifications
-from notify_site.services.notify import connection_context, keyring
-from tests.integration.helpers import connect_chat, register
+from tests.worker_processes import (
+    METRICS_TOKEN,
+    connect_many,
+    count_notifications,
+    received,
+    retrying_worker,
+    wait_for_metrics,
+    wait_watching,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -56,7 +59,6 @@ THREADS = 4
 # limit: each connection's 100 notifications need at least 10 windows.
 LIMIT = 10
 WINDOW = 4  # seconds
-METRICS_TOKEN = "scale-test-metrics-token"
 # How long after a kill the relay may still start on a request the killed worker sent.
 LATE = timedelta(seconds=5)
 DELIVERED = Notification.status == NotificationStatus.DELIVERED
@@ -125,27 +127,6 @@ def relay_windows(live, connection_of: dict[str, int]) -> dict[int, list[int]]:
 # --- Set-up -----------------------------------------------------------------------------------
 
 
-def connect_many(live, count: int) -> dict[int, str]:
-    """Connect ``count`` sandbox chats through the real OAuth flow; their tokens by id."""
-    browser = requests.Session()
-    register(browser, live.site)
-    for n in range(count):
-        connect_chat(browser, live.site, f"chat {n}", "1-on-1" if n % 2 else "Family")
-    with live.app.app_context():
-        tokens = {
-            connection.id: keyring().decrypt(
-                connection.token_ciphertext, context=connection_context(connection.id)
-            )
-            for connection in db.session.scalars(select(Connection))
-        }
-        db.session.rollback()
-    assert len(tokens) == count
-    # Connecting called /api/status once per token: let those windows pass, so that every
-    # call in a window is a delivery the relay recorded.
-    time.sleep(WINDOW + 1)
-    return tokens
-
-
 def queue(live, total: int, prefix: str) -> dict[str, int]:
     """Queue ``total`` notifications round-robin over every connection.
 
@@ -162,129 +143,6 @@ def queue(live, total: int, prefix: str) -> dict[str, int]:
             connection_of[message] = connection.id
         db.session.commit()
     return connection_of
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class WorkerProcess:
-    """`flask --app wsgi worker` in a subprocess, configured through the environment."""
-
-    def __init__(self, live, workdir: Path, name: str, *, threads: int, lease: float) -> None:
-        self.name = name
-        self.metrics_port = free_port()
-        config = live.app.config
-        self.env = {
-            **os.environ,
-            "NOTIFY_SITE_INSTANCE_PATH": str(workdir / "worker-instance"),
-            "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-            "NOTIFY_SITE_SECRET_KEY": config["SECRET_KEY"],
-            "NOTIFY_SITE_TOKEN_KEYS": json.dumps(config["TOKEN_KEYS"]),
-            "NOTIFY_SITE_NOTIFY_API_ORIGIN": config["NOTIFY_API_ORIGIN"],
-            "NOTIFY_SITE_NOTIFY_BOT_ORIGIN": config["NOTIFY_BOT_ORIGIN"],
-            "NOTIFY_SITE_WORKER_LEASE_SECONDS": str(lease),
-            "NOTIFY_SITE_WORKER_POLL_INTERVAL": "0.1",
-            # Retries (a relay without its database answers 500) come back within a second.
-            "NOTIFY_SITE_DELIVERY_RETRY_BASE": "0.25",
-            "NOTIFY_SITE_DELIVERY_RETRY_CAP": "1",
-            "NOTIFY_SITE_METRICS_TOKEN": METRICS_TOKEN,
-            "NOTIFY_SITE_WORKER_METRICS_PORT": str(self.metrics_port),
-        }
-        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        self.threads = threads
-        self.log_path = workdir / f"{name}.log"
-        self.process: subprocess.Popen | None = None
-        self.kills = 0
-
-    def start(self) -> WorkerProcess:
-        flask = Path(sys.executable).parent / "flask"
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(flask), "--app", "wsgi", "worker", "--threads", str(self.threads)],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        return self
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self.kills += 1
-
-    def terminate(self) -> int:
-        """SIGTERM, as an operator stops a worker; returns its exit status."""
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
-
-    def ensure_stopped(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def delivered_calls(self) -> float:
-        """Its `notify_site_deliveries_total{outcome="delivered"}`, read from its metrics port."""
-        answer = requests.get(
-            f"http://127.0.0.1:{self.metrics_port}/metrics",
-            headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
-            timeout=10,
-        )
-        answer.raise_for_status()
-        return sum(
-            sample.value
-            for family in text_string_to_metric_families(answer.text)
-            for sample in family.samples
-            if sample.name == "notify_site_deliveries_total"
-            and sample.labels.get("outcome") == "delivered"
-        )
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-2000:]
-
-
-def wait_for_metrics(workers: list[WorkerProcess], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    for worker in workers:
-        while True:
-            try:
-                worker.delivered_calls()
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"{worker.name} serves no metrics:\n{worker.log_tail()}")
-                time.sleep(0.1)
-
-
-def count(live, *conditions) -> int:
-    with live.app.app_context():
-        value = db.session.scalar(select(func.count()).select_from(Notification).where(*conditions))
-        db.session.rollback()
-        return value
-
-
-def wait_until(predicate, timeout: float, what: str, workers=()) -> float:
-    """Poll ``predicate``; returns the seconds it took, fails the test after ``timeout``."""
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            logs = "\n".join(f"--- {w.name}\n{w.log_tail()}" for w in workers)
-            pytest.fail(f"timed out waiting for {what}\n{logs}")
-        time.sleep(0.2)
-    return time.monotonic() - started
-
-
-def received(live) -> dict[str, int]:
-    """How many times the relay received each message."""
-    with live.app.app_context():
-        rows = db.session.execute(
-            select(RelayMessage.message, func.count()).group_by(RelayMessage.message)
-        ).all()
-        db.session.rollback()
-    return dict(rows)
 
 
 def scrape_site(live) -> dict[str, float]:
@@ -325,13 +183,18 @@ def relay_calls(live) -> RelayCalls:
 def test_four_workers_deliver_5000_once_within_every_window(live, relay_calls, tmp_path):
     assert live.app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
     tokens = connect_many(live, CONNECTIONS)
+    # Connecting called /api/status once per token: let those windows pass, so that every
+    # call in a window is a delivery the relay recorded.
+    time.sleep(WINDOW + 1)
     connection_of = queue(live, TOTAL, "scale")
     workers = [
-        WorkerProcess(live, tmp_path, f"worker-{n}", threads=THREADS, lease=30).start()
+        retrying_worker(live, tmp_path, f"worker-{n}", threads=THREADS, lease=30).start()
         for n in range(WORKERS)
     ]
     try:
-        took = wait_until(lambda: count(live, DELIVERED) == TOTAL, 300, "every delivery", workers)
+        took = wait_watching(
+            workers, lambda: count_notifications(live, DELIVERED) == TOTAL, 300, "every delivery"
+        )
         wait_for_metrics(workers)
         delivered_calls = sum(worker.delivered_calls() for worker in workers)
         assert all(worker.terminate() == 0 for worker in workers)  # SIGTERM: a clean stop
@@ -370,10 +233,13 @@ def test_sigkilled_workers_lose_nothing_and_duplicate_at_most_one_call_per_threa
     live, relay_calls, tmp_path
 ):
     tokens = connect_many(live, CONNECTIONS)
+    # Connecting called /api/status once per token: let those windows pass, so that every
+    # call in a window is a delivery the relay recorded.
+    time.sleep(WINDOW + 1)
     connection_of = queue(live, TOTAL, "kill")
     # A short lease, so that a killed worker's rows come back within seconds.
     workers = [
-        WorkerProcess(live, tmp_path, f"worker-{n}", threads=THREADS, lease=5).start()
+        retrying_worker(live, tmp_path, f"worker-{n}", threads=THREADS, lease=5).start()
         for n in range(WORKERS)
     ]
     rng = random.Random()
@@ -381,11 +247,11 @@ def test_sigkilled_workers_lose_nothing_and_duplicate_at_most_one_call_per_threa
     killed_at: list[datetime] = []
     try:
         for moment in moments:
-            wait_until(
-                lambda m=moment: count(live, DELIVERED) >= m * TOTAL,
+            wait_watching(
+                workers,
+                lambda m=moment: count_notifications(live, DELIVERED) >= m * TOTAL,
                 300,
                 f"{moment:.0%} delivered",
-                workers,
             )
             # A random moment within the call, not just at the threshold.
             time.sleep(rng.uniform(0, 0.5))
@@ -393,8 +259,12 @@ def test_sigkilled_workers_lose_nothing_and_duplicate_at_most_one_call_per_threa
             victim.kill()
             killed_at.append(datetime.now(UTC))
             victim.start()
-        assert count(live, DELIVERED) < TOTAL, "the kills came too late to prove anything"
-        took = wait_until(lambda: count(live, DELIVERED) == TOTAL, 300, "every delivery", workers)
+        assert count_notifications(live, DELIVERED) < TOTAL, (
+            "the kills came too late to prove anything"
+        )
+        took = wait_watching(
+            workers, lambda: count_notifications(live, DELIVERED) == TOTAL, 300, "every delivery"
+        )
         assert all(worker.terminate() == 0 for worker in workers)
     finally:
         for worker in workers:

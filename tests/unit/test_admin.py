@@ -11,11 +11,11 @@ from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import Notification, NotificationStatus
 from notify_site.services import api_keys
-from tests.factories import add_connection, create_notification, create_user, login
-from tests.unit.test_admin_service import (
+from tests.admin_scenarios import (
     ordering_scenario,
     problem_scenario,
 )
+from tests.factories import add_connection, create_notification, create_user, login
 
 JSON_PATHS = [
     "/admin/summary.json",

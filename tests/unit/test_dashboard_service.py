@@ -13,37 +13,13 @@ import pytest
 from notify_site.models import NotificationStatus, User
 from notify_site.services import dashboard
 from notify_site.services.dashboard import Gauge, countdown_text, excerpt, hourly_sends
-from tests.conftest import make_test_config
 from tests.factories import create_connection, create_notification, create_user
-from tests.pg_schemas import PG_URL, PostgresSchemas
+from tests.pg_schemas import ON_POSTGRES_TOO
 
 NOW = datetime(2031, 5, 6, 12, 34, 56, 789000, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 THIS_HOUR = datetime(2031, 5, 6, 12, 0, tzinfo=UTC)
 FIRST_HOUR = THIS_HOUR - 23 * HOUR  # 2031-05-05 13:00
-
-
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(not PG_URL, reason="NOTIFY_SITE_TEST_DATABASE_URL is not set"),
-            ],
-        ),
-    ]
-)
-def app_config(request, tmp_path):
-    if request.param == "sqlite":
-        yield make_test_config(tmp_path)
-        return
-    schemas = PostgresSchemas(PG_URL)
-    try:
-        yield make_test_config(tmp_path, DATABASE_URL=schemas.new_url())
-    finally:
-        schemas.drop_all()
 
 
 @pytest.fixture
@@ -59,6 +35,7 @@ def add(owner: User, connection_id: int, created: datetime, status: str, **value
     )
 
 
+@ON_POSTGRES_TOO
 @pytest.mark.usefixtures("ctx")
 def test_hourly_series_buckets_rows_by_the_hour_they_were_created():
     alice = create_user("alice")
@@ -96,6 +73,7 @@ def test_hourly_series_buckets_rows_by_the_hour_they_were_created():
     assert (series.total_delivered, series.total_failed, series.total_pending) == (3, 1, 2)
 
 
+@ON_POSTGRES_TOO
 @pytest.mark.usefixtures("ctx")
 def test_hourly_series_counts_only_the_owners_rows():
     alice, bob = create_user("alice"), create_user("bob", admin=True)
@@ -112,6 +90,7 @@ def test_hourly_series_counts_only_the_owners_rows():
     assert hourly_sends(bob, NOW).total_delivered == 5
 
 
+@ON_POSTGRES_TOO
 @pytest.mark.usefixtures("ctx")
 def test_hourly_series_of_a_quiet_day_is_24_zeros():
     alice = create_user("alice")
@@ -121,6 +100,7 @@ def test_hourly_series_of_a_quiet_day_is_24_zeros():
     assert [h.tzinfo for h in series.hours] == [UTC] * 24
 
 
+@ON_POSTGRES_TOO
 @pytest.mark.usefixtures("ctx")
 def test_recent_notifications_are_the_owners_newest_first():
     alice, bob = create_user("alice"), create_user("bob")
@@ -136,6 +116,7 @@ def test_recent_notifications_are_the_owners_newest_first():
     assert rows[0].connection.label == "Ops"  # loaded with the row
 
 
+@ON_POSTGRES_TOO
 @pytest.mark.usefixtures("ctx")
 def test_load_dashboard_lists_only_the_owners_connections():
     alice, bob = create_user("alice"), create_user("bob")

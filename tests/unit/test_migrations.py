@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect, text
+from flask_migrate import upgrade
+from sqlalchemy import text
 
 from notify_site import create_app
 from notify_site.extensions import db
 from tests.conftest import make_test_config
-
-
-def assert_migrations_match_models(app) -> None:
-    with app.app_context():
-        upgrade()
-        with db.engine.connect() as connection:
-            diff = compare_metadata(MigrationContext.configure(connection), db.metadata)
-        assert diff == [], f"models and migrations disagree: {diff}"
-        tables = set(inspect(db.engine).get_table_names())
-        assert {"users", "connections", "oauth_states"} <= tables
-        assert any(name.startswith("relay_") for name in tables)
-        downgrade(revision="base")
-        assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+from tests.migration_checks import assert_migrations_match_models
 
 
 def test_migrations_match_models_on_sqlite(tmp_path):

@@ -1,0 +1,193 @@
+"""`flask --app wsgi worker` in subprocesses beside a live site, and what they delivered.
+
+Used by the worker-kill test (tests/integration/test_worker_process.py) and the PostgreSQL
+scale and restart tests (tests/postgres/test_scale_workers.py, test_restart_postgres.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
+
+from notify_site.extensions import db
+from notify_site.models import Connection, Notification
+from notify_site.relay.models import RelayMessage
+from notify_site.services.notify import connection_context, keyring
+from tests.integration.helpers import connect_chat, register
+from tests.servers import free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The bearer token of the live site's and the workers' metrics, where a test reads them.
+METRICS_TOKEN = "worker-metrics-token"
+
+
+class WorkerProcess:
+    """A worker process on the live site's database and Notify server, configured through the
+    environment: ``settings`` are NOTIFY_SITE_* keys (``WORKER_LEASE_SECONDS=2``). With a
+    ``metrics_token`` it serves its metrics on a port of its own. Its output goes to
+    ``workdir/NAME.log``."""
+
+    def __init__(
+        self,
+        live,
+        workdir: Path,
+        name: str,
+        *,
+        threads: int,
+        metrics_token: str | None = None,
+        **settings,
+    ) -> None:
+        self.name = name
+        self.metrics_token = metrics_token
+        self.metrics_port = free_port() if metrics_token else None
+        config = live.app.config
+        if metrics_token:
+            settings |= {"METRICS_TOKEN": metrics_token, "WORKER_METRICS_PORT": self.metrics_port}
+        self.env = {
+            **os.environ,
+            "NOTIFY_SITE_INSTANCE_PATH": str(workdir / "worker-instance"),
+            "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+            "NOTIFY_SITE_SECRET_KEY": config["SECRET_KEY"],
+            "NOTIFY_SITE_TOKEN_KEYS": json.dumps(config["TOKEN_KEYS"]),
+            "NOTIFY_SITE_NOTIFY_API_ORIGIN": config["NOTIFY_API_ORIGIN"],
+            "NOTIFY_SITE_NOTIFY_BOT_ORIGIN": config["NOTIFY_BOT_ORIGIN"],
+            **{f"NOTIFY_SITE_{key}": str(value) for key, value in settings.items()},
+        }
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.threads = threads
+        self.log_path = workdir / f"{name}.log"
+        self.process: subprocess.Popen | None = None
+        self.kills = 0
+
+    def start(self) -> WorkerProcess:
+        flask = Path(sys.executable).parent / "flask"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(flask), "--app", "wsgi", "worker", "--threads", str(self.threads)],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.kills += 1
+
+    def terminate(self) -> int:
+        """SIGTERM, as an operator stops a worker; returns its exit status."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+    def ensure_stopped(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def delivered_calls(self) -> float:
+        """Its `notify_site_deliveries_total{outcome="delivered"}`, read from its metrics port."""
+        answer = requests.get(
+            f"http://127.0.0.1:{self.metrics_port}/metrics",
+            headers={"Authorization": f"Bearer {self.metrics_token}"},
+            timeout=10,
+        )
+        answer.raise_for_status()
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(answer.text)
+            for sample in family.samples
+            if sample.name == "notify_site_deliveries_total"
+            and sample.labels.get("outcome") == "delivered"
+        )
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-2000:]
+
+
+def retrying_worker(live, workdir: Path, name: str, *, threads: int, lease: float):
+    """The PostgreSQL tests' worker: a ``lease`` of their choosing, a look at the queue every
+    0.1 s, retries within a second (a relay without its database answers 500), and metrics
+    behind :data:`METRICS_TOKEN`. Not started."""
+    return WorkerProcess(
+        live,
+        workdir,
+        name,
+        threads=threads,
+        metrics_token=METRICS_TOKEN,
+        WORKER_LEASE_SECONDS=lease,
+        WORKER_POLL_INTERVAL=0.1,
+        DELIVERY_RETRY_BASE=0.25,
+        DELIVERY_RETRY_CAP=1,
+    )
+
+
+def wait_watching(
+    workers: list[WorkerProcess], predicate, timeout: float, what: str, interval: float = 0.2
+) -> float:
+    """:func:`~tests.servers.wait_until`, with the workers' logs when it times out."""
+
+    def logs() -> str:
+        return "\n".join(f"--- {worker.name}\n{worker.log_tail()}" for worker in workers)
+
+    return wait_until(predicate, timeout, what, interval=interval, details=logs)
+
+
+def wait_for_metrics(workers: list[WorkerProcess], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        while True:
+            try:
+                worker.delivered_calls()
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{worker.name} serves no metrics:\n{worker.log_tail()}")
+                time.sleep(0.1)
+
+
+def count_notifications(live, *conditions) -> int:
+    with live.app.app_context():
+        value = db.session.scalar(select(func.count()).select_from(Notification).where(*conditions))
+        db.session.rollback()
+        return value
+
+
+def received(live) -> dict[str, int]:
+    """How many times the relay received each message."""
+    with live.app.app_context():
+        rows = db.session.execute(
+            select(RelayMessage.message, func.count()).group_by(RelayMessage.message)
+        ).all()
+        db.session.rollback()
+    return dict(rows)
+
+
+def connect_many(live, count: int) -> dict[int, str]:
+    """Register, then connect ``count`` sandbox chats through the real OAuth flow; their
+    tokens by connection id."""
+    browser = requests.Session()
+    register(browser, live.site)
+    for n in range(count):
+        connect_chat(browser, live.site, f"chat {n}", "1-on-1" if n % 2 else "Family")
+    with live.app.app_context():
+        tokens = {
+            connection.id: keyring().decrypt(
+                connection.token_ciphertext, context=connection_context(connection.id)
+            )
+            for connection in db.session.scalars(select(Connection))
+        }
+        db.session.rollback()
+    assert len(tokens) == count
+    return tokens
