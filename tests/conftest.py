@@ -21,6 +21,7 @@ from flask import Flask
 from notify_site import create_app
 from notify_site.extensions import db
 from notify_site.worker import BackgroundWorker
+from tests.factories import create_user, login
 from tests.pg_schemas import ALL_ON_POSTGRES, PG_URL, PostgresSchemas, SchemaPool, tables_script
 from tests.servers import LiveServer, RequestLog
 
@@ -164,6 +165,20 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def alice(app) -> int:
+    """The id of the site's first account, "alice" (an admin, as every first account is)."""
+    with app.app_context():
+        return create_user("alice").id
+
+
+@pytest.fixture
+def signed_in(client, alice):
+    """The test client, signed in as alice through the sign-in form."""
+    login(client)
+    return client
 
 
 class Live:

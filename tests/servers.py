@@ -1,18 +1,24 @@
-"""Real servers for tests: a WSGI app on a free loopback port, a request log, free ports, and
-waiting (bounded) for a condition or for a process to answer."""
+"""Real servers for tests: a WSGI app on a free loopback port, a request log, gunicorn and
+other processes of a test app, free ports, and waiting (bounded) for a condition or for a
+process to answer."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import pytest
 import requests
 from werkzeug.serving import make_server
+
+ROOT = Path(__file__).resolve().parents[1]
 
 #: How often a serving thread looks for a shutdown request. socketserver's default (0.5 s)
 #: was paid by every test that stopped a server: ~0.5 s each, tens of seconds per run.
@@ -120,3 +126,46 @@ def wait_for_answer(url: str, process: subprocess.Popen, timeout: float = 60) ->
         return True
 
     wait_until(answers, timeout, f"{url} to answer", interval=0.2)
+
+
+def app_environment(config: Mapping, instance_path: str | Path, **settings) -> dict[str, str]:
+    """The environment of a process (gunicorn, `flask worker`) of the test app configured by
+    ``config`` (a test configuration or an app's): its database and secrets, its own
+    instance folder, and ``settings`` as NOTIFY_SITE_* keys (``MAX_CONTENT_LENGTH=5``)."""
+    env = {
+        **os.environ,
+        "NOTIFY_SITE_INSTANCE_PATH": str(instance_path),
+        "DATABASE_URL": config.get("SQLALCHEMY_DATABASE_URI") or config["DATABASE_URL"],
+        "NOTIFY_SITE_SECRET_KEY": config["SECRET_KEY"],
+        "NOTIFY_SITE_TOKEN_KEYS": json.dumps(list(config["TOKEN_KEYS"])),
+    }
+    for key, value in settings.items():
+        env[f"NOTIFY_SITE_{key}"] = json.dumps(value) if isinstance(value, bool) else str(value)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each process of a test keeps its own metrics
+    return env
+
+
+def start_gunicorn(
+    config: Mapping, log: Path, *, processes: int, **settings
+) -> tuple[subprocess.Popen, int]:
+    """`gunicorn wsgi:app` with the repository's gunicorn.conf.py, serving the test app of
+    ``config`` (plus ``settings``, as :func:`app_environment`), its output in ``log``.
+    Returns the process, once it answers, and its port."""
+    port = free_port()
+    env = app_environment(config, config["INSTANCE_PATH"], **settings)
+    env |= {"GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(processes)}
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "wsgi:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_answer(f"http://127.0.0.1:{port}/healthz", process)
+    except BaseException:
+        process.kill()
+        process.wait(timeout=10)
+        raise
+    return process, port

@@ -6,8 +6,6 @@ scale and restart tests (tests/postgres/test_scale_workers.py, test_restart_post
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,13 +18,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from notify_site.extensions import db
-from notify_site.models import Connection, Notification
+from notify_site.models import Connection, Notification, User
+from notify_site.notify_content import Content
 from notify_site.relay.models import RelayMessage
+from notify_site.services.notifications import add_notifications
 from notify_site.services.notify import connection_context, keyring
 from tests.integration.helpers import connect_chat, register
-from tests.servers import free_port, wait_until
+from tests.servers import ROOT, app_environment, free_port, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
 #: The bearer token of the live site's and the workers' metrics, where a test reads them.
 METRICS_TOKEN = "worker-metrics-token"
 
@@ -53,17 +52,13 @@ class WorkerProcess:
         config = live.app.config
         if metrics_token:
             settings |= {"METRICS_TOKEN": metrics_token, "WORKER_METRICS_PORT": self.metrics_port}
-        self.env = {
-            **os.environ,
-            "NOTIFY_SITE_INSTANCE_PATH": str(workdir / "worker-instance"),
-            "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-            "NOTIFY_SITE_SECRET_KEY": config["SECRET_KEY"],
-            "NOTIFY_SITE_TOKEN_KEYS": json.dumps(config["TOKEN_KEYS"]),
-            "NOTIFY_SITE_NOTIFY_API_ORIGIN": config["NOTIFY_API_ORIGIN"],
-            "NOTIFY_SITE_NOTIFY_BOT_ORIGIN": config["NOTIFY_BOT_ORIGIN"],
-            **{f"NOTIFY_SITE_{key}": str(value) for key, value in settings.items()},
-        }
-        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.env = app_environment(
+            config,
+            workdir / "worker-instance",
+            NOTIFY_API_ORIGIN=config["NOTIFY_API_ORIGIN"],
+            NOTIFY_BOT_ORIGIN=config["NOTIFY_BOT_ORIGIN"],
+            **settings,
+        )
         self.threads = threads
         self.log_path = workdir / f"{name}.log"
         self.process: subprocess.Popen | None = None
@@ -191,3 +186,22 @@ def connect_many(live, count: int) -> dict[int, str]:
         db.session.rollback()
     assert len(tokens) == count
     return tokens
+
+
+def queue_round_robin(live, total: int, prefix: str) -> dict[str, int]:
+    """Queue ``total`` notifications round-robin over every connection, in id order, the
+    first connection's owner sending: messages "PREFIX 0", "PREFIX 1"...
+
+    Returns each message with its connection's id.
+    """
+    connection_of = {}
+    with live.app.app_context():
+        connections = list(db.session.scalars(select(Connection).order_by(Connection.id)))
+        owner = db.session.get(User, connections[0].owner_id)
+        for n in range(total):
+            connection = connections[n % len(connections)]
+            message = f"{prefix} {n}"
+            add_notifications(owner, [connection], Content(message=message))
+            connection_of[message] = connection.id
+        db.session.commit()
+    return connection_of

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import requests
-from sqlalchemy import select
 
-from notify_site.extensions import db
-from notify_site.models import Connection, Notification, NotificationStatus, User
-from notify_site.notify_content import Content
-from notify_site.services.notifications import add_notifications
+from notify_site.models import Notification, NotificationStatus
 from tests.integration.helpers import connect_chat, register
-from tests.worker_processes import WorkerProcess, count_notifications, received, wait_watching
+from tests.worker_processes import (
+    WorkerProcess,
+    count_notifications,
+    queue_round_robin,
+    received,
+    wait_watching,
+)
 
 THREADS = 3
 TOTAL = 300
@@ -33,13 +35,7 @@ def test_sigkilled_worker_loses_nothing(live, tmp_path):
     register(browser, live.site)
     for label, chat in (("Me", "1-on-1"), ("Family", "Family"), ("Team", "Team alerts")):
         connect_chat(browser, live.site, label, chat)
-    with live.app.app_context():
-        connections = list(db.session.scalars(select(Connection)))
-        owner = db.session.get(User, connections[0].owner_id)
-        for n in range(TOTAL):
-            content = Content(message=f"kill-test {n}")
-            add_notifications(owner, [connections[n % 3]], content)
-        db.session.commit()
+    queue_round_robin(live, TOTAL, "kill-test")
     delivered = Notification.status == NotificationStatus.DELIVERED
 
     kills = 0

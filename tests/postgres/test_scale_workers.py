@@ -33,14 +33,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from notify_site.extensions import db
-from notify_site.models import Connection, Notification, NotificationStatus, User
-from notify_site.notify_content import Content
+from notify_site.models import Notification, NotificationStatus
 from notify_site.relay.models import RelayMessage
-from notify_site.services.notifications import add_notifications
 from tests.worker_processes import (
     METRICS_TOKEN,
     connect_many,
     count_notifications,
+    queue_round_robin,
     received,
     retrying_worker,
     wait_for_metrics,
@@ -127,24 +126,6 @@ def relay_windows(live, connection_of: dict[str, int]) -> dict[int, list[int]]:
 # --- Set-up -----------------------------------------------------------------------------------
 
 
-def queue(live, total: int, prefix: str) -> dict[str, int]:
-    """Queue ``total`` notifications round-robin over every connection.
-
-    Returns each message with its connection's id (every message is different).
-    """
-    connection_of = {}
-    with live.app.app_context():
-        connections = list(db.session.scalars(select(Connection).order_by(Connection.id)))
-        owner = db.session.get(User, connections[0].owner_id)
-        for n in range(total):
-            connection = connections[n % len(connections)]
-            message = f"{prefix} {n}"
-            add_notifications(owner, [connection], Content(message=message))
-            connection_of[message] = connection.id
-        db.session.commit()
-    return connection_of
-
-
 def scrape_site(live) -> dict[str, float]:
     """The live site's /metrics as {sample name with labels: value}."""
     answer = requests.get(
@@ -186,7 +167,7 @@ def test_four_workers_deliver_5000_once_within_every_window(live, relay_calls, t
     # Connecting called /api/status once per token: let those windows pass, so that every
     # call in a window is a delivery the relay recorded.
     time.sleep(WINDOW + 1)
-    connection_of = queue(live, TOTAL, "scale")
+    connection_of = queue_round_robin(live, TOTAL, "scale")
     workers = [
         retrying_worker(live, tmp_path, f"worker-{n}", threads=THREADS, lease=30).start()
         for n in range(WORKERS)
@@ -236,7 +217,7 @@ def test_sigkilled_workers_lose_nothing_and_duplicate_at_most_one_call_per_threa
     # Connecting called /api/status once per token: let those windows pass, so that every
     # call in a window is a delivery the relay recorded.
     time.sleep(WINDOW + 1)
-    connection_of = queue(live, TOTAL, "kill")
+    connection_of = queue_round_robin(live, TOTAL, "kill")
     # A short lease, so that a killed worker's rows come back within seconds.
     workers = [
         retrying_worker(live, tmp_path, f"worker-{n}", threads=THREADS, lease=5).start()

@@ -29,18 +29,6 @@ def app_config(tmp_path):
     return make_test_config(tmp_path, NOTIFY_API_ORIGIN=API)
 
 
-@pytest.fixture
-def alice(app):
-    with app.app_context():
-        return create_user("alice").id
-
-
-@pytest.fixture
-def signed_in(client, alice):
-    login(client)
-    return client
-
-
 def snapshot(connection: Connection, **values) -> None:
     defaults = {
         "rate_limit": 1000,

@@ -14,20 +14,13 @@ from notify_site.extensions import db
 from notify_site.i18n import time_text
 from notify_site.models import User
 from notify_site.services import api_keys
-from tests.factories import create_connection, create_user, login
+from tests.factories import create_connection, login
 
 JA = {"Accept-Language": "ja,en;q=0.5"}
 
 
 def html_lang(html: str) -> str:
     return re.search(r'<html lang="([^"]+)"', html).group(1)
-
-
-@pytest.fixture
-def alice(app):
-    with app.app_context():
-        user = create_user("alice")
-        return user.id
 
 
 def test_a_japanese_browser_gets_the_sign_in_page_in_japanese(client):

@@ -17,16 +17,10 @@ from notify_site.services import api_keys
 from notify_site.services.connections import DETAIL_REVOKED_HERE
 from notify_site.services.retry import CHAT_UNREACHABLE, CONNECTION_REVOKED
 from tests.conftest import make_test_config
-from tests.factories import create_connection, create_notification, create_user, login
+from tests.factories import create_connection, create_notification, login
 
 JA = {"Accept-Language": "ja,en;q=0.5"}
 ZH = {"Accept-Language": "zh-TW"}
-
-
-@pytest.fixture
-def alice(app):
-    with app.app_context():
-        return create_user("alice").id
 
 
 def add_failed(app, connection_id: int, error: str) -> int:
