@@ -213,10 +213,9 @@ def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
         root = create_user(admin, admin=True)
         bob = create_user(user)
         data.user_id = bob.id
-        key_row, data.api_key = api_keys.create_api_key(root, "CI alerts")
-        revoked_key, _ = api_keys.create_api_key(root, "Old runner")
-        api_keys.revoke_api_key(root, revoked_key.id)
-        api_keys.create_api_key(bob, "Bob's cron")
+        key_row, data.api_key = create_api_key(root, "CI alerts")
+        create_api_key(root, "Old runner", revoked=True)
+        create_api_key(bob, "Bob's cron")
         api_keys.touch(api_keys.authenticate(data.api_key))
 
         c = data.connections

@@ -11,9 +11,8 @@ from playwright.sync_api import expect
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import Notification, NotificationStatus
-from notify_site.services import api_keys
 from tests.browser.steps import DESKTOP, PHONE, screenshot, sign_in
-from tests.factories import add_connection, create_notification, create_user
+from tests.factories import add_connection, create_api_key, create_notification, create_user
 
 pytestmark = pytest.mark.browser
 
@@ -31,7 +30,7 @@ def seed_site(live) -> dict[str, int]:
             "Team": add_connection(bob, "Team", remaining=0),
             "Night shift": add_connection(bob, "Night shift", remaining=None),
         }
-        key, _ = api_keys.create_api_key(alice, "CI alerts")
+        key, _ = create_api_key(alice, "CI alerts")
         for hour in range(24):
             for _ in range(hour % 5 + 1):
                 finished = now - timedelta(hours=hour, minutes=5)

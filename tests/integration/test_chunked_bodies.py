@@ -19,9 +19,8 @@ from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.relay import oauth
 from notify_site.relay.clients import register_client
-from notify_site.services import api_keys
 from tests.conftest import init_database, make_test_config
-from tests.factories import PASSWORD, create_connection, create_user
+from tests.factories import PASSWORD, create_api_key, create_connection, create_user
 from tests.servers import LiveServer, start_gunicorn
 
 LIMIT = 64 * 1024
@@ -42,7 +41,7 @@ def make_world(app) -> World:
     with app.app_context():
         alice = create_user("alice")
         connection_id = create_connection(alice, label="Ops").id
-        _, api_key = api_keys.create_api_key(alice, "chunked")
+        _, api_key = create_api_key(alice, "chunked")
         redirect_uri = "https://service.example/callback"
         client_id, secret = register_client("Service", redirect_uri)
         auth = oauth.parse_authorize_request(

@@ -14,7 +14,7 @@ import pytest
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import NotificationStatus
-from notify_site.services import admin, api_keys
+from notify_site.services import admin
 from tests.admin_scenarios import (
     check_chart,
     check_filters,
@@ -24,7 +24,7 @@ from tests.admin_scenarios import (
     problem_scenario,
     snapshot,
 )
-from tests.factories import add_connection, create_notification, create_user, login
+from tests.factories import add_connection, create_api_key, create_notification, create_user, login
 
 pytestmark = pytest.mark.postgres
 
@@ -76,7 +76,7 @@ def test_pages_counts_and_key_volumes_on_postgresql(app, monkeypatch):
     with app.app_context():
         owner = create_user("alice")
         connection = add_connection(owner, "Ops", remaining=1)
-        key, _ = api_keys.create_api_key(owner, "CI")
+        key, _ = create_api_key(owner, "CI")
         for n in range(5):
             create_notification(
                 connection,

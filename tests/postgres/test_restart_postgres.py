@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from notify_site.extensions import db
 from notify_site.models import Connection, Notification, NotificationStatus, User
-from notify_site.services.api_keys import create_api_key
+from tests.factories import create_api_key
 from tests.pg_schemas import PG_URL
 from tests.worker_processes import (
     METRICS_TOKEN,

@@ -27,7 +27,14 @@ from notify_site.models import (
 )
 from notify_site.services import api_keys
 from tests.conftest import make_test_config
-from tests.factories import PASSWORD, create_connection, create_notification, create_user, login
+from tests.factories import (
+    PASSWORD,
+    create_api_key,
+    create_connection,
+    create_notification,
+    create_user,
+    login,
+)
 
 API = "https://notify-api.test"
 REVOKE = API + "/api/revoke"
@@ -71,10 +78,10 @@ def accounts(app):
             alice, label="Old", token="alice-token-old", status=ConnectionStatus.REVOKED
         )
         bobs = create_connection(bob, label="Bob's", token="bob-token")
-        key, _ = api_keys.create_api_key(alice, "CI")
-        _, alice_key = api_keys.create_api_key(alice, "deploy")
+        key, _ = create_api_key(alice, "CI")
+        _, alice_key = create_api_key(alice, "deploy")
         api_keys.create_api_key_to_show(alice, "waiting")
-        _, bob_key = api_keys.create_api_key(bob, "bob's key")
+        _, bob_key = create_api_key(bob, "bob's key")
         db.session.add(
             IdempotencyRecord(
                 api_key_id=key.id, key="k1", request_hash="h", status_code=202, response_json="{}"

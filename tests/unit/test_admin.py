@@ -10,12 +10,11 @@ import pytest
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import Notification, NotificationStatus
-from notify_site.services import api_keys
 from tests.admin_scenarios import (
     ordering_scenario,
     problem_scenario,
 )
-from tests.factories import add_connection, create_notification, create_user, login
+from tests.factories import add_connection, create_api_key, create_notification, create_user, login
 
 JSON_PATHS = [
     "/admin/summary.json",
@@ -112,8 +111,8 @@ def test_an_admins_api_key_reads_the_json_and_others_do_not(app, client):
     with app.app_context():
         root = create_user("root", admin=True)
         bob = create_user("bob")
-        _, admin_key = api_keys.create_api_key(root, "monitoring")
-        _, user_key = api_keys.create_api_key(bob, "CI")
+        _, admin_key = create_api_key(root, "monitoring")
+        _, user_key = create_api_key(bob, "CI")
     answer = client.get("/admin/summary.json", headers={"Authorization": f"Bearer {admin_key}"})
     assert answer.status_code == 200
     assert "csrf_token" not in answer.json  # no session, no form to post
@@ -242,7 +241,7 @@ def test_api_keys_json_lists_volume(app, as_admin):
     with app.app_context():
         alice = create_user("alice")
         connection = add_connection(alice, "Ops", remaining=1)
-        key, _ = api_keys.create_api_key(alice, "CI")
+        key, _ = create_api_key(alice, "CI")
         for _ in range(2):
             create_notification(connection, api_key_id=key.id)
     body = as_admin.get("/admin/api-keys.json").json

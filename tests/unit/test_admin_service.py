@@ -27,7 +27,7 @@ from tests.admin_scenarios import (
     problem_scenario,
     snapshot,
 )
-from tests.factories import add_connection, create_notification, create_user
+from tests.factories import add_connection, create_api_key, create_notification, create_user
 
 
 def test_connections_lowest_remaining_first_unknown_last(app):
@@ -184,15 +184,14 @@ def test_cancel_leaves_delivered_and_live_rows_alone(app):
 
 
 def test_api_keys_are_listed_with_their_volume(app):
-    from notify_site.services import api_keys
 
     with app.app_context():
         alice = create_user("alice")
         bob = create_user("bob")
         connection = add_connection(alice, "Ops", remaining=1)
-        old_key, _ = api_keys.create_api_key(alice, "old")
-        busy_key, _ = api_keys.create_api_key(bob, "busy")
-        idle_key, _ = api_keys.create_api_key(bob, "idle")
+        old_key, _ = create_api_key(alice, "old")
+        busy_key, _ = create_api_key(bob, "busy")
+        idle_key, _ = create_api_key(bob, "idle")
         db.session.get(ApiKey, busy_key.id).last_used_at = utcnow()
         db.session.get(ApiKey, old_key.id).last_used_at = utcnow() - timedelta(days=2)
         db.session.commit()

@@ -21,9 +21,9 @@ from notify_site.models import (
     Notification,
     NotificationStatus,
 )
-from notify_site.services import api_keys, notifications
+from notify_site.services import notifications
 from tests import images
-from tests.factories import create_connection, create_user, tiny_png
+from tests.factories import create_api_key, create_connection, create_user, tiny_png
 
 ERROR_KEYS = {"code", "message", "fields"}
 
@@ -54,9 +54,9 @@ def world(app) -> World:
         old = create_connection(alice, label="Old", status=ConnectionStatus.REVOKED)
         bob_ops = create_connection(bob, label="Ops")
         return World(
-            admin_key=api_keys.create_api_key(admin, "admin")[1],
-            alice_key=api_keys.create_api_key(alice, "alice")[1],
-            bob_key=api_keys.create_api_key(bob, "bob")[1],
+            admin_key=create_api_key(admin, "admin")[1],
+            alice_key=create_api_key(alice, "alice")[1],
+            bob_key=create_api_key(bob, "bob")[1],
             alice_id=alice.id,
             bob_id=bob.id,
             ops=ops.id,

@@ -13,11 +13,10 @@ import pytest
 from notify_site import stored_text
 from notify_site.extensions import db
 from notify_site.models import Connection, NotificationStatus, User
-from notify_site.services import api_keys
 from notify_site.services.connections import DETAIL_REVOKED_HERE
 from notify_site.services.retry import CHAT_UNREACHABLE, CONNECTION_REVOKED
 from tests.conftest import make_test_config
-from tests.factories import create_connection, create_notification, login
+from tests.factories import create_api_key, create_connection, create_notification, login
 
 JA = {"Accept-Language": "ja,en;q=0.5"}
 ZH = {"Accept-Language": "zh-TW"}
@@ -99,7 +98,7 @@ def test_a_failed_notifications_error_is_japanese_on_the_pages_and_english_in_th
 
     # The API returns the data as stored, whatever the language.
     with app.app_context():
-        _, key = api_keys.create_api_key(db.session.get(User, alice), "test")
+        _, key = create_api_key(alice, "test")
     answer = client.get(
         f"/api/v1/notifications/{notification_id}",
         headers={**JA, "Authorization": f"Bearer {key}"},
@@ -122,7 +121,7 @@ def test_a_revoked_connections_detail_is_translated_on_the_connections_page(app,
 
 def test_sending_to_a_revoked_chat_is_refused_in_japanese(app, client, alice):
     with app.app_context():
-        _, key = api_keys.create_api_key(db.session.get(User, alice), "test")
+        _, key = create_api_key(alice, "test")
     ops(app, alice, label="Old", status="revoked")
     answer = client.post(
         "/api/v1/notifications",
@@ -137,7 +136,7 @@ def test_sending_to_a_revoked_chat_is_refused_in_japanese(app, client, alice):
 
 def test_marshmallows_reasons_follow_accept_language_and_the_fields_stay(app, client, alice):
     with app.app_context():
-        _, key = api_keys.create_api_key(db.session.get(User, alice), "test")
+        _, key = create_api_key(alice, "test")
     body = {"connection": 1, "message": 5, "surprise": True}
     headers = {"Authorization": f"Bearer {key}"}
     english = client.post("/api/v1/notifications", json=body, headers=headers).get_json()
@@ -159,7 +158,7 @@ def app_config(tmp_path):
 
 def test_the_apis_429_message_follows_accept_language_and_its_code_stays(app, client, alice):
     with app.app_context():
-        _, key = api_keys.create_api_key(db.session.get(User, alice), "test")
+        _, key = create_api_key(alice, "test")
     headers = {"Authorization": f"Bearer {key}"}
     for _ in range(3):
         assert client.get("/api/v1/connections", headers=headers).status_code == 200
