@@ -151,6 +151,20 @@ def create_api_key(
     return row, plaintext
 
 
+def create_relay_token(client_pk: int, chat_id: int, token: str | None = None) -> str:
+    """A relay access token of one registered client for one chat, stored as the relay stores
+    them (its hash only); returns the token (a new random one unless ``token`` is given)."""
+    from notify_site.relay.models import RelayAccessToken
+    from notify_site.relay.secrets_util import hash_secret, new_secret
+
+    token = token or new_secret()
+    db.session.add(
+        RelayAccessToken(token_hash=hash_secret(token), client_pk=client_pk, chat_id=chat_id)
+    )
+    db.session.commit()
+    return token
+
+
 def tiny_png() -> bytes:
     """A valid 1×1 PNG (one green pixel), built here so no test needs a file."""
 
@@ -286,7 +300,7 @@ def seed_line_channel(app, data: PageData, fake_line) -> None:
     from notify_site.relay.line.channel import current_settings
     from notify_site.relay.line.events import process_events
     from notify_site.relay.models import RelayAccessToken, RelayChat
-    from notify_site.relay.secrets_util import hash_secret, new_secret
+    from notify_site.relay.secrets_util import hash_secret
     from tests.fakes.line_api import event, sign, text_message, webhook_body
 
     user, group = "U" + "a" * 32, "C" + "e" * 32
@@ -306,13 +320,7 @@ def seed_line_channel(app, data: PageData, fake_line) -> None:
                 RelayAccessToken.token_hash == hash_secret(data.relay_token)
             )
         )
-        data.relay_line_token = new_secret()
-        db.session.add(
-            RelayAccessToken(
-                token_hash=hash_secret(data.relay_line_token), client_pk=client_pk, chat_id=chat.id
-            )
-        )
-        db.session.commit()
+        data.relay_line_token = create_relay_token(client_pk, chat.id)
     answer = client.post(
         "/relay/api/notify",
         data={"message": "To LINE"},
@@ -324,22 +332,13 @@ def seed_line_channel(app, data: PageData, fake_line) -> None:
 def _seed_relay(app, data: PageData) -> None:
     from notify_site.relay import oauth
     from notify_site.relay.clients import find_client, register_client
-    from notify_site.relay.models import RelayAccessToken
-    from notify_site.relay.secrets_util import hash_secret, new_secret
 
     data.relay_redirect_uri = "https://client.example/callback"
     data.relay_client_id, _ = register_client("Example service", data.relay_redirect_uri)
     chats = oauth.ensure_sandbox_chats(
         app.config["RELAY_SANDBOX_USER"], app.config["RELAY_SANDBOX_GROUPS"]
     )
-    client = find_client(data.relay_client_id)
-    data.relay_token = new_secret()
-    db.session.add(
-        RelayAccessToken(
-            token_hash=hash_secret(data.relay_token), client_pk=client.id, chat_id=chats[0].id
-        )
-    )
-    db.session.commit()
+    data.relay_token = create_relay_token(find_client(data.relay_client_id).id, chats[0].id)
 
 
 def _fill_relay_inbox(app, data: PageData) -> None:

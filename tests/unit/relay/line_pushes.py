@@ -10,8 +10,8 @@ from notify_site.extensions import db
 from notify_site.relay.clients import find_client
 from notify_site.relay.line.channel import current_settings
 from notify_site.relay.line.push import PushPolicy, process_due_pushes
-from notify_site.relay.models import RelayAccessToken, RelayChat, RelayPush
-from notify_site.relay.secrets_util import hash_secret
+from notify_site.relay.models import RelayChat, RelayPush
+from tests.factories import create_relay_token
 
 ALICE = "U" + "a" * 32
 TOKEN = "relay-token-for-alice"
@@ -24,11 +24,8 @@ def add_line_user_chat(app, registered) -> int:
         chat = RelayChat(kind="USER", name="Alice", line_id=ALICE, source_type="user")
         db.session.add(chat)
         db.session.flush()
-        client = find_client(registered.client_id)
-        db.session.add(
-            RelayAccessToken(token_hash=hash_secret(TOKEN), client_pk=client.id, chat_id=chat.id)
-        )
         db.session.commit()
+        create_relay_token(find_client(registered.client_id).id, chat.id, TOKEN)
         return chat.id
 
 
