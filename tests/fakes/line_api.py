@@ -3,7 +3,8 @@
 It serves the endpoints the relay uses (push, reply, profile, group summary, bot info, quota,
 and the v2.1 channel access token issue / verify / revoke), records every call, and can be
 told to answer the next calls to a path with chosen statuses (500, 429, 400...). Pushes follow
-LINE's retry-key rule: a key already accepted answers 409 and sends nothing again.
+LINE's retry-key rule: a key already accepted answers 409 and sends nothing again. (One fake
+server, past 400 lines on purpose: its endpoints share the recorded state.)
 
 **Held to LINE's own documents.** Every request the fake receives is checked against the
 matching operation of LY's OpenAPI documents (``tests/fakes/line_contract.py``: parameters
