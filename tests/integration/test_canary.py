@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import logging
 import re
-import time
 
 import pytest
 import requests
@@ -30,6 +29,7 @@ from tests.integration.helpers import (
     start_connect,
     submit,
 )
+from tests.servers import wait_until
 
 FIRST_KEY = "kcanary1:" + Fernet.generate_key().decode()
 SECOND_KEY = "kcanary2:" + Fernet.generate_key().decode()
@@ -47,14 +47,18 @@ def redeploy_with_ring(live, *keys: str) -> None:
 
 
 def wait_until_delivered(live, timeout: float = 30) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
+    """Every notification's message, once all are delivered (by the in-process worker)."""
+
+    def rows():
         with live.app.app_context():
-            rows = db.session.execute(select(Notification.status, Notification.message)).all()
-        if rows and all(status == NotificationStatus.DELIVERED for status, _ in rows):
-            return [message for _, message in rows]
-        assert time.monotonic() < deadline, f"not delivered in time: {rows}"
-        time.sleep(0.05)
+            return db.session.execute(select(Notification.status, Notification.message)).all()
+
+    def all_delivered() -> bool:
+        found = rows()
+        return bool(found) and all(status == NotificationStatus.DELIVERED for status, _ in found)
+
+    wait_until(all_delivered, timeout, "every notification delivered", details=lambda: str(rows()))
+    return [message for _, message in rows()]
 
 
 def send_through_api(live, api_key: str, message: str) -> None:
