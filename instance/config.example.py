@@ -57,6 +57,10 @@
 # --- Accounts and web -----------------------------------------------------------------------
 # Whether anyone may register (the first account is an admin).
 # REGISTRATION_OPEN = True
+# How passwords are hashed (werkzeug's methods): "scrypt" (N=2**15), "scrypt:N:r:p" or
+# "pbkdf2:sha256:ITERATIONS". Cheaper than N=2**15 or 600,000 rounds is refused unless TESTING
+# is on (the test suite hashes with one PBKDF2 round). Hashes made earlier keep working.
+# PASSWORD_HASH_METHOD = "scrypt"
 # The database; SQLite in instance/ by default. PostgreSQL: "postgresql+psycopg://user@host/db".
 # DATABASE_URL = None
 # Largest request body, in bytes.

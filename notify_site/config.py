@@ -15,6 +15,7 @@ Every key is described in ``instance/config.example.py``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -95,8 +96,6 @@ DEFAULTS: dict[str, Any] = {
     "WORKER_LEASE_SECONDS": 60,
     # Rows of one connection claimed at a time.
     "WORKER_BATCH_SIZE": 20,
-    # Run a delivery worker thread inside the web process (`flask serve` always does).
-    "WORKER_IN_PROCESS": False,
     # Retries: full-jitter backoff from 0..base·2ⁿ⁻¹ seconds, capped; then failed. The base is
     # wide enough that a thousand rows failing together come back < 10 % in any one second
     # even though failing them takes the workers seconds (`make chaos`; 15 gave 10–13 %).
@@ -106,6 +105,11 @@ DEFAULTS: dict[str, Any] = {
     "DELIVERY_MAX_AGE_HOURS": 24,
     # Accounts.
     "REGISTRATION_OPEN": True,
+    # How passwords are hashed (werkzeug's generate_password_hash methods): "scrypt" or
+    # "scrypt:N:r:p", "pbkdf2:sha256:ITERATIONS". Slow on purpose. Anything cheaper than
+    # scrypt's N=2**15 or PBKDF2's 600,000 iterations is refused unless TESTING is on (the
+    # test suite hashes cheaply: it makes thousands of accounts).
+    "PASSWORD_HASH_METHOD": "scrypt",
     # Database: SQLite in instance/ unless DATABASE_URL is given.
     "DATABASE_URL": None,
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
@@ -199,6 +203,7 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     app.config["REMEMBER_COOKIE_SECURE"] = app.config["SESSION_COOKIE_SECURE"]
     for key in ("NOTIFY_BOT_ORIGIN", "NOTIFY_API_ORIGIN"):
         app.config[key] = app.config[key].rstrip("/")
+    check_password_hash_method(app.config["PASSWORD_HASH_METHOD"], testing=app.testing)
     if isinstance(app.config["TRUSTED_HOSTS"], str):
         # From the environment as "a.example,b.example" (a JSON list works too).
         hosts = [host.strip() for host in app.config["TRUSTED_HOSTS"].split(",")]
@@ -213,6 +218,43 @@ def parse_key_list(value: str | list[str]) -> list[str]:
     if not keys:
         raise ConfigError("TOKEN_KEYS is empty: give at least one 'key-id:fernet-key'")
     return keys
+
+
+#: The weakest work factors allowed outside tests: werkzeug's default for scrypt, and OWASP's
+#: 2023 figure for PBKDF2-HMAC-SHA256 (werkzeug's own PBKDF2 default is higher).
+MIN_SCRYPT_N = 2**15
+MIN_PBKDF2_ITERATIONS = 600_000
+
+
+def check_password_hash_method(method: str, *, testing: bool) -> None:
+    """Refuse a method werkzeug cannot use, and a cheap one outside tests (:class:`ConfigError`).
+
+    Checked here, at start-up, so that a typo or a test setting copied into production stops
+    the site before the first registration, not at it.
+    """
+    name, *args = str(method).split(":")
+    if name == "scrypt":
+        usable = len(args) in (0, 3) and all(arg.isdigit() for arg in args)
+        work, floor = (int(args[0]) if usable and args else MIN_SCRYPT_N), MIN_SCRYPT_N
+    elif name == "pbkdf2":
+        usable = (
+            len(args) <= 2
+            and (not args or args[0] in hashlib.algorithms_available)
+            and (len(args) < 2 or args[1].isdigit())
+        )
+        work = int(args[1]) if usable and len(args) == 2 else MIN_PBKDF2_ITERATIONS
+        floor = MIN_PBKDF2_ITERATIONS
+    else:
+        usable = False
+    if not usable:
+        raise ConfigError(
+            f"PASSWORD_HASH_METHOD {method!r} is not one werkzeug knows: use 'scrypt', "
+            "'scrypt:N:r:p' or 'pbkdf2:sha256:ITERATIONS'"
+        )
+    if work < floor and not testing:
+        raise ConfigError(
+            f"PASSWORD_HASH_METHOD {method!r} is too cheap outside tests: at least {floor:,}"
+        )
 
 
 def database_uri(app: Flask) -> str:

@@ -18,7 +18,14 @@ from sqlalchemy import select
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.keyring import keyring
-from notify_site.models import Connection, ConnectionStatus, Notification, User
+from notify_site.models import (
+    ApiKey,
+    Connection,
+    ConnectionStatus,
+    Notification,
+    NotificationStatus,
+    User,
+)
 from notify_site.services import accounts, api_keys
 from notify_site.services.notify import connection_context
 from notify_site.services.retry import CONNECTION_REVOKED
@@ -89,10 +96,10 @@ def add_connection(
     return connection.id
 
 
-def add_notification(
-    connection_id: int,
+def create_notification(
+    connection: Connection | int,
     *,
-    status: str = "delivered",
+    status: str = NotificationStatus.DELIVERED,
     created: datetime | None = None,
     finished: datetime | None = None,
     next_attempt: datetime | None = None,
@@ -100,18 +107,25 @@ def add_notification(
     attempts: int = 1,
     last_error: str | StoredText | None = None,
     api_key_id: int | None = None,
+    owner_id: int | None = None,
     message: str = "Disk 91% full",
     **fields,
-) -> int:
-    """A notification row in any state (``fields``: stickers, image URLs...). A ``last_error``
-    given as a plain string is stored as a server's words, without a code."""
-    connection = db.session.get(Connection, connection_id)
+) -> Notification:
+    """A notification row to ``connection`` (a row or its id) in any state.
+
+    Delivered by default; ``created`` is also its last update and its first due time, and a
+    ``lease_expires`` gives it a lease token. Sent by the chat's owner unless ``owner_id``
+    says otherwise (an admin's send). A ``last_error`` given as a plain string is stored as a
+    server's words, without a code. ``fields``: stickers, image URLs, etc.
+    """
+    if isinstance(connection, int):
+        connection = db.session.get(Connection, connection)
     created = created or utcnow()
     if isinstance(last_error, str):
         last_error = StoredText(last_error)
     row = Notification(
-        owner_id=connection.owner_id,
-        connection_id=connection_id,
+        owner_id=owner_id or connection.owner_id,
+        connection_id=connection.id,
         api_key_id=api_key_id,
         message=message,
         status=status,
@@ -127,7 +141,34 @@ def add_notification(
     )
     db.session.add(row)
     db.session.commit()
-    return row.id
+    return row
+
+
+def create_api_key(
+    owner: User | int, name: str = "CI", *, revoked: bool = False
+) -> tuple[ApiKey, str]:
+    """An API key of ``owner`` (a row or its id), made by the service: the row and the
+    plaintext key. ``revoked``: revoked at once (it stays listed, and works no more)."""
+    if isinstance(owner, int):
+        owner = db.session.get(User, owner)
+    row, plaintext = api_keys.create_api_key(owner, name)
+    if revoked:
+        api_keys.revoke_api_key(owner, row.id)
+    return row, plaintext
+
+
+def create_relay_token(client_pk: int, chat_id: int, token: str | None = None) -> str:
+    """A relay access token of one registered client for one chat, stored as the relay stores
+    them (its hash only); returns the token (a new random one unless ``token`` is given)."""
+    from notify_site.relay.models import RelayAccessToken
+    from notify_site.relay.secrets_util import hash_secret, new_secret
+
+    token = token or new_secret()
+    db.session.add(
+        RelayAccessToken(token_hash=hash_secret(token), client_pk=client_pk, chat_id=chat_id)
+    )
+    db.session.commit()
+    return token
 
 
 def tiny_png() -> bytes:
@@ -192,10 +233,9 @@ def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
         root = create_user(admin, admin=True)
         bob = create_user(user)
         data.user_id = bob.id
-        key_row, data.api_key = api_keys.create_api_key(root, "CI alerts")
-        revoked_key, _ = api_keys.create_api_key(root, "Old runner")
-        api_keys.revoke_api_key(root, revoked_key.id)
-        api_keys.create_api_key(bob, "Bob's cron")
+        key_row, data.api_key = create_api_key(root, "CI alerts")
+        create_api_key(root, "Old runner", revoked=True)
+        create_api_key(bob, "Bob's cron")
         api_keys.touch(api_keys.authenticate(data.api_key))
 
         c = data.connections
@@ -214,21 +254,21 @@ def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
         )
 
         n = data.notifications
-        n["delivered"] = add_notification(
+        n["delivered"] = create_notification(
             c["ops"], created=now - minutes(90), finished=now - minutes(89), api_key_id=key_row.id
-        )
-        n["queued"] = add_notification(c["ops"], status="queued", message="Backup ran")
-        n["sending"] = add_notification(
+        ).id
+        n["queued"] = create_notification(c["ops"], status="queued", message="Backup ran").id
+        n["sending"] = create_notification(
             c["family"], status="sending", created=now - minutes(1), lease_expires=now + minutes(1)
-        )
-        n["failed"] = add_notification(
+        ).id
+        n["failed"] = create_notification(
             c["revoked"],
             status="failed",
             created=now - minutes(3),
             finished=now - minutes(2),
             last_error=CONNECTION_REVOKED,
-        )
-        n["failed_server"] = add_notification(
+        ).id
+        n["failed_server"] = create_notification(
             c["ops"],
             status="failed",
             created=now - minutes(70),
@@ -239,25 +279,25 @@ def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
                 count=8,
                 reason=site_text("server_answered", status=500, message=StoredText("boom")),
             ),
-        )
-        n["stuck_queued"] = add_notification(
+        ).id
+        n["stuck_queued"] = create_notification(
             c["ops"], status="queued", created=now - minutes(120), next_attempt=now - minutes(90)
-        )
-        n["stuck_sending"] = add_notification(
+        ).id
+        n["stuck_sending"] = create_notification(
             c["family"], status="sending", created=now - minutes(20), lease_expires=now - minutes(5)
-        )
-        n["sticker"] = add_notification(
+        ).id
+        n["sticker"] = create_notification(
             c["family"], message="Deploy ok", sticker_package_id=446, sticker_id=1988
-        )
-        n["image"] = add_notification(
+        ).id
+        n["image"] = create_notification(
             c["ops"],
             message="Graph",
             image_thumbnail_url="https://img.example/t.jpg",
             image_fullsize_url="https://img.example/f.jpg",
-        )
-        n["bob_delivered"] = add_notification(
+        ).id
+        n["bob_delivered"] = create_notification(
             c["bob_group"], created=now - minutes(30), finished=now - minutes(29)
-        )
+        ).id
         _seed_relay(app, data)
     _fill_relay_inbox(app, data)
     return data
@@ -270,7 +310,7 @@ def seed_line_channel(app, data: PageData, fake_line) -> None:
     from notify_site.relay.line.channel import current_settings
     from notify_site.relay.line.events import process_events
     from notify_site.relay.models import RelayAccessToken, RelayChat
-    from notify_site.relay.secrets_util import hash_secret, new_secret
+    from notify_site.relay.secrets_util import hash_secret
     from tests.fakes.line_api import event, sign, text_message, webhook_body
 
     user, group = "U" + "a" * 32, "C" + "e" * 32
@@ -290,13 +330,7 @@ def seed_line_channel(app, data: PageData, fake_line) -> None:
                 RelayAccessToken.token_hash == hash_secret(data.relay_token)
             )
         )
-        data.relay_line_token = new_secret()
-        db.session.add(
-            RelayAccessToken(
-                token_hash=hash_secret(data.relay_line_token), client_pk=client_pk, chat_id=chat.id
-            )
-        )
-        db.session.commit()
+        data.relay_line_token = create_relay_token(client_pk, chat.id)
     answer = client.post(
         "/relay/api/notify",
         data={"message": "To LINE"},
@@ -308,22 +342,13 @@ def seed_line_channel(app, data: PageData, fake_line) -> None:
 def _seed_relay(app, data: PageData) -> None:
     from notify_site.relay import oauth
     from notify_site.relay.clients import find_client, register_client
-    from notify_site.relay.models import RelayAccessToken
-    from notify_site.relay.secrets_util import hash_secret, new_secret
 
     data.relay_redirect_uri = "https://client.example/callback"
     data.relay_client_id, _ = register_client("Example service", data.relay_redirect_uri)
     chats = oauth.ensure_sandbox_chats(
         app.config["RELAY_SANDBOX_USER"], app.config["RELAY_SANDBOX_GROUPS"]
     )
-    client = find_client(data.relay_client_id)
-    data.relay_token = new_secret()
-    db.session.add(
-        RelayAccessToken(
-            token_hash=hash_secret(data.relay_token), client_pk=client.id, chat_id=chats[0].id
-        )
-    )
-    db.session.commit()
+    data.relay_token = create_relay_token(find_client(data.relay_client_id).id, chats[0].id)
 
 
 def _fill_relay_inbox(app, data: PageData) -> None:

@@ -7,8 +7,6 @@ starts it, and stops it as an operator (SIGTERM) or a crash (SIGKILL) would.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,27 +14,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.servers import ROOT, app_environment
+
 FLASK = Path(sys.executable).parent / "flask"
 
 
 def worker_env(config: Mapping[str, Any], instance: Path, **settings: Any) -> dict[str, str]:
-    """The environment of a worker for the app configured by ``config``, plus ``settings``
-    (``NOTIFY_SITE_<KEY>``; strings as they are, anything else as JSON)."""
-    env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update(
-        {
-            "NOTIFY_SITE_INSTANCE_PATH": str(instance),
-            "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-            "NOTIFY_SITE_SECRET_KEY": config["SECRET_KEY"],
-            "NOTIFY_SITE_TOKEN_KEYS": json.dumps(config["TOKEN_KEYS"]),
-            "NOTIFY_SITE_NOTIFY_API_ORIGIN": config["NOTIFY_API_ORIGIN"],
-            "NOTIFY_SITE_NOTIFY_BOT_ORIGIN": config["NOTIFY_BOT_ORIGIN"],
-        }
+    """The environment of a worker for the app configured by ``config`` (its database, keys and
+    Notify server), plus ``settings`` as NOTIFY_SITE_* keys
+    (:func:`tests.servers.app_environment`)."""
+    return app_environment(
+        config,
+        instance,
+        NOTIFY_API_ORIGIN=config["NOTIFY_API_ORIGIN"],
+        NOTIFY_BOT_ORIGIN=config["NOTIFY_BOT_ORIGIN"],
+        **settings,
     )
-    for key, value in settings.items():
-        env[f"NOTIFY_SITE_{key}"] = value if isinstance(value, str) else json.dumps(value)
-    return env
 
 
 class WorkerProcess:

@@ -21,6 +21,7 @@ the account.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 from dataclasses import dataclass
@@ -45,10 +46,6 @@ from notify_site.models import (
 )
 from notify_site.services import ServiceError, plain_text_reason
 from notify_site.services.paging import Page, count_rows, page_offset
-
-# A hash of a random password, checked when the user does not exist, so that a missing user
-# costs as much time as a wrong password and the answer does not reveal which it was.
-_DUMMY_HASH = generate_password_hash("not-a-real-password-4f1b")
 
 PASSWORD_MIN_CHARS = 8
 PASSWORD_MAX_CHARS = 200
@@ -132,7 +129,7 @@ def authenticate(username: str, password: str) -> User | None:
     """
     user = db.session.scalar(select(User).where(User.username == username.strip()))
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
         return None
     if not check_password_hash(user.password_hash, password):
         return None
@@ -142,6 +139,19 @@ def authenticate(username: str, password: str) -> User | None:
 
 
 # ----------------------------------------------------------------------- accounts, passwords
+
+
+def hash_password(password: str) -> str:
+    """A salted hash of ``password`` by the configured ``PASSWORD_HASH_METHOD`` (scrypt)."""
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+
+
+@functools.cache
+def _dummy_hash(method: str) -> str:
+    """A hash of a random password, checked when the user does not exist, so that a missing
+    user costs as much time as a wrong password and the answer does not reveal which it was.
+    Made once per method, when first needed (not at import: each hash costs ~0.2 s)."""
+    return generate_password_hash("not-a-real-password-4f1b", method=method)
 
 
 def create_user(username: str, password: str, *, admin: bool | None = None) -> User:
@@ -156,7 +166,7 @@ def create_user(username: str, password: str, *, admin: bool | None = None) -> U
     is_first = db.session.scalar(select(func.count()).select_from(User)) == 0
     user = User(
         username=username,
-        password_hash=generate_password_hash(password),
+        password_hash=hash_password(password),
         is_admin=bool(admin) or is_first,
     )
     db.session.add(user)
@@ -211,7 +221,7 @@ def change_password(user: User, current: str, new: str) -> None:
     if not check_password_hash(user.password_hash, current):
         raise WrongPasswordError(gettext("That is not your current password."))
     _check_new_password(new)
-    user.password_hash = generate_password_hash(new)
+    user.password_hash = hash_password(new)
     end_sessions(user)
     record_event(AccountAction.PASSWORD_CHANGED, user, user)
     db.session.commit()
@@ -226,7 +236,7 @@ def set_password(username: str, password: str) -> User:
     if user is None:
         raise UnknownUserError(gettext("There is no account called “%(name)s”.", name=username))
     _check_new_password(password)
-    user.password_hash = generate_password_hash(password)
+    user.password_hash = hash_password(password)
     end_sessions(user)
     record_event(AccountAction.PASSWORD_SET, user, None)
     db.session.commit()

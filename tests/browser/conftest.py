@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = os.environ.get("NOTIFY_SITE_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -44,25 +43,3 @@ def page(chromium):
     page.set_default_timeout(15_000)
     yield page
     context.close()
-
-
-def dismissed_question(page, button) -> str:
-    """Click ``button``, say no to the confirmation it asks for, and return its question."""
-    questions: list[str] = []
-
-    def dismiss(dialog):
-        questions.append(dialog.message)
-        dialog.dismiss()
-
-    page.once("dialog", dismiss)
-    button.click()  # returns once the page's confirm() has had its answer
-    assert len(questions) == 1, questions
-    return questions[0]
-
-
-def screenshot(page, name: str) -> Path:
-    """Save a full-page screenshot under test-artifacts/ for people to look at."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path

@@ -3,7 +3,6 @@ page refreshing itself from the JSON endpoints."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import pytest
@@ -12,14 +11,10 @@ from playwright.sync_api import expect
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import Notification, NotificationStatus
-from notify_site.services import api_keys
-from tests.browser.conftest import dismissed_question, screenshot
-from tests.factories import PASSWORD, add_connection, add_notification, create_user
+from tests.browser.steps import DESKTOP, PHONE, dismissed_question, screenshot, sign_in
+from tests.factories import add_connection, create_api_key, create_notification, create_user
 
 pytestmark = pytest.mark.browser
-
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1200, "height": 850}
 
 
 def seed_site(live) -> dict[str, int]:
@@ -35,43 +30,35 @@ def seed_site(live) -> dict[str, int]:
             "Team": add_connection(bob, "Team", remaining=0),
             "Night shift": add_connection(bob, "Night shift", remaining=None),
         }
-        key, _ = api_keys.create_api_key(alice, "CI alerts")
+        key, _ = create_api_key(alice, "CI alerts")
         for hour in range(24):
             for _ in range(hour % 5 + 1):
                 finished = now - timedelta(hours=hour, minutes=5)
-                add_notification(chats["Family"], finished=finished, api_key_id=key.id)
+                create_notification(chats["Family"], finished=finished, api_key_id=key.id)
             if hour % 6 == 2:
-                add_notification(
+                create_notification(
                     chats["Ops alerts"],
                     status="failed",
                     finished=now - timedelta(hours=hour, minutes=10),
                     attempts=8,
                     last_error="The Notify server answered 500: Internal Server Error",
                 )
-        failed = add_notification(
+        failed = create_notification(
             chats["Ops alerts"],
             status="failed",
             finished=now - timedelta(minutes=3),
             attempts=3,
             last_error="The Notify server answered 503: Service Unavailable",
             message="Backup failed on db-2",
-        )
-        stuck = add_notification(
+        ).id
+        stuck = create_notification(
             chats["Team"],
             status="queued",
             created=now - timedelta(hours=2),
             next_attempt=now - timedelta(hours=1),
             message="Nightly report ready",
-        )
+        ).id
     return {"failed": failed, "stuck": stuck, **chats}
-
-
-def sign_in(page, live, username: str = "root") -> None:
-    page.goto(f"{live.site}/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(re.compile(re.escape(live.site) + r"/connections"))
 
 
 def status_of(live, notification_id: int) -> str:
@@ -145,13 +132,13 @@ def test_the_page_refreshes_itself_and_its_new_buttons_work(live, page):
     chart_before = page.locator("[data-chart=main]").inner_html()
 
     with live.app.app_context():
-        late = add_notification(
+        late = create_notification(
             ids["Family"],
             status="queued",
             next_attempt=utcnow() - timedelta(minutes=30),
             message="Disk 97% full on web-3",
-        )
-        add_notification(ids["Family"], finished=utcnow())
+        ).id
+        create_notification(ids["Family"], finished=utcnow())
     page.clock.fast_forward(31_000)
 
     new_row = page.locator(f'table[data-list="stuck"] tr[data-id="{late}"]')

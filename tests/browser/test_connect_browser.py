@@ -7,38 +7,16 @@ the proof that the callback's bounce keeps the flow working with the cookie sett
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import screenshot
-from tests.factories import PASSWORD
+from tests.browser.steps import connect, register, screenshot
 
 pytestmark = pytest.mark.browser
 
 
-def register(page, site: str) -> None:
-    page.goto(f"{site}/register")
-    page.fill("#username", "alice")
-    page.fill("#password", PASSWORD)
-    page.fill("#confirm", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{site}/connections")
-
-
-def connect(page, live, label: str, chat: str) -> None:
-    page.fill("#label", label)
-    page.get_by_role("button", name="Connect a chat").click()
-    expect(page).to_have_url(re.compile(re.escape(live.relay) + r"/oauth/authorize"))
-    expect(page.get_by_text("notify_site").first).to_be_visible()
-    page.get_by_label(re.compile(re.escape(chat))).check()
-    page.get_by_role("button", name="Agree and connect").click()
-    expect(page).to_have_url(f"{live.site}/connections")
-
-
 def test_register_connect_two_chats_and_revoke_one(live, page):
-    register(page, live.site)
+    register(page, live)
     cookie = next(c for c in page.context.cookies() if c["name"] == "session")
     assert cookie["sameSite"] == "Lax"
     assert cookie["httpOnly"] is True
@@ -64,7 +42,7 @@ def test_register_connect_two_chats_and_revoke_one(live, page):
 
 
 def test_cancel_on_the_relay_page_says_not_connected(live, page):
-    register(page, live.site)
+    register(page, live)
     page.fill("#label", "Maybe")
     page.get_by_role("button", name="Connect a chat").click()
     page.get_by_role("button", name="Cancel").click()

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import screenshot
-from tests.browser.test_dashboard_browser import (
+from tests.browser.steps import (
     DESKTOP,
     PHONE,
     add_history,
-    card,
+    quota_card,
+    screenshot,
     send_from_the_form,
     sign_up_and_connect,
 )
@@ -56,11 +56,6 @@ OVERFLOW = """() => {
 }"""
 
 
-@pytest.fixture
-def live_overrides():
-    return {"WORKER_IN_PROCESS": True}
-
-
 def look(page, name: str, tmp_path: Path) -> Path:
     """A full-page screenshot, under the test's tmp path and test-artifacts/, and a copy
     in /tmp/i18n-shots/ for review."""
@@ -72,7 +67,7 @@ def look(page, name: str, tmp_path: Path) -> Path:
     return kept
 
 
-def test_the_dashboard_in_japanese_and_traditional_chinese(live, page, tmp_path):
+def test_the_dashboard_in_japanese_and_traditional_chinese(live, in_process_worker, page, tmp_path):
     sign_up_and_connect(page, live, [(OPS, "1-on-1"), (FAMILY, "Family")])
     send_from_the_form(page, live, OPS, "バックアップ完了 ✅ 42 GB／3 分 🎉 備份完成")
     add_history(live)
@@ -106,7 +101,7 @@ def test_the_dashboard_in_japanese_and_traditional_chinese(live, page, tmp_path)
         expect(page.locator("h1")).to_have_text(want["heading"])
         expect(page.locator("#chats-heading")).to_have_text(want["chats"])
         expect(page.locator("#dashboard-zone")).to_have_text(want["zone"])
-        ops = card(page, OPS)
+        ops = quota_card(page, OPS)
         expect(ops.locator("[data-field=countdown]")).to_have_text(want["countdown"])
         rows = page.locator("#recent-rows tr")
         expect(rows.first.locator("[data-field=status]")).to_have_text(want["delivered"])

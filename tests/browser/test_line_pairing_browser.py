@@ -16,8 +16,7 @@ from sqlalchemy import select
 
 from notify_site.extensions import db
 from notify_site.models import Connection, ConnectionStatus
-from tests.browser.conftest import screenshot
-from tests.factories import PASSWORD
+from tests.browser.steps import register, screenshot
 from tests.fakes.line_api import event, text_message
 from tests.fakes.line_live import (
     ALICE,
@@ -40,15 +39,6 @@ def live_overrides(fake):
     return live_channel_config(fake)
 
 
-def register(page, site: str) -> None:
-    page.goto(f"{site}/register")
-    page.fill("#username", "alice")
-    page.fill("#password", PASSWORD)
-    page.fill("#confirm", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{site}/connections")
-
-
 def open_consent_page(page, live, label: str) -> None:
     page.fill("#label", label)
     page.get_by_role("button", name="Connect a chat").click()
@@ -57,7 +47,7 @@ def open_consent_page(page, live, label: str) -> None:
 
 
 def test_a_line_chat_is_paired_in_the_browser_and_connected(live, fake, page):
-    register(page, live.site)
+    register(page, live)
     open_consent_page(page, live, "Phone")
 
     # Waiting: the code, the add-friend link and QR; the button waits for the code.
@@ -99,7 +89,7 @@ def test_a_line_chat_is_paired_in_the_browser_and_connected(live, fake, page):
 
 
 def test_cancel_on_the_pairing_page_returns_to_the_site(live, page):
-    register(page, live.site)
+    register(page, live)
     open_consent_page(page, live, "Maybe")
     page.get_by_role("button", name="Cancel").click()
     expect(page).to_have_url(f"{live.site}/connections")

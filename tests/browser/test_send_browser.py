@@ -11,39 +11,14 @@ from sqlalchemy import select
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import Notification, NotificationStatus
-from tests.browser.conftest import screenshot
-from tests.factories import PASSWORD
+from tests.browser.steps import DESKTOP, PHONE, screenshot, sign_up_and_connect
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1200, "height": 850}
 
-
-@pytest.fixture
-def live_overrides():
-    # The live site delivers with a worker thread of its own, as `make run` does.
-    return {"WORKER_IN_PROCESS": True}
-
-
-def sign_up_and_connect(page, live, chats: list[tuple[str, str]]) -> None:
-    """Register through the form, then connect each (label, relay chat) through the relay."""
-    page.goto(f"{live.site}/register")
-    page.fill("#username", "alice")
-    page.fill("#password", PASSWORD)
-    page.fill("#confirm", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{live.site}/connections")
-    for label, chat in chats:
-        page.fill("#label", label)
-        page.get_by_role("button", name="Connect a chat").click()
-        expect(page).to_have_url(re.compile(re.escape(live.relay) + r"/oauth/authorize"))
-        page.get_by_label(re.compile(re.escape(chat))).check()
-        page.get_by_role("button", name="Agree and connect").click()
-        expect(page.locator(".flash-success")).to_contain_text(f"Connected “{label}”")
-
-
-def test_a_message_sent_from_the_form_is_delivered_to_the_sandbox_inbox(live, page):
+def test_a_message_sent_from_the_form_is_delivered_to_the_sandbox_inbox(
+    live, in_process_worker, page
+):
     sign_up_and_connect(page, live, [("Me", "1-on-1")])
     page.goto(f"{live.site}/send")
     # The only chat there is comes ticked.
@@ -101,8 +76,8 @@ def test_a_too_long_message_is_refused_beside_the_message_field(live, page):
     screenshot(page, "send-too-long-phone")
 
 
-@pytest.mark.parametrize("live_overrides", [{}])  # no worker: the test plays it
 def test_the_status_page_follows_each_row_until_all_are_finished(live, page):
+    # No worker: the test plays it.
     sign_up_and_connect(page, live, [("Me", "1-on-1"), ("Family alerts", "Family")])
     page.goto(f"{live.site}/send")
     page.get_by_role("checkbox", name=re.compile("Me")).check()

@@ -3,7 +3,8 @@
 It serves the endpoints the relay uses (push, reply, profile, group summary, bot info, quota,
 and the v2.1 channel access token issue / verify / revoke), records every call, and can be
 told to answer the next calls to a path with chosen statuses (500, 429, 400...). Pushes follow
-LINE's retry-key rule: a key already accepted answers 409 and sends nothing again.
+LINE's retry-key rule: a key already accepted answers 409 and sends nothing again. (One fake
+server, past 400 lines on purpose: its endpoints share the recorded state.)
 
 **Held to LINE's own documents.** Every request the fake receives is checked against the
 matching operation of LY's OpenAPI documents (``tests/fakes/line_contract.py``: parameters
@@ -42,10 +43,10 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from tests.fakes.line_contract import Exchange, LineContract, line_contract
+from tests.servers import LiveServer
 
 CHANNEL_ID = "1234567890"
 CHANNEL_SECRET = "fake-channel-secret-0123456789abcdef"
@@ -309,15 +310,11 @@ class FakeLineServer:
 
     def __init__(self, state: FakeLine | None = None) -> None:
         self.state = state or FakeLine()
-        self._server = make_server("127.0.0.1", 0, self.state, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._server = LiveServer(self.state).start()
+        self.url = self._server.url
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=10)
-        self._server.server_close()
+        self._server.stop()
 
 
 # --- Webhook helpers -----------------------------------------------------------------------

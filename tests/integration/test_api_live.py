@@ -10,8 +10,7 @@ from sqlalchemy import func, select
 
 from notify_site.extensions import db
 from notify_site.models import IdempotencyRecord, Notification
-from notify_site.services import api_keys
-from tests.factories import create_connection, create_user
+from tests.factories import create_api_key, create_connection, create_user
 
 CONCURRENT_POSTS = 120
 
@@ -21,7 +20,7 @@ def test_concurrent_posts_with_one_idempotency_key_queue_once(live):
         alice = create_user("alice")
         ops = create_connection(alice, label="Ops")
         family = create_connection(alice, label="Family", target_type="GROUP")
-        _, key = api_keys.create_api_key(alice, "load test")
+        _, key = create_api_key(alice, "load test")
         ops_id, family_id = ops.id, family.id
     targets = {ops_id, family_id}
 

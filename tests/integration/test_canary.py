@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import logging
 import re
-import time
 
 import pytest
 import requests
@@ -23,6 +22,7 @@ from notify_site.extensions import db
 from notify_site.keyring import keyring
 from notify_site.models import Connection, Notification, NotificationStatus
 from notify_site.services.notify import connection_context
+from tests.dumps import database_dump
 from tests.integration.helpers import (
     answer_authorize,
     finish_form_post,
@@ -30,7 +30,7 @@ from tests.integration.helpers import (
     start_connect,
     submit,
 )
-from tests.integration.test_no_plaintext_secrets import database_dump
+from tests.servers import wait_until
 
 FIRST_KEY = "kcanary1:" + Fernet.generate_key().decode()
 SECOND_KEY = "kcanary2:" + Fernet.generate_key().decode()
@@ -38,7 +38,7 @@ SECOND_KEY = "kcanary2:" + Fernet.generate_key().decode()
 
 @pytest.fixture
 def live_overrides():
-    return {"TOKEN_KEYS": [FIRST_KEY], "WORKER_IN_PROCESS": True, "DELIVERY_RETRY_BASE": 0.01}
+    return {"TOKEN_KEYS": [FIRST_KEY], "DELIVERY_RETRY_BASE": 0.01}
 
 
 def redeploy_with_ring(live, *keys: str) -> None:
@@ -48,14 +48,18 @@ def redeploy_with_ring(live, *keys: str) -> None:
 
 
 def wait_until_delivered(live, timeout: float = 30) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
+    """Every notification's message, once all are delivered (by the in-process worker)."""
+
+    def rows():
         with live.app.app_context():
-            rows = db.session.execute(select(Notification.status, Notification.message)).all()
-        if rows and all(status == NotificationStatus.DELIVERED for status, _ in rows):
-            return [message for _, message in rows]
-        assert time.monotonic() < deadline, f"not delivered in time: {rows}"
-        time.sleep(0.05)
+            return db.session.execute(select(Notification.status, Notification.message)).all()
+
+    def all_delivered() -> bool:
+        found = rows()
+        return bool(found) and all(status == NotificationStatus.DELIVERED for status, _ in found)
+
+    wait_until(all_delivered, timeout, "every notification delivered", details=lambda: str(rows()))
+    return [message for _, message in rows()]
 
 
 def send_through_api(live, api_key: str, message: str) -> None:
@@ -76,7 +80,9 @@ def variants(secret: str) -> list[str]:
     return forms
 
 
-def test_a_connect_send_rotate_cycle_leaves_no_secret_in_the_database_or_logs(live, caplog):
+def test_a_connect_send_rotate_cycle_leaves_no_secret_in_the_database_or_logs(
+    live, in_process_worker, caplog
+):
     caplog.set_level(logging.DEBUG)
     browser = requests.Session()
     register(browser, live.site)

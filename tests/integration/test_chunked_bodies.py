@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -23,12 +19,10 @@ from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.relay import oauth
 from notify_site.relay.clients import register_client
-from notify_site.services import api_keys
-from tests.conftest import LiveServer, init_database, make_test_config
-from tests.factories import PASSWORD, create_connection, create_user
-from tests.integration.test_gunicorn import free_port, wait_for
+from tests.conftest import init_database, make_test_config
+from tests.factories import PASSWORD, create_api_key, create_connection, create_user
+from tests.servers import LiveServer, start_gunicorn
 
-ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 64 * 1024
 OVER = LIMIT + 40 * 1024
 CHUNK = 8 * 1024
@@ -47,7 +41,7 @@ def make_world(app) -> World:
     with app.app_context():
         alice = create_user("alice")
         connection_id = create_connection(alice, label="Ops").id
-        _, api_key = api_keys.create_api_key(alice, "chunked")
+        _, api_key = create_api_key(alice, "chunked")
         redirect_uri = "https://service.example/callback"
         client_id, secret = register_client("Service", redirect_uri)
         auth = oauth.parse_authorize_request(
@@ -167,7 +161,7 @@ def check_chunked_bodies(port: int, world: World) -> None:
 
 @pytest.fixture
 def config(tmp_path) -> dict:
-    return make_test_config(tmp_path, MAX_CONTENT_LENGTH=LIMIT, WORKER_IN_PROCESS=False)
+    return make_test_config(tmp_path, MAX_CONTENT_LENGTH=LIMIT)
 
 
 def test_chunked_bodies_over_the_limit_on_werkzeugs_server(config):
@@ -187,33 +181,16 @@ def test_chunked_bodies_over_the_limit_on_gunicorn(config, tmp_path):
     app = create_app(config)
     init_database(app)
     world = make_world(app)
-    port = free_port()
-    env = {
-        **os.environ,
-        "NOTIFY_SITE_INSTANCE_PATH": config["INSTANCE_PATH"],
-        "DATABASE_URL": config["DATABASE_URL"],
-        "NOTIFY_SITE_SECRET_KEY": config["SECRET_KEY"],
-        "NOTIFY_SITE_TOKEN_KEYS": json.dumps(config["TOKEN_KEYS"]),
-        "NOTIFY_SITE_MAX_CONTENT_LENGTH": str(LIMIT),
-        "NOTIFY_SITE_WTF_CSRF_ENABLED": "false",
-        "NOTIFY_SITE_WORKER_IN_PROCESS": "false",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "1",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = tmp_path / "gunicorn.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "wsgi:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    process, port = start_gunicorn(
+        config,
+        tmp_path / "gunicorn.log",
+        processes=1,
+        MAX_CONTENT_LENGTH=LIMIT,
+        WTF_CSRF_ENABLED=False,
+    )
     try:
-        wait_for(f"http://127.0.0.1:{port}/healthz", process)
         check_chunked_bodies(port, world)
     finally:
         process.terminate()
         process.wait(timeout=30)
-    assert "Traceback" not in log.read_text()
+    assert "Traceback" not in (tmp_path / "gunicorn.log").read_text()

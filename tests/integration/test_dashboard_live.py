@@ -23,8 +23,8 @@ from notify_site.services.notifications import queue_notifications
 from notify_site.services.notify import connection_context
 from notify_site.worker import Worker
 from tests import images
+from tests.htmltree import card, parse
 from tests.integration.helpers import connect_chat, register
-from tests.unit.test_dashboard import card, parse
 
 PNG = images.png()
 # Not the defaults (1000 / 50): the figures on the page can only have come from the relay.

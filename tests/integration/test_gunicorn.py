@@ -3,71 +3,26 @@ processes, and an access log that holds no query string and no credentials."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from notify_site import create_app
 from tests.conftest import init_database, make_test_config
+from tests.servers import start_gunicorn
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "gunicorn-metrics-token"
 REQUESTS = 20
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            requests.get(url, timeout=10)
-            return
-        except requests.RequestException:
-            assert process.poll() is None, "gunicorn exited"
-            assert time.monotonic() < deadline, "gunicorn never answered"
-            time.sleep(0.2)
 
 
 def test_gunicorn_sums_metrics_over_processes_and_logs_no_secrets(tmp_path):
     config = make_test_config(tmp_path)
     init_database(create_app(config))
-    port = free_port()
-    env = {
-        **os.environ,
-        "NOTIFY_SITE_INSTANCE_PATH": config["INSTANCE_PATH"],
-        "DATABASE_URL": config["DATABASE_URL"],
-        "NOTIFY_SITE_SECRET_KEY": config["SECRET_KEY"],
-        "NOTIFY_SITE_TOKEN_KEYS": json.dumps(config["TOKEN_KEYS"]),
-        "NOTIFY_SITE_METRICS_TOKEN": TOKEN,
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "2",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = tmp_path / "gunicorn.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "wsgi:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    process, port = start_gunicorn(config, log, processes=2, METRICS_TOKEN=TOKEN)
     site = f"http://127.0.0.1:{port}"
     try:
-        wait_for(f"{site}/healthz", process)
         for _ in range(REQUESTS):
             answer = requests.get(
                 f"{site}/api/v1/connections?code=SECRET-CODE-123&state=STATE-456",

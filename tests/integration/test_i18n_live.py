@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from notify_site.extensions import db
 from notify_site.models import Connection, User
-from notify_site.services.api_keys import create_api_key
 from notify_site.worker import Worker
+from tests.factories import create_api_key
 from tests.htmlforms import form_with
 from tests.integration.helpers import connect_chat, register
 

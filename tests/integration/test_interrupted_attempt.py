@@ -18,12 +18,12 @@ from notify_site import create_app
 from notify_site.extensions import db
 from notify_site.models import DeliveryAttempt, Notification, NotificationStatus
 from notify_site.notify_content import Content
-from notify_site.services import api_keys
 from notify_site.services.notifications import add_notifications
 from tests.conftest import init_database, make_test_config
-from tests.factories import create_connection, create_user
+from tests.factories import create_api_key, create_connection, create_user
 from tests.fakes.notify_api import FakeNotifyServer
 from tests.processes import WorkerProcess, worker_env
+from tests.servers import wait_until
 
 TOKEN = "held-call-token"
 LEASE_SECONDS = 2
@@ -57,13 +57,6 @@ def start_worker(app, tmp_path) -> WorkerProcess:
     return WorkerProcess(env, threads=1).start()
 
 
-def wait_until(predicate, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def api_view(app, notification_id: int, key: str) -> dict:
     answer = app.test_client().get(
         f"/api/v1/notifications/{notification_id}", headers={"Authorization": f"Bearer {key}"}
@@ -76,7 +69,7 @@ def test_a_worker_killed_during_its_call_leaves_the_call_in_the_history(app, fak
     with app.app_context():
         alice = create_user("alice")
         phone = create_connection(alice, label="Phone", token=TOKEN)
-        _, key = api_keys.create_api_key(alice, "alice")
+        _, key = create_api_key(alice, "alice")
         [row] = add_notifications(alice, [phone], Content(message="held"))
         db.session.commit()
         notification_id = row.id

@@ -3,58 +3,20 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
-from pathlib import Path
 
 import requests
-from sqlalchemy import MetaData, select
-from sqlalchemy.schema import CreateTable
 
 from notify_site.extensions import db
 from notify_site.keyring import keyring
 from notify_site.models import Connection
 from notify_site.services.notify import connection_context
+from tests.dumps import database_dump
 from tests.integration.helpers import (
     answer_authorize,
     finish_form_post,
     register,
     start_connect,
 )
-
-
-def database_dump(live) -> str:
-    """Everything the database holds, as text.
-
-    SQLite: a logical dump (every row as SQL) plus the raw bytes of the file and its WAL.
-    PostgreSQL: each table's definition and every row of it, each value as text (bytes as
-    they are stored).
-    """
-    with live.app.app_context():
-        if db.engine.dialect.name == "postgresql":
-            return postgres_dump()
-    path = Path(live.app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///"))
-    with sqlite3.connect(path) as connection:
-        logical = "\n".join(connection.iterdump())
-    raw = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
-    return logical + raw.decode("latin-1")
-
-
-def postgres_dump() -> str:
-    lines = []
-    with db.engine.connect() as connection:
-        tables = MetaData()
-        tables.reflect(connection)
-        for table in tables.sorted_tables:
-            lines.append(str(CreateTable(table).compile(connection)))
-            for row in connection.execute(select(table)):
-                values = [
-                    bytes(value).decode("latin-1")
-                    if isinstance(value, bytes | memoryview)
-                    else str(value)
-                    for value in row
-                ]
-                lines.append("\t".join(values))
-    return "\n".join(lines)
 
 
 def test_database_and_logs_hold_no_plaintext_token(live, caplog):

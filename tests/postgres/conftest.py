@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ALL_ON_POSTGRES, PG_URL, PostgresSchemas, make_test_config
+from tests.conftest import make_test_config
+from tests.pg_schemas import ALL_ON_POSTGRES, PG_URL, PostgresSchemas
 
 
 def pytest_configure(config):

@@ -14,9 +14,8 @@ import pytest
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import NotificationStatus
-from notify_site.services import admin, api_keys
-from tests.factories import add_connection, add_notification, create_user, login
-from tests.unit.test_admin_service import (
+from notify_site.services import admin
+from tests.admin_scenarios import (
     check_chart,
     check_filters,
     check_ordering,
@@ -25,6 +24,7 @@ from tests.unit.test_admin_service import (
     problem_scenario,
     snapshot,
 )
+from tests.factories import add_connection, create_api_key, create_notification, create_user, login
 
 pytestmark = pytest.mark.postgres
 
@@ -76,15 +76,15 @@ def test_pages_counts_and_key_volumes_on_postgresql(app, monkeypatch):
     with app.app_context():
         owner = create_user("alice")
         connection = add_connection(owner, "Ops", remaining=1)
-        key, _ = api_keys.create_api_key(owner, "CI")
+        key, _ = create_api_key(owner, "CI")
         for n in range(5):
-            add_notification(
+            create_notification(
                 connection,
                 status="queued",
                 next_attempt=now - timedelta(hours=5 - n),
                 api_key_id=key.id,
             )
-        add_notification(connection, status="sending", lease_expires=now - timedelta(hours=1))
+        create_notification(connection, status="sending", lease_expires=now - timedelta(hours=1))
         pages = [
             admin.list_problem_notifications("stuck", page=n, per_page=4, now=now) for n in (1, 2)
         ]

@@ -9,12 +9,11 @@ import requests
 from sqlalchemy import func, select
 
 from notify_site.extensions import db
-from notify_site.models import Connection, Notification, NotificationStatus, User
-from notify_site.notify_content import Content
+from notify_site.models import Notification, NotificationStatus
 from notify_site.relay.models import RelayMessage
-from notify_site.services.notifications import add_notifications
 from notify_site.worker import Worker
 from tests.integration.helpers import connect_chat, register
+from tests.worker_processes import queue_round_robin
 
 TOTAL = 200
 
@@ -30,12 +29,7 @@ def test_three_workers_deliver_every_notification_once(live):
     register(browser, live.site)
     for label, chat in (("Me", "1-on-1"), ("Family", "Family"), ("Team", "Team alerts")):
         connect_chat(browser, live.site, label, chat)
-    with live.app.app_context():
-        connections = list(db.session.scalars(select(Connection)))
-        owner = db.session.get(User, connections[0].owner_id)
-        for n in range(TOTAL):
-            add_notifications(owner, [connections[n % 3]], Content(message=f"pg {n}"))
-        db.session.commit()
+    queue_round_robin(live, TOTAL, "pg")
 
     workers = [Worker(live.app, threads=2, poll_interval=0.02) for _ in range(3)]
     threads = [threading.Thread(target=worker.run) for worker in workers]

@@ -8,7 +8,7 @@ from notify_site.keyring import keyring
 from notify_site.models import Connection
 from notify_site.services.notify import connection_context
 from tests.factories import create_connection, create_user
-from tests.unit.test_migrations import (
+from tests.migration_checks import (
     assert_migrations_match_models,
     assert_old_texts_get_their_codes,
 )

@@ -27,15 +27,15 @@ from sqlalchemy import select
 
 from notify_site.extensions import db
 from notify_site.models import Connection, Notification, NotificationStatus, User
-from notify_site.services.api_keys import create_api_key
-from tests.conftest import PG_URL
-from tests.postgres.test_scale_workers import (
+from tests.factories import create_api_key
+from tests.pg_schemas import PG_URL
+from tests.worker_processes import (
     METRICS_TOKEN,
-    WorkerProcess,
     connect_many,
-    count,
+    count_notifications,
     received,
-    wait_until,
+    retrying_worker,
+    wait_watching,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -158,13 +158,13 @@ def test_postgres_restart_gives_503s_and_loses_nothing_accepted(live, tmp_path):
         db.session.commit()
 
     workers = [
-        WorkerProcess(live, tmp_path, f"worker-{n}", threads=THREADS, lease=3).start()
+        retrying_worker(live, tmp_path, f"worker-{n}", threads=THREADS, lease=3).start()
         for n in range(WORKERS)
     ]
     poster = Poster(live.site, key, connection_ids).start()
     health_while_down: list[int] = []
     try:
-        wait_until(lambda: len(poster.accepted) >= BEFORE, 120, f"{BEFORE} accepted", workers)
+        wait_watching(workers, lambda: len(poster.accepted) >= BEFORE, 120, f"{BEFORE} accepted")
         stopped_at = time.monotonic()
         try:
             pg_ctlcluster("stop")
@@ -177,19 +177,21 @@ def test_postgres_restart_gives_503s_and_loses_nothing_accepted(live, tmp_path):
             ensure_pg_running()
         started_at = time.monotonic()
         accepted_before_start = len(poster.accepted)
-        wait_until(
+        wait_watching(
+            workers,
             lambda: len(poster.accepted) >= accepted_before_start + AFTER,
             120,
             f"{AFTER} more accepted after the restart",
-            workers,
         )
         poster.stop()
         accepted = dict(poster.accepted)
-        drained = wait_until(
-            lambda: count(live, Notification.status.in_(NotificationStatus.PENDING)) == 0,
+        drained = wait_watching(
+            workers,
+            lambda: (
+                count_notifications(live, Notification.status.in_(NotificationStatus.PENDING)) == 0
+            ),
             120,
             "the queue to drain",
-            workers,
         )
         drained_at = time.monotonic()
         assert all(worker.terminate() == 0 for worker in workers)

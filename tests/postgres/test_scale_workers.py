@@ -13,14 +13,14 @@ Checked at the relay, which is the only witness that counts:
 - with 3 workers SIGKILLed at random moments and restarted: still 0 lost, and duplicates only
   from kills between the relay's 200 and the commit, at most one per thread in flight.
 
-The helpers here are shared with test_restart_postgres.py.
+The worker processes and the relay's records come from tests/worker_processes.py, shared with
+test_restart_postgres.py.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import socket
 import threading
 import time
 from collections import Counter, defaultdict
@@ -33,18 +33,22 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from notify_site.extensions import db
-from notify_site.keyring import keyring
-from notify_site.models import Connection, Notification, NotificationStatus, User
-from notify_site.notify_content import Content
+from notify_site.models import Notification, NotificationStatus
 from notify_site.relay.models import RelayMessage
-from notify_site.services.notifications import add_notifications
-from notify_site.services.notify import connection_context
-from tests import processes
-from tests.integration.helpers import connect_chat, register
-from tests.processes import worker_env
+from tests.worker_processes import (
+    METRICS_TOKEN,
+    connect_many,
+    count_notifications,
+    queue_round_robin,
+    received,
+    retrying_worker,
+    wait_for_metrics,
+    wait_watching,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
+ROOT = Path(__file__).resolve().parents[2]
 TOTAL = 5000
 CONNECTIONS = 50
 WORKERS = 4
@@ -54,7 +58,6 @@ THREADS = 4
 # limit: each connection's 100 notifications need at least 10 windows.
 LIMIT = 10
 WINDOW = 4  # seconds
-METRICS_TOKEN = "scale-test-metrics-token"
 # How long after a kill the relay may still start on a request the killed worker sent.
 LATE = timedelta(seconds=5)
 DELIVERED = Notification.status == NotificationStatus.DELIVERED
@@ -123,127 +126,6 @@ def relay_windows(live, connection_of: dict[str, int]) -> dict[int, list[int]]:
 # --- Set-up -----------------------------------------------------------------------------------
 
 
-def connect_many(live, count: int) -> dict[int, str]:
-    """Connect ``count`` sandbox chats through the real OAuth flow; their tokens by id."""
-    browser = requests.Session()
-    register(browser, live.site)
-    for n in range(count):
-        connect_chat(browser, live.site, f"chat {n}", "1-on-1" if n % 2 else "Family")
-    with live.app.app_context():
-        tokens = {
-            connection.id: keyring().decrypt(
-                connection.token_ciphertext, context=connection_context(connection.id)
-            )
-            for connection in db.session.scalars(select(Connection))
-        }
-        db.session.rollback()
-    assert len(tokens) == count
-    # Connecting called /api/status once per token: let those windows pass, so that every
-    # call in a window is a delivery the relay recorded.
-    time.sleep(WINDOW + 1)
-    return tokens
-
-
-def queue(live, total: int, prefix: str) -> dict[str, int]:
-    """Queue ``total`` notifications round-robin over every connection.
-
-    Returns each message with its connection's id (every message is different).
-    """
-    connection_of = {}
-    with live.app.app_context():
-        connections = list(db.session.scalars(select(Connection).order_by(Connection.id)))
-        owner = db.session.get(User, connections[0].owner_id)
-        for n in range(total):
-            connection = connections[n % len(connections)]
-            message = f"{prefix} {n}"
-            add_notifications(owner, [connection], Content(message=message))
-            connection_of[message] = connection.id
-        db.session.commit()
-    return connection_of
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class WorkerProcess(processes.WorkerProcess):
-    """A worker on the live app's database: a given lease, quick retries, metrics served."""
-
-    def __init__(self, live, workdir: Path, name: str, *, threads: int, lease: float) -> None:
-        self.metrics_port = free_port()
-        env = worker_env(
-            live.app.config,
-            workdir / "worker-instance",
-            WORKER_LEASE_SECONDS=lease,
-            WORKER_POLL_INTERVAL=0.1,
-            # Retries (a relay without its database answers 500) come back within a second.
-            DELIVERY_RETRY_BASE=0.25,
-            DELIVERY_RETRY_CAP=1,
-            METRICS_TOKEN=METRICS_TOKEN,
-            WORKER_METRICS_PORT=self.metrics_port,
-        )
-        super().__init__(env, threads=threads, log_path=workdir / f"{name}.log", name=name)
-
-    def delivered_calls(self) -> float:
-        """Its `notify_site_deliveries_total{outcome="delivered"}`, read from its metrics port."""
-        answer = requests.get(
-            f"http://127.0.0.1:{self.metrics_port}/metrics",
-            headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
-            timeout=10,
-        )
-        answer.raise_for_status()
-        return sum(
-            sample.value
-            for family in text_string_to_metric_families(answer.text)
-            for sample in family.samples
-            if sample.name == "notify_site_deliveries_total"
-            and sample.labels.get("outcome") == "delivered"
-        )
-
-
-def wait_for_metrics(workers: list[WorkerProcess], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    for worker in workers:
-        while True:
-            try:
-                worker.delivered_calls()
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"{worker.name} serves no metrics:\n{worker.log_tail()}")
-                time.sleep(0.1)
-
-
-def count(live, *conditions) -> int:
-    with live.app.app_context():
-        value = db.session.scalar(select(func.count()).select_from(Notification).where(*conditions))
-        db.session.rollback()
-        return value
-
-
-def wait_until(predicate, timeout: float, what: str, workers=()) -> float:
-    """Poll ``predicate``; returns the seconds it took, fails the test after ``timeout``."""
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            logs = "\n".join(f"--- {w.name}\n{w.log_tail()}" for w in workers)
-            pytest.fail(f"timed out waiting for {what}\n{logs}")
-        time.sleep(0.2)
-    return time.monotonic() - started
-
-
-def received(live) -> dict[str, int]:
-    """How many times the relay received each message."""
-    with live.app.app_context():
-        rows = db.session.execute(
-            select(RelayMessage.message, func.count()).group_by(RelayMessage.message)
-        ).all()
-        db.session.rollback()
-    return dict(rows)
-
-
 def scrape_site(live) -> dict[str, float]:
     """The live site's /metrics as {sample name with labels: value}."""
     answer = requests.get(
@@ -282,13 +164,18 @@ def relay_calls(live) -> RelayCalls:
 def test_four_workers_deliver_5000_once_within_every_window(live, relay_calls, tmp_path):
     assert live.app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
     tokens = connect_many(live, CONNECTIONS)
-    connection_of = queue(live, TOTAL, "scale")
+    # Connecting called /api/status once per token: let those windows pass, so that every
+    # call in a window is a delivery the relay recorded.
+    time.sleep(WINDOW + 1)
+    connection_of = queue_round_robin(live, TOTAL, "scale")
     workers = [
-        WorkerProcess(live, tmp_path, f"worker-{n}", threads=THREADS, lease=30).start()
+        retrying_worker(live, tmp_path, f"worker-{n}", threads=THREADS, lease=30).start()
         for n in range(WORKERS)
     ]
     try:
-        took = wait_until(lambda: count(live, DELIVERED) == TOTAL, 300, "every delivery", workers)
+        took = wait_watching(
+            workers, lambda: count_notifications(live, DELIVERED) == TOTAL, 300, "every delivery"
+        )
         wait_for_metrics(workers)
         delivered_calls = sum(worker.delivered_calls() for worker in workers)
         assert all(worker.terminate() == 0 for worker in workers)  # SIGTERM: a clean stop
@@ -327,10 +214,13 @@ def test_sigkilled_workers_lose_nothing_and_duplicate_at_most_one_call_per_threa
     live, relay_calls, tmp_path
 ):
     tokens = connect_many(live, CONNECTIONS)
-    connection_of = queue(live, TOTAL, "kill")
+    # Connecting called /api/status once per token: let those windows pass, so that every
+    # call in a window is a delivery the relay recorded.
+    time.sleep(WINDOW + 1)
+    connection_of = queue_round_robin(live, TOTAL, "kill")
     # A short lease, so that a killed worker's rows come back within seconds.
     workers = [
-        WorkerProcess(live, tmp_path, f"worker-{n}", threads=THREADS, lease=5).start()
+        retrying_worker(live, tmp_path, f"worker-{n}", threads=THREADS, lease=5).start()
         for n in range(WORKERS)
     ]
     rng = random.Random()
@@ -338,11 +228,11 @@ def test_sigkilled_workers_lose_nothing_and_duplicate_at_most_one_call_per_threa
     killed_at: list[datetime] = []
     try:
         for moment in moments:
-            wait_until(
-                lambda m=moment: count(live, DELIVERED) >= m * TOTAL,
+            wait_watching(
+                workers,
+                lambda m=moment: count_notifications(live, DELIVERED) >= m * TOTAL,
                 300,
                 f"{moment:.0%} delivered",
-                workers,
             )
             # A random moment within the call, not just at the threshold.
             time.sleep(rng.uniform(0, 0.5))
@@ -350,8 +240,12 @@ def test_sigkilled_workers_lose_nothing_and_duplicate_at_most_one_call_per_threa
             victim.kill()
             killed_at.append(datetime.now(UTC))
             victim.start()
-        assert count(live, DELIVERED) < TOTAL, "the kills came too late to prove anything"
-        took = wait_until(lambda: count(live, DELIVERED) == TOTAL, 300, "every delivery", workers)
+        assert count_notifications(live, DELIVERED) < TOTAL, (
+            "the kills came too late to prove anything"
+        )
+        took = wait_watching(
+            workers, lambda: count_notifications(live, DELIVERED) == TOTAL, 300, "every delivery"
+        )
         assert all(worker.terminate() == 0 for worker in workers)
     finally:
         for worker in workers:

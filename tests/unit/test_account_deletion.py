@@ -27,7 +27,14 @@ from notify_site.models import (
 )
 from notify_site.services import api_keys
 from tests.conftest import make_test_config
-from tests.factories import PASSWORD, create_connection, create_user, login
+from tests.factories import (
+    PASSWORD,
+    create_api_key,
+    create_connection,
+    create_notification,
+    create_user,
+    login,
+)
 
 API = "https://notify-api.test"
 REVOKE = API + "/api/revoke"
@@ -38,23 +45,15 @@ def app_config(tmp_path):
     return make_test_config(tmp_path, NOTIFY_API_ORIGIN=API)
 
 
-def add_notification(owner_id: int, connection_id: int, *, image: bool = False) -> int:
+def add_delivered(owner_id: int, connection_id: int, *, image: bool = False) -> int:
     """A delivered notification with one recorded attempt (and an uploaded image)."""
     picture = None
     if image:
         picture = NotificationImage(filename="chart.png", content_type="image/png", data=b"png")
         db.session.add(picture)
         db.session.flush()
-    row = Notification(
-        owner_id=owner_id,
-        connection_id=connection_id,
-        message="hello",
-        status="delivered",
-        attempts=1,
-        image_id=picture.id if picture else None,
-    )
-    db.session.add(row)
-    db.session.flush()
+    image_id = picture.id if picture else None
+    row = create_notification(connection_id, owner_id=owner_id, message="hello", image_id=image_id)
     now = utcnow()
     db.session.add(
         DeliveryAttempt(
@@ -79,10 +78,10 @@ def accounts(app):
             alice, label="Old", token="alice-token-old", status=ConnectionStatus.REVOKED
         )
         bobs = create_connection(bob, label="Bob's", token="bob-token")
-        key, _ = api_keys.create_api_key(alice, "CI")
-        _, alice_key = api_keys.create_api_key(alice, "deploy")
+        key, _ = create_api_key(alice, "CI")
+        _, alice_key = create_api_key(alice, "deploy")
         api_keys.create_api_key_to_show(alice, "waiting")
-        _, bob_key = api_keys.create_api_key(bob, "bob's key")
+        _, bob_key = create_api_key(bob, "bob's key")
         db.session.add(
             IdempotencyRecord(
                 api_key_id=key.id, key="k1", request_hash="h", status_code=202, response_json="{}"
@@ -99,10 +98,10 @@ def accounts(app):
             )
         )
         db.session.commit()
-        add_notification(alice.id, ops.id, image=True)
-        add_notification(alice.id, family.id)
-        add_notification(root.id, ops.id)  # an admin's key sent to alice's chat
-        kept = add_notification(bob.id, bobs.id, image=True)
+        add_delivered(alice.id, ops.id, image=True)
+        add_delivered(alice.id, family.id)
+        add_delivered(root.id, ops.id)  # an admin's key sent to alice's chat
+        kept = add_delivered(bob.id, bobs.id, image=True)
         return {
             "root": root.id,
             "alice": alice.id,

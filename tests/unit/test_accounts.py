@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from werkzeug.security import generate_password_hash
 
+from notify_site import create_app
+from notify_site.config import ConfigError
 from notify_site.extensions import db
 from notify_site.models import User
-from tests.conftest import make_test_config
+from notify_site.services import accounts
+from tests.conftest import init_database, make_test_config
 from tests.factories import PASSWORD, create_user, login
 
 
@@ -136,3 +140,53 @@ def test_create_user_command_makes_plain_users_after_the_first(runner, app):
     short = runner.invoke(args=["create-user", "--username", "third", "--password", "short"])
     assert short.exit_code != 0
     assert "at least 8" in short.output
+
+
+# ------------------------------------------------------------------- how passwords are hashed
+
+
+def test_production_hashes_passwords_with_scrypt(tmp_path):
+    """The default, with no test setting: scrypt at werkzeug's work factor (N=2**15)."""
+    config = make_test_config(tmp_path)
+    del config["PASSWORD_HASH_METHOD"], config["TESTING"]
+    app = create_app(config)
+    init_database(app)
+    assert app.config["PASSWORD_HASH_METHOD"] == "scrypt"
+    with app.app_context():
+        user = accounts.create_user("alice", PASSWORD)
+        assert user.password_hash.startswith("scrypt:32768:8:1$")
+        assert accounts.authenticate("alice", PASSWORD) == user
+        assert accounts.authenticate("alice", "wrong password") is None
+        assert accounts.authenticate("nobody", PASSWORD) is None
+
+
+def test_the_configured_method_hashes_and_earlier_hashes_still_sign_in(tmp_path):
+    scrypt_hash = generate_password_hash(PASSWORD, method="scrypt:16384:8:1")
+    app = create_app(make_test_config(tmp_path, PASSWORD_HASH_METHOD="pbkdf2:sha256:3"))
+    init_database(app)
+    with app.app_context():
+        bob = accounts.create_user("bob", PASSWORD)
+        assert bob.password_hash.startswith("pbkdf2:sha256:3$")
+        alice = accounts.create_user("alice", "placeholder password")
+        alice.password_hash = scrypt_hash  # made before the method changed
+        db.session.commit()
+        assert accounts.authenticate("alice", PASSWORD) == alice
+        assert accounts.authenticate("bob", PASSWORD) == bob
+
+
+@pytest.mark.parametrize(
+    "method", ["md5", "scrypt:1:2", "scrypt:a:8:1", "pbkdf2:no-such-hash:5", "pbkdf2:sha256:x"]
+)
+def test_an_unknown_hash_method_stops_the_site_at_start(tmp_path, method):
+    with pytest.raises(ConfigError, match="PASSWORD_HASH_METHOD"):
+        create_app(make_test_config(tmp_path, PASSWORD_HASH_METHOD=method))
+
+
+@pytest.mark.parametrize("method", ["pbkdf2:sha256:1", "pbkdf2:sha256:599999", "scrypt:1024:8:1"])
+def test_a_cheap_hash_method_is_refused_outside_tests(tmp_path, method):
+    create_app(make_test_config(tmp_path, PASSWORD_HASH_METHOD=method))  # fine in tests
+    with pytest.raises(ConfigError, match="too cheap outside tests"):
+        create_app(make_test_config(tmp_path, PASSWORD_HASH_METHOD=method, TESTING=False))
+    create_app(
+        make_test_config(tmp_path, PASSWORD_HASH_METHOD="pbkdf2:sha256:600000", TESTING=False)
+    )

@@ -10,13 +10,12 @@ import pytest
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import Notification, NotificationStatus
-from notify_site.services import api_keys
-from tests.factories import add_connection, add_notification, create_user, login
-from tests.fragments import is_fragment, parts
-from tests.unit.test_admin_service import (
+from tests.admin_scenarios import (
     ordering_scenario,
     problem_scenario,
 )
+from tests.factories import add_connection, create_api_key, create_notification, create_user, login
+from tests.fragments import is_fragment, parts
 
 JSON_PATHS = [
     "/admin/summary.json",
@@ -114,8 +113,8 @@ def test_an_admins_api_key_reads_the_json_and_others_do_not(app, client):
     with app.app_context():
         root = create_user("root", admin=True)
         bob = create_user("bob")
-        _, admin_key = api_keys.create_api_key(root, "monitoring")
-        _, user_key = api_keys.create_api_key(bob, "CI")
+        _, admin_key = create_api_key(root, "monitoring")
+        _, user_key = create_api_key(bob, "CI")
     answer = client.get("/admin/summary.json", headers={"Authorization": f"Bearer {admin_key}"})
     assert answer.status_code == 200
     assert "csrf_token" not in answer.json  # no session, no form to post
@@ -135,8 +134,8 @@ def test_an_admins_api_key_reads_the_json_and_others_do_not(app, client):
 def test_admin_page_shows_every_section_and_the_chart(app, as_admin):
     with app.app_context():
         ids = ordering_scenario()
-        add_notification(ids["b5"], finished=utcnow())
-        add_notification(
+        create_notification(ids["b5"], finished=utcnow())
+        create_notification(
             ids["b5"], status="failed", finished=utcnow(), last_error="The server answered 500"
         )
     answer = as_admin.get("/admin")
@@ -244,9 +243,9 @@ def test_api_keys_json_lists_volume(app, as_admin):
     with app.app_context():
         alice = create_user("alice")
         connection = add_connection(alice, "Ops", remaining=1)
-        key, _ = api_keys.create_api_key(alice, "CI")
+        key, _ = create_api_key(alice, "CI")
         for _ in range(2):
-            add_notification(connection, api_key_id=key.id)
+            create_notification(connection, api_key_id=key.id)
     body = as_admin.get("/admin/api-keys.json").json
     assert [(k["name"], k["owner"]["username"], k["volume"]) for k in body["api_keys"]] == [
         ("CI", "alice", 2)
@@ -258,7 +257,7 @@ def test_api_keys_json_lists_volume(app, as_admin):
 def test_charts_fragment_redraws_both_charts_at_both_sizes(app, as_admin):
     with app.app_context():
         connection = add_connection(create_user("alice"), "Ops", remaining=1)
-        add_notification(connection, status="failed", finished=utcnow())
+        create_notification(connection, status="failed", finished=utcnow())
     answer = as_admin.get("/admin/charts?hours=48")
     assert answer.content_type.startswith("text/html")
     fragment = answer.get_data(as_text=True)
@@ -276,9 +275,9 @@ def test_parts_fragment_draws_the_pages_parts_the_same(app, as_admin):
         alice = create_user("alice")
         ops = add_connection(alice, "Ops", remaining=0)
         add_connection(alice, "Family", remaining=150)
-        add_notification(ops, status="failed", finished=now, last_error="Invalid sticker")
-        add_notification(ops, status="queued", next_attempt=now - timedelta(hours=1))
-        api_keys.create_api_key(alice, "CI")
+        create_notification(ops, status="failed", finished=now, last_error="Invalid sticker")
+        create_notification(ops, status="queued", next_attempt=now - timedelta(hours=1))
+        create_api_key(alice, "CI")
     page = as_admin.get("/admin?hours=48").get_data(as_text=True)
     answer = as_admin.get("/admin/parts?hours=48")
     assert answer.status_code == 200
@@ -302,7 +301,9 @@ def test_parts_fragment_keeps_the_pages_filters_and_pages(app, as_admin):
         alice = create_user("alice")
         add_connection(alice, "Gone", remaining=None, status="revoked")
         active = add_connection(alice, "Ops", remaining=10)
-        stuck = add_notification(active, status="queued", next_attempt=now - timedelta(hours=1))
+        stuck = create_notification(
+            active, status="queued", next_attempt=now - timedelta(hours=1)
+        ).id
     fragment = parts(as_admin.get("/admin/parts?status=revoked&hours=48").get_data(as_text=True))
     assert "Gone" in fragment["connections"]
     assert "Ops" not in fragment["connections"]
@@ -384,7 +385,7 @@ def test_stuck_rows_show_their_problem(app, as_admin):
     with app.app_context():
         problem_scenario(now)
         late = add_connection(create_user("dora"), "Late", remaining=3)
-        add_notification(late, status="queued", next_attempt=now - timedelta(hours=3))
+        create_notification(late, status="queued", next_attempt=now - timedelta(hours=3))
     html = as_admin.get("/admin").get_data(as_text=True)
     assert "queued; due 3 h ago" in html
     assert "sending; lease ran out 5 min ago" in html

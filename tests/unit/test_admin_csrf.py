@@ -10,9 +10,9 @@ import pytest
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import Notification
+from tests.admin_scenarios import problem_scenario, snapshot
 from tests.conftest import make_test_config
 from tests.factories import PASSWORD, create_user
-from tests.unit.test_admin_service import problem_scenario, snapshot
 
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 

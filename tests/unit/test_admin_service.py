@@ -1,12 +1,13 @@
 """The admin's queries and actions (services/admin.py), without an HTTP client.
 
-The scenario builders and checks here are reused by tests/postgres/test_admin_postgres.py, so
-that both databases are held to the very same answers.
+The scenario builders and checks are in tests/admin_scenarios.py: the PostgreSQL tests
+(tests/postgres/test_admin_postgres.py) use them too, so that both databases are held to the
+very same answers.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -14,190 +15,20 @@ from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import (
     ApiKey,
-    ConnectionStatus,
-    Notification,
     NotificationStatus,
 )
 from notify_site.serialisers import ADMIN_API_KEY, SUMMARY
 from notify_site.services import admin
-from tests.factories import add_connection, add_notification, create_user
-
-# --- builders (also used by the PostgreSQL tests) -------------------------------------------
-
-
-def snapshot(notification_id: int) -> dict:
-    """Every column of a notification, read fresh from the database."""
-    db.session.expire_all()
-    row = db.session.get(Notification, notification_id)
-    return {column.key: getattr(row, column.key) for column in Notification.__table__.columns}
-
-
-def ordering_scenario() -> dict[str, int]:
-    """Connections of two owners with known, spent and unknown quotas."""
-    alice = create_user("alice")
-    bob = create_user("bob")
-    return {
-        "a300": add_connection(alice, "a300", remaining=300),
-        "a_unknown": add_connection(alice, "a_unknown", remaining=None),
-        "b5": add_connection(bob, "b5", remaining=5),
-        "b0_revoked": add_connection(
-            bob, "b0_revoked", remaining=0, status=ConnectionStatus.REVOKED
-        ),
-        "b_unknown": add_connection(bob, "b_unknown", remaining=None),
-        "a999": add_connection(alice, "a999", remaining=999),
-    }
-
-
-def check_ordering(ids: dict[str, int]) -> None:
-    page = admin.list_connections()
-    assert [c.label for c in page.items] == [
-        "b0_revoked",
-        "b5",
-        "a300",
-        "a999",
-        "a_unknown",  # unknown last, by id
-        "b_unknown",
-    ]
-    assert page.total == 6
-    first = page.items[0]
-    assert (first.owner.username, first.rate_remaining, first.rate_limit) == ("bob", 0, 1000)
-
-
-def check_filters(ids: dict[str, int]) -> None:
-    labels = lambda page: [c.label for c in page.items]  # noqa: E731
-    assert labels(admin.list_connections(username="alice")) == ["a300", "a999", "a_unknown"]
-    assert labels(admin.list_connections(status=ConnectionStatus.REVOKED)) == ["b0_revoked"]
-    assert labels(admin.list_connections(username="bob", status=ConnectionStatus.ACTIVE)) == [
-        "b5",
-        "b_unknown",
-    ]
-    nobody = admin.list_connections(username="carol")
-    assert (nobody.items, nobody.total) == ([], 0)
-
-
-def problem_scenario(now: datetime) -> dict[str, int]:
-    """One row of each kind the failed and stuck lists must include or leave out."""
-    owner = create_user("alice")
-    active = add_connection(owner, "Ops", remaining=10)
-    revoked = add_connection(owner, "Old", remaining=None, status=ConnectionStatus.REVOKED)
-    minutes = lambda n: timedelta(minutes=n)  # noqa: E731
-    ids = {
-        # stuck
-        "queued_overdue_long": add_notification(
-            active, status="queued", created=now - minutes(120), next_attempt=now - minutes(90)
-        ),
-        "queued_overdue": add_notification(
-            active, status="queued", created=now - minutes(30), next_attempt=now - minutes(11)
-        ),
-        "sending_abandoned": add_notification(
-            active, status="sending", created=now - minutes(20), lease_expires=now - minutes(5)
-        ),
-        "sending_without_lease": add_notification(active, status="sending", created=now),
-        # not stuck
-        "queued_due_recently": add_notification(
-            active, status="queued", created=now - minutes(6), next_attempt=now - minutes(5)
-        ),
-        "queued_waiting_for_reset": add_notification(
-            active, status="queued", created=now - minutes(50), next_attempt=now + minutes(10)
-        ),
-        "sending_lease_just_expired": add_notification(
-            active, status="sending", created=now - minutes(2), lease_expires=now - minutes(1)
-        ),
-        "sending_live": add_notification(
-            active, status="sending", created=now - minutes(1), lease_expires=now + minutes(1)
-        ),
-        "delivered_old": add_notification(
-            active, created=now - minutes(600), finished=now - minutes(599)
-        ),
-        # failed
-        "failed_recent": add_notification(
-            active,
-            status="failed",
-            created=now - minutes(70),
-            finished=now - minutes(60),
-            attempts=8,
-            last_error="The Notify server answered 500",
-        ),
-        "failed_newest": add_notification(
-            revoked,
-            status="failed",
-            created=now - minutes(3),
-            finished=now - minutes(2),
-            last_error="connection revoked",
-        ),
-        "failed_long_ago": add_notification(
-            active,
-            status="failed",
-            created=now - minutes(26 * 60),
-            finished=now - minutes(25 * 60),
-        ),
-    }
-    return ids
-
-
-def check_problem_lists(ids: dict[str, int], now: datetime) -> None:
-    stuck = admin.list_problem_notifications("stuck", now=now)
-    assert [n.id for n in stuck.items] == [
-        # sending rows first (by id), then queued rows, longest overdue first
-        ids["sending_abandoned"],
-        ids["sending_without_lease"],
-        ids["queued_overdue_long"],
-        ids["queued_overdue"],
-    ]
-    assert stuck.total == 4
-    assert [n.problem for n in stuck.items] == ["lease_expired", "lease_expired"] + ["overdue"] * 2
-    assert all(n.can_cancel and not n.can_retry for n in stuck.items)
-
-    failed = admin.list_problem_notifications("failed", now=now)
-    assert [n.id for n in failed.items] == [ids["failed_newest"], ids["failed_recent"]]
-    newest, recent = failed.items
-    assert (recent.attempts, recent.last_error, recent.owner.username) == (
-        8,
-        "The Notify server answered 500",
-        "alice",
-    )
-    assert recent.can_retry
-    assert (newest.connection.status, newest.can_retry) == ("revoked", False)
-
-
-def check_chart(now: datetime) -> None:
-    """Rows finished in known hours, and some the chart must leave out."""
-    owner = create_user("charlie")
-    connection = add_connection(owner, "Chart", remaining=1)
-    hour = now.replace(minute=0, second=0, microsecond=0)
-    for finished in (hour + timedelta(minutes=1), hour - timedelta(minutes=1)):
-        add_notification(connection, finished=finished, created=finished)
-    add_notification(connection, finished=hour - timedelta(hours=5, minutes=-30))
-    for _ in range(2):
-        add_notification(
-            connection, status="failed", finished=hour - timedelta(hours=5, minutes=-59)
-        )
-    add_notification(connection, status="failed", finished=hour - timedelta(hours=23))
-    # Outside the window, or not finished: not counted.
-    add_notification(connection, finished=hour - timedelta(hours=23, seconds=1))
-    add_notification(connection, status="queued", next_attempt=hour)
-
-    chart = admin.deliveries_per_hour(24, now=now)
-    assert len(chart.hours) == 24
-    assert chart.hours[-1] == hour
-    assert chart.hours[0] == hour - timedelta(hours=23)
-    expected_delivered = [0] * 24
-    expected_delivered[23] = 1  # this hour
-    expected_delivered[22] = 1  # the minute before it
-    expected_delivered[18] = 1  # five hours back
-    expected_failed = [0] * 24
-    expected_failed[18] = 2
-    expected_failed[0] = 1
-    assert chart.delivered == expected_delivered
-    assert chart.failed == expected_failed
-
-    wide = admin.deliveries_per_hour(48, now=now)
-    assert len(wide.hours) == 48
-    assert sum(wide.delivered) == 4  # the row 23 h and 1 s back now counts too
-    assert wide.failed[24:] == expected_failed
-
-
-# --- the tests -----------------------------------------------------------------------------
+from tests.admin_scenarios import (
+    check_chart,
+    check_filters,
+    check_ordering,
+    check_problem_lists,
+    ordering_scenario,
+    problem_scenario,
+    snapshot,
+)
+from tests.factories import add_connection, create_api_key, create_notification, create_user
 
 
 def test_connections_lowest_remaining_first_unknown_last(app):
@@ -235,13 +66,15 @@ def test_stuck_list_pages_run_on_from_one_part_into_the_next(app):
         owner = create_user("alice")
         connection = add_connection(owner, "Ops", remaining=1)
         sending = [
-            add_notification(connection, status="sending", lease_expires=now - timedelta(hours=1))
+            create_notification(
+                connection, status="sending", lease_expires=now - timedelta(hours=1)
+            ).id
             for _ in range(3)
         ]
         queued = [
-            add_notification(
+            create_notification(
                 connection, status="queued", next_attempt=now - timedelta(hours=10 - n)
-            )
+            ).id
             for n in range(4)
         ]
         pages = [
@@ -266,7 +99,7 @@ def test_counts_stop_at_the_cap_and_say_so(app, monkeypatch):
         owner = create_user("alice")
         connection = add_connection(owner, "Ops", remaining=1)
         for _ in range(5):
-            add_notification(connection, status="queued", next_attempt=now - timedelta(hours=1))
+            create_notification(connection, status="queued", next_attempt=now - timedelta(hours=1))
         page = admin.list_problem_notifications("stuck", per_page=2, now=now)
         assert (page.total, page.total_capped, len(page.items), page.has_next) == (3, True, 2, True)
         last = admin.list_problem_notifications("stuck", page=3, per_page=2, now=now)
@@ -352,22 +185,21 @@ def test_cancel_leaves_delivered_and_live_rows_alone(app):
 
 
 def test_api_keys_are_listed_with_their_volume(app):
-    from notify_site.services import api_keys
 
     with app.app_context():
         alice = create_user("alice")
         bob = create_user("bob")
         connection = add_connection(alice, "Ops", remaining=1)
-        old_key, _ = api_keys.create_api_key(alice, "old")
-        busy_key, _ = api_keys.create_api_key(bob, "busy")
-        idle_key, _ = api_keys.create_api_key(bob, "idle")
+        old_key, _ = create_api_key(alice, "old")
+        busy_key, _ = create_api_key(bob, "busy")
+        idle_key, _ = create_api_key(bob, "idle")
         db.session.get(ApiKey, busy_key.id).last_used_at = utcnow()
         db.session.get(ApiKey, old_key.id).last_used_at = utcnow() - timedelta(days=2)
         db.session.commit()
         for _ in range(3):
-            add_notification(connection, api_key_id=busy_key.id)
-        add_notification(connection, api_key_id=old_key.id)
-        add_notification(connection)  # from the form: no key
+            create_notification(connection, api_key_id=busy_key.id)
+        create_notification(connection, api_key_id=old_key.id)
+        create_notification(connection)  # from the form: no key
 
         page = admin.list_api_keys()
         assert [(k.name, k.owner.username, k.volume) for k in page.items] == [
@@ -406,13 +238,15 @@ def test_hours_that_are_over_are_counted_once_and_forgotten_after_a_retry(app):
     with app.app_context():
         connection = add_connection(create_user("alice"), "Ops", remaining=1)
         root = create_user("root", admin=True)
-        failed = add_notification(connection, status="failed", finished=now - timedelta(hours=3))
+        failed = create_notification(
+            connection, status="failed", finished=now - timedelta(hours=3)
+        ).id
         assert admin.deliveries_per_hour(24, now=now).failed[20] == 1
 
         # A past hour comes from the cache; the current hour is always counted afresh.
         for _ in range(2):
-            add_notification(connection, status="failed", finished=now - timedelta(hours=3))
-        add_notification(connection, finished=now)
+            create_notification(connection, status="failed", finished=now - timedelta(hours=3))
+        create_notification(connection, finished=now)
         chart = admin.deliveries_per_hour(24, now=now)
         assert (chart.failed[20], chart.delivered[23]) == (1, 1)
 

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from notify_site import create_app
 from notify_site.extensions import db
 from notify_site.models import AccountEvent, User
-from notify_site.services import accounts, api_keys
+from notify_site.services import accounts
 from tests.conftest import init_database, make_test_config
-from tests.factories import PASSWORD, create_connection, create_user, login
+from tests.factories import PASSWORD, create_api_key, create_connection, create_user, login
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_the_list_shows_each_account_with_its_role_status_and_counts(app, admin,
     with app.app_context():
         alice = db.session.get(User, ids["alice"])
         create_connection(alice, label="Ops")
-        api_keys.create_api_key(alice, "CI")
+        create_api_key(alice, "CI")
     html = admin.get("/admin/users").get_data(as_text=True)
     row = html[html.index(f'data-user-id="{ids["alice"]}"') :]
     row = row[: row.index("</tr>")]
@@ -153,8 +153,8 @@ def test_unknown_accounts_answer_404(admin):
 
 def test_a_disabled_accounts_api_key_answers_403_json(app, admin, ids):
     with app.app_context():
-        _, key = api_keys.create_api_key(db.session.get(User, ids["alice"]), "CI")
-        _, admin_key = api_keys.create_api_key(db.session.get(User, ids["root"]), "monitoring")
+        _, key = create_api_key(ids["alice"], "CI")
+        _, admin_key = create_api_key(ids["root"], "monitoring")
     headers = {"Authorization": f"Bearer {key}"}
     assert app.test_client().get("/api/v1/connections", headers=headers).status_code == 200
     admin.post(f"/admin/users/{ids['alice']}/disable")

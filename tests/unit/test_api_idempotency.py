@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from notify_site.extensions import db
 from notify_site.models import ApiKey, IdempotencyRecord, Notification, User
 from notify_site.notify_content import Content
-from notify_site.services import api_keys, idempotency, notifications, sending
-from tests.factories import create_connection, create_user
+from notify_site.services import idempotency, notifications, sending
+from tests.factories import create_api_key, create_connection, create_user
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def setup(app):
     with app.app_context():
         alice = create_user("alice")
         create_connection(alice, label="Ops")
-        api_key, _ = api_keys.create_api_key(alice, "k")
+        api_key, _ = create_api_key(alice, "k")
         return alice.id, api_key.id
 
 

@@ -22,18 +22,6 @@ from tests.factories import create_connection, create_user, login
 KEY_PATTERN = re.compile(r"nsk_[A-Za-z0-9_-]+")
 
 
-@pytest.fixture
-def user(app):
-    with app.app_context():
-        return create_user("alice").id
-
-
-@pytest.fixture
-def signed_in(client, user):
-    login(client)
-    return client
-
-
 def _new_key(app, username: str = "alice", name: str = "test") -> tuple[int, str]:
     with app.app_context():
         owner = db.session.scalar(select(User).where(User.username == username))
@@ -165,12 +153,12 @@ def test_missing_or_wrong_key_is_refused(client, header, code):
     assert answer.get_json()["error"]["code"] == code
 
 
-def test_a_stored_hash_without_the_prefix_does_not_authenticate(app, client, user):
+def test_a_stored_hash_without_the_prefix_does_not_authenticate(app, client, alice):
     # A key must look like one of ours before it is looked up at all.
     with app.app_context():
         db.session.add(
             ApiKey(
-                owner_id=user,
+                owner_id=alice,
                 name="odd",
                 prefix="plain",
                 key_hash=hashlib.sha256(b"plain-secret").hexdigest(),
@@ -181,7 +169,7 @@ def test_a_stored_hash_without_the_prefix_does_not_authenticate(app, client, use
     assert _call_api(client, "plain-secret").status_code == 401
 
 
-def test_last_used_is_set_and_written_at_most_once_a_minute(app, client, user):
+def test_last_used_is_set_and_written_at_most_once_a_minute(app, client, alice):
     key_id, plaintext = _new_key(app)
     with app.app_context():
         assert db.session.get(ApiKey, key_id).last_used_at is None
@@ -201,7 +189,7 @@ def test_last_used_is_set_and_written_at_most_once_a_minute(app, client, user):
         assert db.session.get(ApiKey, key_id).last_used_at > first - timedelta(seconds=1)
 
 
-def test_touch_skips_the_update_when_recent(app, user):
+def test_touch_skips_the_update_when_recent(app, alice):
     key_id, _ = _new_key(app)
     with app.app_context():
         api_key = db.session.get(ApiKey, key_id)
@@ -242,7 +230,7 @@ def test_alices_page_lists_only_her_keys(app, signed_in):
     assert "bobs-secret-key-name" not in page
 
 
-def test_cli_prints_a_working_key(app, runner, client, user):
+def test_cli_prints_a_working_key(app, runner, client, alice):
     result = runner.invoke(args=["create-api-key", "--user", "alice", "--name", "deploy"])
     assert result.exit_code == 0, result.output
     plaintext = result.stdout.strip()
@@ -250,7 +238,7 @@ def test_cli_prints_a_working_key(app, runner, client, user):
     with app.app_context():
         row = db.session.scalar(select(ApiKey))
         assert row.name == "deploy"
-        assert row.owner_id == user
+        assert row.owner_id == alice
         assert row.key_hash == hashlib.sha256(plaintext.encode()).hexdigest()
     assert _call_api(client, plaintext).status_code == 200
 
@@ -264,9 +252,9 @@ def test_cli_refuses_an_unknown_user(app, runner):
         assert db.session.scalar(select(ApiKey)) is None
 
 
-def test_service_rejects_bad_names(app, user):
+def test_service_rejects_bad_names(app, alice):
     with app.app_context():
-        alice = db.session.get(User, user)
+        alice = db.session.get(User, alice)
         with pytest.raises(api_keys.ApiKeyError):
             api_keys.create_api_key(alice, "")
         with pytest.raises(api_keys.ApiKeyError):
@@ -274,9 +262,9 @@ def test_service_rejects_bad_names(app, user):
         assert db.session.scalar(select(ApiKey)) is None
 
 
-def test_keys_are_unique_and_random(app, user):
+def test_keys_are_unique_and_random(app, alice):
     with app.app_context():
-        alice = db.session.get(User, user)
+        alice = db.session.get(User, alice)
         keys = {api_keys.create_api_key(alice, f"k{i}")[1] for i in range(20)}
     assert len(keys) == 20
     assert len({key[:12] for key in keys}) == 20

@@ -23,7 +23,7 @@ from notify_site.models import (
     NotificationStatus,
 )
 from notify_site.notify_content import Content
-from notify_site.services import api_keys, attempts, delivery
+from notify_site.services import attempts, delivery
 from notify_site.services.delivery import (
     ConnectionClaim,
     claim_batch,
@@ -34,7 +34,7 @@ from notify_site.services.delivery import (
 from notify_site.services.notifications import add_notifications
 from notify_site.worker import Worker
 from tests.conftest import make_test_config
-from tests.factories import create_connection, create_user
+from tests.factories import create_api_key, create_connection, create_user
 
 API = "https://notify-api.test"
 NOTIFY_URL = f"{API}/api/notify"
@@ -52,7 +52,7 @@ def ids(app) -> dict:
     with app.app_context():
         alice = create_user("alice")
         phone = create_connection(alice, label="Phone", token=TOKEN)
-        _, key = api_keys.create_api_key(alice, "alice")
+        _, key = create_api_key(alice, "alice")
         [row] = add_notifications(alice, [phone], Content(message="hello"))
         db.session.commit()
         return {"alice": alice.id, "phone": phone.id, "key": key, "row": row.id}

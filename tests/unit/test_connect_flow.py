@@ -42,18 +42,6 @@ def app_config(tmp_path):
     )
 
 
-@pytest.fixture
-def user(app):
-    with app.app_context():
-        return create_user("alice").id
-
-
-@pytest.fixture
-def signed_in(client, user):
-    login(client)
-    return client
-
-
 def start(client, label="Ops"):
     response = client.post("/connections", data={"label": label})
     assert response.status_code == 302
@@ -255,22 +243,22 @@ def test_cross_site_form_post_without_session_is_bounced_without_setting_a_cooki
     assert token_call.call_count == 0
 
 
-def test_forged_host_header_does_not_change_redirect_uri(app, user):
+def test_forged_host_header_does_not_change_redirect_uri(app, alice):
     from notify_site.models import User
     from notify_site.services.connections import start_connect
 
     with app.test_request_context("/connections", base_url="http://evil.example"):
-        pending = start_connect(db.session.get(User, user), "Ops")
+        pending = start_connect(db.session.get(User, alice), "Ops")
     params = parse_qs(urlsplit(pending.authorize_url).query)
     assert params["redirect_uri"] == [REDIRECT_URI]
     assert "evil.example" not in pending.authorize_url
 
 
-def test_duplicate_active_label_is_refused_before_leaving_the_site(signed_in, app, user):
+def test_duplicate_active_label_is_refused_before_leaving_the_site(signed_in, app, alice):
     with app.app_context():
         from notify_site.models import User
 
-        create_connection(db.session.get(User, user), label="Ops")
+        create_connection(db.session.get(User, alice), label="Ops")
     response = signed_in.post("/connections", data={"label": "Ops"})
     assert response.status_code == 400
     assert "already have a connection called" in response.get_data(as_text=True)
@@ -284,16 +272,16 @@ def test_empty_label_is_refused_with_message(signed_in, app):
         assert db.session.scalar(select(OAuthState)) is None
 
 
-def _connection(app, user, **kwargs):
+def _connection(app, owner_id, **kwargs):
     with app.app_context():
         from notify_site.models import User
 
-        return create_connection(db.session.get(User, user), token=TOKEN, **kwargs).id
+        return create_connection(db.session.get(User, owner_id), token=TOKEN, **kwargs).id
 
 
 @pytest.mark.parametrize("answer", [200, 401])
-def test_revoke_calls_the_server_and_marks_revoked(signed_in, app, user, mocked_http, answer):
-    connection_id = _connection(app, user)
+def test_revoke_calls_the_server_and_marks_revoked(signed_in, app, alice, mocked_http, answer):
+    connection_id = _connection(app, alice)
     call = mocked_http.post(
         API + "/api/revoke", json={"status": answer, "message": "x"}, status=answer
     )
@@ -307,8 +295,8 @@ def test_revoke_calls_the_server_and_marks_revoked(signed_in, app, user, mocked_
         assert connection.token_ciphertext == ""
 
 
-def test_revoke_keeps_connection_when_server_unreachable(signed_in, app, user, mocked_http):
-    connection_id = _connection(app, user)
+def test_revoke_keeps_connection_when_server_unreachable(signed_in, app, alice, mocked_http):
+    connection_id = _connection(app, alice)
     mocked_http.post(API + "/api/revoke", body=responses.ConnectionError("down"))
     response = signed_in.post(f"/connections/{connection_id}/revoke", follow_redirects=True)
     assert "still connected" in response.get_data(as_text=True)
@@ -316,8 +304,8 @@ def test_revoke_keeps_connection_when_server_unreachable(signed_in, app, user, m
         assert db.session.get(Connection, connection_id).status == ConnectionStatus.ACTIVE
 
 
-def test_refresh_updates_target_and_snapshot(signed_in, app, user, mocked_http):
-    connection_id = _connection(app, user, target_name=None, target_type=None)
+def test_refresh_updates_target_and_snapshot(signed_in, app, alice, mocked_http):
+    connection_id = _connection(app, alice, target_name=None, target_type=None)
     mock_server(mocked_http)
     response = signed_in.post(f"/connections/{connection_id}/refresh", follow_redirects=True)
     assert "999 calls left" in response.get_data(as_text=True)
@@ -326,8 +314,8 @@ def test_refresh_updates_target_and_snapshot(signed_in, app, user, mocked_http):
         assert (connection.target_name, connection.target_type) == ("Family", "GROUP")
 
 
-def test_refresh_with_dead_token_marks_revoked(signed_in, app, user, mocked_http):
-    connection_id = _connection(app, user)
+def test_refresh_with_dead_token_marks_revoked(signed_in, app, alice, mocked_http):
+    connection_id = _connection(app, alice)
     mocked_http.get(API + "/api/status", json={"status": 401, "message": "Invalid"}, status=401)
     signed_in.post(f"/connections/{connection_id}/refresh")
     with app.app_context():

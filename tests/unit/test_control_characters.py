@@ -1,8 +1,8 @@
 """NUL and other control characters: refused with a clear message wherever free text goes in.
 
 PostgreSQL cannot store (or even compare) a string holding NUL: psycopg refuses the whole
-statement, which used to surface as a 500. These tests run here on SQLite and, through
-tests/postgres/test_control_characters_postgres.py, on PostgreSQL too.
+statement, which used to surface as a 500. These tests run on SQLite and on PostgreSQL too
+(when NOTIFY_SITE_TEST_DATABASE_URL is set).
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from notify_site.models import ApiKey, Connection, Notification, User
 from notify_site.relay.clients import register_client
 from notify_site.relay.models import RelayClient
 from notify_site.services import api_keys
-from tests.factories import PASSWORD, create_connection, create_user, login
+from tests.factories import PASSWORD, create_api_key, create_connection, create_user, login
+from tests.pg_schemas import ON_POSTGRES_TOO
+
+pytestmark = [ON_POSTGRES_TOO]
 
 CONTROL = "Control characters cannot be used here (found {})."
 
@@ -105,7 +108,7 @@ def test_the_api_refuses_nul_in_labels_messages_and_idempotency_keys(app, client
     with app.app_context():
         alice = create_user("alice")
         create_connection(alice, label="Ops")
-        _, key = api_keys.create_api_key(alice, "CI")
+        _, key = create_api_key(alice, "CI")
     headers = {"Authorization": f"Bearer {key}"}
     for body in (
         {"connection": "Ops\x00", "message": "x"},

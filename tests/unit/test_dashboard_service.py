@@ -6,55 +6,22 @@ NOTIFY_SITE_TEST_DATABASE_URL is set (they fail, not skip, if it is set but unre
 
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 
-from notify_site.extensions import db
-from notify_site.models import Notification, NotificationStatus, User
+from notify_site.models import NotificationStatus, User
 from notify_site.serialisers import DASHBOARD
 from notify_site.services import dashboard
 from notify_site.services.dashboard import countdown_text, excerpt, hourly_sends
 from notify_site.services.quota import Gauge
-from tests.conftest import make_test_config
-from tests.factories import create_connection, create_user
+from tests.factories import create_connection, create_notification, create_user
+from tests.pg_schemas import ON_POSTGRES_TOO
 
-PG_URL = os.environ.get("NOTIFY_SITE_TEST_DATABASE_URL")
 NOW = datetime(2031, 5, 6, 12, 34, 56, 789000, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 THIS_HOUR = datetime(2031, 5, 6, 12, 0, tzinfo=UTC)
 FIRST_HOUR = THIS_HOUR - 23 * HOUR  # 2031-05-05 13:00
-
-
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(not PG_URL, reason="NOTIFY_SITE_TEST_DATABASE_URL is not set"),
-            ],
-        ),
-    ]
-)
-def app_config(request, tmp_path):
-    if request.param == "sqlite":
-        yield make_test_config(tmp_path)
-        return
-    engine = sa.create_engine(PG_URL)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
-    yield make_test_config(tmp_path, DATABASE_URL=url)
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
 
 
 @pytest.fixture
@@ -63,20 +30,14 @@ def ctx(app):
         yield
 
 
-def add(owner: User, connection_id: int, created_at: datetime, status: str, **values):
-    row = Notification(
-        owner_id=owner.id,
-        connection_id=connection_id,
-        message=values.pop("message", "hello"),
-        status=status,
-        created_at=created_at,
-        **values,
+def add(owner: User, connection_id: int, created: datetime, status: str, **values):
+    values.setdefault("message", "hello")
+    return create_notification(
+        connection_id, owner_id=owner.id, created=created, status=status, **values
     )
-    db.session.add(row)
-    db.session.commit()
-    return row
 
 
+@ON_POSTGRES_TOO
 @pytest.mark.usefixtures("ctx")
 def test_hourly_series_buckets_rows_by_the_hour_they_were_created():
     alice = create_user("alice")
@@ -87,8 +48,8 @@ def test_hourly_series_buckets_rows_by_the_hour_they_were_created():
     add(alice, ops, FIRST_HOUR - timedelta(microseconds=1), delivered)
     add(alice, ops, FIRST_HOUR - 5 * HOUR, failed)
     # Around an hour boundary; finished in the next hour, still counted by creation.
-    add(alice, ops, THIS_HOUR - timedelta(microseconds=1), failed, finished_at=THIS_HOUR)
-    add(alice, ops, THIS_HOUR, delivered, finished_at=THIS_HOUR + timedelta(minutes=1))
+    add(alice, ops, THIS_HOUR - timedelta(microseconds=1), failed, finished=THIS_HOUR)
+    add(alice, ops, THIS_HOUR, delivered, finished=THIS_HOUR + timedelta(minutes=1))
     add(alice, ops, NOW, delivered)
     # Still on the way: neither delivered nor failed.
     add(alice, ops, THIS_HOUR - 3 * HOUR + timedelta(minutes=59), NotificationStatus.QUEUED)
@@ -114,6 +75,7 @@ def test_hourly_series_buckets_rows_by_the_hour_they_were_created():
     assert (series.total_delivered, series.total_failed, series.total_pending) == (3, 1, 2)
 
 
+@ON_POSTGRES_TOO
 @pytest.mark.usefixtures("ctx")
 def test_hourly_series_counts_only_the_owners_rows():
     alice, bob = create_user("alice"), create_user("bob", admin=True)
@@ -130,6 +92,7 @@ def test_hourly_series_counts_only_the_owners_rows():
     assert hourly_sends(bob, NOW).total_delivered == 5
 
 
+@ON_POSTGRES_TOO
 @pytest.mark.usefixtures("ctx")
 def test_hourly_series_of_a_quiet_day_is_24_zeros():
     alice = create_user("alice")
@@ -139,6 +102,7 @@ def test_hourly_series_of_a_quiet_day_is_24_zeros():
     assert [h.tzinfo for h in series.hours] == [UTC] * 24
 
 
+@ON_POSTGRES_TOO
 @pytest.mark.usefixtures("ctx")
 def test_recent_notifications_are_the_owners_newest_first():
     alice, bob = create_user("alice"), create_user("bob")
@@ -154,6 +118,7 @@ def test_recent_notifications_are_the_owners_newest_first():
     assert rows[0].connection.label == "Ops"  # loaded with the row
 
 
+@ON_POSTGRES_TOO
 @pytest.mark.usefixtures("ctx")
 def test_load_dashboard_lists_only_the_owners_connections():
     alice, bob = create_user("alice"), create_user("bob")

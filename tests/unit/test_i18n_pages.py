@@ -13,21 +13,13 @@ from sqlalchemy import select
 from notify_site.extensions import db
 from notify_site.i18n import time_text
 from notify_site.models import User
-from notify_site.services import api_keys
-from tests.factories import create_connection, create_user, login
+from tests.factories import create_api_key, create_connection, login
 
 JA = {"Accept-Language": "ja,en;q=0.5"}
 
 
 def html_lang(html: str) -> str:
     return re.search(r'<html lang="([^"]+)"', html).group(1)
-
-
-@pytest.fixture
-def alice(app):
-    with app.app_context():
-        user = create_user("alice")
-        return user.id
 
 
 def test_a_japanese_browser_gets_the_sign_in_page_in_japanese(client):
@@ -82,7 +74,7 @@ def test_a_json_api_error_message_is_in_japanese_and_its_code_stays_english(clie
 
 def test_the_api_follows_accept_language_not_the_language_cookie(client, app, alice):
     with app.app_context():
-        _, key = api_keys.create_api_key(db.session.get(User, alice), "test")
+        _, key = create_api_key(alice, "test")
     client.set_cookie("lang", "ja")
     headers = {"Authorization": f"Bearer {key}", "Accept-Language": "en"}
     body = {"connection": 999, "message": ""}

@@ -17,41 +17,25 @@ import requests
 
 from notify_site import stored_text
 from notify_site.extensions import db
-from notify_site.models import Connection, Notification, NotificationStatus, User
+from notify_site.models import Connection, NotificationStatus, User
 from notify_site.notify_client import NetworkError, NotifyClient
-from notify_site.services import api_keys
 from notify_site.services.admin import CANCELLED_BY_ADMIN
 from notify_site.services.connections import DETAIL_REVOKED_HERE
 from notify_site.services.delivery import TOKEN_REVOKED_DETAIL
 from notify_site.services.retry import CHAT_UNREACHABLE, CONNECTION_REVOKED
 from notify_site.stored_text import StoredText, site_text
 from tests.conftest import make_test_config
-from tests.factories import create_connection, create_user, login
+from tests.factories import create_api_key, create_connection, create_notification, login
 
 JA = {"Accept-Language": "ja,en;q=0.5"}
 ZH = {"Accept-Language": "zh-TW"}
 
 
-@pytest.fixture
-def alice(app):
-    with app.app_context():
-        return create_user("alice").id
-
-
 def add_failed(app, connection_id: int, error: StoredText) -> int:
     with app.app_context():
-        connection = db.session.get(Connection, connection_id)
-        row = Notification(
-            owner_id=connection.owner_id,
-            connection_id=connection_id,
-            message="Disk 91% full",
-            status=NotificationStatus.FAILED,
-            attempts=1,
-            **stored_text.columns("last_error", error),
-        )
-        db.session.add(row)
-        db.session.commit()
-        return row.id
+        return create_notification(
+            connection_id, status=NotificationStatus.FAILED, last_error=error
+        ).id
 
 
 def ops(app, user_id: int, **values) -> int:
@@ -198,7 +182,7 @@ def test_a_failed_notifications_error_is_japanese_on_the_pages_and_english_in_th
 
     # The API returns the data as stored, whatever the language.
     with app.app_context():
-        _, key = api_keys.create_api_key(db.session.get(User, alice), "test")
+        _, key = create_api_key(alice, "test")
     answer = client.get(
         f"/api/v1/notifications/{notification_id}",
         headers={**JA, "Authorization": f"Bearer {key}"},
@@ -223,7 +207,7 @@ def test_a_revoked_connections_detail_is_translated_on_the_connections_page(app,
 
 def test_sending_to_a_revoked_chat_is_refused_in_japanese(app, client, alice):
     with app.app_context():
-        _, key = api_keys.create_api_key(db.session.get(User, alice), "test")
+        _, key = create_api_key(alice, "test")
     ops(app, alice, label="Old", status="revoked")
     answer = client.post(
         "/api/v1/notifications",
@@ -238,7 +222,7 @@ def test_sending_to_a_revoked_chat_is_refused_in_japanese(app, client, alice):
 
 def test_marshmallows_reasons_follow_accept_language_and_the_fields_stay(app, client, alice):
     with app.app_context():
-        _, key = api_keys.create_api_key(db.session.get(User, alice), "test")
+        _, key = create_api_key(alice, "test")
     body = {"connection": 1, "message": 5, "surprise": True}
     headers = {"Authorization": f"Bearer {key}"}
     english = client.post("/api/v1/notifications", json=body, headers=headers).get_json()
@@ -260,7 +244,7 @@ def app_config(tmp_path):
 
 def test_the_apis_429_message_follows_accept_language_and_its_code_stays(app, client, alice):
     with app.app_context():
-        _, key = api_keys.create_api_key(db.session.get(User, alice), "test")
+        _, key = create_api_key(alice, "test")
     headers = {"Authorization": f"Bearer {key}"}
     for _ in range(3):
         assert client.get("/api/v1/connections", headers=headers).status_code == 200

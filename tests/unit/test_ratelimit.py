@@ -15,9 +15,8 @@ import redis
 
 from notify_site import create_app
 from notify_site.ratelimit import RateLimitConfigError
-from notify_site.services import api_keys
 from tests.conftest import init_database, make_test_config
-from tests.factories import PASSWORD, create_connection, create_user
+from tests.factories import PASSWORD, create_api_key, create_connection, create_user
 
 LIMIT = 3
 
@@ -33,7 +32,7 @@ def make_key(app, username: str = "alice") -> str:
     with app.app_context():
         user = create_user(username)
         create_connection(user, label="Ops")
-        _, plaintext = api_keys.create_api_key(user, "CI")
+        _, plaintext = create_api_key(user, "CI")
     return plaintext
 
 

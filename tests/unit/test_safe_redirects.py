@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from notify_site.security import safe_local_path
-from tests.factories import PASSWORD, create_user
+from tests.factories import PASSWORD
 
 # Paths the URL map answers by redirecting (merging slashes, adding one), and worse.
 REFUSED = [
@@ -51,12 +51,6 @@ def test_unsafe_paths_are_refused_and_nothing_raises(app, target):
 def test_our_own_pages_are_allowed(app, target):
     with app.test_request_context():
         assert safe_local_path(target) == target
-
-
-@pytest.fixture
-def alice(app):
-    with app.app_context():
-        create_user("alice")
 
 
 @pytest.mark.parametrize("target", ["/static//x", "/relay/static//x", "//evil.example"])

@@ -20,9 +20,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from notify_site.services import api_keys
 from tests.conftest import make_test_config
-from tests.factories import create_connection, create_user
+from tests.factories import create_api_key, create_connection, create_user
 
 CHECKS = [
     not_a_server_error,
@@ -45,7 +44,7 @@ def api_key(app) -> str:
         alice = create_user("alice")
         create_connection(alice, label="Ops")
         create_connection(alice, label="Family", target_type="GROUP")
-        _, plaintext = api_keys.create_api_key(alice, "fuzz")
+        _, plaintext = create_api_key(alice, "fuzz")
     return plaintext
 
 

@@ -13,9 +13,8 @@ from sqlalchemy import func, select
 
 from notify_site.extensions import db
 from notify_site.models import Notification, User
-from notify_site.services import api_keys
 from tests.conftest import make_test_config
-from tests.factories import create_connection, create_user
+from tests.factories import create_api_key, create_connection, create_user
 
 JSON = "application/json"
 
@@ -31,7 +30,7 @@ def api_key(app) -> str:
     with app.app_context():
         alice = create_user("alice")
         create_connection(alice, label="Ops")
-        _, plaintext = api_keys.create_api_key(alice, "CI")
+        _, plaintext = create_api_key(alice, "CI")
     return plaintext
 
 

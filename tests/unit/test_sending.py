@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from notify_site.extensions import db
 from notify_site.models import ApiKey, ConnectionStatus, IdempotencyRecord, Notification
 from notify_site.notify_content import Content
-from notify_site.services import api_keys, idempotency, sending
+from notify_site.services import idempotency, sending
 from notify_site.services.notifications import ConnectionRef, QueuedNotification
 from notify_site.services.sending import IdempotencyKey, Sender, SendOptions, Source
-from tests.factories import create_connection, create_user
+from tests.factories import create_api_key, create_connection, create_user
 
 FORM = SendOptions(source=Source.FORM)
 API = SendOptions(source=Source.API)
@@ -33,8 +33,8 @@ def world(app):
             "ops": create_connection(alice, label="Ops").id,
             "old": create_connection(alice, label="Old", status=ConnectionStatus.REVOKED).id,
         }
-        alice_key, _ = api_keys.create_api_key(alice, "alice's key")
-        root_key, _ = api_keys.create_api_key(root, "root's key")
+        alice_key, _ = create_api_key(alice, "alice's key")
+        root_key, _ = create_api_key(root, "root's key")
         yield {
             "ids": ids,
             "root": root,

@@ -14,7 +14,13 @@ from notify_site.extensions import db
 from notify_site.models import Connection
 from notify_site.serialisers import ErrorResponseSchema
 from notify_site.services import api_keys
-from tests.factories import add_notification, create_connection, create_user, login
+from tests.factories import (
+    create_api_key,
+    create_connection,
+    create_notification,
+    create_user,
+    login,
+)
 
 # Anything that reads as a date and a time, with or without an offset.
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
@@ -34,17 +40,17 @@ def world(app):
         connection.rate_checked_by = "notify"
         connection.status_detail = None
         db.session.commit()
-        key, plaintext = api_keys.create_api_key(root, "ops key")
+        key, plaintext = create_api_key(root, "ops key")
         api_keys.touch(key)
         finished = utcnow() - timedelta(minutes=1)
-        failed = add_notification(
-            connection.id,
+        failed = create_notification(
+            connection,
             status="failed",
             finished=finished,
             last_error="400: Invalid sticker",
             api_key_id=key.id,
-        )
-        delivered = add_notification(connection.id, finished=finished, api_key_id=key.id)
+        ).id
+        delivered = create_notification(connection, finished=finished, api_key_id=key.id).id
         return {
             "connection": connection.id,
             "failed": failed,

@@ -40,12 +40,6 @@ def is_signed_in(client) -> bool:
     return client.get("/settings").status_code == 200
 
 
-@pytest.fixture
-def alice(app):
-    with app.app_context():
-        return create_user("alice").id
-
-
 def test_a_copied_cookie_is_refused_after_sign_out(app, alice):
     browser = signed_in(app)
     thief = copy_of(app, browser)

@@ -47,13 +47,7 @@ from flask import Flask
 from notify_site import create_app
 from notify_site.extensions import db
 from notify_site.i18n import HTML_LANG, LANGUAGES, TRANSLATIONS_DIR
-from tests.conftest import (
-    ALL_ON_POSTGRES,
-    PG_URL,
-    PostgresSchemas,
-    init_database,
-    make_test_config,
-)
+from tests.conftest import init_database, make_test_config
 from tests.factories import PageData, login, seed_every_page, seed_line_channel
 from tests.fakes.line_api import FakeLineServer, channel_config
 from tests.pages import (
@@ -65,6 +59,7 @@ from tests.pages import (
     collection_app,
     pages_for,
 )
+from tests.pg_schemas import ALL_ON_POSTGRES, PG_URL, PostgresSchemas
 
 
 def _page_list() -> tuple[list[Page], str | None]:

@@ -25,7 +25,6 @@ from notify_site.models import (
     User,
 )
 from notify_site.notify_content import Content
-from notify_site.services import api_keys
 from notify_site.services.delivery import claim_connections, process_claim, worker_settings
 from notify_site.services.notifications import add_notifications
 from notify_site.services.notify import connection_context
@@ -33,7 +32,7 @@ from notify_site.services.retry import CHAT_UNREACHABLE, CONNECTION_REVOKED
 from notify_site.stored_text import StoredText, assign
 from notify_site.worker import Worker
 from tests.conftest import make_test_config
-from tests.factories import create_connection, create_user, login
+from tests.factories import create_api_key, create_connection, create_user, login
 
 API = "https://notify-api.test"
 NOTIFY_URL = f"{API}/api/notify"
@@ -67,7 +66,7 @@ def ids(app) -> dict[str, int]:
         create_user("root")
         alice = create_user("alice")
         phone = create_connection(alice, label="Phone", token=TOKEN, target_name="Alice")
-        _, key = api_keys.create_api_key(alice, "alice")
+        _, key = create_api_key(alice, "alice")
         return {"alice": alice.id, "phone": phone.id, "key": key}
 
 

@@ -15,7 +15,7 @@ import requests
 
 from notify_site.relay.clients import register_client
 from tests import images
-from tests.conftest import LiveServer
+from tests.servers import LiveServer
 
 REDIRECT_URI = "https://service.example/callback"
 TIMEOUT = 30

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from notify_site.extensions import db
 from notify_site.relay.clients import register_client
 from notify_site.relay.models import RelayChat
-from tests.conftest import LiveServer
+from tests.servers import LiveServer
 
 REDIRECT_URI = "https://service.example/callback"
 TIMEOUT = 30

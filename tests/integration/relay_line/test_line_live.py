@@ -23,9 +23,9 @@ from notify_site.models import (
     NotificationStatus,
     User,
 )
-from notify_site.services.api_keys import create_api_key
 from notify_site.services.retry import CHAT_UNREACHABLE
 from notify_site.worker import Worker
+from tests.factories import create_api_key
 from tests.fakes.line_api import event, text_message
 from tests.fakes.line_live import ALICE, TIMEOUT, post_webhook, wait_for_pairing
 from tests.htmlforms import form_with

@@ -21,10 +21,9 @@ from hypothesis import strategies as st
 from notify_site.extensions import db
 from notify_site.models import Notification, NotificationImage
 from notify_site.notify_client import BadRequestError, NotifyClient
-from notify_site.services import api_keys
 from tests import images
 from tests.conftest import make_test_config
-from tests.factories import create_connection, create_user
+from tests.factories import create_api_key, create_connection, create_user
 
 RELAY = "http://relay.test"
 MIB = 1024 * 1024
@@ -118,7 +117,7 @@ def site_key(app) -> str:
     with app.app_context():
         alice = create_user("alice")
         create_connection(alice, label="Ops")
-        _, key = api_keys.create_api_key(alice, "agreement")
+        _, key = create_api_key(alice, "agreement")
     return key
 
 

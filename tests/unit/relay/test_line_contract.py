@@ -28,8 +28,7 @@ from tests.fakes.line_api import (
     text_message,
     webhook_body,
 )
-from tests.unit.relay import test_line_push
-from tests.unit.relay.test_line_push import ALICE, notify, pushes, run
+from tests.unit.relay.line_pushes import ALICE, add_line_user_chat, notify, pushes, run
 
 PUSH = "/v2/bot/message/push"
 TIMEOUT = 10
@@ -223,7 +222,10 @@ def test_a_webhook_body_line_would_never_send_is_told_apart():
 # --- The relay's own requests go through the same check ---------------------------------------
 
 
-alice = test_line_push.alice  # the LINE user chat with a relay token, as in those tests
+@pytest.fixture
+def alice(app, registered) -> int:
+    """The LINE user chat with a relay token, as in tests/unit/relay/test_line_push.py."""
+    return add_line_user_chat(app, registered)
 
 
 @pytest.fixture

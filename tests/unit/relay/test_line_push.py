@@ -10,16 +10,12 @@ from sqlalchemy import select
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
-from notify_site.relay.line.channel import current_settings
-from notify_site.relay.line.push import PushPolicy, process_due_pushes
-from notify_site.relay.models import PushStatus, RelayAccessToken, RelayChat, RelayPush
-from notify_site.relay.secrets_util import hash_secret
+from notify_site.relay.models import PushStatus, RelayChat, RelayPush
 from tests import images
 from tests.conftest import make_test_config
 from tests.fakes.line_api import channel_config, serve_fake
+from tests.unit.relay.line_pushes import ALICE, TOKEN, add_line_user_chat, notify, pushes, run
 
-ALICE = "U" + "a" * 32
-TOKEN = "relay-token-for-alice"
 PUSH = "/v2/bot/message/push"
 PNG = images.png()
 RATE_HEADERS = {
@@ -48,32 +44,7 @@ def app_config(tmp_path, fake_line):
 @pytest.fixture
 def alice(app, registered) -> int:
     """A LINE user chat with a relay access token; returns the chat id."""
-    from notify_site.relay.clients import find_client
-
-    with app.app_context():
-        chat = RelayChat(kind="USER", name="Alice", line_id=ALICE, source_type="user")
-        db.session.add(chat)
-        db.session.flush()
-        client = find_client(registered.client_id)
-        db.session.add(
-            RelayAccessToken(token_hash=hash_secret(TOKEN), client_pk=client.id, chat_id=chat.id)
-        )
-        db.session.commit()
-        return chat.id
-
-
-def notify(client, **data):
-    return client.post("/relay/api/notify", data=data, headers={"Authorization": f"Bearer {TOKEN}"})
-
-
-def run(app, policy: PushPolicy | None = None) -> int:
-    with app.app_context():
-        return process_due_pushes(current_settings(), policy or PushPolicy.from_config(app.config))
-
-
-def pushes(app) -> list[RelayPush]:
-    with app.app_context():
-        return list(db.session.scalars(select(RelayPush).order_by(RelayPush.id)))
+    return add_line_user_chat(app, registered)
 
 
 def test_notify_answers_as_in_sandbox_and_stores_the_retry_key_before_any_call(
