@@ -74,8 +74,8 @@ def run(args, latency: float) -> None:
             from notify_site.keyring import keyring
             from notify_site.models import Connection, Notification, NotificationStatus, User
             from notify_site.notify_content import Content
+            from notify_site.services.connections import connection_context
             from notify_site.services.notifications import add_notifications
-            from notify_site.services.notify import connection_context
             from notify_site.worker import Worker
 
             app = create_app()

@@ -47,7 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     from notify_site import i18n, security, stored_text
-    from notify_site.services import accounts, encrypted_columns, notify
+    from notify_site.services import accounts, encrypted_columns
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
@@ -56,7 +56,6 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
     login_manager.user_loader(accounts.load_user)
-    notify.init_oauth(app)
     encrypted_columns.init_app(app)  # the site's columns under the key ring (keyring.py)
     security.init_app(app)
     i18n.init_app(app, babel)

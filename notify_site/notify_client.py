@@ -26,6 +26,9 @@ can show it in another language later (notify_site/stored_text.py).
 
 This module knows nothing of Flask or the database: it is given an origin, a timeout and
 optionally a :class:`requests.Session`, and it is the only place that builds Notify headers.
+The OAuth endpoints of the same server (the authorize URL and the code exchange) are in
+:mod:`notify_site.notify_oauth`, which sends through :func:`send_request` too: every call to a
+Notify server has the same timeout, no redirects, and the same typed errors.
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ __all__ = [
     "RateLimitedError",
     "ServerError",
     "TargetStatus",
+    "error_message",
+    "redact",
+    "send_request",
 ]
 
 # A header value: printable ASCII without spaces. Anything else could never authenticate, and
@@ -389,42 +395,25 @@ class NotifyClient:
             raise TypeError("token must be a str")
         if not _TOKEN_PATTERN.fullmatch(token):
             raise AuthError("the access token is empty or has characters a header cannot carry")
-        url = self.api_origin + path
         headers = {
             **(headers or {}),
             "Authorization": f"Bearer {token}",
             "Accept": "application/json",
         }
-        try:
-            # No redirects: a Notify server never sends one, and following it would carry the
-            # token to wherever it points.
-            response = self.session.request(
-                method,
-                url,
-                headers=headers,
-                timeout=self.timeout,
-                allow_redirects=False,
-                **kwargs,
-            )
-        except requests.RequestException as exc:
-            detail = _exception_summary(exc, token)
-            params: dict[str, str | int | float] = {"url": url, "detail": detail}
-            if isinstance(exc, requests.Timeout):
-                code = NO_ANSWER
-                what = f"no answer from the Notify server at {url} within {self.timeout} s"
-                params["seconds"] = self.timeout
-            elif isinstance(exc, requests.ConnectionError):
-                code = NO_CONNECTION
-                what = f"could not connect to the Notify server at {url}"
-            else:
-                code = REQUEST_FAILED
-                what = f"request to the Notify server at {url} failed"
-            raise NetworkError(f"{what} ({detail})", code=code, params=params) from exc
+        response = send_request(
+            self.session,
+            method,
+            self.api_origin + path,
+            timeout=self.timeout,
+            secrets=(token,),
+            headers=headers,
+            **kwargs,
+        )
         if response.status_code == 200:
             return response
         if response.status_code == 401:
             raise AuthError(
-                _error_message(response, token),
+                error_message(response, token),
                 status_code=401,
                 rate_limit=RateLimit.from_headers(response.headers),
                 chat_unreachable=_error_reason(response) == CHAT_UNREACHABLE_REASON,
@@ -434,10 +423,44 @@ class NotifyClient:
             429: RateLimitedError,
         }.get(response.status_code, ServerError)
         raise error_class(
-            _error_message(response, token),
+            error_message(response, token),
             status_code=response.status_code,
             rate_limit=RateLimit.from_headers(response.headers),
         )
+
+
+def send_request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    secrets: tuple[str, ...] = (),
+    **kwargs: Any,
+) -> requests.Response:
+    """Make one call to a Notify server, as every call to one is made: within ``timeout``
+    seconds, without following redirects (a Notify server never sends one, and following it
+    would carry a token or a client secret to wherever it points), and with any transport
+    failure raised as :class:`NetworkError` whose message has ``secrets`` redacted.
+
+    The answer is returned whatever its status; reading it is the caller's part.
+    """
+    try:
+        return session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
+    except requests.RequestException as exc:
+        detail = _exception_summary(exc, *secrets)
+        params: dict[str, str | int | float] = {"url": url, "detail": detail}
+        if isinstance(exc, requests.Timeout):
+            code = NO_ANSWER
+            what = f"no answer from the Notify server at {url} within {timeout} s"
+            params["seconds"] = timeout
+        elif isinstance(exc, requests.ConnectionError):
+            code = NO_CONNECTION
+            what = f"could not connect to the Notify server at {url}"
+        else:
+            code = REQUEST_FAILED
+            what = f"request to the Notify server at {url} failed"
+        raise NetworkError(f"{what} ({detail})", code=code, params=params) from exc
 
 
 def _success_body(response: requests.Response, token: str) -> dict[str, Any]:
@@ -461,9 +484,10 @@ def _success_body(response: requests.Response, token: str) -> dict[str, Any]:
     return body
 
 
-def _error_message(response: requests.Response, token: str) -> str:
+def error_message(response: requests.Response, *secrets: str) -> str:
     """A short explanation of a failed answer: the JSON ``message``, else brief plain text, else
-    the reason phrase. Only the response body is read, never the request."""
+    the reason phrase, with ``secrets`` redacted. Only the response body is read, never the
+    request."""
     try:
         body = response.json()
     except ValueError:
@@ -475,7 +499,7 @@ def _error_message(response: requests.Response, token: str) -> str:
         # An HTML error page says nothing the reason phrase does not.
         if not text or text.startswith("<"):
             text = response.reason or "(no message)"
-    return _shorten(_redact(text, token))
+    return _shorten(redact(text, *secrets))
 
 
 def _error_reason(response: requests.Response) -> str | None:
@@ -488,15 +512,19 @@ def _error_reason(response: requests.Response) -> str | None:
     return reason if isinstance(reason, str) else None
 
 
-def _exception_summary(exc: BaseException, token: str) -> str:
+def _exception_summary(exc: BaseException, *secrets: str) -> str:
     detail = str(exc)
     summary = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-    return _shorten(_redact(summary, token))
+    return _shorten(redact(summary, *secrets))
 
 
-def _redact(text: str, token: str) -> str:
-    # A server (or a proxy) might echo the request back; the token must not reach a log.
-    return text.replace(token, "[token]") if token else text
+def redact(text: str, *secrets: str) -> str:
+    """``text`` with every one of ``secrets`` replaced by ``[token]``."""
+    # A server (or a proxy) might echo the request back; a secret must not reach a log.
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[token]")
+    return text
 
 
 def _shorten(text: str) -> str:

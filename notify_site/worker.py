@@ -3,7 +3,8 @@
 ``flask --app wsgi worker`` runs one as its own process (as many as wanted, on any machines
 sharing the database); ``flask --app wsgi serve`` runs one in a thread beside the web server.
 Each worker delivers to up to ``WORKER_THREADS`` connections at once, one thread per leased
-connection; the rules live in :mod:`notify_site.services.delivery`.
+connection; the rules live in :mod:`notify_site.services.claims` and
+:mod:`notify_site.services.delivery`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from notify_site import metrics, seams
 from notify_site.extensions import db
 from notify_site.services import delivery
+from notify_site.services.claims import ConnectionClaim, claim_connections
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +122,11 @@ class Worker:
                 calls += self._process(claim)
         return calls
 
-    def _claim(self, limit: int) -> list[delivery.ConnectionClaim]:
+    def _claim(self, limit: int) -> list[ConnectionClaim]:
         with self.app.app_context():
             try:
                 settings = delivery.worker_settings()
-                return delivery.claim_connections(limit, settings.lease)
+                return claim_connections(limit, settings.lease)
             except SQLAlchemyError as error:
                 db.session.rollback()
                 metrics.worker_database_error()
@@ -134,7 +136,7 @@ class Worker:
                 self._stop.wait(self.poll_interval)
                 return []
 
-    def _process(self, claim: delivery.ConnectionClaim) -> int:
+    def _process(self, claim: ConnectionClaim) -> int:
         with self.app.app_context():
             try:
                 return delivery.process_claim(

@@ -27,7 +27,7 @@ from notify_site.models import (
     User,
 )
 from notify_site.services import accounts, api_keys
-from notify_site.services.notify import connection_context
+from notify_site.services.connections import connection_context
 from notify_site.services.retry import CONNECTION_REVOKED
 from notify_site.stored_text import StoredText, columns, site_text
 

@@ -20,8 +20,8 @@ from notify_site.keyring import keyring
 from notify_site.models import Connection, Notification, User
 from notify_site.notify_content import Content
 from notify_site.relay.models import RelayMessage
+from notify_site.services.connections import connection_context
 from notify_site.services.notifications import add_notifications
-from notify_site.services.notify import connection_context
 from tests import processes
 from tests.integration.helpers import connect_chat, register
 from tests.servers import free_port, wait_until

@@ -281,7 +281,9 @@ class RelayPush(db.Model):
     """One Messaging API push for one accepted notification: the relay's outbox row.
 
     ``retry_key`` is generated with the row, before the first attempt, and sent on every
-    attempt, so LINE executes the push at most once (a repeat answers 409).
+    attempt, so LINE executes the push at most once (a repeat answers 409). A worker claims it
+    with a lease and a fencing token, as the site's notifications are
+    (notify_site/relay/line/push.py).
     """
 
     __tablename__ = "relay_pushes"
@@ -297,6 +299,9 @@ class RelayPush(db.Model):
     status: Mapped[str] = mapped_column(String(12), default=PushStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The claim that holds the push (a fencing token: only it may write the outcome) and until
+    # when (notify_site/outbox.py).
+    lease_token: Mapped[str | None] = mapped_column(String(36))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_status_code: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(String(500))

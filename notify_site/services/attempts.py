@@ -34,6 +34,7 @@ from sqlalchemy import func, insert, or_, select, update
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import DeliveryAttempt, Notification, NotificationStatus
+from notify_site.services.notifications import NOTIFICATIONS
 from notify_site.services.retry import Outcome, RetryPolicy
 from notify_site.stored_text import columns, site_text
 
@@ -54,13 +55,7 @@ def start(notification_id: int, lease_token: str, worker: str) -> int | None:
     interrupted) or has already changed the token (and this records nothing).
     """
     now = utcnow()
-    held = db.session.execute(
-        update(Notification)
-        .where(Notification.id == notification_id, Notification.lease_token == lease_token)
-        .values(updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if held != 1:
+    if not NOTIFICATIONS.lease.touch(notification_id, lease_token, {"updated_at": now}):
         db.session.rollback()
         return None
     attempt_id = db.session.execute(
@@ -163,22 +158,19 @@ def close_interrupted(lease_token: str, policy: RetryPolicy, now: datetime) -> s
         row.id: row.attempts for row in rows if policy.gives_up(row.attempts, row.created_at, now)
     }
     for notification_id, attempts in exhausted.items():
-        db.session.execute(
-            update(Notification)
-            .where(Notification.id == notification_id)
-            .values(
-                status=NotificationStatus.FAILED,
+        NOTIFICATIONS.lease.finish(
+            notification_id,
+            lease_token,
+            {
+                "status": NotificationStatus.FAILED,
                 **columns(
                     "last_error",
                     site_text("gave_up", count=attempts, reason=NO_ANSWER_RECORDED),
                 ),
-                last_status_code=None,
-                finished_at=now,
-                updated_at=now,
-                lease_token=None,
-                lease_expires_at=None,
-            )
-            .execution_options(synchronize_session=False)
+                "last_status_code": None,
+                "finished_at": now,
+                "updated_at": now,
+            },
         )
     return set(exhausted)
 

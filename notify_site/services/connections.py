@@ -2,9 +2,10 @@
 
 The flow (SPEC 4.2, reliability.md "OAuth"):
 
-1. :func:`start_connect` builds the authorize URL with Authlib's Flask client (``state``, PKCE
-   S256, ``response_mode=form_post``) and records the pending flow server-side, keyed by the
-   hash of ``state``. The view also puts that hash into the browser's session.
+1. :func:`start_connect` has the Notify OAuth client (:mod:`notify_site.notify_oauth`) build
+   the authorize URL (``state``, PKCE S256, ``response_mode=form_post``) and records the
+   pending flow server-side, keyed by the hash of ``state``. The view also puts that hash
+   into the browser's session.
 2. :func:`complete_connect` needs both: the state in this browser's session *and* an unexpired,
    unused server-side record owned by the signed-in user. The record is consumed atomically, so
    a state works once even when two callbacks race. Only then is the code exchanged, once.
@@ -22,8 +23,6 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-import requests
-from authlib.integrations.base_client.errors import OAuthError
 from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import select, update
@@ -39,9 +38,10 @@ from notify_site.notify_client import (
     RateLimitedError,
     TargetStatus,
 )
+from notify_site.notify_oauth import CodeRefusedError, TokenAnswerError
 from notify_site.services import ServiceError, plain_text_reason
 from notify_site.services.notifications import fail_pending_notifications
-from notify_site.services.notify import connection_context, notify_client, oauth_client
+from notify_site.services.notify_clients import notify_client, oauth_client
 from notify_site.services.retry import CHAT_UNREACHABLE, CONNECTION_REVOKED
 from notify_site.stored_text import StoredText, assign, columns, site_text
 
@@ -87,6 +87,11 @@ def hash_state(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
 
 
+def connection_context(connection_id: int) -> str:
+    """What a connection's token ciphertext is bound to (checked on every decrypt)."""
+    return f"connection:{connection_id}"
+
+
 def verifier_context(state_hash: str) -> str:
     """What a pending connect flow's PKCE verifier is bound to (checked on every decrypt)."""
     return f"oauth-state:{state_hash}"
@@ -125,8 +130,8 @@ def start_connect(user: User, label: str) -> PendingConnect:
             )
         )
     redirect_uri = config["NOTIFY_REDIRECT_URI"]
-    rv = oauth_client().create_authorization_url(redirect_uri, response_mode="form_post")
-    state_hash = hash_state(rv["state"])
+    authorization = oauth_client().authorization(redirect_uri)
+    state_hash = hash_state(authorization.state)
     now = utcnow()
     db.session.add(
         OAuthState(
@@ -134,7 +139,7 @@ def start_connect(user: User, label: str) -> PendingConnect:
             user_id=user.id,
             label=label,
             verifier_ciphertext=keyring().encrypt(
-                rv["code_verifier"], context=verifier_context(state_hash)
+                authorization.code_verifier, context=verifier_context(state_hash)
             ),
             redirect_uri=redirect_uri,
             created_at=now,
@@ -142,7 +147,7 @@ def start_connect(user: User, label: str) -> PendingConnect:
         )
     )
     db.session.commit()
-    return PendingConnect(authorize_url=rv["url"], state_hash=state_hash)
+    return PendingConnect(authorize_url=authorization.url, state_hash=state_hash)
 
 
 def _consume_state(user: User, state: str | None, browser_states: list[str]) -> OAuthState:
@@ -227,39 +232,26 @@ def complete_connect(
 
 def _exchange_code(code: str, redirect_uri: str, verifier: str) -> str:
     try:
-        token = oauth_client().fetch_access_token(
-            redirect_uri=redirect_uri, code=code, code_verifier=verifier
-        )
-    except OAuthError as error:
+        return oauth_client().exchange_code(code, redirect_uri, verifier)
+    except CodeRefusedError as error:
         raise ConnectError(
             gettext(
                 "The Notify server refused the authorization code (%(reason)s). Start again.",
-                reason=error.error,
+                reason=error.message,
             )
         ) from None
-    except requests.RequestException:
+    except TokenAnswerError as error:
+        raise ConnectError(
+            gettext("The Notify server answered without an access token. Start again.")
+            if error.without_token
+            else gettext("The Notify server's token answer was not understood.")
+        ) from None
+    except NotifyError:  # nothing answered, or a 5xx
         raise ConnectError(
             gettext(
                 "The Notify server did not answer the code exchange. Start the connection again."
             )
         ) from None
-    except ValueError:
-        raise ConnectError(
-            gettext("The Notify server's token answer was not understood.")
-        ) from None
-    access_token = token.get("access_token") if isinstance(token, dict) else None
-    if not access_token:
-        # LINE answered a bad code with a {status, message} body and no OAuth `error` field.
-        reason = token.get("message") or token.get("error") if isinstance(token, dict) else None
-        raise ConnectError(
-            gettext(
-                "The Notify server refused the authorization code (%(reason)s). Start again.",
-                reason=str(reason)[:120],
-            )
-            if reason
-            else gettext("The Notify server answered without an access token. Start again.")
-        )
-    return access_token
 
 
 def _free_label(user: User, label: str) -> str:

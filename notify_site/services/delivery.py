@@ -1,19 +1,20 @@
-"""Delivering the outbox: claims, leases, the call to the Notify API, and fenced finishes.
+"""Delivering the outbox: the call to the Notify API, and its fenced finish.
 
 How a worker works (SPEC 4.4):
 
-1. :func:`claim_connections` picks connections with due notifications and takes a **lease** on
-   each (a conditional UPDATE, so two workers never hold the same connection). One worker per
-   connection at a time keeps a chat's messages in order and makes its quota safe: nobody else
-   is calling with that token meanwhile. Connections whose window is spent (Remaining = 0
-   before Reset) are not picked at all: they are never called until Reset.
-2. :func:`claim_batch` marks that connection's oldest due rows ``sending`` under a fresh
-   **fencing token** with a lease expiry. Rows taken back from an expired lease have their
-   unfinished attempts marked interrupted (:func:`attempts.close_interrupted`).
-3. :func:`deliver_one` records the attempt as started (its own short commit, fenced), calls
+1. It leases connections with due notifications and claims their oldest due rows under a
+   fresh **fencing token** with a lease expiry (:mod:`notify_site.services.claims`). Rows
+   taken back from an expired lease have their unfinished attempts marked interrupted
+   (:func:`attempts.close_interrupted`).
+2. :func:`deliver_one` records the attempt as started (its own short commit, fenced), calls
    the Notify API (no transaction is open during the call), then :func:`finish` writes the
    outcome **only if the row still carries the worker's token**: a worker whose lease
    expired, and whose rows were claimed again by another, cannot overwrite the newer attempt.
+3. :func:`process_claim` runs one claim: the connection's rows in order, stopping at a spent
+   window, a revoked token or an unreachable server, and gives back what it did not send.
+
+Leases, fences, backoff and the give-up rule are the outbox machinery both houses share
+(:mod:`notify_site.outbox`); what to make of an answer is :func:`retry.classify`.
 
 A crash anywhere leaves rows ``sending`` with a lease that expires; they are claimed again, and
 the attempt the crash cut off stays in the history as interrupted. So delivery is at least
@@ -24,15 +25,13 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import select, update
 
-from notify_site import metrics
+from notify_site import metrics, outbox
 from notify_site.crypto import KeyRingError
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
@@ -46,13 +45,22 @@ from notify_site.models import (
 )
 from notify_site.notify_client import NotifyError, RateLimit
 from notify_site.services import attempts
+from notify_site.services.claims import (
+    ClaimedRow,
+    ConnectionClaim,
+    claim_batch,
+    release_connection,
+    release_rows,
+    renew_lease,
+    window_spent_until,
+)
 from notify_site.services.connections import (
-    rate_limit_values,
+    connection_context,
     revocation_values,
     unreachable_values,
 )
-from notify_site.services.notifications import fail_pending_notifications
-from notify_site.services.notify import connection_context, notify_client
+from notify_site.services.notifications import NOTIFICATIONS, fail_pending_notifications
+from notify_site.services.notify_clients import notify_client
 from notify_site.services.retry import (
     CHAT_UNREACHABLE,
     CONNECTION_REVOKED,
@@ -67,12 +75,13 @@ log = logging.getLogger(__name__)
 
 # A revoked connection's status_detail (English, with a code pages translate).
 TOKEN_REVOKED_DETAIL = site_text("token_revoked")
-# How often a claim's step is tried again while the database does not answer.
-DATABASE_RETRY_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
+    """How a worker delivers: its lease, rows per claim, and the retry policy
+    (``DELIVERY_*`` settings)."""
+
     lease: timedelta
     batch_size: int
     policy: RetryPolicy
@@ -82,233 +91,8 @@ class WorkerSettings:
         return cls(
             lease=timedelta(seconds=config["WORKER_LEASE_SECONDS"]),
             batch_size=config["WORKER_BATCH_SIZE"],
-            policy=RetryPolicy(
-                base_seconds=config["DELIVERY_RETRY_BASE"],
-                cap_seconds=config["DELIVERY_RETRY_CAP"],
-                max_attempts=config["DELIVERY_MAX_ATTEMPTS"],
-                max_age=timedelta(hours=config["DELIVERY_MAX_AGE_HOURS"]),
-            ),
+            policy=RetryPolicy.from_config(config, "DELIVERY"),
         )
-
-
-@dataclass(frozen=True)
-class ConnectionClaim:
-    connection_id: int
-    token: str  # the fencing token of this claim
-
-
-def _due(now: datetime):
-    """Rows that may be (re)claimed: pending, due, and not under a live lease."""
-    return and_(
-        Notification.status.in_(NotificationStatus.PENDING),
-        Notification.next_attempt_at <= now,
-        or_(Notification.lease_expires_at.is_(None), Notification.lease_expires_at < now),
-    )
-
-
-def _callable(now: datetime):
-    """Connections that may be called: active, free, and with calls left in the window."""
-    return and_(
-        Connection.status == ConnectionStatus.ACTIVE,
-        or_(
-            Connection.delivery_lease_expires_at.is_(None),
-            Connection.delivery_lease_expires_at < now,
-        ),
-        or_(
-            Connection.rate_remaining.is_(None),
-            Connection.rate_remaining > 0,
-            Connection.rate_reset_at.is_(None),
-            Connection.rate_reset_at <= now,
-        ),
-    )
-
-
-def claim_connections(limit: int, lease: timedelta) -> list[ConnectionClaim]:
-    """Lease up to ``limit`` connections with due notifications, the longest-waiting first."""
-    now = utcnow()
-    candidates = list(
-        db.session.execute(
-            select(Notification.connection_id)
-            .join(Connection, Connection.id == Notification.connection_id)
-            .where(_due(now), _callable(now))
-            .group_by(Notification.connection_id)
-            .order_by(func.min(Notification.next_attempt_at))
-            .limit(limit * 2)
-        ).scalars()
-    )
-    if not candidates:
-        db.session.commit()
-        return []
-    # PostgreSQL: FOR UPDATE SKIP LOCKED, so that concurrent workers take different
-    # connections instead of queueing on the same rows. SQLite has a single writer and no such
-    # clause (SQLAlchemy leaves it out there); the conditional UPDATE below decides alone.
-    free = set(
-        db.session.execute(
-            select(Connection.id)
-            .where(Connection.id.in_(candidates), _callable(now))
-            .with_for_update(skip_locked=True)
-        ).scalars()
-    )
-    claims: list[ConnectionClaim] = []
-    for connection_id in candidates:
-        if len(claims) == limit:
-            break
-        if connection_id not in free:
-            continue
-        token = str(uuid.uuid4())
-        taken = db.session.execute(
-            update(Connection)
-            .where(Connection.id == connection_id, _callable(now))
-            .values(delivery_lease_token=token, delivery_lease_expires_at=now + lease)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if taken == 1:
-            claims.append(ConnectionClaim(connection_id, token))
-    db.session.commit()
-    return claims
-
-
-def release_connection(claim: ConnectionClaim, snapshot: RateLimit | None = None) -> None:
-    """Give the connection back, storing the last X-RateLimit snapshot seen under the claim.
-
-    The snapshot is written once per claim rather than once per call: within a claim the
-    worker decides from the answers it holds, and the next claim (by any worker) reads this.
-    """
-    values: dict = {"delivery_lease_token": None, "delivery_lease_expires_at": None}
-    if snapshot is not None and snapshot.limit is not None:
-        values.update(rate_limit_values(snapshot, "notify"))
-    db.session.execute(
-        update(Connection)
-        .where(
-            Connection.id == claim.connection_id,
-            Connection.delivery_lease_token == claim.token,
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-
-
-def renew_lease(claim: ConnectionClaim, lease: timedelta) -> bool:
-    """Push the connection's and its claimed rows' lease forward; False if it was lost."""
-    expires = utcnow() + lease
-    kept = db.session.execute(
-        update(Connection)
-        .where(
-            Connection.id == claim.connection_id,
-            Connection.delivery_lease_token == claim.token,
-        )
-        .values(delivery_lease_expires_at=expires)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if kept:
-        db.session.execute(
-            update(Notification)
-            .where(Notification.lease_token == claim.token)
-            .values(lease_expires_at=expires)
-            .execution_options(synchronize_session=False)
-        )
-    db.session.commit()
-    return kept == 1
-
-
-@dataclass(frozen=True)
-class ClaimedRow:
-    """A claimed notification, loaded once with everything its call needs."""
-
-    id: int
-    message: str
-    sticker_package_id: int | None
-    sticker_id: int | None
-    image_thumbnail_url: str | None
-    image_fullsize_url: str | None
-    image_id: int | None
-    notification_disabled: bool
-    attempts: int
-    created_at: datetime
-
-
-def claim_batch(
-    claim: ConnectionClaim, size: int, lease: timedelta, policy: RetryPolicy
-) -> list[ClaimedRow]:
-    """Mark the connection's oldest due rows ``sending`` under the claim's token, and load them.
-
-    Rows taken back from an expired lease (still ``sending``) may hold an attempt their
-    worker never finished: it is marked interrupted in the same transaction, and counts
-    (rows that run out of attempts that way fail here and are not returned).
-    """
-    now = utcnow()
-    found = db.session.execute(
-        select(Notification.id, Notification.status)
-        .where(Notification.connection_id == claim.connection_id, _due(now))
-        .order_by(Notification.id)
-        .limit(size)
-    ).all()
-    if not found:
-        db.session.commit()
-        return []
-    ids = [row.id for row in found]
-    db.session.execute(
-        update(Notification)
-        .where(Notification.id.in_(ids), _due(now))
-        .values(
-            status=NotificationStatus.SENDING,
-            lease_token=claim.token,
-            lease_expires_at=now + lease,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if any(row.status == NotificationStatus.SENDING for row in found):
-        attempts.close_interrupted(claim.token, policy, now)
-    db.session.commit()
-    rows = db.session.execute(
-        select(
-            Notification.id,
-            Notification.message,
-            Notification.sticker_package_id,
-            Notification.sticker_id,
-            Notification.image_thumbnail_url,
-            Notification.image_fullsize_url,
-            Notification.image_id,
-            Notification.notification_disabled,
-            Notification.attempts,
-            Notification.created_at,
-        )
-        .where(Notification.lease_token == claim.token)
-        .order_by(Notification.id)
-    ).all()
-    db.session.commit()
-    return [ClaimedRow(*row) for row in rows]
-
-
-def release_rows(claim: ConnectionClaim, ids: list[int], next_attempt_at: datetime | None) -> None:
-    """Give claimed rows back untouched (no attempt spent), e.g. when stopping."""
-    if not ids:
-        return
-    values = {"status": NotificationStatus.QUEUED, "lease_token": None, "lease_expires_at": None}
-    if next_attempt_at is not None:
-        values["next_attempt_at"] = next_attempt_at
-    db.session.execute(
-        update(Notification)
-        .where(Notification.id.in_(ids), Notification.lease_token == claim.token)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-
-
-def window_spent_until(connection_id: int) -> datetime | None:
-    """Reset time if the connection's last snapshot says its window is spent, else None."""
-    remaining, reset_at = db.session.execute(
-        select(Connection.rate_remaining, Connection.rate_reset_at).where(
-            Connection.id == connection_id
-        )
-    ).one()
-    now = utcnow()
-    if remaining is not None and remaining <= 0 and reset_at is not None and reset_at > now:
-        return reset_at
-    return None
 
 
 def connection_token(connection_id: int) -> str | None:
@@ -322,32 +106,8 @@ def connection_token(connection_id: int) -> str | None:
 
 
 def retrying(step, until: datetime, *args, **kwargs):
-    """Run ``step`` (one short transaction of a claim), again while the database is away.
-
-    A database that goes away for a moment (a restart, a failover) must not cost what a call
-    learned: the server's answer would be lost, the row sent again once its lease ran out, and
-    everything the claim held would wait for the lease. Every step of a claim is fenced by its
-    token, so repeating one is safe; it is repeated until ``until`` (the claim's lease: after
-    that the rows may be someone else's, and the fence would refuse the write anyway).
-    """
-    failures = 0
-    while True:
-        try:
-            return step(*args, **kwargs)
-        except OperationalError as error:
-            db.session.rollback()
-            if utcnow() + timedelta(seconds=DATABASE_RETRY_SECONDS) >= until:
-                raise
-            if not failures:
-                log.warning(
-                    "database unavailable in %s (%s); trying again until %s",
-                    step.__name__,
-                    type(error.orig).__name__,
-                    until.isoformat(timespec="seconds"),
-                )
-            failures += 1
-            metrics.worker_database_error()
-            time.sleep(DATABASE_RETRY_SECONDS)
+    """:func:`notify_site.outbox.retrying`, counting each failure in the worker's metrics."""
+    return outbox.retrying(step, until, *args, on_failure=metrics.worker_database_error, **kwargs)
 
 
 def deliver_one(
@@ -425,8 +185,6 @@ def finish(
         "last_status_code": outcome.status_code,
         **columns("last_error", outcome.error),
         "updated_at": now,
-        "lease_token": None,
-        "lease_expires_at": None,
     }
     if outcome.spends_attempt:
         values["attempts"] = Notification.attempts + 1
@@ -437,13 +195,7 @@ def finish(
         values.update(status=NotificationStatus.FAILED, finished_at=now)
     else:  # RETRY and WAIT: back in the queue until retry_at
         values.update(status=NotificationStatus.QUEUED, next_attempt_at=outcome.retry_at)
-    fenced = db.session.execute(
-        update(Notification)
-        .where(Notification.id == notification_id, Notification.lease_token == claim.token)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if fenced != 1:
+    if not NOTIFICATIONS.lease.finish(notification_id, claim.token, values):
         db.session.rollback()
         log.warning(
             "notification %s: lease lost, outcome %s discarded", notification_id, outcome.kind

@@ -17,8 +17,7 @@ from flask import Flask
 from notify_site.keyring import EncryptedColumn, add_encrypted_column
 from notify_site.models import ApiKeyReveal, Connection, OAuthState
 from notify_site.services.api_keys import reveal_context
-from notify_site.services.connections import verifier_context
-from notify_site.services.notify import connection_context
+from notify_site.services.connections import connection_context, verifier_context
 
 SITE_COLUMNS = (
     EncryptedColumn(

@@ -30,12 +30,24 @@ from notify_site.models import (
     User,
 )
 from notify_site.notify_content import Content, Problem
+from notify_site.outbox import Lease, Outbox
 from notify_site.services import ServiceError
 from notify_site.stored_text import StoredText, columns
 
 if TYPE_CHECKING:
     from notify_site.services.api_keys import AuthenticatedKey
     from notify_site.services.sending import Sender
+
+
+#: The site's outbox (the shared machinery of :mod:`notify_site.outbox` over this table):
+#: notifications waiting for a call — queued, or left ``sending`` by a worker whose lease ran
+#: out — due at ``next_attempt_at``, each held by the fencing token of the claim that took it.
+NOTIFICATIONS = Outbox(
+    Lease(Notification.id, Notification.lease_token, Notification.lease_expires_at),
+    Notification.status,
+    NotificationStatus.PENDING,
+    Notification.next_attempt_at,
+)
 
 
 class NotificationValidationError(ServiceError):

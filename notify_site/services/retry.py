@@ -10,7 +10,8 @@ Pure functions (no database, no HTTP), so that every rule of SPEC 4.4 is unit-te
   with :data:`CHAT_UNREACHABLE`;
 - 429, or a window already spent → wait until Reset **without spending an attempt**;
 - 5xx, timeouts, connection errors → retry after a full-jitter exponential backoff, capped;
-  failed once the attempts or the age run out.
+  failed once the attempts or the age run out (the shared :class:`RetryPolicy` of
+  :mod:`notify_site.outbox`, which the relay's LINE pushes use too).
 """
 
 from __future__ import annotations
@@ -26,7 +27,18 @@ from notify_site.notify_client import (
     RateLimit,
     RateLimitedError,
 )
+from notify_site.outbox import RetryPolicy
 from notify_site.stored_text import StoredText, error_text, site_text
+
+__all__ = [
+    "CHAT_UNREACHABLE",
+    "CONNECTION_REVOKED",
+    "Outcome",
+    "OutcomeKind",
+    "RetryPolicy",
+    "classify",
+    "wait_until",
+]
 
 
 class OutcomeKind:
@@ -41,33 +53,6 @@ class OutcomeKind:
 # A notification's last_error (English, with a code pages translate: stored_text.py).
 CONNECTION_REVOKED = site_text("connection_revoked")
 CHAT_UNREACHABLE = site_text("chat_unreachable")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Full-jitter exponential backoff (delay drawn uniformly from 0 to base·2ⁿ⁻¹, capped).
-
-    The base is large enough that a thousand rows failing together come back spread over
-    many seconds rather than in one burst (reliability.md: < 10 % in any one second). Failing
-    a thousand rows takes the workers seconds itself, and the retries that fall due meanwhile
-    wait behind that wave and then go out together; with 15 s that was 10–13 % of them in one
-    second at the server (`make chaos`), with 60 s about 6 %.
-    """
-
-    base_seconds: float = 60.0
-    cap_seconds: float = 900.0
-    max_attempts: int = 8
-    max_age: timedelta = timedelta(hours=24)
-    # When a 429 carries no usable Reset, wait this long before looking again.
-    rate_limit_fallback_seconds: float = 60.0
-
-    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** max(attempt - 1, 0))
-        return (rng or random).uniform(0, ceiling)
-
-    def gives_up(self, attempts: int, created_at: datetime, now: datetime) -> bool:
-        return attempts >= self.max_attempts or now - created_at >= self.max_age
 
 
 @dataclass(frozen=True)
@@ -119,8 +104,8 @@ def classify(
     if isinstance(error, BadRequestError):
         return Outcome(OutcomeKind.FAILED, True, status, reason, None, limits)
     # 5xx, other statuses, timeouts and connection errors: worth another try.
-    if policy.gives_up(attempts, created_at, now):
+    retry_at = policy.retry_at(attempts, created_at, now, rng)
+    if retry_at is None:
         gave_up = site_text("gave_up", count=attempts, reason=reason)
         return Outcome(OutcomeKind.FAILED, True, status, gave_up, None, limits)
-    retry_at = now + timedelta(seconds=policy.backoff(attempts, rng))
     return Outcome(OutcomeKind.RETRY, True, status, reason, retry_at, limits)

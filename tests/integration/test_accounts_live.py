@@ -9,7 +9,7 @@ from sqlalchemy import select
 from notify_site.extensions import db
 from notify_site.keyring import keyring
 from notify_site.models import Connection, User
-from notify_site.services.notify import connection_context
+from notify_site.services.connections import connection_context
 from tests.factories import PASSWORD
 from tests.htmlforms import forms_in
 from tests.integration.helpers import connect_chat, register, submit

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from notify_site.extensions import db
 from notify_site.keyring import keyring
 from notify_site.models import Connection, Notification, NotificationStatus
-from notify_site.services.notify import connection_context
+from notify_site.services.connections import connection_context
 from tests.dumps import database_dump
 from tests.integration.helpers import (
     answer_authorize,

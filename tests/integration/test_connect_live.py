@@ -11,7 +11,7 @@ from sqlalchemy import select
 from notify_site.extensions import db
 from notify_site.keyring import keyring
 from notify_site.models import Connection, ConnectionStatus
-from notify_site.services.notify import connection_context
+from notify_site.services.connections import connection_context
 from tests.htmlforms import forms_in
 from tests.integration.helpers import (
     answer_authorize,

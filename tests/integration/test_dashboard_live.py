@@ -19,8 +19,8 @@ from notify_site.extensions import db
 from notify_site.keyring import keyring
 from notify_site.models import Connection, Notification, NotificationStatus, User
 from notify_site.notify_content import Content, ImageFile, check_content
+from notify_site.services.connections import connection_context
 from notify_site.services.notifications import queue_notifications
-from notify_site.services.notify import connection_context
 from notify_site.worker import Worker
 from tests import images
 from tests.htmltree import card, parse

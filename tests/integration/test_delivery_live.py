@@ -19,8 +19,8 @@ from notify_site.models import (
     User,
 )
 from notify_site.notify_content import Content
+from notify_site.services.connections import connection_context
 from notify_site.services.notifications import queue_notifications
-from notify_site.services.notify import connection_context
 from notify_site.worker import Worker
 from tests.integration.helpers import connect_chat, register
 

@@ -9,7 +9,7 @@ import requests
 from notify_site.extensions import db
 from notify_site.keyring import keyring
 from notify_site.models import Connection
-from notify_site.services.notify import connection_context
+from notify_site.services.connections import connection_context
 from tests.dumps import database_dump
 from tests.integration.helpers import (
     answer_authorize,

@@ -6,7 +6,7 @@ from notify_site import create_app
 from notify_site.extensions import db
 from notify_site.keyring import keyring
 from notify_site.models import Connection
-from notify_site.services.notify import connection_context
+from notify_site.services.connections import connection_context
 from tests.factories import create_connection, create_user
 from tests.migration_checks import (
     assert_migrations_match_models,

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
+from notify_site import outbox
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import (
@@ -24,13 +25,8 @@ from notify_site.models import (
 )
 from notify_site.notify_content import Content
 from notify_site.services import attempts, delivery
-from notify_site.services.delivery import (
-    ConnectionClaim,
-    claim_batch,
-    claim_connections,
-    deliver_one,
-    worker_settings,
-)
+from notify_site.services.claims import ConnectionClaim, claim_batch, claim_connections
+from notify_site.services.delivery import deliver_one, worker_settings
 from notify_site.services.notifications import add_notifications
 from notify_site.worker import Worker
 from tests.conftest import make_test_config
@@ -240,7 +236,7 @@ def test_a_database_blip_after_the_call_keeps_the_answer(app, ids, mocked_http, 
     """The database goes away between the server's 200 and the finish (a restart): the finish
     is tried again once it answers, so the row is not sent twice after its lease."""
     calls = mocked_http.post(NOTIFY_URL, json=OK)
-    monkeypatch.setattr(delivery, "DATABASE_RETRY_SECONDS", 0.01)
+    monkeypatch.setattr(outbox, "DATABASE_RETRY_SECONDS", 0.01)
     real_finish = attempts.finish
     failures = iter([OperationalError("UPDATE ...", {}, Exception("server closed the connection"))])
 
@@ -263,7 +259,7 @@ def test_a_database_blip_after_the_call_keeps_the_answer(app, ids, mocked_http, 
 
 
 def test_a_database_away_for_longer_than_the_lease_is_given_up_on(app, ids, monkeypatch):
-    monkeypatch.setattr(delivery, "DATABASE_RETRY_SECONDS", 0.01)
+    monkeypatch.setattr(outbox, "DATABASE_RETRY_SECONDS", 0.01)
     tries = []
 
     def down():

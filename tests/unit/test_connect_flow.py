@@ -15,7 +15,7 @@ from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.keyring import keyring
 from notify_site.models import Connection, ConnectionStatus, OAuthState
-from notify_site.services.notify import connection_context
+from notify_site.services.connections import connection_context
 from tests.conftest import make_test_config
 from tests.factories import create_connection, create_user, login
 

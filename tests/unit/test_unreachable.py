@@ -25,9 +25,10 @@ from notify_site.models import (
     User,
 )
 from notify_site.notify_content import Content
-from notify_site.services.delivery import claim_connections, process_claim, worker_settings
+from notify_site.services.claims import claim_connections
+from notify_site.services.connections import connection_context
+from notify_site.services.delivery import process_claim, worker_settings
 from notify_site.services.notifications import add_notifications
-from notify_site.services.notify import connection_context
 from notify_site.services.retry import CHAT_UNREACHABLE, CONNECTION_REVOKED
 from notify_site.stored_text import StoredText, assign
 from notify_site.worker import Worker

@@ -3,18 +3,15 @@
 ``/relay/api/notify`` answers exactly as in sandbox mode (synchronously, with the same window
 and headers) and writes, in the same transaction as the inbox row, a :class:`RelayPush` with a
 fresh ``X-Line-Retry-Key``. A worker job (hooked into the site's worker loop, so both
-``flask worker`` and ``flask serve`` / ``make run`` drive it) claims due rows with a lease and
-pushes them:
+``flask worker`` and ``flask serve`` / ``make run`` drive it) claims due rows and pushes them.
 
-* 200 → delivered; 409 → delivered too (LINE already accepted this retry key);
-* 429 (rate or monthly limit), 5xx, 401 (the channel token) and network errors → retried
-  after a full-jitter backoff with the **same** retry key; a 429 does not spend an attempt;
-* any other 4xx (400: a bad message, a chat the bot is not in) → failed at once;
-* a chat that became unreachable → failed without a call (LINE answers 200 to a blocked user
-  but delivers nothing, and counts nothing);
-* given up after ``RELAY_LINE_MAX_ATTEMPTS`` attempts or ``RELAY_LINE_MAX_AGE_HOURS`` hours,
-  which stays well inside the 24 hours LINE remembers a retry key: a retry can never become a
-  second send.
+The queue is the outbox machinery the site's delivery uses too (:mod:`notify_site.outbox`):
+each push is claimed under a fresh fencing token with a lease (:data:`PUSHES`), nothing is
+held open while LINE is called, and the outcome is written only while the row still carries
+that token. What an answer means (delivered, failed, or tried again after the shared
+full-jitter backoff, a 429 included) is :func:`push_outcome.classify_push`. A chat that became
+unreachable fails without a call (LINE answers 200 to a blocked user but delivers nothing,
+and counts nothing).
 
 A worker killed between LINE's 200 and the commit leaves the row leased; after the lease the
 next attempt carries the same key and LINE answers 409: still exactly one message.
@@ -24,47 +21,40 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
+from notify_site.outbox import Lease, Outbox, RetryPolicy, new_token, retrying
 from notify_site.relay.line.channel import ChannelSettings, current_settings, messaging_api
+from notify_site.relay.line.push_outcome import PushOutcomeKind, classify_push
 from notify_site.relay.models import PushStatus, RelayChat, RelayMessage, RelayPush
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 60
+LEASE = timedelta(seconds=60)
 BATCH = 20
 CHAT_UNREACHABLE = "chat unreachable"
 
+#: The relay's push outbox: pending pushes, due at ``next_attempt_at``, each claimed under a
+#: fencing token (``lease_token``) until ``lease_until``.
+PUSHES = Outbox(
+    Lease(RelayPush.id, RelayPush.lease_token, RelayPush.lease_until),
+    RelayPush.status,
+    (PushStatus.PENDING,),
+    RelayPush.next_attempt_at,
+)
 
-@dataclass(frozen=True)
-class PushPolicy:
-    base_seconds: float = 15
-    cap_seconds: float = 900
-    max_attempts: int = 8
-    max_age: timedelta = timedelta(hours=20)
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> PushPolicy:
-        return cls(
-            base_seconds=float(config["RELAY_LINE_RETRY_BASE"]),
-            cap_seconds=float(config["RELAY_LINE_RETRY_CAP"]),
-            max_attempts=int(config["RELAY_LINE_MAX_ATTEMPTS"]),
-            max_age=timedelta(hours=float(config["RELAY_LINE_MAX_AGE_HOURS"])),
-        )
-
-    def backoff(self, attempt: int) -> float:
-        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** max(attempt - 1, 0))
-        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not a secret
+def push_policy(config: Mapping[str, Any]) -> RetryPolicy:
+    """The pushes' backoff and give-up rule, from the ``RELAY_LINE_*`` settings."""
+    return RetryPolicy.from_config(config, "RELAY_LINE")
 
 
 def new_retry_key() -> str:
@@ -130,11 +120,7 @@ def due_push_ids(now: datetime, limit: int = BATCH) -> list[int]:
     return list(
         db.session.scalars(
             select(RelayPush.id)
-            .where(
-                RelayPush.status == PushStatus.PENDING,
-                RelayPush.next_attempt_at <= now,
-                or_(RelayPush.lease_until.is_(None), RelayPush.lease_until < now),
-            )
+            .where(PUSHES.due(now))
             .order_by(RelayPush.next_attempt_at, RelayPush.id)
             .limit(limit)
         )
@@ -142,7 +128,7 @@ def due_push_ids(now: datetime, limit: int = BATCH) -> list[int]:
 
 
 def process_due_pushes(
-    settings: ChannelSettings, policy: PushPolicy, stopping: Callable[[], bool] = lambda: False
+    settings: ChannelSettings, policy: RetryPolicy, stopping: Callable[[], bool] = lambda: False
 ) -> int:
     """Push every due row once; returns how many calls to LINE were made."""
     calls = 0
@@ -155,29 +141,23 @@ def process_due_pushes(
     return calls
 
 
-def push_one(settings: ChannelSettings, policy: PushPolicy, push_id: int) -> int:
+def push_one(settings: ChannelSettings, policy: RetryPolicy, push_id: int) -> int:
     """Claim one due push and attempt it; returns 1 if LINE was called, else 0."""
     from linebot.v3 import messaging  # the SDK loads on first use (channel.py)
 
     now = utcnow()
-    claimed = db.session.execute(
-        update(RelayPush)
-        .where(
-            RelayPush.id == push_id,
-            RelayPush.status == PushStatus.PENDING,
-            or_(RelayPush.lease_until.is_(None), RelayPush.lease_until < now),
-        )
-        .values(lease_until=now + timedelta(seconds=LEASE_SECONDS))
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:
+    token = new_token()
+    if PUSHES.claim(RelayPush.id == push_id, token=token, now=now, duration=LEASE) != 1:
         db.session.rollback()
         return 0
     db.session.commit()
+    until = now + LEASE
     push = db.session.get(RelayPush, push_id)
     chat = db.session.get(RelayChat, push.chat_id)
     if chat is None or not chat.reachable:
-        _finish(push, PushStatus.FAILED, error=CHAT_UNREACHABLE)
+        retrying(
+            _finish, until, push_id, token, PushStatus.FAILED, {"last_error": CHAT_UNREACHABLE}
+        )
         return 0
     request = messaging.PushMessageRequest(
         to=push.to_id,
@@ -192,6 +172,7 @@ def push_one(settings: ChannelSettings, policy: PushPolicy, push_id: int) -> int
     status: int | None = None
     request_id = None
     error_text = None
+    line_message = None
     try:
         answer = messaging_api(settings).push_message_with_http_info(
             request, x_line_retry_key=retry_key, _request_timeout=settings.timeout
@@ -203,36 +184,50 @@ def push_one(settings: ChannelSettings, policy: PushPolicy, push_id: int) -> int
         request_id = _header(error.headers, "x-line-accepted-request-id") or _header(
             error.headers, "x-line-request-id"
         )
-        error_text = f"HTTP {status}: {_line_message(error.body)}"
+        line_message = _line_message(error.body)
+        error_text = f"HTTP {status}: {line_message}"
     except Exception as error:  # noqa: BLE001 - timeouts, refused connections: retry
         error_text = f"no answer from LINE ({type(error).__name__})"
 
-    push = db.session.get(RelayPush, push_id)
-    push.last_status_code = status
-    push.line_request_id = request_id
-    now = utcnow()
-    if status is not None and (200 <= status < 300 or status == 409):
-        push.attempts = attempts
-        _finish(push, PushStatus.DELIVERED, now=now)
-        return 1
-    if status == 429:
-        # Rate or monthly limit: no attempt spent, only the age limit applies.
-        if now - created_at >= policy.max_age:
-            _finish(push, PushStatus.FAILED, error=f"gave up: {error_text}", now=now)
-        else:
-            _retry_later(push, policy, max(attempts - 1, 1), error_text, now)
-        return 1
-    push.attempts = attempts
-    retryable = status is None or status >= 500 or status == 401
-    if not retryable:
-        _finish(push, PushStatus.FAILED, error=error_text, now=now)
-    elif attempts >= policy.max_attempts or now - created_at >= policy.max_age:
-        _finish(push, PushStatus.FAILED, error=f"gave up after {attempts}: {error_text}", now=now)
+    outcome = classify_push(
+        status,
+        error_text,
+        line_message=line_message,
+        attempts=attempts,
+        created_at=created_at,
+        now=utcnow(),
+        policy=policy,
+    )
+    if status == 401:
+        log.error("relay: LINE rejected the channel access token (HTTP 401)")
+    if outcome.monthly_limit:
+        monthly_limit_reached(settings)
+    values: dict[str, Any] = {
+        "attempts": attempts,
+        "last_status_code": status,
+        "line_request_id": request_id,
+    }
+    if outcome.error is not None:
+        values["last_error"] = outcome.error[:500]
+    if outcome.kind == PushOutcomeKind.RETRY:
+        values["next_attempt_at"] = outcome.retry_at
+        retrying(_write_outcome, until, push_id, token, values)
     else:
-        if status == 401:
-            log.error("relay: LINE rejected the channel access token (HTTP 401)")
-        _retry_later(push, policy, attempts, error_text, now)
+        status_after = (
+            PushStatus.DELIVERED if outcome.kind == PushOutcomeKind.DELIVERED else PushStatus.FAILED
+        )
+        retrying(_finish, until, push_id, token, status_after, values)
     return 1
+
+
+def monthly_limit_reached(settings: ChannelSettings) -> None:
+    """LINE said the channel's monthly message limit is reached.
+
+    For now the push backs off like after any 429 (and counts the attempt). This is where the
+    channel-wide pause of issue 22 belongs: stop pushing for the channel, re-check the quota
+    on a slow schedule, and resume when it comes back.
+    """
+    log.warning("relay: LINE says the channel's monthly message limit is reached")
 
 
 def _line_message(body: Any) -> str:
@@ -245,20 +240,22 @@ def _line_message(body: Any) -> str:
     return str(message)[:300] if message else "no message"
 
 
-def _retry_later(push: RelayPush, policy: PushPolicy, attempt: int, error: str | None, now):
-    push.next_attempt_at = now + timedelta(seconds=policy.backoff(attempt))
-    push.lease_until = None
-    push.last_error = (error or "")[:500] or None
-    db.session.commit()
+def _finish(push_id: int, token: str, status: str, values: dict[str, Any]) -> bool:
+    """Write the push's final state, if this claim still holds it; commits."""
+    return _write_outcome(push_id, token, {**values, "status": status, "finished_at": utcnow()})
 
 
-def _finish(push: RelayPush, status: str, *, error: str | None = None, now=None) -> None:
-    push.status = status
-    push.lease_until = None
-    push.finished_at = now or utcnow()
-    if error is not None:
-        push.last_error = error[:500]
-    db.session.commit()
+def _write_outcome(push_id: int, token: str, values: dict[str, Any]) -> bool:
+    """The fenced finish: write ``values`` and let the push go, if this claim still holds it
+    (a retry's ``next_attempt_at`` is among the values); commits."""
+    if PUSHES.lease.finish(push_id, token, values):
+        db.session.commit()
+        return True
+    # The lease ran out during the call and another worker claimed the push: its attempt is
+    # the newer one (same retry key, so LINE sent the message at most once).
+    db.session.rollback()
+    log.warning("relay: push %s was claimed again meanwhile; this outcome is dropped", push_id)
+    return False
 
 
 # --- The worker job ----------------------------------------------------------------------
@@ -274,9 +271,7 @@ def worker_job(app: Flask, stopping: Callable[[], bool]) -> int:
             return 0
         try:
             work = process_events(settings)
-            work += process_due_pushes(
-                settings, PushPolicy.from_config(current_app.config), stopping
-            )
+            work += process_due_pushes(settings, push_policy(current_app.config), stopping)
         except Exception:
             db.session.rollback()
             raise

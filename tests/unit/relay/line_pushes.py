@@ -7,9 +7,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from notify_site.extensions import db
+from notify_site.outbox import RetryPolicy
 from notify_site.relay.clients import find_client
 from notify_site.relay.line.channel import current_settings
-from notify_site.relay.line.push import PushPolicy, process_due_pushes
+from notify_site.relay.line.push import process_due_pushes, push_policy
 from notify_site.relay.models import RelayChat, RelayPush
 from tests.factories import create_relay_token
 
@@ -33,9 +34,9 @@ def notify(client, **data):
     return client.post("/relay/api/notify", data=data, headers={"Authorization": f"Bearer {TOKEN}"})
 
 
-def run(app, policy: PushPolicy | None = None) -> int:
+def run(app, policy: RetryPolicy | None = None) -> int:
     with app.app_context():
-        return process_due_pushes(current_settings(), policy or PushPolicy.from_config(app.config))
+        return process_due_pushes(current_settings(), policy or push_policy(app.config))
 
 
 def pushes(app) -> list[RelayPush]:

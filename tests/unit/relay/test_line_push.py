@@ -3,17 +3,22 @@ with a retry key fixed before the first attempt (against the fake Messaging API)
 
 from __future__ import annotations
 
+import threading
 import uuid
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
+from notify_site.outbox import new_token
+from notify_site.relay.line.push import LEASE, PUSHES
 from notify_site.relay.models import PushStatus, RelayChat, RelayPush
 from tests import images
 from tests.conftest import make_test_config
 from tests.fakes.line_api import channel_config, serve_fake
+from tests.servers import wait_until
 from tests.unit.relay.line_pushes import ALICE, TOKEN, add_line_user_chat, notify, pushes, run
 
 PUSH = "/v2/bot/message/push"
@@ -144,16 +149,30 @@ def test_409_counts_as_delivered_and_nothing_is_sent_twice(app, client, alice, f
     assert push.line_request_id == fake_line.state.delivered[0]["requestId"]
 
 
-def test_429_waits_without_spending_an_attempt(app, client, alice, fake_line):
-    fake_line.state.fail_next(PUSH, 429, 429, 429, 429)
+def test_429_backs_off_with_the_same_key_and_counts_its_attempts(app, client, alice, fake_line):
+    """Issue 22: a 429 used to spend no attempt, so its wait never grew (uniform(0, 15 s)
+    for 20 hours). It now counts, like any refused attempt, and the backoff grows with it."""
+    fake_line.state.fail_next(PUSH, 429, 429)
     notify(client, message="busy")
-    for _ in range(4):
+    for _ in range(2):
         run(app)
     (push,) = pushes(app)
-    assert (push.status, push.attempts, push.last_status_code) == ("pending", 0, 429)
+    assert (push.status, push.attempts, push.last_status_code) == ("pending", 2, 429)
     run(app)
-    assert pushes(app)[0].status == "delivered"
+    assert (pushes(app)[0].status, pushes(app)[0].attempts) == ("delivered", 3)
     assert len({c.header("x-line-retry-key") for c in fake_line.state.pushes}) == 1
+
+
+def test_429s_give_up_after_the_attempts(app, client, alice, fake_line):
+    fake_line.state.fail_next(PUSH, 429, 429, 429)
+    notify(client, message="over the limit")
+    for _ in range(3):
+        run(app)
+    assert run(app) == 0
+    (push,) = pushes(app)
+    assert (push.status, push.attempts, push.last_status_code) == ("failed", 3, 429)
+    assert push.last_error.startswith("gave up after 3: HTTP 429")
+    assert fake_line.state.delivered == []
 
 
 def test_400_is_final_after_one_attempt(app, client, alice, fake_line):
@@ -235,3 +254,39 @@ def test_status_names_the_line_chat(app, client, alice):
         "targetType": "USER",
         "target": "Alice",
     }
+
+
+def test_a_push_claimed_again_during_a_slow_call_is_finished_only_by_the_newer_claim(
+    app, client, alice, fake_line
+):
+    """The fence of the shared outbox: a worker whose lease ran out while LINE was slow, and
+    whose push another worker claimed meanwhile, does not write its outcome over the newer
+    claim's; the newer one repeats the key and LINE's 409 keeps it one message."""
+    notify(client, message="slow")
+    release = threading.Event()
+    fake_line.state.hold(PUSH, release)
+    first = threading.Thread(target=run, args=(app,))
+    first.start()
+    wait_until(lambda: fake_line.state.pushes, 10, "LINE to hold the first worker's call")
+    with app.app_context():
+        # The first lease runs out; a second worker claims the push.
+        (push_id,) = db.session.scalars(select(RelayPush.id))
+        db.session.execute(update(RelayPush).values(lease_until=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+        newer = new_token()
+        assert PUSHES.claim(RelayPush.id == push_id, token=newer, now=utcnow(), duration=LEASE)
+        db.session.commit()
+    release.set()
+    first.join(20)
+    assert not first.is_alive()
+    (push,) = pushes(app)
+    assert (push.status, push.attempts, push.lease_token) == ("pending", 0, newer)
+    # The newer claim's lease runs out too (its worker never came); the next push repeats the
+    # key, and LINE's 409 means delivered, once.
+    with app.app_context():
+        db.session.execute(update(RelayPush).values(lease_until=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    assert run(app) == 1
+    assert [c.status for c in fake_line.state.pushes] == [200, 409]
+    assert len(fake_line.state.delivered) == 1
+    assert pushes(app)[0].status == "delivered"
