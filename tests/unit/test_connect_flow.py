@@ -8,6 +8,7 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 import responses
 from sqlalchemy import select
 
@@ -219,6 +220,30 @@ def test_refused_code_is_reported_and_nothing_stored(signed_in, app, mocked_http
         "/callback", data={"code": "bad", "state": params["state"]}, follow_redirects=True
     )
     assert "refused the authorization code" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(Connection)) is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ({"body": requests.exceptions.ReadTimeout("read timed out")}, "did not answer the code"),
+        ({"status": 503, "body": "<html>down</html>"}, "did not answer the code"),
+        ({"status": 200, "body": "<html>ok</html>"}, "token answer was not understood"),
+        ({"status": 200, "json": {"token_type": "Bearer"}}, "answered without an access token"),
+    ],
+)
+def test_a_failed_code_exchange_says_why_and_stores_nothing(
+    signed_in, app, mocked_http, answer, said
+):
+    """The exchange goes through notify_oauth's typed errors; each is worded for people."""
+    _, params = start(signed_in)
+    token_call = mocked_http.post(BOT + "/oauth/token", **answer)
+    response = signed_in.post(
+        "/callback", data={"code": "c1", "state": params["state"]}, follow_redirects=True
+    )
+    assert said in response.get_data(as_text=True)
+    assert token_call.call_count == 1
     with app.app_context():
         assert db.session.scalar(select(Connection)) is None
 
