@@ -78,8 +78,9 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_LINE_ADD_FRIEND_URL": None,
     # Seconds a pairing code shown on the consent page stays usable.
     "RELAY_LINE_PAIRING_TTL": 600,
-    # Pushes: full-jitter backoff as for the site's deliveries; given up well inside the 24 h
-    # LINE keeps a retry key, so a late retry can never send twice.
+    # Pushes: the same retry policy as the site's deliveries (notify_site/outbox.py), a 429
+    # counting as an attempt; given up well inside the 24 h LINE keeps a retry key, so a late
+    # retry can never send twice.
     "RELAY_LINE_RETRY_BASE": 15,
     "RELAY_LINE_RETRY_CAP": 900,
     "RELAY_LINE_MAX_ATTEMPTS": 8,
