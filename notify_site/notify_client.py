@@ -29,6 +29,9 @@ optionally a :class:`requests.Session`, and it is the only place that builds Not
 The OAuth endpoints of the same server (the authorize URL and the code exchange) are in
 :mod:`notify_site.notify_oauth`, which sends through :func:`send_request` too: every call to a
 Notify server has the same timeout, no redirects, and the same typed errors.
+
+One idea, past 400 lines: a remote API's client with its value objects, its errors and its
+calls, which read best together (the indico model of style.md).
 """
 
 from __future__ import annotations
