@@ -6,7 +6,7 @@ is written only while it still carries that token. A push leased before this rev
 token; once its lease runs out it is claimed again, with one.
 
 Revision ID: f5b718829371
-Revises: 3ddb9a6b85b2
+Revises: 1b68cdc1e014
 Create Date: 2026-12-05 05:52:47.122566
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision = 'f5b718829371'
-down_revision = '3ddb9a6b85b2'
+down_revision = '1b68cdc1e014'
 branch_labels = None
 depends_on = None
 
