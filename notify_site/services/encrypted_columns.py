@@ -17,7 +17,8 @@ from flask import Flask
 from notify_site.keyring import EncryptedColumn, add_encrypted_column
 from notify_site.models import ApiKeyReveal, Connection, OAuthState
 from notify_site.services.api_keys import reveal_context
-from notify_site.services.connections import connection_context, verifier_context
+from notify_site.services.connecting import verifier_context
+from notify_site.services.connections import connection_context
 
 SITE_COLUMNS = (
     EncryptedColumn(

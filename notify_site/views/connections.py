@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 
 from notify_site.extensions import csrf
 from notify_site.forms import ConfirmForm, ConnectForm
+from notify_site.services import connecting
 from notify_site.services import connections as service
 
 bp = Blueprint("connections", __name__)
@@ -41,8 +42,8 @@ def connect():
             action_form=ConfirmForm(),
         ), 400
     try:
-        pending = service.start_connect(current_user, form.label.data)
-    except service.ConnectError as error:
+        pending = connecting.start_connect(current_user, form.label.data)
+    except connecting.ConnectError as error:
         form.label.errors.append(str(error))
         return render_template(
             "connections/index.html",
@@ -73,21 +74,21 @@ def callback():
     state = params.get("state")
     try:
         if params.get("error"):
-            service.cancel_connect(current_user, state, browser_states, params["error"])
-        connection = service.complete_connect(
+            connecting.cancel_connect(current_user, state, browser_states, params["error"])
+        connection = connecting.complete_connect(
             current_user, state, params.get("code"), browser_states
         )
-    except service.StateError as error:
+    except connecting.StateError as error:
         abort(400, str(error))
-    except service.AccessDeniedError as error:
+    except connecting.AccessDeniedError as error:
         flash(str(error), "info")
         return redirect(url_for("connections.index"))
-    except service.ConnectError as error:
+    except connecting.ConnectError as error:
         flash(str(error), "error")
         return redirect(url_for("connections.index"))
     finally:
         if state:
-            done = service.hash_state(state)
+            done = connecting.hash_state(state)
             session[SESSION_STATES] = [h for h in browser_states if h != done]
     if connection.target_name:
         message = _(

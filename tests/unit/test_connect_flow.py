@@ -270,7 +270,7 @@ def test_cross_site_form_post_without_session_is_bounced_without_setting_a_cooki
 
 def test_forged_host_header_does_not_change_redirect_uri(app, alice):
     from notify_site.models import User
-    from notify_site.services.connections import start_connect
+    from notify_site.services.connecting import start_connect
 
     with app.test_request_context("/connections", base_url="http://evil.example"):
         pending = start_connect(db.session.get(User, alice), "Ops")

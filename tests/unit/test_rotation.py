@@ -23,7 +23,8 @@ from notify_site.models import Connection, OAuthState, User
 from notify_site.relay.line.channel import ChannelSettings, access_token
 from notify_site.relay.line.channel import token_context as relay_line_token_context
 from notify_site.relay.models import RelayLineToken
-from notify_site.services.connections import connection_context, hash_state, verifier_context
+from notify_site.services.connecting import hash_state, verifier_context
+from notify_site.services.connections import connection_context
 from notify_site.services.delivery import connection_token
 from tests.conftest import init_database, make_test_config
 from tests.factories import create_user, login
