@@ -36,7 +36,8 @@ The rules (docs/line-platform.md A3), with the choices made where LINE was silen
 On the wire ([?] as the relay always did): a field that is present must be valid even when
 empty (``stickerId=`` is an error), except an empty file part with no file name, which is
 what a browser sends for a file input left empty; unknown fields are ignored; ``imageFile``
-as a text field is an error (it must be a file).
+as a text field alone is an error (it must be a file), and beside a real file part it is
+ignored (one popular client sends the file's path in the query string too).
 """
 
 from __future__ import annotations
@@ -231,11 +232,13 @@ def read_notify_fields(
                 values[name] = int(raw)
             else:
                 problems[name] = Problem("positive_integer")
-    if values["image_file"] is not None:
+    if image_file is not None and not image_file.data and not image_file.filename:
+        image_file = None  # a browser form's empty file input: no file
+    # A text field named imageFile is refused, unless a real file part came with it: one
+    # popular client also puts the file's path in the query string, and LINE took the file.
+    if values["image_file"] is not None and image_file is None:
         problems["image_file"] = Problem("not_a_file")
     values["image_file"] = image_file
-    if image_file is not None and not image_file.data and not image_file.filename:
-        values["image_file"] = None  # a browser form's empty file input: no file
     raw = values["notification_disabled"]
     silent = "false" if raw is None else raw.lower()
     if silent not in ("true", "false"):

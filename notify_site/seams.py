@@ -4,7 +4,7 @@ reads, so that neither imports the other.
 The site's worker runs jobs it does not know (the relay's LINE pushes); the site's ``setup``
 command runs steps it does not know (the relay registering the site as its client); the
 app-wide error handlers let another house shape the errors raised on its paths before a
-blueprint is known (a 404 at routing); key rotation re-encrypts columns of both houses
+blueprint is known (a 404 at routing); deleting an account lets the relay forget the person; key rotation re-encrypts columns of both houses
 (:mod:`notify_site.keyring`). Each house adds its part when it is initialised;
 :func:`notify_site.create_app` is the only place that initialises both.
 
@@ -29,6 +29,11 @@ SETUP_STEPS = "notify_site.setup_steps"
 #: (``error`` is a Werkzeug ``HTTPException``; an unexpected exception is passed as an
 #: ``InternalServerError``). The first that returns a response answers; None passes.
 ERROR_ANSWERERS = "notify_site.error_answerers"
+
+#: Callables ``forget(person_id) -> None`` run when an account is deleted, inside the
+#: deletion's transaction (they must not commit): the relay deletes the person's chats, tokens
+#: and pairings, so that an account given the same id later finds nothing of them.
+ACCOUNT_DELETED = "notify_site.account_deleted"
 
 #: :class:`notify_site.keyring.EncryptedColumn` values: every column holding key-ring
 #: ciphertexts, which ``flask rotate-keys`` moves to the newest key.

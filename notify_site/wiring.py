@@ -8,6 +8,8 @@ relay's accounts port (:mod:`notify_site.relay.accounts`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flask import Flask, url_for
 from flask_login import current_user, login_url
 
@@ -30,6 +32,9 @@ class SiteAccounts:
 
     def is_admin(self, person_id: int) -> bool:
         return accounts.is_admin(person_id)
+
+    def display_names(self, person_ids: Iterable[int]) -> dict[int, str]:
+        return accounts.usernames(person_ids)
 
     def sign_in_url(self, next_url: str) -> str:
         return login_url("auth.login", next_url=next_url)

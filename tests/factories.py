@@ -63,6 +63,14 @@ def create_connection(
     return connection
 
 
+def sign_in(client, user: User) -> None:
+    """Sign ``user`` in on the test client without the form (no password check, so no hash
+    to compute): the session Flask-Login would have written."""
+    with client.session_transaction() as session:
+        session["_user_id"] = user.get_id()
+        session["_fresh"] = True
+
+
 def login(client, username: str = "alice", password: str = PASSWORD):
     """Sign in through the real form (CSRF must be off, or the caller adds the token)."""
     response = client.post("/login", data={"username": username, "password": password})

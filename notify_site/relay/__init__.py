@@ -10,21 +10,23 @@ is the one module of the site that imports the relay, and ``create_app`` calls i
 Where one house needs the other, it goes through a seam (``notify_site/seams.py``): the relay
 adds its LINE push job to the worker's jobs, its step to ``flask setup`` (registering this
 app's Notify client, the site), its answerer for errors raised at routing on its API paths,
-and its encrypted column to the key ring's registry.
+its encrypted column to the key ring's registry, and what it forgets of a person whose
+account is deleted.
 
-Who is signed in — decided here, for the pages that are coming (My page: personal tokens
-per person; a private inbox per account, SPEC 6): the relay keeps no accounts and reads no
-account table. The app factory hands :func:`init_app` an **accounts port**
+Who is signed in (My page's personal tokens, the private sandbox chats and inbox, the consent
+page, SPEC 6): the relay keeps no accounts and reads no account table. The app factory hands :func:`init_app` an **accounts port**
 (:class:`notify_site.relay.accounts.Accounts`): the signed-in person (a stable id, a display
 name, whether they are an admin), whether a given person id is an admin, the sign-in URL,
 and where the language switcher posts. The site's accounts implement it
-(``wiring.SiteAccounts``). Relay rows that belong to a person will store the port's person
-id, without a foreign key into the site's tables; every check of who may see what asks the
+(``wiring.SiteAccounts``). Relay rows that belong to a person store the port's person id,
+without a foreign key into the site's tables; every check of who may see what asks the
 port (:func:`notify_site.relay.accounts.accounts`), as the LINE channel page does.
 
 Modules: ``models`` (tables ``relay_*``), ``clients`` (registered services), ``oauth``
-(authorize and token), ``payload`` (notify field validation), ``ratelimit`` (the per-token
-window), ``service`` (delivery, status, revoke, inbox), ``accounts`` (the port), ``forms``,
+(authorize and token), ``chats`` (whose chats, who sees which), ``tokens`` (My page: personal
+tokens, connected services), ``payload`` (notify field validation), ``ratelimit`` (the
+per-token window), ``service`` (delivery, status, revoke), ``inbox`` (the inbox's pages and
+images), ``accounts`` (the port), ``forms``,
 ``views/`` (one module per area), ``line/`` (channel mode), ``cli``; its own layout,
 templates and CSS under ``templates/relay`` and ``static/relay``.
 """
@@ -69,7 +71,7 @@ def init_app(app: Flask, *, accounts: accounts_port.Accounts) -> None:
     With a LINE channel configured (channel mode), the relay also takes LINE's webhook and
     gives the worker its push job; a half-configured channel stops the app at start.
     """
-    from notify_site.relay import cli, views
+    from notify_site.relay import chats, cli, views
     from notify_site.relay.line import channel, push
 
     try:
@@ -80,6 +82,7 @@ def init_app(app: Flask, *, accounts: accounts_port.Accounts) -> None:
     if settings is not None:
         seams.add(app, seams.WORKER_JOBS, push.worker_job)
     accounts_port.init_app(app, accounts)
+    seams.add(app, seams.ACCOUNT_DELETED, chats.forget_person)
 
     app.register_blueprint(views.bp, url_prefix=app.config["RELAY_URL_PREFIX"])
     for view in views.CSRF_EXEMPT:

@@ -4,12 +4,13 @@ The relay keeps no accounts of its own and never reads the site's: whoever build
 hands :func:`notify_site.relay.init_app` an object with the methods of :class:`Accounts`
 (``create_app`` hands the site's accounts, see ``notify_site/wiring.py``). Every relay page
 that depends on the person asks it through :func:`accounts`: the LINE channel page (admins
-only), the layout's header, and next the My page and the per-person inbox (SPEC 6), which
-will key their rows on :attr:`Person.id`.
+only), the layout's header, the consent page, My page and the private inbox (SPEC 6), whose
+rows are keyed on :attr:`Person.id`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,6 +37,10 @@ class Accounts(Protocol):
 
     def is_admin(self, person_id: int) -> bool:
         """Whether the person with this id is (still) an admin; False for an unknown id."""
+
+    def display_names(self, person_ids: Iterable[int]) -> dict[int, str]:
+        """The names of the people with these ids (unknown ids are left out): an admin's
+        inbox says whose chat each is."""
 
     def sign_in_url(self, next_url: str) -> str:
         """Where to send a visitor to sign in, coming back to ``next_url`` afterwards."""

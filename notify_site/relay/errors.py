@@ -30,6 +30,16 @@ class ChatNotAvailableError(RelayError):
     """The chosen chat is not one the user may connect."""
 
 
+class TokenNameError(RelayError):
+    """A personal access token's name is empty, too long or holds control characters."""
+
+
+class TokenNotFoundError(RelayError):
+    """No live token of this person has that id (My page's Disconnect)."""
+
+    status = 404
+
+
 class ClientRegistrationError(RelayError):
     """A client cannot be registered (a bad name or redirect URI)."""
 

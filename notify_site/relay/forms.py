@@ -8,7 +8,8 @@ choice that is not a number) come from the app's catalogue, in the page's langua
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import HiddenField, RadioField, SubmitField
+from wtforms import HiddenField, RadioField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length
 
 from notify_site.web.forms import BaseForm
 
@@ -37,3 +38,33 @@ class AuthorizeForm(BaseForm):
     chat = RadioField(_l("Send notifications to"), coerce=_optional_int, validate_choice=False)
     agree = SubmitField(_l("Agree and connect"))
     cancel = SubmitField(_l("Cancel"))
+
+
+class GenerateTokenForm(BaseForm):
+    """My page's *Generate token*: a name and one of the person's own chats (the service
+    checks both again)."""
+
+    name = StringField(
+        _l("Token name"),
+        validators=[DataRequired(), Length(max=100)],
+        description=_l("Shown before each message, as [name] message."),
+    )
+    chat = RadioField(
+        _l("Send notifications to"),
+        coerce=_optional_int,
+        validate_choice=False,
+        validators=[DataRequired(_l("Choose a chat."))],
+    )
+    generate = SubmitField(_l("Generate token"))
+
+
+class ConfirmForm(BaseForm):
+    """A button whose POST changes something (Disconnect): only the CSRF token rides along."""
+
+
+class PairForm(BaseForm):
+    """My page's *Pair a chat* (channel mode): the page's pairing, as on the consent page."""
+
+    pairing = HiddenField()
+    pairing_code = HiddenField()
+    agree = SubmitField(_l("Add this chat"))

@@ -3,6 +3,10 @@
 Every table name starts with ``relay_``: the relay is a second house on the lot and shares the
 database, never the site's tables. Secrets (client secrets, authorization codes, access tokens)
 are stored only as SHA-256 hex digests.
+
+Rows that belong to a person (a private sandbox chat, a LINE chat someone paired, a token, a
+pairing) keep the accounts port's person id (``relay/accounts.py``) in a plain integer column,
+with no foreign key into the site's tables: the relay reads no account table.
 """
 
 from __future__ import annotations
@@ -52,14 +56,17 @@ class RelayClient(db.Model):
 class RelayChat(db.Model):
     """A chat messages can be delivered to: a 1-on-1 chat (USER) or a group (GROUP).
 
-    Sandbox chats have no ``line_id`` and are unique by kind and name; chats learned from a
-    LINE channel (Messaging API mode) carry their LINE user/group id.
+    Sandbox chats have no ``line_id``: each person has their own (``owner_id``), unique by
+    owner, kind and name. Chats learned from a LINE channel (Messaging API mode) carry their
+    LINE user/group id and no owner: the people who paired them are in ``relay_chat_people``.
     """
 
     __tablename__ = "relay_chats"
     __table_args__ = (
+        # Also the index of "this person's sandbox chats" (owner_id leads).
         Index(
-            "uq_relay_chats_sandbox_kind_name",
+            "uq_relay_chats_sandbox_owner_kind_name",
+            "owner_id",
             "kind",
             "name",
             unique=True,
@@ -72,6 +79,9 @@ class RelayChat(db.Model):
     kind: Mapped[str] = mapped_column(String(8))
     name: Mapped[str] = mapped_column(String(200))
     line_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # A sandbox chat's person (the accounts port's id). None on LINE chats, and on sandbox
+    # chats made before chats were private when the site had no admin to give them to.
+    owner_id: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Channel mode: "user", "group" or "room" (LINE's source types; a room is a GROUP to Notify).
     source_type: Mapped[str | None] = mapped_column(String(8))
@@ -97,6 +107,26 @@ class RelayChat(db.Model):
         return f"<RelayChat {self.id} {self.kind} {self.name!r}>"
 
 
+class RelayChatPerson(db.Model):
+    """A person who paired a LINE chat (channel mode): they may connect it and read its inbox.
+
+    A group can be paired by several of its members; each sees what was delivered there, as
+    each of them would in LINE.
+    """
+
+    __tablename__ = "relay_chat_people"
+    __table_args__ = (UniqueConstraint("chat_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[int] = mapped_column(ForeignKey("relay_chats.id", ondelete="CASCADE"))
+    # "This person's LINE chats" (My page, the consent page, the inbox).
+    person_id: Mapped[int] = mapped_column(index=True)
+    paired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<RelayChatPerson chat={self.chat_id} person={self.person_id}>"
+
+
 class RelayAuthorizationCode(db.Model):
     """A single-use authorization code, bound to a client, a redirect URI and a chat."""
 
@@ -109,6 +139,8 @@ class RelayAuthorizationCode(db.Model):
     )
     redirect_uri: Mapped[str] = mapped_column(String(2000))
     chat_id: Mapped[int] = mapped_column(ForeignKey("relay_chats.id", ondelete="CASCADE"))
+    # Who consented: the token exchanged for this code is theirs.
+    person_id: Mapped[int | None]
     # PKCE (RFC 7636), when the client sent a challenge.
     code_challenge: Mapped[str | None] = mapped_column(String(128))
     code_challenge_method: Mapped[str | None] = mapped_column(String(8))
@@ -127,6 +159,11 @@ class RelayAuthorizationCode(db.Model):
 class RelayAccessToken(db.Model):
     """An access token (no expiry, as LINE's) and its rate-limit window.
 
+    Issued to a service through OAuth (``client_pk``), or a **personal access token** a person
+    generated on My page (no client; ``name`` is what its messages are prefixed with, as the
+    service's name is for the others). ``person_id`` is whose token it is: who consented, or
+    who generated it.
+
     The window columns are updated only by conditional UPDATEs (see ``ratelimit.py``), so that
     several processes sharing the database never admit more calls than the limit.
     """
@@ -135,18 +172,25 @@ class RelayAccessToken(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    client_pk: Mapped[int] = mapped_column(
+    client_pk: Mapped[int | None] = mapped_column(
         ForeignKey("relay_clients.id", ondelete="CASCADE"), index=True
     )
+    # A personal token's name (None for a service's token: the service's name is used).
+    name: Mapped[str | None] = mapped_column(String(100))
     chat_id: Mapped[int] = mapped_column(ForeignKey("relay_chats.id", ondelete="CASCADE"))
+    # The accounts port's person id; None only for tokens issued before tokens had owners
+    # on a site with no admin to give them to. Indexed for My page's list.
+    person_id: Mapped[int | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by the same UPDATE that spends a call (ratelimit.spend_call): no extra write.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The current rate-limit window: None until the first counted call.
     window_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     calls_used: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     images_used: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
-    client: Mapped[RelayClient] = relationship()
+    client: Mapped[RelayClient | None] = relationship()
     chat: Mapped[RelayChat] = relationship()
 
     def __repr__(self) -> str:
@@ -155,11 +199,16 @@ class RelayAccessToken(db.Model):
 
 
 class RelayImage(db.Model):
-    """An image uploaded with ``imageFile``, served back at ``/relay/images/<id>``."""
+    """An image uploaded with ``imageFile``, served back at ``/relay/images/<public_id>``.
+
+    The URL carries a random ``public_id``, never the row id, so image URLs cannot be counted
+    through; who may fetch one is decided in ``relay/inbox.py``.
+    """
 
     __tablename__ = "relay_images"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
     content_type: Mapped[str] = mapped_column(String(32))
     size: Mapped[int]
     data: Mapped[bytes] = mapped_column(LargeBinary)
@@ -192,6 +241,7 @@ class RelayMessage(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     chat: Mapped[RelayChat] = relationship()
+    image: Mapped[RelayImage | None] = relationship()
 
     def __repr__(self) -> str:
         return f"<RelayMessage {self.id} chat={self.chat_id}>"
@@ -255,16 +305,19 @@ class RelayPairing(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     poll_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    client_pk: Mapped[int] = mapped_column(
+    # The consent page's service; None for a pairing started on My page.
+    client_pk: Mapped[int | None] = mapped_column(
         ForeignKey("relay_clients.id", ondelete="CASCADE"), index=True
     )
+    # Who started it: the chat is paired to this person when they confirm.
+    person_id: Mapped[int | None]
     chat_id: Mapped[int | None] = mapped_column(ForeignKey("relay_chats.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     matched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    client: Mapped[RelayClient] = relationship()
+    client: Mapped[RelayClient | None] = relationship()
     chat: Mapped[RelayChat | None] = relationship()
 
     def __repr__(self) -> str:

@@ -7,9 +7,12 @@ Deliberate choices:
   answers every malformed request (bad ``response_type``, ``scope``, ``response_mode``, a
   missing ``state``) with an error page: the user sees what is wrong, and a link crafted to
   bounce people off the relay gets nowhere.
-* Codes live ``RELAY_CODE_TTL`` seconds, are stored hashed, are bound to client, redirect URI
-  and chat, and are spent by a conditional UPDATE (``... WHERE used_at IS NULL``), so two
-  concurrent exchanges of one code cannot both win.
+* Codes live ``RELAY_CODE_TTL`` seconds, are stored hashed, are bound to client, redirect URI,
+  chat and the person who consented (whose token it becomes), and are spent by a conditional
+  UPDATE (``... WHERE used_at IS NULL``), so two concurrent exchanges of one code cannot both
+  win.
+* Access tokens look like LINE Notify's: 43 characters of ``[A-Za-z0-9]``
+  (``secrets_util.new_access_token``), as personal tokens do.
 * RFC 6749 section 4.1.2 suggests revoking tokens issued from a code presented twice; the relay
   does not, because a client that retries a timed-out exchange would lose its only token.
 * PKCE is S256 only (RFC 9700 section 2.1.1): ``plain`` (also what a challenge without a
@@ -35,7 +38,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask_babel import gettext as _
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
@@ -46,12 +48,11 @@ from notify_site.relay.errors import (
     TokenRequestError,
 )
 from notify_site.relay.models import (
-    ChatKind,
     RelayAccessToken,
     RelayAuthorizationCode,
     RelayChat,
 )
-from notify_site.relay.secrets_util import hash_secret, new_secret
+from notify_site.relay.secrets_util import hash_secret, new_access_token, new_secret
 
 # The parameters of an authorization request, each of which may appear at most once.
 AUTHORIZE_PARAMS = (
@@ -167,54 +168,16 @@ def parse_authorize_request(params: Mapping[str, str]) -> AuthorizeRequest:
     )
 
 
-def sandbox_chat_names(user: str, groups: str | Iterable[str]) -> list[tuple[str, str]]:
-    """The sandbox's chats as ``(kind, name)``: the 1-on-1 chat first, then each group once."""
-    if isinstance(groups, str):
-        groups = groups.split(",")
-    wanted = [(ChatKind.USER, user.strip()[:200])]
-    for group in groups:
-        name = str(group).strip()[:200]
-        if name and (ChatKind.GROUP, name) not in wanted:
-            wanted.append((ChatKind.GROUP, name))
-    return wanted
-
-
-def ensure_sandbox_chats(user: str, groups: str | Iterable[str]) -> list[RelayChat]:
-    """The sandbox chats, created on first use (get-or-create by kind and name; commits).
-
-    Two requests creating the same chat at once are settled by the unique index: the loser
-    rolls back and reads the winner's row.
-    """
-    wanted = sandbox_chat_names(user, groups)
-
-    def existing() -> dict[tuple[str, str], RelayChat]:
-        rows = db.session.scalars(select(RelayChat).where(RelayChat.line_id.is_(None)))
-        return {(chat.kind, chat.name): chat for chat in rows}
-
-    chats = existing()
-    missing = [key for key in wanted if key not in chats]
-    for kind, name in missing:
-        db.session.add(RelayChat(kind=kind, name=name))
-        try:
-            db.session.commit()
-        except IntegrityError:
-            db.session.rollback()
-    if missing:
-        chats = existing()
-    return [chats[key] for key in wanted]
-
-
-def chat_label(chat: RelayChat) -> str:
-    """How a chat is named on the consent page and in the inbox."""
-    if chat.kind == ChatKind.USER:
-        return _("1-on-1 chat with %(name)s", name=chat.name)
-    return chat.name
-
-
 def issue_code(
-    request: AuthorizeRequest, chat_id: int | None, offered: Iterable[RelayChat], *, ttl: int
+    request: AuthorizeRequest,
+    chat_id: int | None,
+    offered: Iterable[RelayChat],
+    *,
+    person_id: int,
+    ttl: int,
 ) -> str:
-    """Create a single-use authorization code for the chosen chat; returns it and commits."""
+    """Create a single-use authorization code for the chosen chat, one of ``offered`` (the
+    person's own); the token it is exchanged for is the person's. Returns it and commits."""
     chat = next((chat for chat in offered if chat.id == chat_id), None)
     if chat is None:
         raise ChatNotAvailableError(_("Choose one of the chats listed."))
@@ -232,6 +195,7 @@ def issue_code(
             client_pk=request.client_pk,
             redirect_uri=request.redirect_uri,
             chat_id=chat.id,
+            person_id=person_id,
             code_challenge=request.code_challenge,
             code_challenge_method=request.code_challenge_method,
             expires_at=now + timedelta(seconds=ttl),
@@ -314,9 +278,14 @@ def exchange_code(form: Mapping[str, str], *, now: datetime) -> str:
         db.session.rollback()
         raise TokenRequestError("code: already used")
 
-    token = new_secret()
+    token = new_access_token()
     db.session.add(
-        RelayAccessToken(token_hash=hash_secret(token), client_pk=client.id, chat_id=code.chat_id)
+        RelayAccessToken(
+            token_hash=hash_secret(token),
+            client_pk=client.id,
+            chat_id=code.chat_id,
+            person_id=code.person_id,
+        )
     )
     db.session.commit()
     return token

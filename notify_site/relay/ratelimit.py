@@ -125,8 +125,9 @@ def spend_call(token_pk: int, *, images: int, limits: RateLimits, now: datetime)
     """Spend one call (and ``images`` uploads) of the token's window, atomically.
 
     Runs inside the caller's transaction and does not commit: the caller commits together with
-    whatever the call delivers, or rolls back. Raises :class:`InvalidTokenError` if the token
-    was revoked meanwhile.
+    whatever the call delivers, or rolls back. An admitted call also sets the token's
+    ``last_used_at`` (My page shows it), in the same UPDATE. Raises
+    :class:`InvalidTokenError` if the token was revoked meanwhile.
     """
     token = RelayAccessToken
     admitted = False
@@ -141,7 +142,11 @@ def spend_call(token_pk: int, *, images: int, limits: RateLimits, now: datetime)
                 token.calls_used < limits.calls,
                 token.images_used + images <= limits.images,
             )
-            .values(calls_used=token.calls_used + 1, images_used=token.images_used + images)
+            .values(
+                calls_used=token.calls_used + 1,
+                images_used=token.images_used + images,
+                last_used_at=now,
+            )
             .execution_options(synchronize_session=False)
         )
         if db.session.execute(within).rowcount == 1:
@@ -160,6 +165,7 @@ def spend_call(token_pk: int, *, images: int, limits: RateLimits, now: datetime)
                 window_reset_at=fresh.reset_at,
                 calls_used=fresh.calls_used,
                 images_used=fresh.images_used,
+                last_used_at=now,
             )
             .execution_options(synchronize_session=False)
         )

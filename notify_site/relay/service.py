@@ -1,4 +1,4 @@
-"""The relay's API services: tokens, delivery into the sandbox inbox, status, revoke, the inbox.
+"""The relay's API services: tokens, delivery into the sandbox inbox, status, revoke.
 
 Each function owns its transaction (commits or rolls back) and raises a :mod:`errors` class
 that the views turn into a status code.
@@ -7,12 +7,10 @@ that the views turn into a status code.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload
 
 from notify_site.extensions import db
@@ -36,11 +34,10 @@ from notify_site.relay.models import (
     RelayPush,
 )
 from notify_site.relay.ratelimit import RateLimits, RateWindow, spend_call
-from notify_site.relay.secrets_util import hash_secret
+from notify_site.relay.secrets_util import hash_secret, new_image_id
 
 # "Bearer <token>": the scheme in any case (RFC 7235), a token of printable ASCII.
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([\x21-\x7e]+) *")
-INBOX_PAGE_SIZE = 50
 
 
 @dataclass(frozen=True)
@@ -48,7 +45,10 @@ class TokenContext:
     """A live access token as the API views need it. Holds no secret."""
 
     token_pk: int
-    client_pk: int
+    #: The service the token was issued to; None for a personal access token.
+    client_pk: int | None
+    #: What the chat sees the messages come from: the service's name, or the personal
+    #: token's name (LINE Notify prefixed messages with it: ``[name] message``).
     client_name: str
     chat_id: int
     chat_kind: str
@@ -57,6 +57,8 @@ class TokenContext:
     window: RateWindow
     #: The chat's LINE id (channel mode); None for sandbox chats.
     chat_line_id: str | None = None
+    #: Whose token it is (the accounts port's person id).
+    person_id: int | None = None
 
 
 def authenticate_token(
@@ -79,13 +81,14 @@ def authenticate_token(
             RelayAccessToken.window_reset_at,
             RelayAccessToken.calls_used,
             RelayAccessToken.images_used,
-            RelayClient.name.label("client_name"),
+            RelayAccessToken.person_id,
+            func.coalesce(RelayAccessToken.name, RelayClient.name).label("client_name"),
             RelayChat.kind.label("chat_kind"),
             RelayChat.name.label("chat_name"),
             RelayChat.line_id.label("chat_line_id"),
             RelayChat.unreachable_at.label("chat_unreachable_at"),
         )
-        .join(RelayClient, RelayClient.id == RelayAccessToken.client_pk)
+        .outerjoin(RelayClient, RelayClient.id == RelayAccessToken.client_pk)
         .join(RelayChat, RelayChat.id == RelayAccessToken.chat_id)
         .where(
             RelayAccessToken.token_hash == hash_secret(match.group(1)),
@@ -108,6 +111,7 @@ def authenticate_token(
         chat_name=row.chat_name,
         window=RateWindow(row.window_reset_at, row.calls_used, row.images_used),
         chat_line_id=row.chat_line_id,
+        person_id=row.person_id,
     )
 
 
@@ -144,6 +148,7 @@ def deliver_notification(
         image_id = None
         if payload.image_file is not None:
             image = RelayImage(
+                public_id=new_image_id(),
                 content_type=payload.image_file.content_type,
                 size=len(payload.image_file.data),
                 data=payload.image_file.data,
@@ -188,48 +193,28 @@ def token_status(token: TokenContext, *, limits: RateLimits, now: datetime) -> R
     return window
 
 
-def revoke_token(token: TokenContext, *, now: datetime) -> None:
-    """Disable the token at once. Revoking spends no call. [?] LINE did not say."""
+def revoke(token_pk: int, *, now: datetime) -> bool:
+    """Disable a live token from this moment (no commit); False if it was not live. The one
+    way tokens die: ``/api/revoke`` and My page's Disconnect both come here."""
     result = db.session.execute(
         update(RelayAccessToken)
-        .where(RelayAccessToken.id == token.token_pk, RelayAccessToken.revoked_at.is_(None))
+        .where(RelayAccessToken.id == token_pk, RelayAccessToken.revoked_at.is_(None))
         .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    return result.rowcount == 1
+
+
+def revoke_token(token: TokenContext, *, now: datetime) -> None:
+    """Disable the token at once. Revoking spends no call. [?] LINE did not say."""
+    if not revoke(token.token_pk, now=now):
         db.session.rollback()
         raise InvalidTokenError()
     db.session.commit()
 
 
-def list_chats() -> list[RelayChat]:
-    """Every chat the relay knows, in creation order."""
-    return list(db.session.scalars(select(RelayChat).order_by(RelayChat.id)))
-
-
-def inbox_page(page: int, chat_id: int | None, per_page: int = INBOX_PAGE_SIZE) -> Pagination:
-    """One page of the inbox, newest first, optionally only one chat's messages."""
-    query = select(RelayMessage).options(joinedload(RelayMessage.chat))
-    if chat_id is not None:
-        query = query.where(RelayMessage.chat_id == chat_id)
-    query = query.order_by(RelayMessage.id.desc())
-    return db.paginate(query, page=page, per_page=per_page, error_out=False)
-
-
-def get_image(image_id: int) -> RelayImage | None:
-    """An uploaded image, or None."""
-    return db.session.get(RelayImage, image_id)
-
-
-def find_chat(chat_id: int, chats: Iterable[RelayChat]) -> RelayChat | None:
-    """The chat with ``chat_id`` among ``chats``."""
-    return next((chat for chat in chats if chat.id == chat_id), None)
-
-
 def channel_overview(limit: int = 50) -> dict:
     """What the channel-mode admin page lists: LINE chats, recent pushes, webhook events."""
-    from sqlalchemy import func
-
     members = (
         select(RelayChatMember.chat_id, func.count().label("n"))
         .where(RelayChatMember.left_at.is_(None))

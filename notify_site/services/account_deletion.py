@@ -4,7 +4,8 @@
 service (a token left alive there could not be revoked by anyone afterwards), then deletes the
 account's rows in one transaction: connections, notifications and their delivery attempts and
 uploaded images, API keys and their idempotency records, pending connect flows, keys waiting
-to be shown. What stays is the admins' audit (services/accounts.py): one entry with the
+to be shown; and, through the account-deletion seam, whatever the relay keeps of the person
+(their sandbox chats and inbox, tokens, pairings). What stays is the admins' audit (services/accounts.py): one entry with the
 account's id and name, when it was deleted, and how many connections, notifications and API
 keys went with it; its earlier entries (disabled, password changed, ...) stay too.
 """
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import delete, func, or_, select
 from werkzeug.security import check_password_hash
 
+from notify_site import seams
 from notify_site.extensions import db
 from notify_site.models import (
     AccountAction,
@@ -95,6 +98,8 @@ def delete_account(user: User, password: str) -> None:
             ) from None
     _check_not_last_admin(user, last_admin)
     counts = _delete_rows(user.id)
+    for forget in seams.items(current_app, seams.ACCOUNT_DELETED):
+        forget(user.id)  # the relay's rows of the person, in this transaction
     record_event(AccountAction.DELETED, user, user, **counts)
     db.session.execute(delete(User).where(User.id == user.id))
     db.session.commit()

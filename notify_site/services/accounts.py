@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import hmac
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -108,6 +109,15 @@ def is_admin(user_id: int) -> bool:
     """Whether the account ``user_id`` is an enabled admin (False for an unknown id)."""
     user = db.session.get(User, user_id)
     return user is not None and user.is_admin and user.is_active
+
+
+def usernames(user_ids: Iterable[int]) -> dict[int, str]:
+    """The usernames of the accounts with these ids (unknown ids are left out)."""
+    ids = list(user_ids)
+    if not ids:
+        return {}
+    rows = db.session.execute(select(User.id, User.username).where(User.id.in_(ids)))
+    return {row.id: row.username for row in rows}
 
 
 def end_sessions(user: User) -> None:

@@ -1,11 +1,15 @@
-"""The consent page in channel mode: which pairing it shows, and what **Agree** does.
+"""The pages that pair a LINE chat in channel mode — the consent page and My page's *Pair a
+chat* — which pairing they show, and what their button does.
 
-GET shows a fresh one-time code; the person sends it to the bot from the chat they want, the
-page (polling ``/line/pairing``) names the chat, and **Agree and connect** issues the
-authorization code for it (:func:`agree`). Without JavaScript, pressing the button checks
-the code too: when the chat has not been seen yet the page keeps the same code, if it can
-still be sent, and says so; otherwise it shows a new code (:func:`page_after_refusal`).
-The view (``relay/views/oauth.py``) only reads the form and renders what these return.
+The signed-in person picks a LINE chat already paired to them (:func:`agree_paired`), or pairs
+another: GET shows a fresh one-time code; the person sends it to the bot from the chat they
+want, the page (polling ``/line/pairing``) names the chat, and **Agree and connect** issues the
+authorization code for it (:func:`agree`; My page: :func:`confirm`), pairing the chat to the
+person for next time. Without JavaScript, pressing the button checks the code too: when the
+chat has not been seen yet the page keeps the same code, if it can still be sent, and says so;
+otherwise it shows a new code (:func:`page_after_refusal`). The views
+(``relay/views/oauth.py``, ``relay/views/mypage.py``) only read the form and render what these
+return. A page's pairing belongs to its service (None on My page) and to the person.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from notify_site.relay import oauth
+from notify_site.extensions import db
+from notify_site.relay import chats, oauth
 from notify_site.relay.line import pairing
 from notify_site.relay.line.channel import ChannelSettings
+from notify_site.relay.models import RelayChat
 
 
 class Notice(enum.Enum):
@@ -37,25 +43,52 @@ class ConsentPage:
     notice: Notice | None = None
 
 
-def agree(auth: oauth.AuthorizeRequest, poll_token: str, *, now: datetime, ttl: int) -> str | None:
+def agree(
+    auth: oauth.AuthorizeRequest, poll_token: str, *, person_id: int, now: datetime, ttl: int
+) -> str | None:
     """**Agree and connect**: an authorization code for the chat the page's pairing matched
-    (the pairing is spent), or None when it has matched no chat that can be reached."""
-    chat = pairing.take_pairing(poll_token, client_pk=auth.client_pk, now=now)
+    (the pairing is spent, the chat paired to the person), or None when it has matched no
+    chat that can be reached."""
+    chat = pairing.take_pairing(poll_token, client_pk=auth.client_pk, person_id=person_id, now=now)
     if chat is None:
         return None
-    return oauth.issue_code(auth, chat.id, [chat], ttl=ttl)
+    return oauth.issue_code(auth, chat.id, [chat], person_id=person_id, ttl=ttl)
+
+
+def agree_paired(
+    auth: oauth.AuthorizeRequest, chat_id: int | None, *, person_id: int, ttl: int
+) -> str | None:
+    """**Agree and connect** with a chat already paired to the person (and reachable): its
+    authorization code, or None when ``chat_id`` is none of those."""
+    offered = chats.paired_line_chats(person_id, reachable_only=True)
+    if chat_id is None or all(chat.id != chat_id for chat in offered):
+        return None
+    return oauth.issue_code(auth, chat_id, offered, person_id=person_id, ttl=ttl)
+
+
+def confirm(poll_token: str, *, person_id: int, now: datetime) -> RelayChat | None:
+    """My page's **Add this chat**: the chat My page's pairing matched, now paired to the
+    person (commits), or None when it has matched no chat that can be reached."""
+    chat = pairing.take_pairing(poll_token, client_pk=None, person_id=person_id, now=now)
+    if chat is None:
+        return None
+    db.session.commit()
+    return chat
 
 
 def new_page(
-    auth: oauth.AuthorizeRequest, settings: ChannelSettings, *, now: datetime
+    client_pk: int | None, person_id: int, settings: ChannelSettings, *, now: datetime
 ) -> ConsentPage:
     """The page as a GET shows it: a fresh code."""
-    fresh = pairing.create_pairing(auth.client_pk, ttl=settings.pairing_ttl, now=now)
-    return _page(auth, fresh, now=now)
+    fresh = pairing.create_pairing(
+        client_pk, person_id=person_id, ttl=settings.pairing_ttl, now=now
+    )
+    return _page(client_pk, fresh, now=now)
 
 
 def page_after_refusal(
-    auth: oauth.AuthorizeRequest,
+    client_pk: int | None,
+    person_id: int,
     settings: ChannelSettings,
     *,
     poll_token: str,
@@ -65,7 +98,7 @@ def page_after_refusal(
     """The page again after a POST that connected nothing: the same code while it can still
     reach the bot (it is this page's, waiting or matched, and its chat reachable), else a new
     one."""
-    state = pairing.pairing_state(poll_token, client_pk=auth.client_pk, now=now)
+    state = pairing.pairing_state(poll_token, client_pk=client_pk, now=now)
     code = pairing.normalize_code(shown_code)
     if (
         state.status in (pairing.PairingStatus.WAITING, pairing.PairingStatus.MATCHED)
@@ -74,20 +107,22 @@ def page_after_refusal(
         and state.reachable
     ):
         return _page(
-            auth, pairing.NewPairing(code, poll_token, now), now=now, notice=Notice.NOT_YET
+            client_pk, pairing.NewPairing(code, poll_token, now), now=now, notice=Notice.NOT_YET
         )
-    fresh = pairing.create_pairing(auth.client_pk, ttl=settings.pairing_ttl, now=now)
-    return _page(auth, fresh, now=now, notice=Notice.NEW_CODE)
+    fresh = pairing.create_pairing(
+        client_pk, person_id=person_id, ttl=settings.pairing_ttl, now=now
+    )
+    return _page(client_pk, fresh, now=now, notice=Notice.NEW_CODE)
 
 
 def _page(
-    auth: oauth.AuthorizeRequest,
+    client_pk: int | None,
     current: pairing.NewPairing,
     *,
     now: datetime,
     notice: Notice | None = None,
 ) -> ConsentPage:
-    state = pairing.pairing_state(current.poll_token, client_pk=auth.client_pk, now=now)
+    state = pairing.pairing_state(current.poll_token, client_pk=client_pk, now=now)
     return ConsentPage(current, state, notice)
 
 

@@ -1,11 +1,13 @@
 """One-time pairing codes: how a person shows the relay which LINE chat to connect.
 
-The consent page shows a short code; the person sends it to the bot from the chat they want
-(1-on-1, or a group the bot is in). The webhook sees the code in a message event and binds
-the pairing to that chat; the page, polling with its own secret, then names the chat and the
-person agrees. The code is eight characters from an alphabet without look-alikes (about 40
-bits), lives ``RELAY_LINE_PAIRING_TTL`` seconds, binds at most one chat and is used at most
-once; code and polling secret are stored only as SHA-256 digests.
+The consent page (or My page) shows a short code to a signed-in person; they send it to the
+bot from the chat they want (1-on-1, or a group the bot is in). The webhook sees the code in a
+message event and binds the pairing to that chat; the page, polling with its own secret, then
+names the chat and the person confirms: the chat is then paired to them
+(:func:`notify_site.relay.chats.pair_chat`) and stays on their list for later tokens. The
+code is eight characters from an alphabet without look-alikes (about 40 bits), lives
+``RELAY_LINE_PAIRING_TTL`` seconds, binds at most one chat and is used at most once; code and
+polling secret are stored only as SHA-256 digests.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 
 from notify_site.extensions import db
+from notify_site.relay.chats import pair_chat
 from notify_site.relay.models import RelayChat, RelayPairing
 from notify_site.relay.secrets_util import hash_secret, new_secret, secret_matches
 
@@ -70,8 +73,9 @@ def normalize_code(text: str) -> str | None:
     return candidate if _CODE.fullmatch(candidate) else None
 
 
-def create_pairing(client_pk: int, *, ttl: int, now: datetime) -> NewPairing:
-    """A fresh code and polling secret for one consent page; commits."""
+def create_pairing(client_pk: int | None, *, person_id: int, ttl: int, now: datetime) -> NewPairing:
+    """A fresh code and polling secret for one page of the person (a consent page for the
+    service ``client_pk``, or My page with None); commits."""
     db.session.execute(
         delete(RelayPairing)
         .where(RelayPairing.expires_at < now - timedelta(days=1))
@@ -85,6 +89,7 @@ def create_pairing(client_pk: int, *, ttl: int, now: datetime) -> NewPairing:
             code_hash=hash_secret(code),
             poll_hash=hash_secret(poll_token),
             client_pk=client_pk,
+            person_id=person_id,
             created_at=now,
             expires_at=expires_at,
         )
@@ -101,10 +106,13 @@ def _find(poll_token: str) -> RelayPairing | None:
     )
 
 
-def pairing_state(poll_token: str, *, client_pk: int | None, now: datetime) -> PairingState:
-    """Where the page's pairing stands (``client_pk`` None: any client)."""
+def pairing_state(
+    poll_token: str, *, client_pk: int | None, now: datetime, any_client: bool = False
+) -> PairingState:
+    """Where the page's pairing stands: a pairing of ``client_pk`` (None: My page's), or of
+    any page with ``any_client`` (the poll, which holds only the page's secret)."""
     pairing = _find(poll_token)
-    if pairing is None or (client_pk is not None and pairing.client_pk != client_pk):
+    if pairing is None or (not any_client and pairing.client_pk != client_pk):
         return PairingState(PairingStatus.UNKNOWN)
     if pairing.used_at is not None:
         return PairingState(PairingStatus.USED)
@@ -149,15 +157,23 @@ def match_code(code: str, chat: RelayChat, *, now: datetime) -> RelayPairing | N
     )
 
 
-def take_pairing(poll_token: str, *, client_pk: int, now: datetime) -> RelayChat | None:
-    """The matched chat of a pairing, spending the pairing (in the caller's transaction).
+def take_pairing(
+    poll_token: str, *, client_pk: int | None, person_id: int, now: datetime
+) -> RelayChat | None:
+    """The matched chat of a pairing, spending the pairing and pairing the chat to the person
+    (in the caller's transaction).
 
-    None when the pairing is unknown, another client's, not matched yet, used, or its chat
-    cannot be reached. A matched pairing outlives its TTL by the TTL again, so a person who
-    took their time reading still gets to agree.
+    None when the pairing is unknown, another page's (another client's, or another person's),
+    not matched yet, used, or its chat cannot be reached. A matched pairing outlives its TTL
+    by the TTL again, so a person who took their time reading still gets to agree.
     """
     pairing = _find(poll_token)
-    if pairing is None or pairing.client_pk != client_pk or pairing.matched_at is None:
+    if (
+        pairing is None
+        or pairing.client_pk != client_pk
+        or pairing.person_id != person_id
+        or pairing.matched_at is None
+    ):
         return None
     chat = pairing.chat
     if chat is None or not chat.reachable:
@@ -175,4 +191,5 @@ def take_pairing(poll_token: str, *, client_pk: int, now: datetime) -> RelayChat
     if spent.rowcount != 1:
         db.session.rollback()
         return None
+    pair_chat(chat, person_id)
     return chat

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.outbox import Lease, Outbox, RetryPolicy, new_token, retrying
+from notify_site.relay.inbox import signed_image_query
 from notify_site.relay.line.channel import ChannelSettings, current_settings, messaging_api
 from notify_site.relay.line.push_outcome import PushOutcomeKind, classify_push
 from notify_site.relay.models import PushStatus, RelayChat, RelayMessage, RelayPush
@@ -87,8 +88,10 @@ def build_messages(message: RelayMessage, public_base_url: str) -> list[Any]:
     from linebot.v3 import messaging  # the SDK loads on first use (channel.py)
 
     out: list[Any] = [messaging.TextMessage(text=f"[{message.client_name}] {message.message}")]
-    if message.image_id is not None:
-        url = f"{public_base_url}/images/{message.image_id}"
+    if message.image is not None:
+        # LINE fetches it with no session: the URL carries the relay's signature (inbox.py).
+        public_id = message.image.public_id
+        url = f"{public_base_url}/images/{public_id}?{signed_image_query(public_id)}"
         out.append(messaging.ImageMessage(originalContentUrl=url, previewImageUrl=url))
     elif message.image_fullsize_url and message.image_thumbnail_url:
         out.append(

@@ -4,7 +4,8 @@
 * :mod:`.oauth` — the consent page and the token exchange;
 * :mod:`.notify_api` — ``/api/notify``, ``/api/status``, ``/api/revoke`` and their
   ``X-RateLimit-*`` headers;
-* :mod:`.inbox` — the sandbox inbox, as a page and as JSON, and uploaded images;
+* :mod:`.inbox` — the private inbox, as a page and as JSON, and uploaded images;
+* :mod:`.mypage` — My page: personal access tokens and every connected service;
 * :mod:`.line` — channel mode: LINE's webhook, the pairing poll, the channel's admin page;
 * :mod:`.errors` — LINE Notify's JSON on the API, the relay's own error pages for people.
 
@@ -13,7 +14,7 @@ Views are thin: they read the request, call one service, and turn domain errors 
 
 from __future__ import annotations
 
-from notify_site.relay.views import errors, inbox, line, notify_api, oauth
+from notify_site.relay.views import errors, inbox, line, mypage, notify_api, oauth
 from notify_site.relay.views.blueprint import bp
 
 #: Machine-to-machine endpoints: authenticated by client secret, bearer token or LINE's
@@ -26,4 +27,4 @@ CSRF_EXEMPT = (
     line.line_webhook,
 )
 
-__all__ = ["CSRF_EXEMPT", "bp", "errors", "inbox", "line", "notify_api", "oauth"]
+__all__ = ["CSRF_EXEMPT", "bp", "errors", "inbox", "line", "mypage", "notify_api", "oauth"]

@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, current_app, request, url_for
 
 from notify_site.relay.accounts import accounts, sign_in_url_here
+from notify_site.security import external_url
 
 bp = Blueprint(
     "relay",
@@ -35,3 +36,15 @@ def signed_in_person() -> dict[str, Any]:
         "relay_sign_in_url": sign_in_url_here(),
         "relay_language_url": port.language_url(),
     }
+
+
+def public_url(endpoint: str, **values: Any) -> str:
+    """An absolute URL of a relay route, from configuration, never from the Host header:
+    under ``RELAY_PUBLIC_BASE_URL`` when it is set (the relay's public address, from which LINE
+    fetches images in channel mode), else at the site's configured origin. For text people
+    copy (a curl line) and URLs programs follow (an image in JSON)."""
+    base = (current_app.config.get("RELAY_PUBLIC_BASE_URL") or "").rstrip("/")
+    if not base:
+        return external_url(endpoint, **values)
+    mount = request.script_root + current_app.config["RELAY_URL_PREFIX"]
+    return base + url_for(endpoint, **values).removeprefix(mount)

@@ -1,20 +1,41 @@
-"""The sandbox inbox (SPEC 5): what each chat received, as a page and as JSON, and the
-images uploaded with the messages.
+"""The inbox (SPEC 5 and 6): what each chat received, as a page and as JSON, and the images
+uploaded with the messages. Private:
 
-Open to anyone today; SPEC 6 gives each account its own chats, and these views will then
-filter by the signed-in person from the accounts port (:mod:`notify_site.relay.accounts`).
+* the page and the JSON show the signed-in person's own chats (an admin's: every chat); a
+  visitor is sent to sign in (the page) or answered 401 (the JSON);
+* ``inbox.json`` also takes a Notify access token as ``Authorization: Bearer`` and then
+  answers that token's chat only, so a script holding only its token can read what it sent;
+* an uploaded image (``/images/<public_id>``, a random id) is served to whoever may read its
+  chat — by session, by the chat's token as Bearer, or by the signed URL the relay gave LINE
+  (``relay/inbox.py``) — and is a 404 to everyone else, as an unknown id is.
+
+A ``chat`` filter naming a chat the reader may not read is a 404 too: it tells nothing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, abort, current_app, jsonify, render_template, request, url_for
+from flask import (
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
-from notify_site.relay import oauth, service
-from notify_site.relay.models import RelayMessage
-from notify_site.relay.views.blueprint import bp
-from notify_site.security import external_url
+from notify_site.relay import chats as relay_chats
+from notify_site.relay import inbox as relay_inbox
+from notify_site.relay import service
+from notify_site.relay.accounts import Person, accounts, sign_in_url_here
+from notify_site.relay.errors import InvalidTokenError
+from notify_site.relay.line.channel import current_settings
+from notify_site.relay.models import RelayChat, RelayMessage
+from notify_site.relay.views.blueprint import bp, public_url
+from notify_site.relay.views.errors import answer
 
 _INT_MAX = 2**31 - 1
 
@@ -26,26 +47,16 @@ def _int_arg(name: str) -> int | None:
     return value
 
 
-def _public_url(endpoint: str, **values: Any) -> str:
-    """An absolute URL of a relay route, from configuration, never from the Host header:
-    under ``RELAY_PUBLIC_BASE_URL`` when it is set (the relay's public address, from which LINE
-    fetches images in channel mode), else at the site's configured origin."""
-    base = (current_app.config.get("RELAY_PUBLIC_BASE_URL") or "").rstrip("/")
-    if not base:
-        return external_url(endpoint, **values)
-    mount = request.script_root + current_app.config["RELAY_URL_PREFIX"]
-    return base + url_for(endpoint, **values).removeprefix(mount)
-
-
 def _image_urls(message: RelayMessage, *, absolute: bool = True) -> dict[str, str] | None:
     """The message's image: its URLs as sent, or the uploaded image's URL here (absolute for
     programs reading JSON; a path on the inbox page, which the browser loads from its own
     origin)."""
-    if message.image_id is not None:
+    if message.image is not None:
+        public_id = message.image.public_id
         if absolute:
-            url = _public_url("relay.image", image_id=message.image_id)
+            url = public_url("relay.image", public_id=public_id)
         else:
-            url = url_for("relay.image", image_id=message.image_id)
+            url = url_for("relay.image", public_id=public_id)
         return {"thumbnail_url": url, "fullsize_url": url}
     if message.image_thumbnail_url and message.image_fullsize_url:
         return {
@@ -71,45 +82,112 @@ def _message_json(message: RelayMessage, *, absolute: bool = True) -> dict[str, 
     }
 
 
+def _readable_chats(person: Person) -> list[RelayChat]:
+    """The chats the person reads: in the sandbox their own chats are made on first sight."""
+    if current_settings() is None:
+        relay_chats.sandbox_chats_for(person, current_app.config)
+    return relay_chats.visible_chats(person)
+
+
+def _owner_names(chats: list[RelayChat], person: Person) -> dict[int, str]:
+    """For an admin, who each sandbox chat belongs to (several people's chats share names)."""
+    if not person.is_admin:
+        return {}
+    owners = {chat.owner_id for chat in chats if chat.owner_id is not None}
+    return accounts().display_names(owners) if owners else {}
+
+
 @bp.get("/inbox")
 def inbox():
-    """What each sandbox chat received, newest first."""
+    """What the person's chats received, newest first (an admin: every chat)."""
+    person = accounts().current_person()
+    if person is None:
+        return redirect(sign_in_url_here())
+    chats = _readable_chats(person)
     chat_id = _int_arg("chat")
-    chats = service.list_chats()
-    pagination = service.inbox_page(_int_arg("page") or 1, chat_id)
-    return render_template(
-        "relay/inbox.html",
-        pagination=pagination,
-        messages=[
-            (message, _message_json(message, absolute=False)) for message in pagination.items
-        ],
-        chats=chats,
-        api_notify_url=_public_url("relay.api_notify"),
-        chat_id=chat_id,
-        selected=service.find_chat(chat_id, chats) if chat_id else None,
-        chat_label=oauth.chat_label,
+    selected = next((chat for chat in chats if chat.id == chat_id), None)
+    if chat_id is not None and selected is None:
+        abort(404)
+    chat_ids = [chat_id] if chat_id is not None else [chat.id for chat in chats]
+    pagination = relay_inbox.inbox_page(
+        None if person.is_admin and chat_id is None else chat_ids, _int_arg("page") or 1
     )
+    response = Response(
+        render_template(
+            "relay/inbox.html",
+            pagination=pagination,
+            messages=[
+                (message, _message_json(message, absolute=False)) for message in pagination.items
+            ],
+            chats=chats,
+            owners=_owner_names(chats, person),
+            api_notify_url=public_url("relay.api_notify"),
+            chat_id=chat_id,
+            selected=selected,
+            chat_label=relay_chats.chat_label,
+        )
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.get("/inbox.json")
 def inbox_json():
-    """The inbox as JSON (same filters and pages as the HTML page)."""
-    pagination = service.inbox_page(_int_arg("page") or 1, _int_arg("chat"))
-    return jsonify(
+    """The inbox as JSON (same filters and pages as the HTML page); with a Notify access
+    token as Bearer, that token's chat only."""
+    if request.headers.get("Authorization") is not None:
+        token = service.authenticate_token(
+            request.headers.get("Authorization"), allow_unreachable=True
+        )
+        allowed: list[int] | None = [token.chat_id]
+    else:
+        person = accounts().current_person()
+        if person is None:
+            return answer(401, "Sign in, or send a Notify access token as Bearer")
+        allowed = [chat.id for chat in _readable_chats(person)]
+        if person.is_admin:
+            allowed = None
+    chat_id = _int_arg("chat")
+    if chat_id is not None:
+        if allowed is not None and chat_id not in allowed:
+            return answer(404, "No such chat")
+        allowed = [chat_id]
+    pagination = relay_inbox.inbox_page(allowed, _int_arg("page") or 1)
+    response = jsonify(
         {
             "messages": [_message_json(message) for message in pagination.items],
             "page": pagination.page,
             "pages": max(pagination.pages, 1),
         }
     )
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
-@bp.get("/images/<int(max=2147483647):image_id>")
-def image(image_id: int):
-    """An uploaded image, with its detected type and no sniffing."""
-    stored = service.get_image(image_id)
-    if stored is None:
+def _may_fetch(public_id: str, chat_id: int) -> bool:
+    """Whether this request may have the image of ``chat_id``: a signed URL, the chat's token
+    as Bearer, or a signed-in person who reads the chat."""
+    if relay_inbox.signature_opens(public_id, request.args.get("s")):
+        return True
+    if request.headers.get("Authorization") is not None:
+        try:
+            token = service.authenticate_token(
+                request.headers.get("Authorization"), allow_unreachable=True
+            )
+        except InvalidTokenError:
+            return False
+        return token.chat_id == chat_id
+    person = accounts().current_person()
+    return person is not None and relay_chats.may_see_chat(person, chat_id)
+
+
+@bp.get("/images/<string(maxlength=32):public_id>")
+def image(public_id: str):
+    """An uploaded image, with its detected type and no sniffing, to those who may see it."""
+    found = relay_inbox.find_image(public_id)
+    if found is None or not _may_fetch(public_id, found[1]):
         abort(404)
+    stored = found[0]
     response = Response(stored.data, mimetype=stored.content_type)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"

@@ -2,17 +2,24 @@
 
 A request that fails validation gets an error page, never a redirect (see
 :mod:`notify_site.relay.oauth`); the consent form's POST checks the carried parameters again.
-In channel mode the consent page pairs a real LINE chat (:mod:`notify_site.relay.line.consent`).
+The consent page is a signed-in person's (a visitor is sent to sign in and brought back, as
+LINE asked for a LINE login): it offers only that person's own chats — their private sandbox
+chats, or in channel mode the LINE chats paired to them and a code to pair another
+(:mod:`notify_site.relay.line.consent`) — and the token it leads to is theirs.
 """
 
 from __future__ import annotations
 
-from flask import Response, current_app, jsonify, redirect, render_template, request
+from typing import Any
+
+from flask import Response, current_app, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from markupsafe import Markup
 
 from notify_site.db_types import utcnow
+from notify_site.relay import chats as relay_chats
 from notify_site.relay import oauth
+from notify_site.relay.accounts import Person, accounts
 from notify_site.relay.errors import AuthorizeRequestError, ChatNotAvailableError
 from notify_site.relay.forms import AuthorizeForm
 from notify_site.relay.line import consent
@@ -20,8 +27,8 @@ from notify_site.relay.line.channel import ChannelSettings, current_settings
 from notify_site.relay.views.blueprint import bp
 from notify_site.relay.views.errors import error_page
 
-# What the channel-mode consent page says when a POST connected nothing.
-_NOTICES = {
+# What a channel-mode pairing page says when a POST paired nothing.
+NOTICES = {
     consent.Notice.NOT_YET: lambda: _(
         "The code has not reached the bot yet. Send it from the chat you want, then "
         "press “Agree and connect” again."
@@ -57,13 +64,18 @@ def authorize():
     for name in oauth.AUTHORIZE_PARAMS:
         getattr(form, name).data = auth.hidden_fields().get(name, "")
 
+    person = accounts().current_person()
+    if person is None:
+        # A valid request from a visitor: sign in first, then back to this very request.
+        return _to_sign_in(auth)
+
     settings = current_settings()
     if settings is not None:
-        return _authorize_channel(auth, form, settings)
+        return _authorize_channel(auth, form, settings, person)
 
     config = current_app.config
-    chats = oauth.ensure_sandbox_chats(config["RELAY_SANDBOX_USER"], config["RELAY_SANDBOX_GROUPS"])
-    form.chat.choices = [(chat.id, oauth.chat_label(chat)) for chat in chats]
+    chats = relay_chats.sandbox_chats_for(person, config)
+    form.chat.choices = [(chat.id, relay_chats.chat_label(chat)) for chat in chats]
 
     if request.method == "GET":
         form.chat.data = chats[0].id
@@ -72,7 +84,9 @@ def authorize():
             return _declined(auth)
         if form.agree.data:
             try:
-                code = oauth.issue_code(auth, form.chat.data, chats, ttl=config["RELAY_CODE_TTL"])
+                code = oauth.issue_code(
+                    auth, form.chat.data, chats, person_id=person.id, ttl=config["RELAY_CODE_TTL"]
+                )
             except ChatNotAvailableError as error:
                 form.chat.errors = [error.message]
             else:
@@ -88,25 +102,43 @@ def authorize():
     return response
 
 
+def _to_sign_in(auth: oauth.AuthorizeRequest) -> Response:
+    """To the sign-in page, coming back to the consent page with the request as understood
+    (a POST's form becomes a GET's query string)."""
+    back = url_for("relay.authorize", **auth.hidden_fields())
+    response = redirect(accounts().sign_in_url(back))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _authorize_channel(
-    auth: oauth.AuthorizeRequest, form: AuthorizeForm, settings: ChannelSettings
+    auth: oauth.AuthorizeRequest, form: AuthorizeForm, settings: ChannelSettings, person: Person
 ) -> Response:
-    """The consent page in channel mode: pair a real LINE chat with a one-time code."""
+    """The consent page in channel mode: a LINE chat paired to the person, or pair another
+    with a one-time code."""
     now = utcnow()
+    ttl = current_app.config["RELAY_CODE_TTL"]
+    paired = relay_chats.paired_line_chats(person.id, reachable_only=True)
+    form.chat.choices = [(chat.id, relay_chats.chat_label(chat)) for chat in paired]
     if request.method == "GET":
-        page = consent.new_page(auth, settings, now=now)
+        page = consent.new_page(auth.client_pk, person.id, settings, now=now)
+        form.chat.data = paired[0].id if paired else None
     else:
         if form.validate():
             if form.cancel.data:
                 return _declined(auth)
             if form.agree.data:
-                code = consent.agree(
-                    auth, form.pairing.data or "", now=now, ttl=current_app.config["RELAY_CODE_TTL"]
-                )
+                if form.chat.data is not None:
+                    code = consent.agree_paired(auth, form.chat.data, person_id=person.id, ttl=ttl)
+                else:
+                    code = consent.agree(
+                        auth, form.pairing.data or "", person_id=person.id, now=now, ttl=ttl
+                    )
                 if code is not None:
                     return _oauth_answer(auth, {"code": code, "state": auth.state})
         page = consent.page_after_refusal(
-            auth,
+            auth.client_pk,
+            person.id,
             settings,
             poll_token=form.pairing.data or "",
             shown_code=form.pairing_code.data or "",
@@ -114,22 +146,33 @@ def _authorize_channel(
         )
     form.pairing.data = page.pairing.poll_token
     form.pairing_code.data = page.pairing.code
-    qr_svg = consent.add_friend_qr_svg(settings)
     response = Response(
         render_template(
             "relay/authorize_line.html",
             form=form,
             auth=auth,
-            pairing=page.pairing,
-            state=page.state,
-            settings=settings,
-            # segno's own SVG for the configured URL (it escapes the URL): no user input in it.
-            qr_svg=Markup(qr_svg) if qr_svg else None,  # noqa: S704
-            notice=_NOTICES[page.notice]() if page.notice else None,
+            paired=paired,
+            **pairing_context(page, settings, NOTICES),
         )
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def pairing_context(
+    page: consent.ConsentPage, settings: ChannelSettings, notices: dict[consent.Notice, Any]
+) -> dict[str, Any]:
+    """What a page that pairs a LINE chat shows (templates/relay/_pairing.html); ``notices``
+    word why a POST paired nothing, in the page's own terms."""
+    qr_svg = consent.add_friend_qr_svg(settings)
+    return {
+        "pairing": page.pairing,
+        "state": page.state,
+        "settings": settings,
+        # segno's own SVG for the configured URL (it escapes the URL): no user input in it.
+        "qr_svg": Markup(qr_svg) if qr_svg else None,  # noqa: S704
+        "notice": notices[page.notice]() if page.notice else None,
+    }
 
 
 def _declined(auth: oauth.AuthorizeRequest) -> Response:

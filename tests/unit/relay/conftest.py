@@ -1,5 +1,10 @@
 """Fixtures for the relay's unit tests: a registered client, codes and tokens made through
-the relay's own endpoints (with the Flask test client, CSRF off as in tests/conftest.py)."""
+the relay's own endpoints (with the Flask test client, CSRF off as in tests/conftest.py).
+
+The consent page, My page and the inbox are a signed-in person's: :func:`person` signs
+``keiko`` in on ``client`` (not an admin: the site's first account, ``first-admin``, is one), and
+the chats, codes and tokens below are hers.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,40 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from notify_site.extensions import db
+from notify_site.models import User
 from notify_site.relay.clients import register_client
 from notify_site.relay.models import RelayChat
+from tests import factories
 
 REDIRECT_URI = "https://service.example/callback"
 SERVICE_NAME = "Example Service"
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A person signed in on the test client: their accounts-port id and username."""
+
+    id: int
+    username: str
+
+
+def add_person(app, client, username: str) -> SignedIn:
+    """Create an account (not the first: that one is an admin) and sign it in on ``client``."""
+    with app.app_context():
+        if db.session.scalar(select(func.count()).select_from(User)) == 0:
+            factories.create_user("first-admin")
+        user = factories.create_user(username)
+        factories.sign_in(client, user)
+        return SignedIn(user.id, user.username)
+
+
+@pytest.fixture
+def person(app, client) -> SignedIn:
+    """``keiko``, signed in on ``client``."""
+    return add_person(app, client, "keiko")
 
 
 @dataclass(frozen=True)
@@ -70,15 +101,20 @@ def authorize_params(registered) -> Callable[..., dict[str, str]]:
 
 
 @pytest.fixture
-def chat_id(app, client, registered) -> Callable[[str, str], int]:
-    """The id of a sandbox chat (created by showing the consent page once)."""
+def chat_id(app, client, registered, person) -> Callable[[str, str], int]:
+    """The id of one of the signed-in person's sandbox chats (created by showing the consent
+    page once)."""
 
     def find(kind: str = "USER", name: str = "Sandbox user") -> int:
         page = client.get("/relay/oauth/authorize", query_string=_authorize_params(registered))
         assert page.status_code == 200
         with app.app_context():
             return db.session.scalar(
-                select(RelayChat.id).where(RelayChat.kind == kind, RelayChat.name == name)
+                select(RelayChat.id).where(
+                    RelayChat.kind == kind,
+                    RelayChat.name == name,
+                    RelayChat.owner_id == person.id,
+                )
             )
 
     return find

@@ -1,5 +1,6 @@
-// The channel-mode consent page: poll whether the pairing code reached the bot, name the chat,
-// and enable "Agree and connect" once it has. Without JavaScript the button still works: the
+// Pairing a LINE chat (the channel-mode consent page, My page's "Pair a chat"): poll whether
+// the pairing code reached the bot, name the chat, and enable the button once it has — or at
+// once when a chat already paired is chosen. Without JavaScript the button still works: the
 // server checks the code when it is pressed.
 (function () {
   "use strict";
@@ -12,6 +13,22 @@
   var texts = document.getElementById("relay-line-texts");
   if (!input || !status || !agree || !texts) { return; }
   var text = function (name) { return texts.getAttribute("data-" + name) || ""; };
+  var radios = section.querySelectorAll("input[name='chat']");
+  var matched = !!status.querySelector("[data-pairing-chat]");
+
+  function pairedChosen() {
+    for (var i = 0; i < radios.length; i++) {
+      if (radios[i].checked && radios[i].value !== "") { return true; }
+    }
+    return false;
+  }
+
+  function update() { agree.disabled = !(matched || pairedChosen()); }
+
+  function chooseNewChat() {
+    var fresh = section.querySelector("input[data-pairing-new]");
+    if (fresh) { fresh.checked = true; }
+  }
 
   function show(label, chat) {
     status.textContent = "";
@@ -37,14 +54,16 @@
         if (state.status === "matched" && state.chat) {
           if (state.chat.reachable) {
             show(text("received"), state.chat);
-            agree.disabled = false;
+            matched = true;
+            chooseNewChat();
           } else {
             show(text("unreachable"), null);
           }
+          update();
           return;
         }
         if (state.status === "waiting") {
-          agree.disabled = true;
+          update();
           setTimeout(poll, 2000);
           return;
         }
@@ -52,6 +71,8 @@
       })
       .catch(function () { setTimeout(poll, 5000); });
   }
-  if (!status.querySelector("[data-pairing-chat]")) { agree.disabled = true; }
+  for (var i = 0; i < radios.length; i++) { radios[i].addEventListener("change", update); }
+  if (matched) { chooseNewChat(); }
+  update();
   poll();
 })();
