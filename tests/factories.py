@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
@@ -69,6 +69,25 @@ def sign_in(client, user: User) -> None:
     with client.session_transaction() as session:
         session["_user_id"] = user.get_id()
         session["_fresh"] = True
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A person signed in on a test client: their id (the relay's person id) and username."""
+
+    id: int
+    username: str
+
+
+def add_person(app, client, username: str) -> SignedIn:
+    """Create an account (never the first: that one is made an admin, ``first-admin``) and
+    sign it in on ``client``."""
+    with app.app_context():
+        if db.session.scalar(select(func.count()).select_from(User)) == 0:
+            create_user("first-admin")
+        user = create_user(username)
+        sign_in(client, user)
+        return SignedIn(user.id, user.username)
 
 
 def login(client, username: str = "alice", password: str = PASSWORD):

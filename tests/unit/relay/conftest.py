@@ -13,34 +13,15 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from notify_site.extensions import db
-from notify_site.models import User
 from notify_site.relay.clients import register_client
 from notify_site.relay.models import RelayChat
-from tests import factories
+from tests.factories import SignedIn, add_person
 
 REDIRECT_URI = "https://service.example/callback"
 SERVICE_NAME = "Example Service"
-
-
-@dataclass(frozen=True)
-class SignedIn:
-    """A person signed in on the test client: their accounts-port id and username."""
-
-    id: int
-    username: str
-
-
-def add_person(app, client, username: str) -> SignedIn:
-    """Create an account (not the first: that one is an admin) and sign it in on ``client``."""
-    with app.app_context():
-        if db.session.scalar(select(func.count()).select_from(User)) == 0:
-            factories.create_user("first-admin")
-        user = factories.create_user(username)
-        factories.sign_in(client, user)
-        return SignedIn(user.id, user.username)
 
 
 @pytest.fixture

@@ -10,13 +10,17 @@ from sqlalchemy import select
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
-from notify_site.relay import oauth
+from notify_site.relay import chats, oauth
 from notify_site.relay.line import consent, pairing
 from notify_site.relay.line.channel import current_settings
 from notify_site.relay.models import ChatKind, RelayAuthorizationCode, RelayChat
 from notify_site.relay.secrets_util import hash_secret
 from tests.conftest import make_test_config
 from tests.fakes.line_api import channel_config, serve_fake
+
+
+# The accounts port's id of the person on the page (the relay keeps no accounts).
+PERSON, OTHER = 7, 8
 
 
 @pytest.fixture
@@ -46,12 +50,16 @@ def test_agreeing_before_the_code_reached_the_bot_keeps_the_same_code(app, auth)
     now = utcnow()
     with app.test_request_context():
         settings = current_settings()
-        first = consent.new_page(auth, settings, now=now)
+        first = consent.new_page(auth.client_pk, PERSON, settings, now=now)
         assert first.notice is None
         assert first.state.status == pairing.PairingStatus.WAITING
-        assert consent.agree(auth, first.pairing.poll_token, now=now, ttl=600) is None
+        assert (
+            consent.agree(auth, first.pairing.poll_token, person_id=PERSON, now=now, ttl=600)
+            is None
+        )
         again = consent.page_after_refusal(
-            auth,
+            auth.client_pk,
+            PERSON,
             settings,
             poll_token=first.pairing.poll_token,
             shown_code=first.pairing.display_code,
@@ -67,8 +75,8 @@ def test_a_code_that_can_no_longer_be_sent_is_replaced(app, auth, tamper):
     now = utcnow()
     with app.test_request_context():
         settings = current_settings()
-        first = consent.new_page(auth, settings, now=now)
-        other = consent.new_page(auth, settings, now=now)
+        first = consent.new_page(auth.client_pk, PERSON, settings, now=now)
+        other = consent.new_page(auth.client_pk, PERSON, settings, now=now)
         poll_token, shown, when = first.pairing.poll_token, first.pairing.code, now
         if tamper == "code":
             shown = other.pairing.code  # another page's code
@@ -77,7 +85,7 @@ def test_a_code_that_can_no_longer_be_sent_is_replaced(app, auth, tamper):
         else:
             when = now + timedelta(seconds=settings.pairing_ttl + 1)
         again = consent.page_after_refusal(
-            auth, settings, poll_token=poll_token, shown_code=shown, now=when
+            auth.client_pk, PERSON, settings, poll_token=poll_token, shown_code=shown, now=when
         )
     assert again.notice is consent.Notice.NEW_CODE
     assert again.pairing.code not in (first.pairing.code, other.pairing.code)
@@ -88,10 +96,10 @@ def test_agreeing_after_the_match_issues_one_code_for_that_chat(app, auth):
     now = utcnow()
     with app.test_request_context():
         settings = current_settings()
-        page = consent.new_page(auth, settings, now=now)
+        page = consent.new_page(auth.client_pk, PERSON, settings, now=now)
         chat = _line_chat()
         assert pairing.match_code(page.pairing.code, chat, now=now) is not None
-        code = consent.agree(auth, page.pairing.poll_token, now=now, ttl=600)
+        code = consent.agree(auth, page.pairing.poll_token, person_id=PERSON, now=now, ttl=600)
         assert code is not None
         db.session.commit()
         issued = db.session.scalar(
@@ -101,13 +109,51 @@ def test_agreeing_after_the_match_issues_one_code_for_that_chat(app, auth):
         )
         assert issued.chat_id == chat.id
         assert issued.client_pk == auth.client_pk
+        assert issued.person_id == PERSON
+        # The chat is now the person's, offered next time without a code; nobody else's.
+        assert [c.id for c in chats.paired_line_chats(PERSON)] == [chat.id]
+        assert chats.paired_line_chats(OTHER) == []
         # The pairing is spent: agreeing again connects nothing, and the page moves on.
-        assert consent.agree(auth, page.pairing.poll_token, now=now, ttl=600) is None
+        assert (
+            consent.agree(auth, page.pairing.poll_token, person_id=PERSON, now=now, ttl=600) is None
+        )
         again = consent.page_after_refusal(
-            auth,
+            auth.client_pk,
+            PERSON,
             settings,
             poll_token=page.pairing.poll_token,
             shown_code=page.pairing.code,
             now=now,
         )
     assert again.notice is consent.Notice.NEW_CODE
+
+
+def test_another_persons_page_cannot_take_the_pairing(app, auth):
+    now = utcnow()
+    with app.test_request_context():
+        page = consent.new_page(auth.client_pk, PERSON, current_settings(), now=now)
+        chat = _line_chat()
+        assert pairing.match_code(page.pairing.code, chat, now=now) is not None
+        assert (
+            consent.agree(auth, page.pairing.poll_token, person_id=OTHER, now=now, ttl=600) is None
+        )
+        assert (
+            consent.confirm(page.pairing.poll_token, person_id=PERSON, now=now) is None
+        )  # not My page's
+        assert chats.paired_line_chats(OTHER) == []
+        assert chats.paired_line_chats(PERSON) == []
+
+
+def test_a_paired_chat_is_connected_without_a_code_and_only_by_its_people(app, auth):
+    now = utcnow()
+    with app.test_request_context():
+        page = consent.new_page(None, PERSON, current_settings(), now=now)  # My page's
+        chat = _line_chat()
+        pairing.match_code(page.pairing.code, chat, now=now)
+        assert consent.confirm(page.pairing.poll_token, person_id=PERSON, now=now).id == chat.id
+        code = consent.agree_paired(auth, chat.id, person_id=PERSON, ttl=600)
+        assert code is not None
+        assert consent.agree_paired(auth, chat.id, person_id=OTHER, ttl=600) is None
+        chat.unreachable_at = now  # the user blocked the bot: not offered any more
+        db.session.commit()
+        assert consent.agree_paired(auth, chat.id, person_id=PERSON, ttl=600) is None

@@ -24,6 +24,7 @@ from notify_site.relay.models import (
     RelayPairing,
 )
 from tests.conftest import make_test_config
+from tests.factories import add_person
 from tests.fakes.line_api import (
     CHANNEL_SECRET,
     channel_config,
@@ -418,7 +419,9 @@ def test_the_same_event_100_times_is_handled_once(app, client, fake_line):
 # --- Pairing codes -----------------------------------------------------------------------
 
 
-def consent_page_code(client, registered) -> str:
+def consent_page_code(app, client, registered) -> str:
+    """The code on a consent page shown to a person signed in on ``client``."""
+    add_person(app, client, "keiko")
     page = client.get(
         "/relay/oauth/authorize",
         query_string={
@@ -440,7 +443,7 @@ def test_a_pairing_code_from_a_chat_binds_it_and_the_bot_replies(
     registered,
     fake_line,
 ):
-    code = consent_page_code(client, registered)
+    code = consent_page_code(app, client, registered)
     message = text_message(f"  {code.lower()} ", user=ALICE)
     post(client, webhook_body(message))
     process(app)
@@ -461,7 +464,7 @@ def test_a_pairing_code_from_a_chat_binds_it_and_the_bot_replies(
 
 
 def test_a_code_in_standby_mode_binds_but_the_bot_stays_silent(app, client, registered, fake_line):
-    code = consent_page_code(client, registered)
+    code = consent_page_code(app, client, registered)
     post(client, webhook_body(text_message(code, user=ALICE, mode="standby")))
     process(app)
     assert fake_line.state.calls_to("/v2/bot/message/reply") == []
@@ -470,7 +473,7 @@ def test_a_code_in_standby_mode_binds_but_the_bot_stays_silent(app, client, regi
 
 
 def test_ordinary_text_is_not_taken_for_a_code(app, client, registered, fake_line):
-    consent_page_code(client, registered)
+    consent_page_code(app, client, registered)
     post(client, webhook_body(text_message("good morning everyone", user=ALICE)))
     process(app)
     assert fake_line.state.calls_to("/v2/bot/message/reply") == []
@@ -550,7 +553,7 @@ def test_messages_without_quote_token_or_content_provider_are_recorded(
 def test_a_pairing_code_in_a_text_without_quote_token_still_pairs(
     app, client, registered, fake_line
 ):
-    code = consent_page_code(client, registered)
+    code = consent_page_code(app, client, registered)
     post(
         client,
         webhook_body(

@@ -99,8 +99,8 @@ def test_a_disabled_admin_is_no_admin_to_the_relay(app):
 
 
 def test_the_relay_frame_shows_who_is_signed_in(app, client):
-    anonymous = links(client.get("/relay/inbox").get_data(as_text=True))
-    assert "/login?next=%2Frelay%2Finbox" in anonymous
+    anonymous = links(client.get("/relay/oauth/authorize?x=1").get_data(as_text=True))
+    assert "/login?next=%2Frelay%2Foauth%2Fauthorize%3Fx%3D1" in anonymous
     assert "/relay/line/admin" not in anonymous
     with app.app_context():
         create_user("root", admin=True)
@@ -110,7 +110,7 @@ def test_the_relay_frame_shows_who_is_signed_in(app, client):
     assert "/relay/line/admin" in links(page)
 
 
-def test_the_consent_page_is_the_relays_not_the_sites(client, authorize_params):
+def test_the_consent_page_is_the_relays_not_the_sites(client, authorize_params, person):
     with client:
         answer = client.get("/relay/oauth/authorize", query_string=authorize_params())
     page = answer.get_data(as_text=True)
@@ -128,7 +128,7 @@ def test_the_consent_page_is_the_relays_not_the_sites(client, authorize_params):
     assert 'action="/language"' in page
 
 
-def test_the_consent_page_frame_is_translated(client, authorize_params):
+def test_the_consent_page_frame_is_translated(client, authorize_params, person):
     page = client.get(
         "/relay/oauth/authorize", query_string=authorize_params(), headers={"Accept-Language": "ja"}
     ).get_data(as_text=True)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from notify_site.extensions import db
 from notify_site.relay.models import RelayAuthorizationCode, RelayChat
 from notify_site.relay.secrets_util import hash_secret
+from tests.factories import PASSWORD, add_person, create_user
 
 URL = "/relay/oauth/authorize"
 
@@ -121,7 +122,7 @@ def test_a_parameter_given_twice_is_refused(client, authorize_params):
 # --- The consent page -----------------------------------------------------------------------
 
 
-def test_the_consent_page_names_the_service_and_offers_the_sandbox_chats(client, authorize_params):
+def test_the_consent_page_names_the_service_and_offers_the_sandbox_chats(client, authorize_params, person):
     response = client.get(URL, query_string=authorize_params())
     html = response.get_data(as_text=True)
     assert response.status_code == 200
@@ -144,16 +145,68 @@ def test_the_consent_page_names_the_service_and_offers_the_sandbox_chats(client,
     assert not page.inline_script_text
 
 
-def test_showing_the_page_twice_creates_the_sandbox_chats_once(app, client, authorize_params):
+def test_showing_the_page_twice_creates_the_sandbox_chats_once(app, client, authorize_params, person):
     client.get(URL, query_string=authorize_params())
     client.get(URL, query_string=authorize_params())
     with app.app_context():
-        chats = db.session.execute(select(RelayChat.kind, RelayChat.name).order_by(RelayChat.id))
+        chats = db.session.execute(
+            select(RelayChat.kind, RelayChat.name, RelayChat.owner_id).order_by(RelayChat.id)
+        )
         assert [tuple(row) for row in chats] == [
-            ("USER", "Sandbox user"),
-            ("GROUP", "Family"),
-            ("GROUP", "Team alerts"),
+            ("USER", "Sandbox user", person.id),
+            ("GROUP", "Family", person.id),
+            ("GROUP", "Team alerts", person.id),
         ]
+
+
+def test_a_visitor_signs_in_first_and_comes_back_to_the_same_request(app, authorize_params):
+    visitor = app.test_client()
+    query = authorize_params(code_challenge=CHALLENGE, code_challenge_method="S256")
+    answer = visitor.get(URL, query_string=query)
+    assert answer.status_code == 302
+    assert answer.headers["Cache-Control"] == "no-store"
+    sign_in = urlsplit(answer.headers["Location"])
+    assert sign_in.path == "/login"
+    back = urlsplit(parse_qs(sign_in.query)["next"][0])
+    assert back.path == URL
+    assert {k: v[0] for k, v in parse_qs(back.query).items()} == {
+        **query,
+        "response_mode": "query",
+    }
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(RelayChat)) == 0
+    # Signed in through the real form, the person lands on the consent page.
+    with app.app_context():
+        create_user("first-admin")
+        create_user("hana")
+    signed_in = visitor.post(
+        answer.headers["Location"], data={"username": "hana", "password": PASSWORD}
+    )
+    assert signed_in.status_code == 302
+    assert urlsplit(signed_in.headers["Location"]).path == URL
+    page = visitor.get(signed_in.headers["Location"])
+    assert page.status_code == 200
+    assert "1-on-1 chat with Sandbox user" in page.get_data(as_text=True)
+
+
+def test_a_visitors_consent_post_issues_nothing(app, authorize_params, chat_id):
+    family = chat_id("GROUP", "Family")
+    answer = app.test_client().post(URL, data={**authorize_params(), "chat": family, "agree": "1"})
+    assert answer.status_code == 302
+    assert urlsplit(answer.headers["Location"]).path == "/login"
+    assert code_count(app) == 0
+
+
+def test_each_person_is_offered_only_their_own_chats(app, client, authorize_params, chat_id):
+    mine = chat_id("GROUP", "Family")
+    other = app.test_client()
+    add_person(app, other, "hana")
+    html = other.get(URL, query_string=authorize_params()).get_data(as_text=True)
+    assert f'value="{mine}"' not in html
+    refused = other.post(URL, data={**authorize_params(), "chat": mine, "agree": "1"})
+    assert refused.status_code == 400
+    assert "Choose one of the chats listed" in refused.get_data(as_text=True)
+    assert code_count(app) == 0
 
 
 # --- Answers --------------------------------------------------------------------------------
@@ -232,7 +285,7 @@ def test_cancel_redirects_with_access_denied(app, client, authorize_params, chat
     assert code_count(app) == 0
 
 
-def test_cancel_with_form_post_posts_access_denied(client, authorize_params):
+def test_cancel_with_form_post_posts_access_denied(client, authorize_params, person):
     response = client.post(URL, data={**authorize_params(response_mode="form_post"), "cancel": "1"})
     page = parse(response.get_data(as_text=True))
     (answer,) = [f for f in page.forms if "data-autosubmit" in f["attrs"]]
@@ -242,7 +295,7 @@ def test_cancel_with_form_post_posts_access_denied(client, authorize_params):
     assert "code" not in hidden
 
 
-def test_a_chat_that_is_not_offered_is_refused_and_no_code_issued(app, client, authorize_params):
+def test_a_chat_that_is_not_offered_is_refused_and_no_code_issued(app, client, authorize_params, person):
     response = client.post(URL, data={**authorize_params(), "chat": "9999", "agree": "1"})
     assert response.status_code == 400
     assert "Location" not in response.headers
@@ -319,7 +372,7 @@ def test_the_consent_form_cannot_downgrade_s256_to_plain(app, client, authorize_
     assert _codes(app) == 0
 
 
-def test_s256_carries_through_the_consent_form(client, authorize_params):
+def test_s256_carries_through_the_consent_form(client, authorize_params, person):
     query = authorize_params(code_challenge=CHALLENGE, code_challenge_method="S256")
     page = parse(client.get(URL, query_string=query).get_data(as_text=True))
     consent = next(f for f in page.forms if f["attrs"].get("action") == URL)

@@ -12,7 +12,7 @@ JA = {"Accept-Language": "ja"}
 ZH = {"Accept-Language": "zh-TW"}
 
 
-def test_the_sandbox_consent_page_is_in_japanese(client, authorize_params, registered):
+def test_the_sandbox_consent_page_is_in_japanese(client, authorize_params, registered, person):
     page = client.get(URL, query_string=authorize_params(), headers=JA).get_data(as_text=True)
     assert "Notify リレー · サンドボックス" in page
     assert f"{registered.name}</span> が通知を送ろうとしています" in page
@@ -25,7 +25,7 @@ def test_the_sandbox_consent_page_is_in_japanese(client, authorize_params, regis
     assert "sandbox mode" not in page
 
 
-def test_the_sandbox_consent_page_is_in_traditional_chinese(client, authorize_params):
+def test_the_sandbox_consent_page_is_in_traditional_chinese(client, authorize_params, person):
     page = client.get(URL, query_string=authorize_params(), headers=ZH).get_data(as_text=True)
     assert "Notify 中繼站 · 沙盒" in page
     assert "與 Sandbox user 的一對一聊天" in page

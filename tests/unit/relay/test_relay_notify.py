@@ -128,7 +128,8 @@ def test_an_uploaded_png_or_jpeg_is_stored_and_served(
     with app.app_context():
         image = db.session.get(RelayImage, row.image_id)
         assert (image.content_type, image.data, image.size) == (content_type, data, len(data))
-    served = client.get(f"/relay/images/{row.image_id}")
+        public_id = image.public_id
+    served = client.get(f"/relay/images/{public_id}")
     assert served.status_code == 200
     assert served.headers["Content-Type"] == content_type
     assert served.headers["X-Content-Type-Options"] == "nosniff"
@@ -149,6 +150,64 @@ def test_an_empty_file_input_from_a_browser_form_means_no_file(app, client, auth
 
 def test_an_unknown_image_is_a_404(client):
     assert client.get("/relay/images/12345").status_code == 404
+    assert client.get("/relay/images/" + "A" * 22).status_code == 404
+    assert client.get("/relay/images/" + "A" * 33).status_code == 404
+
+
+# --- Wire details found with unmodified clients -----------------------------------------------
+
+
+def test_answers_are_byte_for_byte_lines_json(client, auth_headers):
+    # LINE's documentation shows {"status":200,"message":"ok"}; some scripts compare the text,
+    # and some the Content-Type header.
+    ok = client.post(URL, headers=auth_headers, data={"message": "hi"})
+    assert ok.headers["Content-Type"] == "application/json;charset=UTF-8"
+    assert ok.get_data() == b'{"status":200,"message":"ok"}'
+    bad = client.post(URL, headers=auth_headers, data={})
+    assert bad.get_data().startswith(b'{"status":400,"message":"message: ')
+    assert bad.headers["Content-Type"] == "application/json;charset=UTF-8"
+    nobody = client.post(URL, headers={"Authorization": "Bearer nope"}, data={"message": "hi"})
+    assert nobody.get_data() == b'{"status":401,"message":"Invalid access token"}'
+    status = client.get("/relay/api/status", headers=auth_headers)
+    assert status.get_data(as_text=True).startswith('{"status":200,"message":"ok","targetType":')
+    unknown = client.get("/relay/api/nothing-here")
+    assert unknown.get_data().startswith(b'{"status":404,"message":')
+    assert unknown.headers["Content-Type"] == "application/json;charset=UTF-8"
+
+
+def test_a_file_part_wins_over_an_imagefile_text_field(app, client, auth_headers):
+    # One popular client sends the file's path as ?imageFile=... besides the file part.
+    response = client.post(
+        URL + "?imageFile=%2Fhome%2Fme%2Fgraph.png",
+        headers=auth_headers,
+        data={"message": "graph", "imageFile": upload(PNG, "graph.png")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 200, response.get_json()
+    (row,) = messages(app)
+    assert row.image_id is not None
+    with_text_in_body = client.post(
+        URL,
+        headers=auth_headers,
+        data={"message": "graph", "imageFile": ["/home/me/graph.png", upload(PNG, "graph.png")]},
+        content_type="multipart/form-data",
+    )
+    assert with_text_in_body.status_code == 200, with_text_in_body.get_json()
+
+
+def test_an_imagefile_text_field_alone_is_still_refused(app, client, auth_headers):
+    for kwargs in (
+        {"data": {"message": "m", "imageFile": "/home/me/graph.png"}},
+        {"data": {"message": "m"}, "query_string": {"imageFile": "/home/me/graph.png"}},
+        {
+            "data": {"message": "m", "imageFile": "/home/me/graph.png"},
+            "content_type": "multipart/form-data",
+        },
+    ):
+        response = client.post(URL, headers=auth_headers, **kwargs)
+        assert response.status_code == 400
+        assert response.get_json()["message"].startswith("imageFile: must be a file")
+    assert messages(app) == []
 
 
 # --- Validation -----------------------------------------------------------------------------
