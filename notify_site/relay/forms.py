@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from wtforms import HiddenField, RadioField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired
 
 from notify_site.web.forms import BaseForm
 
@@ -46,7 +46,7 @@ class GenerateTokenForm(BaseForm):
 
     name = StringField(
         _l("Token name"),
-        validators=[DataRequired(), Length(max=100)],
+        validators=[DataRequired()],  # the length and the characters: tokens.check_token_name
         description=_l("Shown before each message, as [name] message."),
     )
     chat = RadioField(

@@ -1,4 +1,7 @@
-"""GET /relay/inbox and /relay/inbox.json: what each sandbox chat received."""
+"""GET /relay/inbox and /relay/inbox.json: what each of the person's chats received.
+
+Privacy (SPEC 6) is in tests/unit/relay/test_relay_privacy.py; here, the pages themselves.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ def send(client, token, **data):
     assert response.status_code == 200, response.get_json()
 
 
-def test_an_empty_inbox_says_how_to_get_messages_here(client):
+def test_an_empty_inbox_says_how_to_get_messages_here(client, person):
     response = client.get("/relay/inbox")
     html = response.get_data(as_text=True)
     assert response.status_code == 200
@@ -131,7 +134,7 @@ def test_the_json_inbox_has_every_field(client, get_token, chat_id):
     assert urls["notification_disabled"] is True
     image_url = upload["image"]["fullsize_url"]
     # At the configured origin (that of NOTIFY_REDIRECT_URI), not the request's Host.
-    assert re.fullmatch(r"http://127\.0\.0\.1:5000/relay/images/\d+", image_url)
+    assert re.fullmatch(r"http://127\.0\.0\.1:5000/relay/images/[A-Za-z0-9_-]{22}", image_url)
     assert upload["image"]["thumbnail_url"] == image_url
     served = client.get(image_url.removeprefix("http://127.0.0.1:5000"))
     assert (served.status_code, served.mimetype, served.data) == (200, "image/png", PNG)
