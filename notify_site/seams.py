@@ -4,9 +4,10 @@ reads, so that neither imports the other.
 The site's worker runs jobs it does not know (the relay's LINE pushes); the site's ``setup``
 command runs steps it does not know (the relay registering the site as its client); the
 app-wide error handlers let another house shape the errors raised on its paths before a
-blueprint is known (a 404 at routing); deleting an account lets the relay forget the person; key rotation re-encrypts columns of both houses
-(:mod:`notify_site.keyring`). Each house adds its part when it is initialised;
-:func:`notify_site.create_app` is the only place that initialises both.
+blueprint is known (a 404 at routing); deleting an account lets the relay forget the
+person; key rotation re-encrypts columns of both houses (:mod:`notify_site.keyring`). Each
+house adds its part when it is initialised; :func:`notify_site.create_app` is the only place
+that initialises both.
 
 Every registry is a list in ``app.extensions`` under one of the names below.
 """

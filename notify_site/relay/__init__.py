@@ -14,10 +14,11 @@ its encrypted column to the key ring's registry, and what it forgets of a person
 account is deleted.
 
 Who is signed in (My page's personal tokens, the private sandbox chats and inbox, the consent
-page, SPEC 6): the relay keeps no accounts and reads no account table. The app factory hands :func:`init_app` an **accounts port**
-(:class:`notify_site.relay.accounts.Accounts`): the signed-in person (a stable id, a display
-name, whether they are an admin), whether a given person id is an admin, the sign-in URL,
-and where the language switcher posts. The site's accounts implement it
+page, SPEC 6): the relay keeps no accounts and reads no account table. The app factory
+hands :func:`init_app` an **accounts port** (:class:`notify_site.relay.accounts.Accounts`):
+the signed-in person (a stable id, a display name, whether they are an admin), whether a
+given person id is an admin, people's names by id, the sign-in URL, and where the language
+switcher posts. The site's accounts implement it
 (``wiring.SiteAccounts``). Relay rows that belong to a person store the port's person id,
 without a foreign key into the site's tables; every check of who may see what asks the
 port (:func:`notify_site.relay.accounts.accounts`), as the LINE channel page does.

@@ -5,9 +5,10 @@ service (a token left alive there could not be revoked by anyone afterwards), th
 account's rows in one transaction: connections, notifications and their delivery attempts and
 uploaded images, API keys and their idempotency records, pending connect flows, keys waiting
 to be shown; and, through the account-deletion seam, whatever the relay keeps of the person
-(their sandbox chats and inbox, tokens, pairings). What stays is the admins' audit (services/accounts.py): one entry with the
-account's id and name, when it was deleted, and how many connections, notifications and API
-keys went with it; its earlier entries (disabled, password changed, ...) stay too.
+(their sandbox chats and inbox, tokens, pairings). What stays is the admins' audit
+(services/accounts.py): one entry with the account's id and name, when it was deleted, and
+how many connections, notifications and API keys went with it; its earlier entries
+(disabled, password changed, ...) stay too.
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ from notify_site.relay.secrets_util import hash_secret
 from tests.conftest import make_test_config
 from tests.fakes.line_api import channel_config, serve_fake
 
-
 # The accounts port's id of the person on the page (the relay keeps no accounts).
 PERSON, OTHER = 7, 8
 

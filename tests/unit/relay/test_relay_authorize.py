@@ -122,7 +122,9 @@ def test_a_parameter_given_twice_is_refused(client, authorize_params):
 # --- The consent page -----------------------------------------------------------------------
 
 
-def test_the_consent_page_names_the_service_and_offers_the_sandbox_chats(client, authorize_params, person):
+def test_the_consent_page_names_the_service_and_offers_the_sandbox_chats(
+    client, authorize_params, person
+):
     response = client.get(URL, query_string=authorize_params())
     html = response.get_data(as_text=True)
     assert response.status_code == 200
@@ -145,7 +147,9 @@ def test_the_consent_page_names_the_service_and_offers_the_sandbox_chats(client,
     assert not page.inline_script_text
 
 
-def test_showing_the_page_twice_creates_the_sandbox_chats_once(app, client, authorize_params, person):
+def test_showing_the_page_twice_creates_the_sandbox_chats_once(
+    app, client, authorize_params, person
+):
     client.get(URL, query_string=authorize_params())
     client.get(URL, query_string=authorize_params())
     with app.app_context():
@@ -295,7 +299,9 @@ def test_cancel_with_form_post_posts_access_denied(client, authorize_params, per
     assert "code" not in hidden
 
 
-def test_a_chat_that_is_not_offered_is_refused_and_no_code_issued(app, client, authorize_params, person):
+def test_a_chat_that_is_not_offered_is_refused_and_no_code_issued(
+    app, client, authorize_params, person
+):
     response = client.post(URL, data={**authorize_params(), "chat": "9999", "agree": "1"})
     assert response.status_code == 400
     assert "Location" not in response.headers

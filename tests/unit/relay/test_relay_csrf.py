@@ -34,7 +34,9 @@ def test_a_consent_post_without_the_csrf_token_is_rejected(app, client, authoriz
     assert codes(app) == 0
 
 
-def test_the_consent_page_carries_a_token_that_makes_the_post_work(app, client, authorize_params, person):
+def test_the_consent_page_carries_a_token_that_makes_the_post_work(
+    app, client, authorize_params, person
+):
     html = client.get(URL, query_string=authorize_params()).get_data(as_text=True)
     csrf_token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
     chat = re.search(r'name="chat" value="(\d+)"', html).group(1)

@@ -17,8 +17,8 @@ from notify_site.extensions import db
 from notify_site.models import User
 from notify_site.relay.inbox import signed_image_query
 from notify_site.relay.models import RelayChat, RelayImage
-from tests import images
 from notify_site.services.account_deletion import delete_account
+from tests import images
 from tests.factories import PASSWORD, add_person, create_user, sign_in
 
 PNG = images.png()
