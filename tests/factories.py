@@ -184,15 +184,29 @@ def create_api_key(
     return row, plaintext
 
 
-def create_relay_token(client_pk: int, chat_id: int, token: str | None = None) -> str:
-    """A relay access token of one registered client for one chat, stored as the relay stores
-    them (its hash only); returns the token (a new random one unless ``token`` is given)."""
+def create_relay_token(
+    client_pk: int | None,
+    chat_id: int,
+    token: str | None = None,
+    *,
+    person_id: int | None = None,
+    name: str | None = None,
+) -> str:
+    """A relay access token of one registered client (None and a ``name``: a personal token
+    from My page) for one chat, the person ``person_id``'s, stored as the relay stores them
+    (its hash only); returns the token (a new random one unless ``token`` is given)."""
     from notify_site.relay.models import RelayAccessToken
-    from notify_site.relay.secrets_util import hash_secret, new_secret
+    from notify_site.relay.secrets_util import hash_secret, new_access_token
 
-    token = token or new_secret()
+    token = token or new_access_token()
     db.session.add(
-        RelayAccessToken(token_hash=hash_secret(token), client_pk=client_pk, chat_id=chat_id)
+        RelayAccessToken(
+            token_hash=hash_secret(token),
+            client_pk=client_pk,
+            chat_id=chat_id,
+            person_id=person_id,
+            name=name,
+        )
     )
     db.session.commit()
     return token
@@ -234,6 +248,10 @@ class PageData:
     relay_redirect_uri: str = ""
     relay_token: str = ""
     relay_image_id: int = 0
+    #: The public id of that image (its URL).
+    relay_image_public_id: str = ""
+    #: The service's token's row id (My page's Disconnect page takes it).
+    relay_token_pk: int = 0
     #: Channel mode (:func:`seed_line_channel`): a token for a LINE user's chat.
     relay_line_token: str = ""
 
@@ -247,8 +265,9 @@ def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
       pages translate) and stuck (queued overdue, lease run out), one with a sticker and one
       with image URLs;
     * API keys: the admin's (returned in plain text, used), a revoked one, the user's;
-    * the relay: a registered client, an access token, and inbox messages with text only, a
-      sticker, image URLs and an uploaded image (sent through the relay's own API).
+    * the relay: a registered client, the admin's private sandbox chats, a service's access
+      token and a personal one (My page), and inbox messages with text only, a sticker, image
+      URLs and an uploaded image (sent through the relay's own API).
 
     Texts are chosen not to look like any of the site's own English strings, so a test can
     tell English that leaked into a translated page from the seeded data.
@@ -325,15 +344,16 @@ def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
         n["bob_delivered"] = create_notification(
             c["bob_group"], created=now - minutes(30), finished=now - minutes(29)
         ).id
-        _seed_relay(app, data)
+        _seed_relay(app, data, root.id)
     _fill_relay_inbox(app, data)
     return data
 
 
 def seed_line_channel(app, data: PageData, fake_line) -> None:
     """Channel mode, on top of :func:`seed_every_page`: a LINE user and a group the bot learnt
-    from signed webhook events (a follow, a join, a text), a token for the user's chat and a
-    push queued to it. ``fake_line`` is a running tests.fakes.line_api server."""
+    from signed webhook events (a follow, a join, a text), the user's chat paired to the admin,
+    a token of the admin's for it and a push queued to it. ``fake_line`` is a running tests.fakes.line_api server."""
+    from notify_site.relay.chats import pair_chat
     from notify_site.relay.line.channel import current_settings
     from notify_site.relay.line.events import process_events
     from notify_site.relay.models import RelayAccessToken, RelayChat
@@ -357,7 +377,11 @@ def seed_line_channel(app, data: PageData, fake_line) -> None:
                 RelayAccessToken.token_hash == hash_secret(data.relay_token)
             )
         )
-        data.relay_line_token = create_relay_token(client_pk, chat.id)
+        admin_id = db.session.scalar(
+            select(RelayAccessToken.person_id).where(RelayAccessToken.client_pk == client_pk)
+        )
+        pair_chat(chat, admin_id)
+        data.relay_line_token = create_relay_token(client_pk, chat.id, person_id=admin_id)
     answer = client.post(
         "/relay/api/notify",
         data={"message": "To LINE"},
@@ -366,21 +390,33 @@ def seed_line_channel(app, data: PageData, fake_line) -> None:
     assert answer.status_code == 200, answer.get_data(as_text=True)
 
 
-def _seed_relay(app, data: PageData) -> None:
-    from notify_site.relay import oauth
+def _seed_relay(app, data: PageData, admin_id: int) -> None:
+    """The admin's sandbox chats, a service's token for the 1-on-1 chat (the inbox's messages
+    come through it) and a personal token for Family (My page lists both)."""
+    from notify_site.relay.chats import ensure_sandbox_chats
     from notify_site.relay.clients import find_client, register_client
+    from notify_site.relay.models import RelayAccessToken
+    from notify_site.relay.secrets_util import hash_secret
 
     data.relay_redirect_uri = "https://client.example/callback"
     data.relay_client_id, _ = register_client("Example service", data.relay_redirect_uri)
-    chats = oauth.ensure_sandbox_chats(
-        app.config["RELAY_SANDBOX_USER"], app.config["RELAY_SANDBOX_GROUPS"]
+    chats = ensure_sandbox_chats(
+        admin_id, app.config["RELAY_SANDBOX_USER"], app.config["RELAY_SANDBOX_GROUPS"]
     )
-    data.relay_token = create_relay_token(find_client(data.relay_client_id).id, chats[0].id)
+    data.relay_token = create_relay_token(
+        find_client(data.relay_client_id).id, chats[0].id, person_id=admin_id
+    )
+    create_relay_token(None, chats[1].id, person_id=admin_id, name="Nightly job")
+    data.relay_token_pk = db.session.scalar(
+        select(RelayAccessToken.id).where(
+            RelayAccessToken.token_hash == hash_secret(data.relay_token)
+        )
+    )
 
 
 def _fill_relay_inbox(app, data: PageData) -> None:
     """Messages into the relay's inbox through its Notify API, as any client sends them."""
-    from notify_site.relay.models import RelayMessage
+    from notify_site.relay.models import RelayImage, RelayMessage
 
     client = app.test_client()
     headers = {"Authorization": f"Bearer {data.relay_token}"}
@@ -401,3 +437,4 @@ def _fill_relay_inbox(app, data: PageData) -> None:
         data.relay_image_id = db.session.scalar(
             select(RelayMessage.image_id).where(RelayMessage.image_id.is_not(None))
         )
+        data.relay_image_public_id = db.session.get(RelayImage, data.relay_image_id).public_id

@@ -18,6 +18,7 @@ from notify_site import create_app
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.relay import oauth
+from notify_site.relay.chats import ensure_sandbox_chats
 from notify_site.relay.clients import register_client
 from tests.conftest import init_database, make_test_config
 from tests.factories import PASSWORD, create_api_key, create_connection, create_user
@@ -54,10 +55,10 @@ def make_world(app) -> World:
             }
         )
         config = app.config
-        chats = oauth.ensure_sandbox_chats(
-            config["RELAY_SANDBOX_USER"], config["RELAY_SANDBOX_GROUPS"]
+        chats = ensure_sandbox_chats(
+            1, config["RELAY_SANDBOX_USER"], config["RELAY_SANDBOX_GROUPS"]
         )
-        code = oauth.issue_code(auth, chats[0].id, chats, ttl=600)
+        code = oauth.issue_code(auth, chats[0].id, chats, person_id=1, ttl=600)
         token = oauth.exchange_code(
             {
                 "grant_type": "authorization_code",

@@ -28,7 +28,8 @@ def _upload(client, data) -> str:
         base_url=EVIL,
     )
     assert answer.status_code == 200
-    inbox = client.get("/relay/inbox.json", base_url=EVIL).get_json()
+    bearer = {"Authorization": f"Bearer {data.relay_token}"}
+    inbox = client.get("/relay/inbox.json", base_url=EVIL, headers=bearer).get_json()
     return inbox["messages"][0]["image"]["fullsize_url"]
 
 
@@ -41,15 +42,15 @@ def app_config(tmp_path, request):
     ("app_config", "expected"),
     [
         # The default: the origin of NOTIFY_REDIRECT_URI (http://127.0.0.1:5000/callback).
-        ({}, r"http://127\.0\.0\.1:5000/relay/images/\d+"),
+        ({}, r"http://127\.0\.0\.1:5000/relay/images/[\w-]{22}"),
         (
             {"NOTIFY_REDIRECT_URI": "https://notify.example.com/callback"},
-            r"https://notify\.example\.com/relay/images/\d+",
+            r"https://notify\.example\.com/relay/images/[\w-]{22}",
         ),
         # The relay's own public address wins when it is set.
         (
             {"RELAY_PUBLIC_BASE_URL": "https://relay.example/notify/"},
-            r"https://relay\.example/notify/images/\d+",
+            r"https://relay\.example/notify/images/[\w-]{22}",
         ),
     ],
     indirect=["app_config"],
@@ -62,12 +63,19 @@ def test_inbox_json_image_urls_come_from_the_configuration(app, client, expected
 
 def test_the_inbox_page_loads_uploaded_images_from_its_own_origin(app, client):
     data = seed_every_page(app)
+    signed_in = client.post(
+        "/login", data={"username": data.admin, "password": PASSWORD}, base_url=EVIL
+    )
+    assert signed_in.status_code == 302
     html = client.get("/relay/inbox", base_url=EVIL).get_data(as_text=True)
-    assert f'src="/relay/images/{data.relay_image_id}"' in html
+    assert f'src="/relay/images/{data.relay_image_public_id}"' in html
     assert "evil.example" not in html
 
 
-def test_the_empty_inboxs_curl_example_uses_the_configured_origin(client):
+def test_the_empty_inboxs_curl_example_uses_the_configured_origin(app, client):
+    with app.app_context():
+        create_user("alice")
+    client.post("/login", data={"username": "alice", "password": PASSWORD}, base_url=EVIL)
     html = client.get("/relay/inbox", base_url=EVIL).get_data(as_text=True)
     assert "curl -X POST http://127.0.0.1:5000/relay/api/notify" in html
     assert "evil.example" not in html
