@@ -352,7 +352,8 @@ def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
 def seed_line_channel(app, data: PageData, fake_line) -> None:
     """Channel mode, on top of :func:`seed_every_page`: a LINE user and a group the bot learnt
     from signed webhook events (a follow, a join, a text), the user's chat paired to the admin,
-    a token of the admin's for it and a push queued to it. ``fake_line`` is a running tests.fakes.line_api server."""
+    a token of the admin's for it and a push queued to it. ``fake_line`` is a running
+    tests.fakes.line_api server."""
     from notify_site.relay.chats import pair_chat
     from notify_site.relay.line.channel import current_settings
     from notify_site.relay.line.events import process_events

@@ -1,6 +1,7 @@
 """What a person does in the browser, shared by the browser tests: register, sign in, connect a
-sandbox chat through the relay's consent page, send from the form, say no to a button's
-confirmation; plus screenshots for people to look at, and a day of earlier sends for the charts.
+sandbox chat through the relay's consent page (signing in at the relay's host first), send
+from the form, say no to a button's confirmation; plus screenshots for people to look at, and
+a day of earlier sends for the charts.
 
 Every step waits with Playwright's auto-waiting expectations, never a fixed sleep.
 """
@@ -66,11 +67,25 @@ def sign_in(page, live, username: str = "root") -> None:
     expect(page).to_have_url(re.compile(re.escape(live.site) + r"/connections"))
 
 
-def connect(page, live, label: str, chat: str) -> None:
+def sign_in_at_the_relay_if_asked(page, username: str = "alice") -> None:
+    """After **Connect a chat**: the relay asks a person it does not know yet to sign in
+    first (as LINE asked for a LINE login), since the chats it offers are that person's own.
+    In the live tests the relay is another host (``localhost``), where the site's session
+    cookie is not sent: sign in there once, and land on the consent page."""
+    page.wait_for_url(re.compile(r"/login\?next=|/oauth/authorize"))
+    if "/login?" in page.url:
+        page.fill("#username", username)
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r"/oauth/authorize"))
+
+
+def connect(page, live, label: str, chat: str, username: str = "alice") -> None:
     """From /connections: connect the relay's sandbox chat whose label holds ``chat`` through
     its consent page, which names the site asking; back on /connections with it listed."""
     page.fill("#label", label)
     page.get_by_role("button", name="Connect a chat").click()
+    sign_in_at_the_relay_if_asked(page, username)
     expect(page).to_have_url(re.compile(re.escape(live.relay) + r"/oauth/authorize"))
     expect(page.get_by_text("notify_site").first).to_be_visible()
     page.get_by_label(re.compile(re.escape(chat))).check()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.steps import connect, register, screenshot
+from tests.browser.steps import connect, register, screenshot, sign_in_at_the_relay_if_asked
 
 pytestmark = pytest.mark.browser
 
@@ -45,6 +45,7 @@ def test_cancel_on_the_relay_page_says_not_connected(live, page):
     register(page, live)
     page.fill("#label", "Maybe")
     page.get_by_role("button", name="Connect a chat").click()
+    sign_in_at_the_relay_if_asked(page)
     page.get_by_role("button", name="Cancel").click()
     expect(page).to_have_url(f"{live.site}/connections")
     expect(page.locator(".flash-info")).to_contain_text("Not connected")

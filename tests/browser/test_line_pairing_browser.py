@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from notify_site.extensions import db
 from notify_site.models import Connection, ConnectionStatus
-from tests.browser.steps import register, screenshot
+from tests.browser.steps import register, screenshot, sign_in_at_the_relay_if_asked
 from tests.fakes.line_api import event, text_message
 from tests.fakes.line_live import (
     ALICE,
@@ -42,6 +42,7 @@ def live_overrides(fake):
 def open_consent_page(page, live, label: str) -> None:
     page.fill("#label", label)
     page.get_by_role("button", name="Connect a chat").click()
+    sign_in_at_the_relay_if_asked(page)
     expect(page).to_have_url(re.compile(re.escape(live.relay) + r"/oauth/authorize"))
     expect(page.locator(".relay-line-code code")).to_be_visible()
 

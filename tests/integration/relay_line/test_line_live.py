@@ -29,14 +29,14 @@ from tests.factories import create_api_key
 from tests.fakes.line_api import event, text_message
 from tests.fakes.line_live import ALICE, TIMEOUT, post_webhook, wait_for_pairing
 from tests.htmlforms import form_with
-from tests.integration.helpers import register, start_connect, without_form_post
+from tests.integration.helpers import open_consent, register, start_connect, without_form_post
 
 PUSH = "/v2/bot/message/push"
 
 
 def connect_line_chat(live, browser: requests.Session, label: str) -> None:
     authorize_url = without_form_post(start_connect(browser, live.site, label))
-    page = browser.get(authorize_url, timeout=TIMEOUT)
+    page = open_consent(browser, authorize_url)
     assert page.status_code == 200
     assert "https://line.me/R/ti/p/%40fakebot" in page.text
     assert "<svg" in page.text  # the add-friend QR
