@@ -28,6 +28,41 @@ def register(session: requests.Session, site: str, username: str = "alice") -> N
     session.username = username  # to sign in again at the relay's host (open_consent)
 
 
+def person_session(app, url: str, username: str = "mika") -> requests.Session:
+    """A new person's account (never the first, an admin) signed in through the form on the
+    app served at ``url`` (an app with CSRF off, as tests/conftest.py makes them)."""
+    from sqlalchemy import func, select
+
+    from notify_site.extensions import db
+    from notify_site.models import User
+    from tests.factories import create_user
+
+    with app.app_context():
+        if not db.session.scalar(select(func.count()).select_from(User)):
+            create_user("first-admin")
+        create_user(username)
+    session = requests.Session()
+    answer = session.post(
+        f"{url}/login",
+        data={"username": username, "password": PASSWORD},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert answer.status_code == 302, answer.text
+    return session
+
+
+def relay_reader(live, username: str = "alice") -> requests.Session:
+    """A session signed in at the relay's host, to read the person's inbox there (the inbox is
+    private: a visitor gets a 401)."""
+    session = requests.Session()
+    origin = live.relay.removesuffix(live.app.config["RELAY_URL_PREFIX"])
+    page = session.get(f"{origin}/login")
+    answer = submit(session, page, {"username": username, "password": PASSWORD}, field="username")
+    assert answer.status_code == 302, answer.text
+    return session
+
+
 def open_consent(session: requests.Session, authorize_url: str) -> requests.Response:
     """The relay's consent page. The relay asks a visitor to sign in first (it keeps the
     person's chats); on its own host (``localhost`` in :class:`tests.conftest.Live`) the site's

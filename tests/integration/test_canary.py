@@ -27,6 +27,7 @@ from tests.integration.helpers import (
     answer_authorize,
     finish_form_post,
     register,
+    relay_reader,
     start_connect,
     submit,
 )
@@ -132,7 +133,7 @@ def test_a_connect_send_rotate_cycle_leaves_no_secret_in_the_database_or_logs(
     redeploy_with_ring(live, SECOND_KEY)
     send_through_api(live, api_key, "canary three")
     assert sorted(wait_until_delivered(live)) == ["canary one", "canary three", "canary two"]
-    inbox = requests.get(f"{live.relay}/inbox.json", timeout=10).text
+    inbox = relay_reader(live).get(f"{live.relay}/inbox.json", timeout=10).text
     assert "canary three" in inbox
 
     secrets = {

@@ -22,7 +22,7 @@ from notify_site.notify_content import Content
 from notify_site.services.connections import connection_context
 from notify_site.services.notifications import queue_notifications
 from notify_site.worker import Worker
-from tests.integration.helpers import connect_chat, register
+from tests.integration.helpers import connect_chat, register, relay_reader
 
 NOTIFY = "/relay/api/notify"
 
@@ -64,7 +64,7 @@ def statuses(live, ids) -> dict[int, str]:
 
 
 def inbox(live) -> list[str]:
-    answer = requests.get(f"{live.relay}/inbox.json", timeout=10)
+    answer = relay_reader(live).get(f"{live.relay}/inbox.json", timeout=10)
     return [item["message"] for item in answer.json()["messages"]]
 
 
@@ -199,6 +199,6 @@ def test_api_request_is_delivered_into_the_inbox(live, chat):
         f"{live.site}{record['url']}", headers={"Authorization": f"Bearer {key}"}, timeout=10
     ).json()
     assert (status["status"], status["attempts"]) == ("delivered", 1)
-    [item] = requests.get(f"{live.relay}/inbox.json", timeout=10).json()["messages"]
+    [item] = relay_reader(live).get(f"{live.relay}/inbox.json", timeout=10).json()["messages"]
     assert item["message"] == "from the API"
     assert item["sticker"] == {"package_id": 446, "sticker_id": 1988}

@@ -12,7 +12,7 @@ from notify_site.models import Connection, User
 from notify_site.worker import Worker
 from tests.factories import create_api_key
 from tests.htmlforms import form_with
-from tests.integration.helpers import connect_chat, register
+from tests.integration.helpers import connect_chat, register, relay_reader
 
 # Kana, kanji, Traditional Chinese, Thai, a flag (two astral code points), a skin-toned
 # thumb, a ZWJ family and a plain astral emoji: every kind of code point LINE users send.
@@ -26,7 +26,7 @@ def message_of(length: int) -> str:
 
 
 def inbox(live) -> list[str]:
-    answer = requests.get(f"{live.relay}/inbox.json", timeout=10)
+    answer = relay_reader(live).get(f"{live.relay}/inbox.json", timeout=10)
     assert answer.status_code == 200
     return [item["message"] for item in answer.json()["messages"]]
 
@@ -83,6 +83,6 @@ def test_a_1000_character_japanese_message_arrives_unchanged_and_1001_is_refused
     assert all(item.encode("utf-8") == message.encode("utf-8") for item in delivered)
 
     # The inbox page shows it as sent, too.
-    html = requests.get(f"{live.relay}/inbox", timeout=10).text
+    html = relay_reader(live).get(f"{live.relay}/inbox", timeout=10).text
     assert "👨‍👩‍👧" in html
     assert "傳送成功 ภาษาไทย" in html

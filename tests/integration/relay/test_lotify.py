@@ -17,7 +17,7 @@ from lotify.client import Client
 from notify_site.relay.clients import register_client
 from tests import images
 from tests.conftest import LiveServer
-from tests.factories import PASSWORD, create_user
+from tests.integration.helpers import person_session
 
 TIMEOUT = 30
 PNG = images.png()
@@ -36,17 +36,7 @@ def server(app):
 @pytest.fixture
 def browser(app, server) -> requests.Session:
     """A person signed in to the site (and so to the relay: same host) through the form."""
-    with app.app_context():
-        create_user("first-admin")
-        create_user("mika")
-    session = requests.Session()
-    answer = session.post(
-        f"{server.url}/login",
-        data={"username": "mika", "password": PASSWORD},
-        allow_redirects=False,
-        timeout=TIMEOUT,
-    )
-    assert answer.status_code == 302
+    session = person_session(app, server.url)
     yield session
     session.close()
 

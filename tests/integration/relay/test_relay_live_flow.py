@@ -15,6 +15,7 @@ import requests
 
 from notify_site.relay.clients import register_client
 from tests import images
+from tests.integration.helpers import person_session
 from tests.servers import LiveServer
 
 REDIRECT_URI = "https://service.example/callback"
@@ -62,7 +63,17 @@ def hidden_inputs(html: str) -> dict[str, str]:
     return parser.fields
 
 
-def authorize(base: str, client_id: str, *, chat: str = "Sandbox user", **extra) -> str:
+@pytest.fixture
+def browser(app, server) -> requests.Session:
+    """A person signed in to the site, and so to the relay (same host)."""
+    session = person_session(app, server.url)
+    yield session
+    session.close()
+
+
+def authorize(
+    browser: requests.Session, base: str, client_id: str, *, chat: str = "Sandbox user", **extra
+) -> str:
     """Show the consent page, agree to ``chat``, and return the authorization code."""
     params = {
         "response_type": "code",
@@ -72,21 +83,20 @@ def authorize(base: str, client_id: str, *, chat: str = "Sandbox user", **extra)
         "state": "live-state",
         **extra,
     }
-    with requests.Session() as browser:
-        page = browser.get(f"{base}/oauth/authorize", params=params, timeout=TIMEOUT)
-        assert page.status_code == 200
-        html = page.text
-        assert "Live Service" in html
-        label = re.escape(chat if chat != "Sandbox user" else "1-on-1 chat with Sandbox user")
-        chat_id = re.search(
-            rf'name="chat" value="(\d+)"[^>]*>\s*<span[^>]*>[^<]*</span>\s*'
-            rf'<span class="relay-chat-name">{label}</span>',
-            html,
-        ).group(1)
-        form = {**hidden_inputs(html), "chat": chat_id, "agree": "Agree and connect"}
-        answer = browser.post(
-            f"{base}/oauth/authorize", data=form, allow_redirects=False, timeout=TIMEOUT
-        )
+    page = browser.get(f"{base}/oauth/authorize", params=params, timeout=TIMEOUT)
+    assert page.status_code == 200
+    html = page.text
+    assert "Live Service" in html
+    label = re.escape(chat if chat != "Sandbox user" else "1-on-1 chat with Sandbox user")
+    chat_id = re.search(
+        rf'name="chat" value="(\d+)"[^>]*>\s*<span[^>]*>[^<]*</span>\s*'
+        rf'<span class="relay-chat-name">{label}</span>',
+        html,
+    ).group(1)
+    form = {**hidden_inputs(html), "chat": chat_id, "agree": "Agree and connect"}
+    answer = browser.post(
+        f"{base}/oauth/authorize", data=form, allow_redirects=False, timeout=TIMEOUT
+    )
     if params.get("response_mode") == "form_post":
         assert answer.status_code == 200
         assert f'action="{REDIRECT_URI}"' in answer.text
@@ -116,12 +126,13 @@ def exchange(base: str, client_id: str, secret: str, code: str, **extra) -> requ
     )
 
 
-def test_authorize_token_notify_status_revoke_over_http(server, registered):
+def test_authorize_token_notify_status_revoke_over_http(server, registered, browser):
     base = server.url + "/relay"
     client_id, secret = registered
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
     code = authorize(
+        browser,
         base,
         client_id,
         chat="Family",
@@ -172,14 +183,14 @@ def test_authorize_token_notify_status_revoke_over_http(server, registered):
     assert status.headers["X-RateLimit-Remaining"] == "997"
     assert status.headers["X-RateLimit-ImageRemaining"] == "49"
 
-    inbox = requests.get(f"{base}/inbox.json", timeout=TIMEOUT).json()
+    inbox = browser.get(f"{base}/inbox.json", timeout=TIMEOUT).json()
     newest, oldest = inbox["messages"]
     assert oldest["message"] == "Deploy finished ✅"
     assert oldest["sticker"] == {"package_id": 446, "sticker_id": 1988}
     assert oldest["chat"]["name"] == "Family"
     assert oldest["client"] == "Live Service"
     assert newest["notification_disabled"] is True
-    image = requests.get(newest["image"]["fullsize_url"], timeout=TIMEOUT)
+    image = browser.get(newest["image"]["fullsize_url"], timeout=TIMEOUT)
     assert newest["image"]["fullsize_url"].startswith(server.url + "/relay/images/")
     assert (image.status_code, image.headers["Content-Type"], image.content) == (
         200,
@@ -199,7 +210,7 @@ def test_authorize_token_notify_status_revoke_over_http(server, registered):
     assert after.json() == {"status": 401, "message": "Invalid access token"}
     gone = requests.get(f"{base}/api/status", headers=auth, timeout=TIMEOUT)
     assert gone.status_code == 401
-    assert len(requests.get(f"{base}/inbox.json", timeout=TIMEOUT).json()["messages"]) == 2
+    assert len(browser.get(f"{base}/inbox.json", timeout=TIMEOUT).json()["messages"]) == 2
 
 
 def exchange_concurrently(base: str, client_id: str, secret: str, code: str, callers: int):
@@ -222,11 +233,11 @@ def exchange_concurrently(base: str, client_id: str, secret: str, code: str, cal
     return answers
 
 
-def test_two_concurrent_exchanges_of_one_code_exactly_one_wins(server, registered):
+def test_two_concurrent_exchanges_of_one_code_exactly_one_wins(server, registered, browser):
     base = server.url + "/relay"
     client_id, secret = registered
     for _round in range(5):
-        code = authorize(base, client_id)
+        code = authorize(browser, base, client_id)
         answers = exchange_concurrently(base, client_id, secret, code, callers=2)
         statuses = sorted(answer.status_code for answer in answers)
         assert statuses == [200, 400]

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from notify_site.extensions import db
 from notify_site.relay.clients import register_client
 from notify_site.relay.models import RelayChat
+from tests.integration.helpers import person_session
 from tests.servers import LiveServer
 
 REDIRECT_URI = "https://service.example/callback"
@@ -31,6 +32,7 @@ def test_concurrent_notifies_admit_exactly_the_limit(app):
     server = LiveServer(app).start()
     try:
         base = server.url + "/relay"
+        browser = person_session(app, server.url)
         params = {
             "response_type": "code",
             "client_id": client_id,
@@ -38,10 +40,10 @@ def test_concurrent_notifies_admit_exactly_the_limit(app):
             "scope": "notify",
             "state": "s",
         }
-        assert requests.get(f"{base}/oauth/authorize", params=params, timeout=TIMEOUT).ok
+        assert browser.get(f"{base}/oauth/authorize", params=params, timeout=TIMEOUT).ok
         with app.app_context():
             chat = db.session.scalar(select(RelayChat.id).where(RelayChat.kind == "USER"))
-        consent = requests.post(
+        consent = browser.post(
             f"{base}/oauth/authorize",
             data={**params, "chat": str(chat), "agree": "1"},
             allow_redirects=False,
@@ -94,7 +96,7 @@ def test_concurrent_notifies_admit_exactly_the_limit(app):
             if answer.status_code == 200
         )
         assert remaining == list(range(LIMIT))
-        inbox = requests.get(f"{base}/inbox.json", timeout=TIMEOUT).json()
+        inbox = browser.get(f"{base}/inbox.json", timeout=TIMEOUT).json()
         assert len(inbox["messages"]) == LIMIT
     finally:
         server.stop()
