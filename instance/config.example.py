@@ -43,7 +43,8 @@
 # RELAY_RATE_WINDOW = 3600
 # Seconds an authorization code stays valid.
 # RELAY_CODE_TTL = 600
-# The sandbox's chats: the 1-on-1 chat's name and the groups offered on the authorize page.
+# The sandbox chats every account gets, made the first time it needs them: the 1-on-1
+# chat's name and the groups (offered on the authorize page and My page).
 # RELAY_SANDBOX_USER = "Sandbox user"
 # RELAY_SANDBOX_GROUPS = ["Family", "Team alerts"]
 # Largest image file the relay accepts, in bytes. The site checks its own sends against 5 MiB
