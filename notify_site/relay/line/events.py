@@ -359,15 +359,18 @@ def _message(
         return outcome + ", code not pending"
     reply_token = raw.get("replyToken")
     if raw.get("mode") != "standby" and isinstance(reply_token, str) and reply_token:
-        _reply(
-            settings,
-            reply_token,
-            _(
+        if matched.client is not None:
+            text = _(
                 "This chat can now be connected to %(service)s. Go back to the page and press "
                 "“Agree and connect”.",
                 service=matched.client.name,
-            ),
-        )
+            )
+        else:  # My page's pairing: no service yet
+            text = _(
+                "This chat can now be added to your list. Go back to the page and press "
+                "“Add this chat”."
+            )
+        _reply(settings, reply_token, text)
     return outcome + ", pairing matched"
 
 
