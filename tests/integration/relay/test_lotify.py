@@ -16,8 +16,8 @@ from lotify.client import Client
 
 from notify_site.relay.clients import register_client
 from tests import images
-from tests.conftest import LiveServer
 from tests.integration.helpers import person_session
+from tests.servers import LiveServer
 
 TIMEOUT = 30
 PNG = images.png()
