@@ -19,13 +19,10 @@ import requests
 from playwright.sync_api import expect
 
 from tests import images
-from tests.browser.conftest import screenshot
-from tests.factories import PASSWORD
+from tests.browser.steps import DESKTOP, PHONE, register, screenshot
 
 pytestmark = pytest.mark.browser
 
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1200, "height": 850}
 RATE_HEADERS = (
     "X-RateLimit-Limit",
     "X-RateLimit-Remaining",
@@ -36,19 +33,10 @@ RATE_HEADERS = (
 TIMEOUT = 30
 
 
-def register(page, site: str, username: str) -> None:
-    page.goto(f"{site}/register")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.fill("#confirm", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{site}/connections")
-
-
 def test_generate_a_token_send_like_lines_docs_read_it_privately_and_disconnect(
     live, page, chromium, tmp_path
 ):
-    register(page, live.site, "mika")
+    register(page, live, "mika")
     page.get_by_role("link", name="My page").click()
     expect(page).to_have_url(f"{live.site}/relay/my/")
     expect(page.get_by_role("heading", name="Generate token")).to_be_visible()
@@ -110,7 +98,7 @@ def test_generate_a_token_send_like_lines_docs_read_it_privately_and_disconnect(
     other = chromium.new_context(viewport=DESKTOP)
     try:
         hana = other.new_page()
-        register(hana, live.site, "hana")
+        register(hana, live, "hana")
         hana.goto(f"{live.site}/relay/inbox")
         expect(hana.get_by_text("No messages yet")).to_be_visible()
         assert "query string" not in hana.content()
@@ -143,7 +131,7 @@ def test_my_page_screenshots(live, chromium, language, viewport):
         page = context.new_page()
         page.set_default_timeout(15_000)
         context.add_cookies([{"name": "lang", "value": language, "url": live.site}])
-        register(page, live.site, "mika")
+        register(page, live, "mika")
         page.goto(f"{live.site}/relay/my/")
         page.fill("#name", "監視スクリプト" if language == "ja" else "Disk monitor")
         page.locator("input[name=chat]").nth(1).check()
