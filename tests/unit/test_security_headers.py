@@ -25,7 +25,8 @@ ANSWERS = {
     "api json answer": ("/api/v1/connections", 401, "application/json"),
     "error page": ("/no-such-page", 404, "text/html"),
     "relay api answer": ("/relay/api/status", 401, "application/json"),
-    "relay page": ("/relay/inbox", 200, "text/html"),
+    # A visitor's relay page (the inbox and My page send visitors to sign in).
+    "relay page": ("/relay/oauth/authorize", 400, "text/html"),
     "static file": ("/static/css/site.css", 200, "text/css"),
 }
 REFERRER_POLICIES = {
@@ -80,7 +81,7 @@ def test_every_kind_of_answer_carries_the_security_headers(client, kind):
     assert_security_headers(response, hsts=False)
 
 
-@pytest.mark.parametrize("path", ["/login", "/register", "/no-such-page", "/relay/inbox"])
+@pytest.mark.parametrize("path", ["/login", "/register", "/no-such-page", "/relay/oauth/authorize"])
 def test_html_pages_hold_no_inline_script_the_csp_would_block(client, path):
     html = client.get(path).get_data(as_text=True)
     scripts = re.findall(r"<script\b[^>]*>", html, flags=re.IGNORECASE)
