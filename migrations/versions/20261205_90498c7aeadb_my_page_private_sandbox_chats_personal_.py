@@ -17,7 +17,7 @@ messages, tokens and codes move to it); personal tokens and My page's pairings, 
 schema cannot hold, are deleted.
 
 Revision ID: 90498c7aeadb
-Revises: 1b68cdc1e014
+Revises: f5b718829371
 Create Date: 2026-12-05 05:56:16.439785
 """
 
@@ -30,7 +30,7 @@ import notify_site.db_types
 
 
 revision = '90498c7aeadb'
-down_revision = '1b68cdc1e014'
+down_revision = 'f5b718829371'
 branch_labels = None
 depends_on = None
 
