@@ -53,7 +53,8 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 # The path without its query string (%(U)s, never %(r)s or %(q)s): the OAuth callback's query
 # carries the authorization code and the state. No Referer (%(f)s) either, since it can be a
 # URL with the same query, and no request headers, so never an Authorization header. %(u)s,
-# the Basic-auth user name, is left out as well. %(M)s is the request's duration in ms.
+# the Basic-auth user name, is left out as well. %(M)s is the request's duration in ms. A
+# webhook's secret in the path is redacted by a filter (post_fork, below).
 access_log_format = '%(h)s - - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
 proc_name = "notify_site"
 
@@ -78,10 +79,16 @@ def post_fork(server, worker) -> None:
     """The access log follows the log level: at ``warning`` and above it is silent.
 
     Gunicorn writes access lines at INFO whatever ``loglevel`` says; the benchmarks (and
-    anyone running with ``--log-level warning``) want none of them.
+    anyone running with ``--log-level warning``) want none of them. And no line of either log
+    holds a webhook's secret: a path /hooks/<id>/<secret> is written /hooks/<id>/[secret]
+    (notify_site/log_redaction.py).
     """
+    from notify_site.log_redaction import RedactingFilter
+
     if server.log.loglevel > logging.INFO:
         server.log.access_log.setLevel(server.log.loglevel)
+    for log in (server.log.access_log, server.log.error_log):
+        log.addFilter(RedactingFilter())
 
 
 def child_exit(server, worker) -> None:

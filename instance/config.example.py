@@ -94,6 +94,14 @@
 # HSTS_INCLUDE_SUBDOMAINS = True
 
 # --- Rate limits ----------------------------------------------------------------------------
+# Incoming webhooks (/webhooks, README "Alerts from Grafana, Alertmanager and Uptime Kuma").
+# A new webhook's window: the same alert group in the same state within this many seconds
+# queues once (each webhook may change it; 0: every post queues).
+# WEBHOOK_DEDUPE_SECONDS = 300
+# Posts per webhook secret to /hooks/… (counted like API_RATE_LIMIT); over it: 429.
+# WEBHOOK_RATE_LIMIT = "120 per minute"
+# The largest post a webhook reads, in bytes; over it: 413.
+# WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
 # Requests one API key may make to /api/v1 (all endpoints together); over it: 429 with
 # Retry-After. Limits are strings like "600 per minute" or "10/second;1000/hour".
 # API_RATE_LIMIT = "600 per minute"

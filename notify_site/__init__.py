@@ -46,7 +46,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from notify_site import i18n, security, stored_text
+    from notify_site import i18n, log_redaction, security, stored_text
     from notify_site.services import accounts, encrypted_columns
 
     db.init_app(app)
@@ -60,11 +60,14 @@ def register_extensions(app: Flask) -> None:
     security.init_app(app)
     i18n.init_app(app, babel)
     stored_text.init_app(app)
+    # werkzeug's server logs each request line: a webhook's secret in a path stays out of it.
+    log_redaction.install("werkzeug")
 
 
 def register_blueprints(app: Flask) -> None:
     """Every blueprint of the site, then the relay's (unless ``RELAY_ENABLED`` is false)."""
     from notify_site import web, wiring
+    from notify_site.api import hooks
     from notify_site.api import views as api
     from notify_site.views import (
         admin,
@@ -77,6 +80,7 @@ def register_blueprints(app: Flask) -> None:
         metrics,
         send,
         settings,
+        webhooks,
     )
 
     app.register_blueprint(web.bp)  # no routes: the layout pieces and files both houses use
@@ -87,6 +91,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(send.bp)
     app.register_blueprint(api_keys.bp)
     app.register_blueprint(api.bp)  # /api/v1, and its OpenAPI document
+    app.register_blueprint(webhooks.bp)  # /webhooks: a person's incoming webhooks
+    app.register_blueprint(hooks.bp)  # /hooks/<id>/<secret>: where the tools post
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_users.bp)
@@ -97,11 +103,13 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_rate_limits(app: Flask) -> None:
-    """The per-key limit on the JSON API and the sign-in throttle (notify_site/ratelimit.py)."""
+    """The per-key limits on the JSON API and the webhooks' URLs, and the sign-in throttle
+    (notify_site/ratelimit.py)."""
     from notify_site import ratelimit
+    from notify_site.api import hooks
     from notify_site.api import views as api
 
-    ratelimit.init_app(app, api_blueprint=api.bp)
+    ratelimit.init_app(app, api_blueprint=api.bp, hooks_blueprint=hooks.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -18,7 +18,10 @@ from notify_site import config as site_config
 from notify_site import instance_files, keyrotation, seams
 from notify_site.crypto import KeyRing, KeyRingError, generate_key
 from notify_site.keyring import keyring
+from notify_site.models import WebhookFormat
+from notify_site.security import external_url
 from notify_site.services import ServiceError, accounts, api_keys
+from notify_site.services.webhooks import manage as webhooks
 
 
 def init_app(app: Flask) -> None:
@@ -26,6 +29,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(create_user_command)
     app.cli.add_command(set_password_command)
     app.cli.add_command(create_api_key_command)
+    app.cli.add_command(create_webhook_command)
     app.cli.add_command(serve_command)
     app.cli.add_command(generate_key_command)
     app.cli.add_command(rotate_keys_command)
@@ -100,6 +104,47 @@ def create_api_key_command(username: str, name: str) -> None:
         raise click.ClickException(str(error)) from None
     click.echo(f"API key {name!r} for {username!r}; it is shown only now:", err=True)
     click.echo(plaintext)
+
+
+@click.command("create-webhook")
+@with_appcontext
+@click.option("--user", "username", required=True, help="The account the webhook belongs to.")
+@click.option(
+    "--connection",
+    "connections",
+    required=True,
+    multiple=True,
+    help="A chat of that account, by label or id (repeat it for several).",
+)
+@click.option(
+    "--format",
+    "format_name",
+    required=True,
+    type=click.Choice(WebhookFormat.ALL),
+    help="What the tool posts.",
+)
+@click.option("--name", default=None, help="What the webhook is for (default: the format).")
+def create_webhook_command(
+    username: str, connections: tuple[str, ...], format_name: str, name: str | None
+) -> None:
+    """Make an incoming webhook and print its URL (only a hash of its secret is kept: store
+    the URL now)."""
+    settings = webhooks.Settings(name=name or format_name, connections=list(connections))
+    try:
+        webhook, secret = webhooks.create_webhook_for_username(username, format_name, settings)
+    except webhooks.WebhookError as error:
+        raise click.ClickException(
+            "; ".join(f"{field}: {reason}" for field, reason in error.fields.items())
+        ) from None
+    except ServiceError as error:
+        raise click.ClickException(str(error)) from None
+    with current_app.test_request_context():
+        url = external_url("hooks.receive_with_secret", webhook_id=webhook.id, secret=secret)
+    click.echo(
+        f"Webhook {webhook.name!r} ({format_name}) for {username!r}; its URL is shown only now:",
+        err=True,
+    )
+    click.echo(url)
 
 
 @click.command("serve")

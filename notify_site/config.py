@@ -104,6 +104,12 @@ DEFAULTS: dict[str, Any] = {
     "DELIVERY_RETRY_CAP": 900,
     "DELIVERY_MAX_ATTEMPTS": 8,
     "DELIVERY_MAX_AGE_HOURS": 24,
+    # Incoming webhooks (SPEC 8). Repeats of one alert group in one state within this many
+    # seconds queue once (each webhook may change it); posts per presented secret, as the
+    # API's limit counts per key; the largest body a webhook reads (over it: 413).
+    "WEBHOOK_DEDUPE_SECONDS": 300,
+    "WEBHOOK_RATE_LIMIT": "120 per minute",
+    "WEBHOOK_MAX_BODY_BYTES": 1024 * 1024,
     # Accounts.
     "REGISTRATION_OPEN": True,
     # How passwords are hashed (werkzeug's generate_password_hash methods): "scrypt" or

@@ -9,8 +9,16 @@ from __future__ import annotations
 
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
-from wtforms import PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
+from wtforms import PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.validators import (
+    DataRequired,
+    EqualTo,
+    InputRequired,
+    Length,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
 from notify_site.services import plain_text_reason
 from notify_site.web.forms import BaseForm
@@ -27,6 +35,22 @@ def plain_text(form, field) -> None:
     reason = plain_text_reason(field.data) if isinstance(field.data, str) else None
     if reason:
         raise ValidationError(reason)
+
+
+def chats_field() -> SelectMultipleField:
+    """The person's chats to send to, as checkboxes (the send form, the webhooks' forms).
+
+    The template lists the person's active connections. The choice is not checked here but
+    by the send use case's find_targets, which says *why* an id is unusable (unknown,
+    revoked...).
+    """
+    return SelectMultipleField(
+        _l("Send to"),
+        coerce=int,
+        validate_choice=False,
+        validators=[InputRequired(message=_l("Choose at least one chat."))],
+        invalid_value_message=_l("Choose chats from the list."),
+    )
 
 
 class LoginForm(BaseForm):

@@ -8,9 +8,10 @@ from __future__ import annotations
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField
-from wtforms import BooleanField, IntegerField, SelectMultipleField, TextAreaField, URLField
-from wtforms.validators import InputRequired, Optional
+from wtforms import BooleanField, IntegerField, TextAreaField, URLField
+from wtforms.validators import Optional
 
+from notify_site.forms import chats_field
 from notify_site.notify_content import (
     IMAGE_MAX_BYTES,
     IMAGE_MAX_SIDE,
@@ -39,15 +40,7 @@ def _browser_newlines(value: str | None) -> str | None:
 
 
 class SendForm(BaseForm):
-    # The template lists the user's active connections as checkboxes. The choice check is
-    # left to find_connections, which says *why* an id is unusable (unknown, revoked, ...).
-    connections = SelectMultipleField(
-        _l("Send to"),
-        coerce=int,
-        validate_choice=False,
-        validators=[InputRequired(message=_l("Choose at least one chat."))],
-        invalid_value_message=_l("Choose chats from the list."),
-    )
+    connections = chats_field()
     message = TextAreaField(
         _l("Message"),
         filters=[_browser_newlines],

@@ -225,6 +225,8 @@ JS_STRINGS: dict[str, Any] = {
     "lost_contact_status": _l("Lost contact with the site; trying again…"),
     "copied": _l("Copied."),
     "copy_selected": _l("Selected: press Ctrl-C (or Cmd-C) to copy."),
+    "characters_of": _l("%(count)s of 1,000 characters"),
+    "preview_unavailable": _l("The preview could not be made; try again in a moment."),
 }
 
 # Status words the pages show in pills; the stored values stay English identifiers.
@@ -237,6 +239,11 @@ STATUS_WORDS: dict[str, Any] = {
     "sending": _l("sending"),
     "delivered": _l("delivered"),
     "failed": _l("failed"),
+    # An incoming webhook, and what became of a post to it.
+    "paused": _l("paused"),
+    "duplicate": _l("duplicate"),
+    "invalid": _l("invalid"),
+    "refused": _l("refused"),
     # LINE Notify's targetType, shown as the badge; English keeps Notify's own word.
     "USER": _l("USER"),
     "GROUP": _l("GROUP"),

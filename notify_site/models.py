@@ -339,3 +339,124 @@ class IdempotencyRecord(db.Model):
     status_code: Mapped[int]
     response_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+# ---------------------------------------------------------------------------- webhooks
+
+
+class WebhookFormat:
+    """What an incoming webhook reads (notify_site/services/webhooks/formats.py)."""
+
+    ALERTMANAGER = "alertmanager"
+    GRAFANA = "grafana"
+    UPTIME_KUMA = "uptime-kuma"
+    GENERIC = "generic"
+    TEXT = "text"
+
+    ALL = (ALERTMANAGER, GRAFANA, UPTIME_KUMA, GENERIC, TEXT)
+
+
+webhook_connections = db.Table(
+    "webhook_connections",
+    db.Column("webhook_id", ForeignKey("webhooks.id", ondelete="CASCADE"), primary_key=True),
+    db.Column(
+        "connection_id",
+        ForeignKey("connections.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+)
+
+
+class Webhook(db.Model):
+    """An incoming webhook: a URL other tools post their alerts to, and where they go.
+
+    The URL's secret is kept only as its SHA-256 (like an API key's); it is shown once.
+    ``template`` is the person's own Jinja2 template, None for the format's built-in message.
+    """
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    template: Mapped[str | None] = mapped_column(Text)
+    # The language of the built-in messages' words ("FIRING", "and 3 more"): a code of
+    # notify_site.i18n.LANGUAGES.
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+    # Repeats of one alert group in one state within this many seconds queue once; 0: never.
+    dedupe_seconds: Mapped[int] = mapped_column(default=300)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    last_received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    connections: Mapped[list[Connection]] = relationship(
+        secondary=webhook_connections, order_by="Connection.label"
+    )
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
+
+    def __repr__(self) -> str:
+        return f"<Webhook {self.id} {self.name!r} {self.format}>"
+
+
+class WebhookOutcome:
+    """What became of one post to a webhook."""
+
+    QUEUED = "queued"
+    DUPLICATE = "duplicate"  # the same group in the same state within the window
+    INVALID = "invalid"  # the format could not read it (400)
+    REFUSED = "refused"  # paused, or no chat could receive it (409)
+
+    ALL = (QUEUED, DUPLICATE, INVALID, REFUSED)
+
+
+class WebhookDelivery(db.Model):
+    """One post a webhook received, for its history: what it became and the text it sent."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # A webhook's history, newest first (and the pruning of its oldest rows).
+        Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(16))
+    # The rendered message (queued and duplicate posts).
+    text: Mapped[str | None] = mapped_column(Text)
+    # Why it was refused or not read, or a note (the person's template failed on this post).
+    detail: Mapped[str | None] = mapped_column(String(500))
+    # The notifications it queued, as a JSON list of ids (a duplicate: the first post's).
+    notification_ids: Mapped[str | None] = mapped_column(String(500))
+    # A duplicate: the delivery that queued the group's state first.
+    duplicate_of: Mapped[int | None]
+    # A post made by "Send test" on the webhook's page, with the format's sample.
+    test: Mapped[bool] = mapped_column(default=False)
+
+
+class WebhookDedupe(db.Model):
+    """The last state queued for one alert group of a webhook, and until when a repeat of it
+    queues nothing (notify_site/services/webhooks/receive.py).
+
+    The primary key decides between concurrent repeats: each post inserts or conditionally
+    updates this row before it writes anything else.
+    """
+
+    __tablename__ = "webhook_dedupe"
+
+    webhook_id: Mapped[int] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE"), primary_key=True
+    )
+    # SHA-256 of the format's group key (Alertmanager's groupKey, a monitor id...).
+    group_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # SHA-256 of the group's state (status and each alert's fingerprint and status).
+    state_hash: Mapped[str] = mapped_column(String(64))
+    delivery_id: Mapped[int]
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -17,8 +17,11 @@ Both count in Flask-Limiter's storage: this process's memory by default, or Redi
   window has passed. The username is counted whether or not such an account exists, so the
   refusal reveals nothing about which names are real.
 
-The limiter is applied to the API blueprint from here (see :func:`init_app`): the API's own
-modules know nothing about it.
+* The webhooks' limit (``WEBHOOK_RATE_LIMIT``) is one budget per presented webhook secret
+  for the URLs tools post to (``/hooks/…``), counted and answered exactly as the API's.
+
+The limiter is applied to the API's and the webhooks' blueprints from here (see
+:func:`init_app`): their own modules know nothing about it.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ LIMITER = "notify_site.limiter"
 LOGIN_THROTTLE = "notify_site.login_throttle"
 LIMITED_BLUEPRINT = "notify_site.limited_blueprint"
 API_SCOPE = "api"
+HOOKS_SCOPE = "hooks"
 
 
 class RateLimitConfigError(RuntimeError):
@@ -90,9 +94,14 @@ def storage_uri(configured: str | None) -> str:
     return uri
 
 
-def init_app(app: Flask, api_blueprint: Blueprint) -> None:
-    """Create this app's limiter, limit ``api_blueprint`` per key, and set up the throttle."""
+def init_app(
+    app: Flask, api_blueprint: Blueprint, hooks_blueprint: Blueprint | None = None
+) -> None:
+    """Create this app's limiter, limit ``api_blueprint`` per key and ``hooks_blueprint`` (the
+    webhooks' URLs) per secret, and set up the throttle."""
     _parse_limits(app, "API_RATE_LIMIT")  # a typo fails at start-up, not at the first request
+    if hooks_blueprint is not None:
+        _parse_limits(app, "WEBHOOK_RATE_LIMIT")
     login_limits = _parse_limits(app, "LOGIN_FAILURE_LIMIT")
     # One limiter per app: Flask-Limiter keeps its storage on the Limiter object, and the
     # tests build many apps in one process, each with its own storage.
@@ -115,7 +124,14 @@ def init_app(app: Flask, api_blueprint: Blueprint) -> None:
     # (Decorating the blueprint records it in this limiter, not on the blueprint object.)
     api_limit = app.config["API_RATE_LIMIT"]
     limiter.shared_limit(api_limit, scope=API_SCOPE, key_func=api_key_identity)(api_blueprint)
-    app.extensions[LIMITED_BLUEPRINT] = api_blueprint.name
+    limited = {api_blueprint.name}
+    if hooks_blueprint is not None:
+        hooks_limit = app.config["WEBHOOK_RATE_LIMIT"]
+        limiter.shared_limit(hooks_limit, scope=HOOKS_SCOPE, key_func=hook_identity)(
+            hooks_blueprint
+        )
+        limited.add(hooks_blueprint.name)
+    app.extensions[LIMITED_BLUEPRINT] = limited
     app.after_request(add_rate_limit_headers)
 
 
@@ -160,9 +176,22 @@ def api_key_identity() -> str:
     return "addr:" + client_address()
 
 
+def hook_identity() -> str:
+    """Whose budget a post to a webhook spends: the presented secret's SHA-256 (from the path
+    or ``Authorization: Bearer``), else the address; like :func:`api_key_identity`, a wrong
+    secret spends a budget of its own, never the webhook's."""
+    secret = (request.view_args or {}).get("secret")
+    if not secret:
+        scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+        secret = credentials.strip() if scheme.lower() == "bearer" else ""
+    if secret:
+        return "hook:" + hash_key(secret)
+    return "addr:" + client_address()
+
+
 def _in_limited_blueprint() -> bool:
-    name = current_app.extensions.get(LIMITED_BLUEPRINT)
-    return name is not None and request.blueprint == name
+    names = current_app.extensions.get(LIMITED_BLUEPRINT) or ()
+    return request.blueprint in names
 
 
 def _seconds_until(timestamp: float) -> int:

@@ -27,7 +27,8 @@ from flask import Response, current_app, json
 from marshmallow import Schema, fields
 
 from notify_site import stored_text
-from notify_site.models import ConnectionStatus, NotificationStatus
+from notify_site.models import ConnectionStatus, NotificationStatus, WebhookFormat
+from notify_site.security import external_url
 from notify_site.services import attempts
 from notify_site.services.dashboard import excerpt
 from notify_site.services.retry import OutcomeKind
@@ -260,6 +261,47 @@ class ApiKeySchema(Schema):
     revoked_at = UTCTimestamp(allow_none=True)
     active = fields.Boolean(attribute="is_active")
     volume = fields.Integer()
+
+
+# ---------------------------------------------------------------------------- webhooks
+
+
+class WebhookSchema(Schema):
+    """An incoming webhook (never its secret): where its posts go and how they read.
+
+    ``url`` is its address without the secret, for tools that send the secret as
+    ``Authorization: Bearer``.
+    """
+
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    format = fields.String(required=True, metadata={"enum": list(WebhookFormat.ALL)})
+    connections = fields.List(fields.Nested(ConnectionRefSchema), required=True)
+    status = fields.Function(
+        lambda webhook: "paused" if webhook.is_paused else "active",
+        required=True,
+        metadata={"type": "string", "enum": ["active", "paused"]},
+    )
+    template = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "The webhook's own Jinja2 template; null: the built-in one"},
+    )
+    locale = fields.String(required=True, metadata={"description": "The messages' language"})
+    dedupe_seconds = fields.Integer(
+        required=True,
+        metadata={
+            "description": "Repeats of one alert group in one state within this "
+            "many seconds queue once; 0: every post queues"
+        },
+    )
+    url = fields.Function(
+        lambda webhook: external_url("hooks.receive", webhook_id=webhook.id),
+        required=True,
+        metadata={"type": "string", "description": "Post here with Authorization: Bearer"},
+    )
+    created_at = UTCTimestamp(required=True)
+    last_received_at = UTCTimestamp(allow_none=True, required=True)
 
 
 # ---------------------------------------------------------------------------- pages and charts

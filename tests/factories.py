@@ -6,12 +6,14 @@ all-pages smoke test, tests/unit/test_smoke_pages.py, and the page list in tests
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import uuid
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -25,11 +27,13 @@ from notify_site.models import (
     Notification,
     NotificationStatus,
     User,
+    Webhook,
 )
 from notify_site.services import accounts, api_keys
 from notify_site.services.connections import connection_context
 from notify_site.services.retry import CONNECTION_REVOKED
 from notify_site.stored_text import StoredText, columns, site_text
+from notify_site.services.webhooks import formats
 
 PASSWORD = "correct horse battery"
 
@@ -254,6 +258,8 @@ class PageData:
     relay_token_pk: int = 0
     #: Channel mode (:func:`seed_line_channel`): a token for a LINE user's chat.
     relay_line_token: str = ""
+    #: The admin's incoming webhooks: "prom" (Alertmanager, with history), "paused" (generic).
+    webhooks: dict[str, int] = field(default_factory=dict)
 
 
 def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
@@ -265,6 +271,8 @@ def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
       pages translate) and stuck (queued overdue, lease run out), one with a sticker and one
       with image URLs;
     * API keys: the admin's (returned in plain text, used), a revoked one, the user's;
+    * incoming webhooks of the admin: one with posts queued, repeated, unreadable and a test,
+      one paused (with a refused post) with a template of its own;
     * the relay: a registered client, the admin's private sandbox chats, a service's access
       token and a personal one (My page), and inbox messages with text only, a sticker, image
       URLs and an uploaded image (sent through the relay's own API).
@@ -344,9 +352,31 @@ def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
         n["bob_delivered"] = create_notification(
             c["bob_group"], created=now - minutes(30), finished=now - minutes(29)
         ).id
+        _seed_webhooks(root, data)
         _seed_relay(app, data, root.id)
     _fill_relay_inbox(app, data)
     return data
+
+
+def _seed_webhooks(owner: User, data: PageData) -> None:
+    """The admin's webhooks: one with a history of each outcome, one paused with a template."""
+    from notify_site.services.webhooks import manage, receive
+
+    w = data.webhooks
+    w["prom"], _ = create_webhook(owner, ["Ops", "Kin"], name="Prom stack")
+    w["paused"], _ = create_webhook(
+        owner, ["Ops"], format_name="generic", name="Cron box", template="{{ payload.job }} ok"
+    )
+    prom = db.session.get(Webhook, w["prom"])
+    firing = receive.Post(body=webhook_fixture("alertmanager-firing.json"))
+    receive.receive(prom, firing)
+    receive.receive(prom, firing)  # a repeat
+    with contextlib.suppress(formats.PayloadError):
+        receive.receive(prom, receive.Post(body=b'{"status": "firing"}'))
+    receive.send_test(prom)
+    manage.set_paused(owner, w["paused"], True)
+    with contextlib.suppress(receive.WebhookPausedError):
+        receive.receive(db.session.get(Webhook, w["paused"]), receive.Post(body=b'{"job": 1}'))
 
 
 def seed_line_channel(app, data: PageData, fake_line) -> None:
@@ -439,3 +469,31 @@ def _fill_relay_inbox(app, data: PageData) -> None:
             select(RelayMessage.image_id).where(RelayMessage.image_id.is_not(None))
         )
         data.relay_image_public_id = db.session.get(RelayImage, data.relay_image_id).public_id
+
+
+# ---------------------------------------------------------------- incoming webhooks
+
+WEBHOOK_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "webhooks"
+
+
+def webhook_fixture(name: str) -> bytes:
+    """A payload of tests/fixtures/webhooks (README.md there names each one's source)."""
+    return (WEBHOOK_FIXTURES / name).read_bytes()
+
+
+def create_webhook(
+    owner: User,
+    connections: list[str],
+    *,
+    format_name: str = "alertmanager",
+    name: str = "Alerts",
+    **settings,
+) -> tuple[int, str]:
+    """A webhook of ``owner`` sending to the connections labelled ``connections``; returns
+    its id and secret."""
+    from notify_site.services.webhooks import manage
+
+    webhook, secret = manage.create_webhook(
+        owner, format_name, manage.Settings(name=name, connections=connections, **settings)
+    )
+    return webhook.id, secret

@@ -141,6 +141,15 @@ LISTED: dict[str, Page] = {
             kind="json",
             headers=_api_key,
         ),
+        Page("api.list_webhooks", kind="json", headers=_api_key),
+        Page(
+            "api.get_webhook",
+            args=lambda d: {"webhook_id": d.webhooks["prom"]},
+            kind="json",
+            headers=_api_key,
+        ),
+        Page("webhooks.detail", args=lambda d: {"webhook_id": d.webhooks["prom"]}),
+        Page("webhooks.delete", args=lambda d: {"webhook_id": d.webhooks["paused"]}),
         Page("relay.authorize", args=_authorize),
         Page("relay.api_status", kind="json", headers=_relay_token),
         # Channel mode only (a LINE channel configured): 404 in the sandbox.
@@ -158,6 +167,16 @@ LISTED: dict[str, Page] = {
                 ("admin_users.enable", lambda d: {"user_id": d.user_id}),
                 ("admin_users.make_admin", lambda d: {"user_id": d.user_id}),
                 ("admin_users.remove_admin", lambda d: {"user_id": d.user_id}),
+                ("webhooks.preview", lambda d: {"webhook_id": d.webhooks["prom"]}),
+                ("webhooks.send_test", lambda d: {"webhook_id": d.webhooks["prom"]}),
+                ("webhooks.regenerate", lambda d: {"webhook_id": d.webhooks["prom"]}),
+                ("webhooks.pause", lambda d: {"webhook_id": d.webhooks["prom"]}),
+                ("webhooks.resume", lambda d: {"webhook_id": d.webhooks["paused"]}),
+                ("hooks.receive", lambda d: {"webhook_id": d.webhooks["prom"]}),
+                (
+                    "hooks.receive_with_secret",
+                    lambda d: {"webhook_id": d.webhooks["prom"], "secret": "whk_x"},
+                ),
             ]
         ),
     ]

@@ -14,13 +14,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 from flask_babel import gettext
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from notify_site.extensions import db
+from notify_site.log_redaction import redact
 from notify_site.serialisers import error_response
 from notify_site.web.errors import describe
 
@@ -187,7 +188,7 @@ def register_error_handlers(bp: Blueprint) -> None:
         status = error.code or 500
         message = describe(error)
         if status == 413:
-            limit = current_app.config.get("MAX_CONTENT_LENGTH")
+            limit = request.max_content_length  # MAX_CONTENT_LENGTH, or a route's own bound
             message = gettext(
                 "The request body is larger than this API accepts (%(limit)s bytes).", limit=limit
             )
@@ -200,7 +201,7 @@ def register_error_handlers(bp: Blueprint) -> None:
         log.warning(
             "database unavailable on %s %s: %s",
             request.method,
-            request.path,
+            redact(request.path),
             type(error.orig if isinstance(error, OperationalError) else error).__name__,
         )
         return error_response(
@@ -213,7 +214,7 @@ def register_error_handlers(bp: Blueprint) -> None:
     @bp.errorhandler(Exception)
     def unexpected_error(error: Exception):
         _rollback()
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, redact(request.path))
         return error_response(
             500,
             "internal_error",

@@ -27,17 +27,26 @@ from notify_site.api.schemas.requests import (
     NotificationRequest,
     NotificationRequestSchema,
     PageArgsSchema,
+    WebhookRequest,
+    WebhookRequestSchema,
     form_payload,
 )
-from notify_site.api.schemas.responses import ConnectionListSchema, QueuedResponseSchema
+from notify_site.api.schemas.responses import (
+    ConnectionListSchema,
+    CreatedWebhook,
+    QueuedResponseSchema,
+    WebhookCreatedSchema,
+    WebhookListSchema,
+)
 from notify_site.api.spec import ApiBlueprint
 from notify_site.extensions import csrf
 from notify_site.metrics import count_api_request
 from notify_site.models import User
-from notify_site.serialisers import ConnectionSchema, NotificationHistorySchema
+from notify_site.serialisers import ConnectionSchema, NotificationHistorySchema, WebhookSchema
 from notify_site.services import api_keys, idempotency, notifications, sending
 from notify_site.services import connections as connections_service
 from notify_site.services.accounts import AccountDisabledError
+from notify_site.services.webhooks import manage as webhooks
 
 bp = ApiBlueprint(
     "api",
@@ -51,6 +60,11 @@ bp = ApiBlueprint(
     tags=[
         {"name": "notifications", "description": "Queue notifications and follow them"},
         {"name": "connections", "description": "The LINE chats a key can send to"},
+        {
+            "name": "webhooks",
+            "description": "URLs that Grafana, Alertmanager, Uptime Kuma or any tool post "
+            "alerts to, sent on as LINE messages",
+        },
         {"name": "meta", "description": "This document"},
     ],
 )
@@ -68,6 +82,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 NOTIFICATION_REQUEST = NotificationRequestSchema()
 NOTIFICATION_FORM = NotificationFormSchema()
 QUEUED_RESPONSE = QueuedResponseSchema()
+WEBHOOK_CREATED = WebhookCreatedSchema()
 
 
 def errors_doc(*statuses: int):
@@ -262,6 +277,68 @@ def get_connection(connection_id: int):
         raise ApiError(
             404, "connection_not_found", gettext("No connection %(id)s.", id=connection_id)
         ) from None
+
+
+# ---------------------------------------------------------------------------- webhooks
+
+
+def _webhook_not_found(webhook_id: int) -> ApiError:
+    return ApiError(404, "webhook_not_found", gettext("No webhook %(id)s.", id=webhook_id))
+
+
+@bp.route("/webhooks", methods=["GET"], tags=["webhooks"])
+@bp.arguments(PageArgsSchema, location="query")
+@bp.response(200, WebhookListSchema)
+@errors_doc(401, 403, 503)
+def list_webhooks(args: dict[str, int]):
+    """This key's owner's incoming webhooks, a page at a time
+
+    Never their secrets. Ordered by id.
+    """
+    return webhooks.page_webhooks(_caller(), page=args["page"], per_page=args["per_page"])
+
+
+@bp.route("/webhooks", methods=["POST"], tags=["webhooks"])
+@bp.arguments(WebhookRequestSchema)
+@bp.response(201, WebhookCreatedSchema, description="Made: the only answer with its secret")
+@errors_doc(400, 401, 403, 503)
+def post_webhook(payload: WebhookRequest):
+    """Make an incoming webhook for Grafana, Alertmanager, Uptime Kuma, any JSON or text
+
+    Answers with its URL and secret, shown this once. Tools post to `url` with
+    `Authorization: Bearer <secret>`, or to `url_with_secret` when they take only a URL.
+    """
+    try:
+        webhook, secret = webhooks.create_webhook(_caller(), payload.format, payload.settings)
+    except webhooks.WebhookError as error:
+        raise validation_error(error.fields) from None
+    data = WEBHOOK_CREATED.dump(CreatedWebhook(webhook, secret))
+    return current_app.response_class(
+        json.dumps(data, ensure_ascii=False) + "\n", status=201, mimetype="application/json"
+    )
+
+
+@bp.route(f"/webhooks/<int(max={ID_MAX}):webhook_id>", methods=["GET"], tags=["webhooks"])
+@bp.response(200, WebhookSchema)
+@errors_doc(401, 403, 404, 503)
+def get_webhook(webhook_id: int):
+    """One incoming webhook (never its secret)"""
+    try:
+        return webhooks.get_webhook(_caller(), webhook_id)
+    except webhooks.WebhookNotFoundError:
+        raise _webhook_not_found(webhook_id) from None
+
+
+@bp.route(f"/webhooks/<int(max={ID_MAX}):webhook_id>", methods=["DELETE"], tags=["webhooks"])
+@bp.response(204, description="Deleted: its URL answers 404 from now on")
+@errors_doc(401, 403, 404, 503)
+def delete_webhook(webhook_id: int):
+    """Delete an incoming webhook and its history"""
+    try:
+        webhooks.delete_webhook(_caller(), webhook_id)
+    except webhooks.WebhookNotFoundError:
+        raise _webhook_not_found(webhook_id) from None
+    return current_app.response_class(status=204)
 
 
 # ---------------------------------------------------------------------------- the document

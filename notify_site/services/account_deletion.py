@@ -3,9 +3,10 @@
 :func:`delete_account` disconnects every chat at the Notify server first, through the revoke
 service (a token left alive there could not be revoked by anyone afterwards), then deletes the
 account's rows in one transaction: connections, notifications and their delivery attempts and
-uploaded images, API keys and their idempotency records, pending connect flows, keys waiting
-to be shown; and, through the account-deletion seam, whatever the relay keeps of the person
-(their sandbox chats and inbox, tokens, pairings). What stays is the admins' audit
+uploaded images, API keys and their idempotency records, incoming webhooks and their history,
+pending connect flows, keys waiting to be shown; and, through the account-deletion seam,
+whatever the relay keeps of the person (their sandbox chats and inbox, tokens, pairings). What
+stays is the admins' audit
 (services/accounts.py): one entry with the account's id and name, when it was deleted, and
 how many connections, notifications and API keys went with it; its earlier entries
 (disabled, password changed, ...) stay too.
@@ -34,10 +35,12 @@ from notify_site.models import (
     NotificationImage,
     OAuthState,
     User,
+    Webhook,
 )
 from notify_site.services import ServiceError
 from notify_site.services.accounts import WrongPasswordError, keep_an_admin, record_event
 from notify_site.services.connections import ConnectionActionError, revoke_connection
+from notify_site.services.webhooks import manage as webhooks
 
 
 class AccountDeletionError(ServiceError):
@@ -155,6 +158,7 @@ def _delete_rows(user_id: int) -> dict[str, int]:
                 NotificationImage.id.in_(image_ids), NotificationImage.id.not_in(still_used)
             )
         )
+    webhooks.delete_rows(select(Webhook.id).where(Webhook.owner_id == user_id))
     for model, column in (
         (ApiKeyReveal, ApiKeyReveal.user_id),
         (ApiKey, ApiKey.owner_id),

@@ -106,6 +106,15 @@ def create_api_key_to_show(user: User, name: str) -> tuple[ApiKey, str]:
     The key and its slot are committed together. Raises :class:`ApiKeyError`.
     """
     api_key, plaintext = _new_key(user, name)
+    slot = stash_to_show(user, plaintext)
+    db.session.commit()
+    return api_key, slot
+
+
+def stash_to_show(user: User, plaintext: str) -> str:
+    """Keep a new secret of ``user`` (a key, a webhook's URL secret) encrypted for the page
+    that shows it once, without committing; returns the slot id for :func:`take_key_to_show`.
+    """
     now = utcnow()
     _delete_expired_reveals(now)
     slot = secrets.token_urlsafe(32)
@@ -119,8 +128,7 @@ def create_api_key_to_show(user: User, name: str) -> tuple[ApiKey, str]:
             expires_at=now + REVEAL_TTL,
         )
     )
-    db.session.commit()
-    return api_key, slot
+    return slot
 
 
 def take_key_to_show(user: User, slot: str | None) -> str | None:

@@ -12,6 +12,7 @@ rules the relay checks with too: the services take its checked :class:`Content`,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -221,10 +222,17 @@ def queue_notifications(
     content: Content,
     *,
     api_key: ApiKey | AuthenticatedKey | None = None,
+    before_commit: Callable[[list[QueuedNotification]], None] | None = None,
 ) -> list[QueuedNotification]:
-    """Durably queue one notification per connection: :func:`add_notifications`, committed."""
+    """Durably queue one notification per connection: :func:`add_notifications`, committed.
+
+    ``before_commit`` writes the caller's own record of the rows in the same transaction
+    (a webhook's history entry): both are on disk, or neither.
+    """
     try:
         rows = add_notifications(user, connections, content, api_key=api_key)
+        if before_commit is not None:
+            before_commit(rows)
         db.session.commit()
     except Exception:
         db.session.rollback()

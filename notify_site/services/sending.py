@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -72,13 +72,19 @@ class Source(StrEnum):
 
     FORM = "form"
     API = "api"
+    WEBHOOK = "webhook"
 
 
 @dataclass(frozen=True)
 class SendOptions:
-    """How to send, besides what and where; the place for what later features add."""
+    """How to send, besides what and where; the place for what later features add.
+
+    ``on_queued`` (without an idempotency key) writes the caller's own record of the queued
+    rows in the transaction that queues them: an incoming webhook's history entry.
+    """
 
     source: Source
+    on_queued: Callable[[list[QueuedNotification]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,11 +155,15 @@ def send(
         # Nothing to look up or store. The rows are committed before anything else is done,
         # so SQLite's one write lock is held for the INSERT alone.
         found = find_targets(sender, targets)
-        rows = notifications.queue_notifications(sender, found, content, api_key=sender.api_key)
+        rows = notifications.queue_notifications(
+            sender, found, content, api_key=sender.api_key, before_commit=options.on_queued
+        )
         metrics.notifications_queued(options.source, len(rows))
         return SendResult(rows)
     if sender.api_key is None:
         raise ValueError("idempotency keys are kept per API key: send through one")
+    if options.on_queued is not None:
+        raise ValueError("on_queued is for sends without an idempotency key")
 
     def queue() -> tuple[int, str]:
         found = find_targets(sender, targets)

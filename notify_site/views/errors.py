@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from notify_site.extensions import db
+from notify_site.log_redaction import redact
 from notify_site.serialisers import error_response
 from notify_site.web.errors import GENERIC_MESSAGES, answer_elsewhere, describe
 
@@ -53,7 +54,7 @@ def http_error(error: HTTPException):
 
 def unexpected_error(error: Exception):
     db.session.rollback()
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    log.exception("unhandled error on %s %s", request.method, redact(request.path))
     answer = answer_elsewhere(InternalServerError())
     if answer is not None:
         return answer

@@ -14,6 +14,7 @@ from tests.servers import start_gunicorn
 
 TOKEN = "gunicorn-metrics-token"
 REQUESTS = 20
+HOOK_SECRET = "whk_a-webhook-secret-in-a-path-321"
 
 
 def test_gunicorn_sums_metrics_over_processes_and_logs_no_secrets(tmp_path):
@@ -30,6 +31,9 @@ def test_gunicorn_sums_metrics_over_processes_and_logs_no_secrets(tmp_path):
                 timeout=10,
             )
             assert answer.status_code == 401
+        # A webhook's URL carries its secret in the path: the access log must not.
+        hook = requests.post(f"{site}/hooks/7/{HOOK_SECRET}", data=b"{}", timeout=10)
+        assert hook.status_code == 404
         scraped = requests.get(
             f"{site}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
         )
@@ -50,6 +54,7 @@ def test_gunicorn_sums_metrics_over_processes_and_logs_no_secrets(tmp_path):
     text = log.read_text()
     assert text.count('"GET /api/v1/connections HTTP/1.1" 401') == REQUESTS
     assert '"GET /metrics HTTP/1.1" 200' in text
-    for secret in ("SECRET-CODE-123", "STATE-456", "nsk_not-a-real-key-789", TOKEN):
+    assert '"POST /hooks/7/[secret] HTTP/1.1" 404' in text
+    for secret in ("SECRET-CODE-123", "STATE-456", "nsk_not-a-real-key-789", TOKEN, HOOK_SECRET):
         assert secret not in text
     assert text.count("Booting worker with pid") == 2  # two processes served

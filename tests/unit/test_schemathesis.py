@@ -55,6 +55,10 @@ OPERATIONS = {
     "GET /api/v1/notifications/{notification_id}",
     "GET /api/v1/connections",
     "GET /api/v1/connections/{connection_id}",
+    "GET /api/v1/webhooks",
+    "POST /api/v1/webhooks",
+    "GET /api/v1/webhooks/{webhook_id}",
+    "DELETE /api/v1/webhooks/{webhook_id}",
 }
 EXAMPLES_PER_OPERATION = 60
 

@@ -1,5 +1,5 @@
 """The API's request schemas: the body of POST /notifications (JSON, or multipart to attach
-a file) and the paging arguments of the lists.
+a file), the body of POST /webhooks, and the paging arguments of the lists.
 
 Requests are checked here for shape and types, then once by :mod:`notify_site.notify_content`
 (message length and characters, sticker and image pairs, https URLs, the image file's type,
@@ -27,6 +27,8 @@ from marshmallow import (
 from werkzeug.datastructures import MultiDict
 
 from notify_site.api.schemas.fields import ID_MAX, ConnectionRef, ImageFile, StrictBoolean
+from notify_site.i18n import LANGUAGES
+from notify_site.models import WebhookFormat
 from notify_site.notify_content import (
     IMAGE_MAX_BYTES,
     IMAGE_MAX_SIDE,
@@ -37,6 +39,9 @@ from notify_site.notify_content import (
     check_content,
 )
 from notify_site.services.notifications import describe_problem
+from notify_site.services.webhooks import manage as webhooks
+from notify_site.services.webhooks.manage import Settings
+from notify_site.services.webhooks.templates import TEMPLATE_MAX_CHARS
 
 CONNECTIONS_MAX = 100
 PER_PAGE_DEFAULT = 50
@@ -245,3 +250,75 @@ class PageArgsSchema(Schema):
     per_page = fields.Integer(
         load_default=PER_PAGE_DEFAULT, validate=validate.Range(min=1, max=PER_PAGE_MAX)
     )
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A validated POST /webhooks."""
+
+    format: str
+    settings: Settings
+
+
+class WebhookRequestSchema(Schema):
+    """The JSON body of POST /webhooks. Give ``connection`` or ``connections`` (ids or
+    labels of your own chats)."""
+
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(
+        required=True, metadata={"minLength": 1, "maxLength": webhooks.NAME_MAX_CHARS}
+    )
+    format = fields.String(
+        required=True,
+        validate=validate.OneOf(WebhookFormat.ALL),
+        metadata={"description": "What the tool posts: " + ", ".join(WebhookFormat.ALL)},
+    )
+    connection = ConnectionRef()
+    connections = fields.List(
+        ConnectionRef(),
+        validate=validate.Length(min=1, max=webhooks.MAX_CONNECTIONS),
+        metadata={"description": "Several connections, by id or label"},
+    )
+    template = fields.String(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "maxLength": TEMPLATE_MAX_CHARS,
+            "description": "A Jinja2 template of your own (sandboxed); null or absent: the "
+            "format's built-in message. It must render the format's sample, or it is refused.",
+        },
+    )
+    locale = fields.String(
+        load_default="en",
+        validate=validate.OneOf(list(LANGUAGES)),
+        metadata={"description": "The language of the built-in messages' words"},
+    )
+    dedupe_seconds = fields.Integer(
+        load_default=None,
+        strict=True,
+        validate=validate.Range(min=0, max=webhooks.DEDUPE_MAX_SECONDS),
+        metadata={
+            "description": "Repeats of one group in one state within this many seconds "
+            "queue once (default: the site's, 300); 0: every post queues"
+        },
+    )
+
+    @validates_schema
+    def _one_target(self, data: dict[str, Any], **kwargs) -> None:
+        _exactly_one_target(data)
+
+    @post_load
+    def _to_request(self, data: dict[str, Any], **kwargs) -> WebhookRequest:
+        refs = [data["connection"]] if "connection" in data else data["connections"]
+        return WebhookRequest(
+            format=data["format"],
+            settings=Settings(
+                name=data["name"],
+                connections=refs,
+                template=data["template"],
+                locale=data["locale"],
+                dedupe_seconds=data["dedupe_seconds"],
+            ),
+        )

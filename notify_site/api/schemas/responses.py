@@ -9,8 +9,14 @@ from __future__ import annotations
 from flask import url_for
 from marshmallow import Schema, fields
 
-from notify_site.models import NotificationStatus
-from notify_site.serialisers import ConnectionSchema, NotificationRefSchema, PaginationSchema
+from notify_site.models import NotificationStatus, Webhook
+from notify_site.security import external_url
+from notify_site.serialisers import (
+    ConnectionSchema,
+    NotificationRefSchema,
+    PaginationSchema,
+    WebhookSchema,
+)
 
 
 class QueuedNotificationSchema(NotificationRefSchema):
@@ -29,8 +35,9 @@ class QueuedResponseSchema(Schema):
     notifications = fields.List(fields.Nested(QueuedNotificationSchema), required=True)
 
 
-class ConnectionListSchema(Schema):
-    connections = fields.List(fields.Nested(ConnectionSchema), attribute="items", required=True)
+class PagedSchema(Schema):
+    """One page of a list: its items (a field of the subclass) and where it is."""
+
     pagination = fields.Nested(PaginationSchema, required=True)
 
     def get_attribute(self, obj, attr, default):
@@ -38,3 +45,64 @@ class ConnectionListSchema(Schema):
         if attr == "pagination":
             return obj
         return super().get_attribute(obj, attr, default)
+
+
+class ConnectionListSchema(PagedSchema):
+    connections = fields.List(fields.Nested(ConnectionSchema), attribute="items", required=True)
+
+
+class WebhookNotificationSchema(QueuedNotificationSchema):
+    """A notification a post queued, or for a repeat the one the first post queued, as it
+    stands now."""
+
+    status = fields.String(
+        required=True,
+        metadata={"enum": [*NotificationStatus.PENDING, *NotificationStatus.TERMINAL]},
+    )
+
+
+class WebhookPostResponseSchema(Schema):
+    """What a post to a webhook became (notify_site/api/hooks.py)."""
+
+    status = fields.String(
+        attribute="outcome",
+        required=True,
+        metadata={"enum": ["queued", "duplicate"], "description": "duplicate: nothing queued"},
+    )
+    delivery = fields.Integer(
+        attribute="delivery_id", required=True, metadata={"description": "Its history entry"}
+    )
+    duplicate_of = fields.Integer(allow_none=True, required=True)
+    message = fields.String(attribute="text", required=True)
+    note = fields.String(allow_none=True, required=True)
+    notifications = fields.List(fields.Nested(WebhookNotificationSchema), required=True)
+
+
+class WebhookListSchema(PagedSchema):
+    webhooks = fields.List(fields.Nested(WebhookSchema), attribute="items", required=True)
+
+
+class CreatedWebhook:
+    """A webhook just made and its secret, as :class:`WebhookCreatedSchema` writes them."""
+
+    def __init__(self, webhook: Webhook, secret: str) -> None:
+        self.webhook = webhook
+        self.secret = secret
+
+    def __getattr__(self, name: str):
+        return getattr(self.webhook, name)
+
+    @property
+    def url_with_secret(self) -> str:
+        return external_url(
+            "hooks.receive_with_secret", webhook_id=self.webhook.id, secret=self.secret
+        )
+
+
+class WebhookCreatedSchema(WebhookSchema):
+    """A webhook just made: the only answer that holds its secret."""
+
+    secret = fields.String(required=True, metadata={"description": "Shown once: keep it now"})
+    url_with_secret = fields.String(
+        required=True, metadata={"description": "The URL for tools that take only a URL"}
+    )
