@@ -431,8 +431,11 @@ class WebhookDelivery(db.Model):
     outcome: Mapped[str] = mapped_column(String(16))
     # The rendered message (queued and duplicate posts).
     text: Mapped[str | None] = mapped_column(Text)
-    # Why it was refused or not read, or a note (the person's template failed on this post).
+    # Why it was refused or not read, or a note (the person's template failed on this post):
+    # in English, with the code and parameters pages translate from (notify_site/stored_text.py).
     detail: Mapped[str | None] = mapped_column(String(500))
+    detail_code: Mapped[str | None] = mapped_column(String(32))
+    detail_params: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     # The notifications it queued, as a JSON list of ids (a duplicate: the first post's).
     notification_ids: Mapped[str | None] = mapped_column(String(500))
     # A duplicate: the delivery that queued the group's state first.

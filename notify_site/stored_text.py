@@ -70,6 +70,14 @@ TEMPLATES: dict[str, str] = {
 }
 
 
+def register(templates: Mapping[str, str]) -> None:
+    """Add the codes another part of the site stores, each with its English template (the
+    incoming webhooks register why a post was refused). A code keeps one template."""
+    for code, template in templates.items():
+        if TEMPLATES.setdefault(code, template) != template:
+            raise ValueError(f"stored text code {code!r} is taken")
+
+
 @dataclass(frozen=True)
 class StoredText:
     """One stored text: ``text`` in English, and the ``code`` and ``params`` pages read."""

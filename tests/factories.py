@@ -32,8 +32,8 @@ from notify_site.models import (
 from notify_site.services import accounts, api_keys
 from notify_site.services.connections import connection_context
 from notify_site.services.retry import CONNECTION_REVOKED
-from notify_site.stored_text import StoredText, columns, site_text
 from notify_site.services.webhooks import formats
+from notify_site.stored_text import StoredText, columns, site_text
 
 PASSWORD = "correct horse battery"
 

@@ -23,6 +23,32 @@ from tests.factories import PASSWORD, create_notification
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1200, "height": 850}
+# Every element of a quota card must stay inside the card, and the page must not scroll
+# sideways. Tables scroll inside their .table-wrap by design, so they are left out.
+OVERFLOW = """() => {
+  const problems = [];
+  const doc = document.documentElement;
+  if (doc.scrollWidth > doc.clientWidth) {
+    problems.push(`page ${doc.scrollWidth} > ${doc.clientWidth}`);
+  }
+  for (const box of document.querySelectorAll(".quota-card, .card")) {
+    const outer = box.getBoundingClientRect();
+    for (const el of box.querySelectorAll("*")) {
+      if (el.closest(".table-wrap") || el.closest("template")) continue;
+      const rect = el.getBoundingClientRect();
+      if (rect.width === 0 || rect.height === 0) continue;
+      const what = `${el.tagName}.${el.className} [${el.textContent.trim().slice(0, 30)}]`;
+      if (rect.left < outer.left - 1 || rect.right > outer.right + 1) {
+        problems.push(`${what} leaves its card`);
+      }
+      const visible = getComputedStyle(el).overflowX === "visible";
+      if (visible && el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1) {
+        problems.push(`${what} overflows`);
+      }
+    }
+  }
+  return problems;
+}"""
 # (hours ago, delivered, failed): 24 delivered and 3 failed in five hours.
 HISTORY = [(20, 3, 0), (14, 6, 1), (9, 2, 0), (5, 9, 2), (2, 4, 0)]
 

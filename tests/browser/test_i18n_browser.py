@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from tests.browser.steps import (
     DESKTOP,
+    OVERFLOW,
     PHONE,
     add_history,
     quota_card,
@@ -27,33 +28,6 @@ REVIEW = Path("/tmp/i18n-shots")  # noqa: S108 - a fixed place people are told t
 # Long labels in the readers' scripts, to find layouts that only fit English.
 OPS = "本番サーバー監視アラート（東京リージョン）"
 FAMILY = "家族群組通知"
-
-# Every element of a quota card must stay inside the card, and the page must not scroll
-# sideways. Tables scroll inside their .table-wrap by design, so they are left out.
-OVERFLOW = """() => {
-  const problems = [];
-  const doc = document.documentElement;
-  if (doc.scrollWidth > doc.clientWidth) {
-    problems.push(`page ${doc.scrollWidth} > ${doc.clientWidth}`);
-  }
-  for (const box of document.querySelectorAll(".quota-card, .card")) {
-    const outer = box.getBoundingClientRect();
-    for (const el of box.querySelectorAll("*")) {
-      if (el.closest(".table-wrap") || el.closest("template")) continue;
-      const rect = el.getBoundingClientRect();
-      if (rect.width === 0 || rect.height === 0) continue;
-      const what = `${el.tagName}.${el.className} [${el.textContent.trim().slice(0, 30)}]`;
-      if (rect.left < outer.left - 1 || rect.right > outer.right + 1) {
-        problems.push(`${what} leaves its card`);
-      }
-      const visible = getComputedStyle(el).overflowX === "visible";
-      if (visible && el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1) {
-        problems.push(`${what} overflows`);
-      }
-    }
-  }
-  return problems;
-}"""
 
 
 def look(page, name: str, tmp_path: Path) -> Path:

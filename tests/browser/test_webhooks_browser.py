@@ -9,19 +9,14 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import screenshot
-from tests.browser.test_i18n_browser import OVERFLOW
-from tests.browser.test_send_browser import DESKTOP, PHONE, sign_up_and_connect
+from tests.browser.steps import DESKTOP, OVERFLOW, PHONE, screenshot, sign_up_and_connect
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def live_overrides():
-    return {"WORKER_IN_PROCESS": True}
-
-
-def test_make_a_webhook_preview_a_template_send_a_test_and_see_it_delivered(live, page):
+def test_make_a_webhook_preview_a_template_send_a_test_and_see_it_delivered(
+    live, in_process_worker, page
+):
     sign_up_and_connect(page, live, [("Team alerts", "Team alerts")])
     page.get_by_role("link", name="Webhooks").click()
     expect(page).to_have_url(f"{live.site}/webhooks")

@@ -23,7 +23,7 @@ URL = re.compile(r'id="new-webhook-url"[^>]*>(https?://[^<]+/hooks/(\d+)/(whk_[A
 
 @pytest.fixture
 def live_overrides():
-    return {"WORKER_IN_PROCESS": True, "DELIVERY_RETRY_BASE": 0.01}
+    return {"DELIVERY_RETRY_BASE": 0.01}
 
 
 def make_webhook(browser: requests.Session, live, name: str, format_name: str) -> tuple:
@@ -60,7 +60,7 @@ def wait_until_delivered(live, count: int, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
-def test_each_tools_example_reaches_the_team_alerts_group(live, caplog):
+def test_each_tools_example_reaches_the_team_alerts_group(live, in_process_worker, caplog):
     caplog.set_level(logging.DEBUG)
     browser = requests.Session()
     register(browser, live.site)

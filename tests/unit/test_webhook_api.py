@@ -10,8 +10,13 @@ from sqlalchemy import select
 
 from notify_site.extensions import db
 from notify_site.models import Webhook
-from notify_site.services import api_keys
-from tests.factories import create_connection, create_user, create_webhook, webhook_fixture
+from tests.factories import (
+    create_api_key,
+    create_connection,
+    create_user,
+    create_webhook,
+    webhook_fixture,
+)
 
 FIRING = webhook_fixture("alertmanager-firing.json")
 
@@ -25,8 +30,8 @@ def keys(app):
         bob = create_user("bob")
         create_connection(bob, label="Bobs")
         create_webhook(bob, ["Bobs"], name="Bob's Grafana", format_name="grafana")
-        _, alice_key = api_keys.create_api_key(alice, "automation")
-        _, bob_key = api_keys.create_api_key(bob, "automation")
+        _, alice_key = create_api_key(alice, "automation")
+        _, bob_key = create_api_key(bob, "automation")
         return {"alice": alice_key, "bob": bob_key}
 
 

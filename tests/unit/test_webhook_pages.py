@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from notify_site.extensions import db
-from notify_site.models import ApiKeyReveal, Notification, Webhook, WebhookDelivery
+from notify_site.models import ApiKeyReveal, Notification, User, Webhook, WebhookDelivery
 from tests.conftest import make_test_config
 from tests.factories import (
     create_connection,
@@ -25,19 +25,13 @@ URL_PATTERN = re.compile(r"https?://[^\s<\"']+/hooks/(\d+)/(whk_[A-Za-z0-9_-]+)"
 SECRET_PATTERN = re.compile(r"whk_[A-Za-z0-9_-]{20,}")
 
 
-@pytest.fixture
-def alice(app):
+@pytest.fixture(autouse=True)
+def chats(app, alice):
+    """Alice's chats: the group "Team alerts" and her 1-on-1 "Me"."""
     with app.app_context():
-        alice = create_user("alice")
-        create_connection(alice, label="Team alerts", target_type="GROUP")
-        create_connection(alice, label="Me")
-        return alice.id
-
-
-@pytest.fixture
-def signed_in(client, alice):
-    login(client)
-    return client
+        owner = db.session.get(User, alice)
+        create_connection(owner, label="Team alerts", target_type="GROUP")
+        create_connection(owner, label="Me")
 
 
 def connection_id(app, label: str) -> int:
@@ -250,7 +244,8 @@ def test_the_pages_changes_need_the_csrf_token(tmp_path):
     from notify_site import create_app
     from tests.conftest import init_database
 
-    app = create_app(make_test_config(tmp_path, WTF_CSRF_ENABLED=True))
+    (tmp_path / "csrf").mkdir()  # an app of its own, beside the module's
+    app = create_app(make_test_config(tmp_path / "csrf", WTF_CSRF_ENABLED=True))
     init_database(app)
     with app.app_context():
         alice = create_user("alice")
@@ -286,8 +281,13 @@ def test_the_history_is_kept_in_english_and_shown_in_the_pages_language(app, sig
             select(WebhookDelivery.detail).order_by(WebhookDelivery.id)
         ).all()
     assert details == ["alerts: is missing", "The webhook is paused."]
+    with app.app_context():
+        codes = db.session.scalars(
+            select(WebhookDelivery.detail_code).order_by(WebhookDelivery.id)
+        ).all()
+    assert codes == ["payload_unreadable", "webhook_paused"]
     signed_in.set_cookie("lang", "ja")
     page = signed_in.get(f"/webhooks/{webhook_id}").get_data(as_text=True)
-    assert "alerts: ありません" in page
+    assert "alerts：ありません" in page
     assert "Webhook は一時停止中です。" in page
     assert "is missing" not in page

@@ -14,17 +14,24 @@ from dataclasses import dataclass
 
 from flask_babel import force_locale, gettext
 
+from notify_site import stored_text
 from notify_site.notify_content import MESSAGE_MAX_CHARS
 from notify_site.services.webhooks import formats, samples, templates
-from notify_site.services.webhooks.formats import N_
 from notify_site.services.webhooks.messages import NoBuiltInMessageError, built_in_message
 from notify_site.services.webhooks.text import clean, cut
+from notify_site.stored_text import N_, StoredText, site_text
 
-# Notes for the history, in English (notify_site/services/webhooks/manage.py: detail_text).
-TEMPLATE_FAILED = N_(
-    "Your template failed on this post (%(error)s); the built-in message was sent."
+# Notes for a post's history (notify_site/stored_text.py): its template was set aside.
+stored_text.register(
+    {
+        "template_failed": N_(
+            "Your template failed on this post (%(error)s); the built-in message was sent."
+        ),
+        "template_empty": N_(
+            "Your template wrote nothing for this post; the built-in message was sent."
+        ),
+    }
 )
-TEMPLATE_EMPTY = N_("Your template wrote nothing for this post; the built-in message was sent.")
 
 
 @dataclass(frozen=True)
@@ -32,27 +39,26 @@ class Message:
     """The text to send, and a note for the history when the template was set aside."""
 
     text: str
-    note: str | None = None
+    note: StoredText | None = None
 
 
 def compose(
     format_name: str, template: str | None, reading: formats.Reading, locale: str
 ) -> Message:
-    """The message for ``reading`` (see the module); ``text`` is never empty. A ``note`` is
-    in English, as the history keeps it (translated when shown)."""
+    """The message for ``reading`` (see the module); ``text`` is never empty."""
     note = None
     if template is not None:
         with force_locale("en"):
             try:
                 text = clean(templates.render(template, reading.context).text)
             except templates.TemplateError as error:
-                text, note = "", TEMPLATE_FAILED % {"error": str(error)}
+                text, note = "", site_text("template_failed", error=str(error))
             else:
-                note = None if text else TEMPLATE_EMPTY
+                note = None if text else site_text("template_empty")
         if text:
             return Message(text)
     with force_locale(locale):
-        return Message(_built_in_or_fields(format_name, reading), note and cut(note, 500))
+        return Message(_built_in_or_fields(format_name, reading), note)
 
 
 def _built_in_or_fields(format_name: str, reading: formats.Reading) -> str:

@@ -14,8 +14,8 @@
   one, down → up → down) is not. The generic and text formats have one group, whose state is
   the body itself.
 
-A body a format cannot read raises :class:`PayloadError`, whose ``fields`` name what is
-missing or wrong (``alerts[0].labels``).
+A body a format cannot read raises :class:`PayloadError`, which names each field that is
+missing or wrong (``alerts[0].labels``) and why.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ from typing import Any
 
 from flask_babel import gettext
 
+from notify_site import stored_text
 from notify_site.models import WebhookFormat
 from notify_site.services import ServiceError
+from notify_site.stored_text import N_, StoredText, site_text
 
 FIRING = "firing"
 RESOLVED = "resolved"
@@ -43,27 +45,53 @@ KUMA_URL_TYPES = {"http", "keyword", "json-query", "real-browser", "grpc-keyword
 SEVERITY_LABELS = ("severity",)
 
 
-# Why a body cannot be read, in English: what a post's history keeps. They are translated
-# when they are shown (the API's answer, the webhook's page): see PayloadError.
-REASONS: set[str] = set()
-
-
-def N_(text: str) -> str:  # noqa: N802 - the conventional name of gettext's no-op marker
-    """Mark a reason: kept in English, translated when shown."""
-    REASONS.add(text)
-    return text
+# Why a body cannot be read: a code and its English words (the catalogue's msgid). The API
+# answers in the request's language; a post's history keeps the code, translated when shown
+# (notify_site/stored_text.py).
+REASONS = {
+    "missing": N_("is missing"),
+    "not_an_object": N_("must be an object"),
+    "body_not_an_object": N_("must be a JSON object"),
+    "not_json": N_("is not valid JSON"),
+    "not_utf8": N_("is not UTF-8 text"),
+    "json_empty": N_("is empty: send the tool's JSON"),
+    "text_empty": N_("is empty: the text format sends the body"),
+    "no_message": N_("gives no message that can be sent"),
+    "alert_status": N_("must be firing or resolved"),
+    "not_a_list": N_("must be a list"),
+    "not_a_whole_number": N_("must be a whole number"),
+    "not_a_string": N_("must be a string"),
+    "kuma_nothing": N_("is missing (give msg, or heartbeat and monitor)"),
+    "kuma_status": N_("must be 0, 1, 2 or 3"),
+}
+stored_text.register(
+    {
+        **{f"payload_{code}": text for code, text in REASONS.items()},
+        "payload_unreadable": N_("%(field)s: %(reason)s"),
+        "payload_unreadable_more": N_("%(field)s: %(reason)s (and %(count)s more)"),
+    }
+)
 
 
 class PayloadError(ServiceError):
-    """The body is not what the format expects; ``fields`` say what is missing or wrong, in
-    English (:meth:`translated` in the request's language)."""
+    """The body is not what the format expects: ``problems`` map each field to the code of
+    what is wrong (:data:`REASONS`); ``fields`` in English, :meth:`translated` in the
+    request's language, :meth:`stored` for a post's history."""
 
-    def __init__(self, fields: Mapping[str, str]) -> None:
-        super().__init__("; ".join(f"{name}: {reason}" for name, reason in fields.items()))
-        self.fields = dict(fields)
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        self.problems = dict(problems)
+        self.fields = {name: REASONS[code] for name, code in self.problems.items()}
+        super().__init__("; ".join(f"{name}: {reason}" for name, reason in self.fields.items()))
 
     def translated(self) -> dict[str, str]:
         return {name: gettext(reason) for name, reason in self.fields.items()}
+
+    def stored(self) -> StoredText:
+        (name, code), *rest = self.problems.items()
+        reason = site_text(f"payload_{code}")
+        if not rest:
+            return site_text("payload_unreadable", field=name, reason=reason)
+        return site_text("payload_unreadable_more", field=name, reason=reason, count=len(rest))
 
 
 @dataclass(frozen=True)
@@ -145,14 +173,14 @@ def decode_json(body: bytes) -> Any:
     try:
         return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise PayloadError({"body": N_("is not valid JSON")}) from None
+        raise PayloadError({"body": "not_json"}) from None
 
 
 def decode_text(body: bytes) -> str:
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
-        raise PayloadError({"body": N_("is not UTF-8 text")}) from None
+        raise PayloadError({"body": "not_utf8"}) from None
 
 
 def read(format_name: str, payload: Any) -> Reading:
@@ -175,11 +203,11 @@ def _context(payload: Any, **extra: Any) -> dict[str, Any]:
 
 
 def _required() -> str:
-    return N_("is missing")
+    return "missing"
 
 
 def _must_be_object() -> str:
-    return N_("must be an object")
+    return "not_an_object"
 
 
 def _string(value: Any) -> str:
@@ -202,7 +230,7 @@ def _string_map(value: Any, name: str, problems: dict[str, str]) -> dict[str, st
 
 def _object(payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
-        raise PayloadError({"body": N_("must be a JSON object")})
+        raise PayloadError({"body": "body_not_an_object"})
     return payload
 
 
@@ -218,13 +246,13 @@ def _read_alert_group(format_name: str, payload: Any) -> Reading:
     if status is None:
         problems["status"] = _required()
     elif status not in ALERT_STATUSES:
-        problems["status"] = N_("must be firing or resolved")
+        problems["status"] = "alert_status"
     raw_alerts = body.get("alerts")
     alerts: list[Alert] = []
     if raw_alerts is None:
         problems["alerts"] = _required()
     elif not isinstance(raw_alerts, list):
-        problems["alerts"] = N_("must be a list")
+        problems["alerts"] = "not_a_list"
     else:
         for index, raw in enumerate(raw_alerts):
             alert = _read_alert(raw, f"alerts[{index}]", status, problems)
@@ -235,7 +263,7 @@ def _read_alert_group(format_name: str, payload: Any) -> Reading:
     common_annotations = _string_map(body.get("commonAnnotations"), "commonAnnotations", problems)
     truncated = body.get("truncatedAlerts") or 0
     if not isinstance(truncated, int) or isinstance(truncated, bool) or truncated < 0:
-        problems["truncatedAlerts"] = N_("must be a whole number")
+        problems["truncatedAlerts"] = "not_a_whole_number"
     if problems:
         raise PayloadError(problems)
     group = AlertGroup(
@@ -267,7 +295,7 @@ def _read_alert(raw: Any, name: str, group_status: Any, problems: dict[str, str]
     annotations = _string_map(raw.get("annotations"), f"{name}.annotations", problems)
     status = raw.get("status", group_status)
     if status not in ALERT_STATUSES:
-        problems[f"{name}.status"] = N_("must be firing or resolved")
+        problems[f"{name}.status"] = "alert_status"
     fingerprint = raw.get("fingerprint")
     if not isinstance(fingerprint, str) or not fingerprint:
         fingerprint = _sha256(canonical(labels))[:16]  # what tells the alert apart: its labels
@@ -290,7 +318,7 @@ def _read_uptime_kuma(payload: Any) -> Reading:
     problems: dict[str, str] = {}
     msg = body.get("msg")
     if msg is not None and not isinstance(msg, str):
-        problems["msg"] = N_("must be a string")
+        problems["msg"] = "not_a_string"
     heartbeat = body.get("heartbeat")
     monitor = body.get("monitor")
     if heartbeat is not None and not isinstance(heartbeat, dict):
@@ -301,7 +329,7 @@ def _read_uptime_kuma(payload: Any) -> Reading:
         raise PayloadError(problems)
     if heartbeat is None and monitor is None:
         if not msg:
-            raise PayloadError({"msg": N_("is missing (give msg, or heartbeat and monitor)")})
+            raise PayloadError({"msg": "kuma_nothing"})
         event = MonitorEvent(msg=msg)
         return Reading(event=event, context=_context(body), group="test", state=msg)
 
@@ -311,7 +339,7 @@ def _read_uptime_kuma(payload: Any) -> Reading:
     elif status is None:
         problems["heartbeat.status"] = _required()
     elif status not in KUMA_STATUSES or isinstance(status, bool):
-        problems["heartbeat.status"] = N_("must be 0, 1, 2 or 3")
+        problems["heartbeat.status"] = "kuma_status"
     name = monitor.get("name") if monitor else None
     if monitor is None:
         problems["monitor"] = _required()
@@ -357,5 +385,5 @@ def _read_generic(payload: Any) -> Reading:
 def _read_text(payload: Any) -> Reading:
     text = payload if isinstance(payload, str) else ""
     if not text.strip():
-        raise PayloadError({"body": N_("is empty: the text format sends the body")})
+        raise PayloadError({"body": "text_empty"})
     return Reading(event=text, context={"text": text, "payload": text}, group="body", state=text)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import delete, func, select
 
+from notify_site import stored_text
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.i18n import LANGUAGES
@@ -35,7 +35,7 @@ from notify_site.models import (
 from notify_site.services import ServiceError, api_keys, plain_text_reason, sending
 from notify_site.services.api_keys import UnknownUserError
 from notify_site.services.paging import Page, count_rows, page_offset
-from notify_site.services.webhooks import compose, formats, templates
+from notify_site.services.webhooks import compose, templates
 
 SECRET_PREFIX = "whk_"  # noqa: S105 - the prefix every secret starts with, not a secret
 SECRET_RANDOM_BYTES = 32
@@ -304,30 +304,10 @@ def history(webhook: Webhook, limit: int = HISTORY_SHOWN) -> list[HistoryEntry]:
         HistoryEntry(
             delivery=row,
             notification_ids=json.loads(row.notification_ids or "[]"),
-            detail_text=detail_text(row.detail),
+            detail_text=stored_text.shown_column(row, "detail"),
         )
         for row in rows
     ]
-
-
-_TEMPLATE_FAILED = re.compile(
-    re.escape(compose.TEMPLATE_FAILED).replace(re.escape("%(error)s"), "(?P<error>.*)"), re.S
-)
-
-
-def detail_text(detail: str | None) -> str | None:
-    """A post's stored detail (English, as data) in the page's language: the site's own
-    sentences and reasons translated, the tool's and the template's words left as they are."""
-    if not detail:
-        return detail
-    if detail in formats.REASONS:
-        return gettext(detail)
-    if match := _TEMPLATE_FAILED.fullmatch(detail):
-        return gettext(compose.TEMPLATE_FAILED, error=match["error"])
-    problems = [part.partition(": ") for part in detail.split("; ")]
-    if all(separator and reason in formats.REASONS for _, separator, reason in problems):
-        return "; ".join(f"{name}: {gettext(reason)}" for name, _, reason in problems)
-    return detail
 
 
 def post_counts(user: User) -> dict[int, int]:

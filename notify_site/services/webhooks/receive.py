@@ -17,8 +17,8 @@ against the stored hash in constant time; an unknown id and a wrong secret are t
    written in the same transaction (``SendOptions.on_queued``) with the claim, so the three
    are on disk together or not at all.
 
-Every post leaves a history entry, those refused and not read too, with why: in English, as
-data (:func:`~.manage.detail_text` shows it in the page's language).
+Every post leaves a history entry, those refused and not read too, with why: a stored text
+(English, and a code the page translates; notify_site/stored_text.py).
 
 **Repeats.** Alertmanager and Grafana send a group's notification again (retries after a
 timeout, ``repeat_interval``, an HA pair of Alertmanagers each sending). A post is a repeat
@@ -46,6 +46,7 @@ from flask_babel import gettext
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from notify_site import stored_text
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import (
@@ -63,7 +64,6 @@ from notify_site.notify_content import ContentError, check_content
 from notify_site.services import ServiceError, sending
 from notify_site.services.notifications import ConnectionRef, QueuedNotification
 from notify_site.services.webhooks import compose, formats, samples
-from notify_site.services.webhooks.formats import N_
 from notify_site.services.webhooks.manage import (
     SECRET_MAX_CHARS,
     SECRET_PREFIX,
@@ -71,15 +71,18 @@ from notify_site.services.webhooks.manage import (
     hash_secret,
 )
 from notify_site.services.webhooks.text import cut
+from notify_site.stored_text import N_, StoredText, columns, site_text
 
 # How many posts a webhook's history keeps; older ones are deleted as new ones come.
 HISTORY_KEPT = 200
 DETAIL_MAX_CHARS = 500
 # A fixed hash to compare with when the id is unknown: the answer takes as long either way.
 _NO_SECRET_HASH = hash_secret("")
-# Why a post was refused, as its history keeps it (English; translated when shown).
-PAUSED = N_("The webhook is paused.")
+# Why a post was refused, as its history keeps it (notify_site/stored_text.py).
 NO_ACTIVE_CHAT = N_("None of this webhook's chats can receive messages now.")
+stored_text.register(
+    {"webhook_paused": N_("The webhook is paused."), "webhook_no_chat": NO_ACTIVE_CHAT}
+)
 
 
 class WebhookPausedError(ServiceError):
@@ -132,25 +135,25 @@ def receive(webhook: Webhook, post: Post, *, test: bool = False) -> Received:
     :class:`WebhookPausedError`, :class:`~.formats.PayloadError` or :class:`NoActiveChatError`
     after recording the post in the history."""
     if webhook.is_paused:
-        _refuse(webhook, WebhookOutcome.REFUSED, PAUSED, test)
+        _refuse(webhook, WebhookOutcome.REFUSED, site_text("webhook_paused"), test)
         raise WebhookPausedError(
             gettext("This webhook is paused: resume it on its page to send again.")
         )
     try:
         reading = formats.read(webhook.format, _payload(webhook.format, post))
     except formats.PayloadError as error:
-        _refuse(webhook, WebhookOutcome.INVALID, str(error), test)
+        _refuse(webhook, WebhookOutcome.INVALID, error.stored(), test)
         raise
     message = compose.compose(webhook.format, webhook.template, reading, webhook.locale)
     try:
         content = check_content(message=message.text)
     except ContentError:  # clean() leaves nothing notify_content refuses; kept as a guard
-        error = formats.PayloadError({"body": formats.N_("gives no message that can be sent")})
-        _refuse(webhook, WebhookOutcome.INVALID, str(error), test)
+        error = formats.PayloadError({"body": "no_message"})
+        _refuse(webhook, WebhookOutcome.INVALID, error.stored(), test)
         raise error from None
     targets = _active_connection_ids(webhook)
     if not targets:
-        _refuse(webhook, WebhookOutcome.REFUSED, NO_ACTIVE_CHAT, test)
+        _refuse(webhook, WebhookOutcome.REFUSED, site_text("webhook_no_chat"), test)
         raise NoActiveChatError(gettext(NO_ACTIVE_CHAT))
 
     now = utcnow()
@@ -194,7 +197,7 @@ def receive(webhook: Webhook, post: Post, *, test: bool = False) -> Received:
     except (sending.UnknownConnectionError, sending.InactiveConnectionError) as error:
         # A chat went away since the look above: said as if none could receive.
         db.session.rollback()
-        _refuse(webhook, WebhookOutcome.REFUSED, str(error), test)
+        _refuse(webhook, WebhookOutcome.REFUSED, StoredText(str(error)), test)
         raise NoActiveChatError(str(error)) from None
     except Exception:
         db.session.rollback()
@@ -204,7 +207,7 @@ def receive(webhook: Webhook, post: Post, *, test: bool = False) -> Received:
         delivery_id=recorded["delivery_id"],
         notifications=result.notifications,
         text=message.text,
-        note=message.note,
+        note=message.note.text if message.note else None,
     )
 
 
@@ -224,7 +227,7 @@ def _payload(format_name: str, post: Post):
     if post.form is not None and "data" in post.form:
         return formats.decode_json(post.form["data"].encode())
     if not post.body.strip():
-        raise formats.PayloadError({"body": formats.N_("is empty: send the tool's JSON")})
+        raise formats.PayloadError({"body": "json_empty"})
     return formats.decode_json(post.body)
 
 
@@ -320,7 +323,7 @@ def _queued(ids: list[int]) -> list[QueuedNotification]:
 # ---------------------------------------------------------------------------- history
 
 
-def _refuse(webhook: Webhook, outcome: str, detail: str, test: bool) -> None:
+def _refuse(webhook: Webhook, outcome: str, detail: StoredText, test: bool) -> None:
     """Record a post that queued nothing, and commit."""
     _add_delivery(webhook, outcome, utcnow(), detail=detail, test=test)
     db.session.commit()
@@ -332,7 +335,7 @@ def _add_delivery(
     now: datetime,
     *,
     text: str | None = None,
-    detail: str | None = None,
+    detail: StoredText | None = None,
     notification_ids: list[int] | None = None,
     duplicate_of: int | None = None,
     test: bool = False,
@@ -346,7 +349,7 @@ def _add_delivery(
             received_at=now,
             outcome=outcome,
             text=text,
-            detail=cut(detail, DETAIL_MAX_CHARS) if detail else None,
+            **columns("detail", _cut(detail)),
             notification_ids=json.dumps(notification_ids) if notification_ids else None,
             duplicate_of=duplicate_of,
             test=test,
@@ -373,3 +376,10 @@ def _add_delivery(
         .execution_options(synchronize_session=False)
     )
     return delivery_id
+
+
+def _cut(detail: StoredText | None) -> StoredText | None:
+    """A detail whose English fits its column (its code and parameters are kept)."""
+    if detail is None or len(detail.text) <= DETAIL_MAX_CHARS:
+        return detail
+    return StoredText(cut(detail.text, DETAIL_MAX_CHARS), detail.code, detail.params)

@@ -3,12 +3,13 @@
 - webhooks: a person's webhook (its secret only as a SHA-256), its format, template, language
   and repeat window, paused or not;
 - webhook_connections: the chats it sends to;
-- webhook_deliveries: its history of posts (what each became, the text, the notifications);
+- webhook_deliveries: its history of posts (what each became, the text, the notifications,
+  why it was refused as a stored text: English, code and parameters);
 - webhook_dedupe: the last state queued per alert group, which decides repeats.
 
-Revision ID: 7d9735067453
-Revises: 3ddb9a6b85b2
-Create Date: 2026-12-05 06:10:56.784489
+Revision ID: ee90102d7c2e
+Revises: f5b718829371
+Create Date: 2026-12-05 06:34:08.603676
 """
 
 import sqlalchemy as sa
@@ -17,8 +18,8 @@ from alembic import op
 import notify_site.db_types
 
 
-revision = '7d9735067453'
-down_revision = '3ddb9a6b85b2'
+revision = 'ee90102d7c2e'
+down_revision = 'f5b718829371'
 branch_labels = None
 depends_on = None
 
@@ -69,6 +70,8 @@ def upgrade():
     sa.Column('outcome', sa.String(length=16), nullable=False),
     sa.Column('text', sa.Text(), nullable=True),
     sa.Column('detail', sa.String(length=500), nullable=True),
+    sa.Column('detail_code', sa.String(length=32), nullable=True),
+    sa.Column('detail_params', sa.JSON(none_as_null=True), nullable=True),
     sa.Column('notification_ids', sa.String(length=500), nullable=True),
     sa.Column('duplicate_of', sa.Integer(), nullable=True),
     sa.Column('test', sa.Boolean(), nullable=False),
