@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 
 from notify_site.extensions import db
 from notify_site.models import ApiKeyReveal, Notification, User, Webhook, WebhookDelivery
-from tests.conftest import make_test_config
 from tests.factories import (
     create_connection,
     create_user,
@@ -238,37 +237,6 @@ def test_another_persons_webhook_is_not_found_on_every_page(app, client, alice):
         assert getattr(client, method)(path).status_code == 404, path
     with app.app_context():
         assert db.session.get(Webhook, bobs_id).paused_at is None
-
-
-def test_the_pages_changes_need_the_csrf_token(tmp_path):
-    from notify_site import create_app
-    from tests.conftest import init_database
-
-    (tmp_path / "csrf").mkdir()  # an app of its own, beside the module's
-    app = create_app(make_test_config(tmp_path / "csrf", WTF_CSRF_ENABLED=True))
-    init_database(app)
-    with app.app_context():
-        alice = create_user("alice")
-        create_connection(alice, label="Ops")
-        webhook_id, _ = create_webhook(alice, ["Ops"])
-    client = app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-    client.post(
-        "/login",
-        data={"username": "alice", "password": "correct horse battery", "csrf_token": token},
-    )
-    for path in (
-        f"/webhooks/{webhook_id}/pause",
-        f"/webhooks/{webhook_id}/delete",
-        f"/webhooks/{webhook_id}/preview",
-        "/webhooks",
-    ):
-        assert client.post(path, data={}).status_code == 400, path
-    with app.app_context():
-        webhook = db.session.get(Webhook, webhook_id)
-        assert webhook is not None
-        assert webhook.paused_at is None
 
 
 def test_the_history_is_kept_in_english_and_shown_in_the_pages_language(app, signed_in):
