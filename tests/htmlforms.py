@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urljoin
@@ -72,3 +73,11 @@ def form_with(html: str, base_url: str, *, button: str | None = None, field: str
         if field and (field in form.fields or field in form.radios):
             return form
     raise AssertionError(f"no form with button={button!r} field={field!r} on the page")
+
+
+def csrf_token(client, path: str) -> str:
+    """The CSRF token the page at ``path`` carries in its forms (``client``: Flask's)."""
+    html = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)

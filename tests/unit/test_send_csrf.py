@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from sqlalchemy import func, select
 
@@ -11,18 +9,12 @@ from notify_site.extensions import db
 from notify_site.models import Notification
 from tests.conftest import make_test_config
 from tests.factories import PASSWORD, create_connection, create_user
+from tests.htmlforms import csrf_token
 
 
 @pytest.fixture
 def app_config(tmp_path):
     return make_test_config(tmp_path, WTF_CSRF_ENABLED=True)
-
-
-def csrf_token(client, path: str) -> str:
-    html = client.get(path).get_data(as_text=True)
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
 
 
 def count_rows(app) -> int:

@@ -3,8 +3,6 @@ tools post to needs no token."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from sqlalchemy import select
 
@@ -12,16 +10,12 @@ from notify_site.extensions import db
 from notify_site.models import User, Webhook
 from tests.conftest import make_test_config
 from tests.factories import PASSWORD, create_connection, create_webhook, webhook_fixture
+from tests.htmlforms import csrf_token
 
 
 @pytest.fixture
 def app_config(tmp_path):
     return make_test_config(tmp_path, WTF_CSRF_ENABLED=True)
-
-
-def csrf_token(client, path: str) -> str:
-    html = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
 
 
 def test_the_pages_changes_need_the_token_and_the_tools_url_does_not(app, client, alice):
