@@ -8,7 +8,7 @@
 - webhook_dedupe: the last state queued per alert group, which decides repeats.
 
 Revision ID: ee90102d7c2e
-Revises: f5b718829371
+Revises: 90498c7aeadb
 Create Date: 2026-12-05 06:34:08.603676
 """
 
@@ -19,7 +19,7 @@ import notify_site.db_types
 
 
 revision = 'ee90102d7c2e'
-down_revision = 'f5b718829371'
+down_revision = '90498c7aeadb'
 branch_labels = None
 depends_on = None
 

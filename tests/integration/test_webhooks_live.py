@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 
 import pytest
 import requests
@@ -16,7 +15,8 @@ from sqlalchemy import select
 from notify_site.extensions import db
 from notify_site.models import Connection, Notification, NotificationStatus
 from tests.factories import webhook_fixture
-from tests.integration.helpers import connect_chat, register, submit
+from tests.integration.helpers import connect_chat, register, relay_reader, submit
+from tests.servers import wait_until
 
 URL = re.compile(r'id="new-webhook-url"[^>]*>(https?://[^<]+/hooks/(\d+)/(whk_[A-Za-z0-9_-]+))<')
 
@@ -45,19 +45,21 @@ def make_webhook(browser: requests.Session, live, name: str, format_name: str) -
 
 
 def inbox_messages(live) -> list[str]:
-    answer = requests.get(f"{live.relay}/inbox.json", timeout=10)
+    """The messages of alice's private sandbox inbox, read as alice."""
+    answer = relay_reader(live).get(f"{live.relay}/inbox.json", timeout=10)
     return [item["message"] for item in answer.json()["messages"]]
 
 
-def wait_until_delivered(live, count: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+def wait_until_delivered(live, count: int) -> None:
+    def statuses() -> list[str]:
         with live.app.app_context():
-            statuses = db.session.scalars(select(Notification.status)).all()
-        if len(statuses) == count and set(statuses) == {NotificationStatus.DELIVERED}:
-            return
-        assert time.monotonic() < deadline, f"not delivered in time: {statuses}"
-        time.sleep(0.05)
+            return db.session.scalars(select(Notification.status)).all()
+
+    def delivered() -> bool:
+        found = statuses()
+        return len(found) == count and set(found) == {NotificationStatus.DELIVERED}
+
+    wait_until(delivered, 30, f"{count} notifications delivered", details=lambda: str(statuses()))
 
 
 def test_each_tools_example_reaches_the_team_alerts_group(live, in_process_worker, caplog):
