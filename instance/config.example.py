@@ -132,3 +132,11 @@
 # same token; None: it does not. The address it listens on (keep it on a private network).
 # WORKER_METRICS_PORT = 9200
 # WORKER_METRICS_HOST = "127.0.0.1"
+
+# --- Scheduled sends ------------------------------------------------------------------------
+# An occurrence of a recurring schedule missed while no worker ran is sent when a worker comes
+# back if it is at most this many seconds old; older ones are recorded as skipped.
+# SCHEDULE_CATCH_UP_SECONDS = 3600
+# Schedules one worker claims per round, and occurrences of one schedule handled per round.
+# SCHEDULE_CLAIM_BATCH = 50
+# SCHEDULE_OCCURRENCES_PER_ROUND = 100

@@ -110,6 +110,12 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_DEDUPE_SECONDS": 300,
     "WEBHOOK_RATE_LIMIT": "120 per minute",
     "WEBHOOK_MAX_BODY_BYTES": 1024 * 1024,
+    # Scheduled sends (SPEC 9). An occurrence missed while no worker ran is sent when one comes
+    # back if it is at most this many seconds old, else recorded as skipped.
+    "SCHEDULE_CATCH_UP_SECONDS": 3600,
+    # Schedules one worker claims per round, and occurrences of one schedule handled per round.
+    "SCHEDULE_CLAIM_BATCH": 50,
+    "SCHEDULE_OCCURRENCES_PER_ROUND": 100,
     # Accounts.
     "REGISTRATION_OPEN": True,
     # How passwords are hashed (werkzeug's generate_password_hash methods): "scrypt" or

@@ -239,11 +239,17 @@ STATUS_WORDS: dict[str, Any] = {
     "sending": _l("sending"),
     "delivered": _l("delivered"),
     "failed": _l("failed"),
-    # An incoming webhook, and what became of a post to it.
+    # An incoming webhook (a schedule too), and what became of a post to it.
     "paused": _l("paused"),
     "duplicate": _l("duplicate"),
     "invalid": _l("invalid"),
     "refused": _l("refused"),
+    "scheduled": _l("scheduled"),
+    "cancelled": _l("cancelled"),
+    # A schedule's states (paused: above), and what became of one of its occurrences.
+    "finished": _l("finished"),
+    "skipped": _l("skipped"),
+    "not_sent": _l("not sent"),
     # LINE Notify's targetType, shown as the badge; English keeps Notify's own word.
     "USER": _l("USER"),
     "GROUP": _l("GROUP"),

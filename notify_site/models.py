@@ -9,7 +9,18 @@ import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from notify_site.db_types import UTCDateTime, utcnow
@@ -219,13 +230,18 @@ class ApiKeyReveal(db.Model):
 
 
 class NotificationStatus:
+    #: Sent later: waits for ``next_attempt_at`` (its send time) and may still be cancelled.
+    #: Once due it is claimed like a queued row; a claimed row is no longer cancellable.
+    SCHEDULED = "scheduled"
     QUEUED = "queued"
     SENDING = "sending"
     DELIVERED = "delivered"
     FAILED = "failed"
+    #: A scheduled notification its owner cancelled before a worker took it.
+    CANCELLED = "cancelled"
 
-    PENDING = (QUEUED, SENDING)
-    TERMINAL = (DELIVERED, FAILED)
+    PENDING = (SCHEDULED, QUEUED, SENDING)
+    TERMINAL = (DELIVERED, FAILED, CANCELLED)
 
 
 class NotificationImage(db.Model):
@@ -257,6 +273,8 @@ class Notification(db.Model):
         Index("ix_notifications_owner_created", "owner_id", "created_at", "status"),
         # The admin's recent failures and its hourly chart of deliveries and failures.
         Index("ix_notifications_status_finished", "status", "finished_at"),
+        # A person's scheduled notifications by send time (the Scheduled page, the dashboard).
+        Index("ix_notifications_owner_status_due", "owner_id", "status", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -288,6 +306,13 @@ class Notification(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When it was asked to go: a send-later time, or the schedule occurrence it was queued
+    # for; None for "now". Unlike next_attempt_at it does not move with retries.
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The occurrence of a recurring schedule that queued it (services/schedules).
+    occurrence_id: Mapped[int | None] = mapped_column(
+        ForeignKey("schedule_occurrences.id", ondelete="SET NULL"), index=True
+    )
 
     connection: Mapped[Connection] = relationship()
     image: Mapped[NotificationImage | None] = relationship()
@@ -463,3 +488,94 @@ class WebhookDedupe(db.Model):
     state_hash: Mapped[str] = mapped_column(String(64))
     delivery_id: Mapped[int]
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ScheduleStatus:
+    ACTIVE = "active"
+    PAUSED = "paused"
+    #: The rule has no occurrence left (its end, or its COUNT, was reached).
+    FINISHED = "finished"
+
+
+#: The chats a schedule sends to. A deleted connection leaves its schedules (they send to
+#: the chats they still have).
+schedule_connections = Table(
+    "schedule_connections",
+    db.metadata,
+    Column("schedule_id", ForeignKey("schedules.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "connection_id",
+        ForeignKey("connections.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+)
+
+
+class Schedule(db.Model):
+    """A recurring send: a message, the chats it goes to, and an RFC 5545 RRULE in a time zone.
+
+    The rule is expanded in the zone's wall time from ``starts_local`` (a naive wall time in
+    ``timezone``), so a daily 09:00 stays 09:00 across daylight-saving changes
+    (notify_site/services/schedules/recurrence.py). ``next_run_at`` is the next occurrence not
+    yet handled, in UTC; the worker's scheduler job claims due schedules with a lease (the
+    shared outbox machinery) and records every occurrence once in :class:`ScheduleOccurrence`.
+    """
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        # The scheduler job: active schedules whose next occurrence is due.
+        Index("ix_schedules_due", "status", "next_run_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # The RRULE's value without DTSTART, e.g. "FREQ=WEEKLY;BYDAY=MO,FR;BYHOUR=9;BYMINUTE=0".
+    rrule: Mapped[str] = mapped_column(String(500))
+    timezone: Mapped[str] = mapped_column(String(64))
+    # Wall times in ``timezone`` (naive on purpose: "09:00 in Tokyo", not an instant).
+    starts_local: Mapped[datetime] = mapped_column(DateTime)
+    ends_local: Mapped[datetime | None] = mapped_column(DateTime)
+    message: Mapped[str] = mapped_column(Text)
+    sticker_package_id: Mapped[int | None]
+    sticker_id: Mapped[int | None]
+    image_thumbnail_url: Mapped[str | None] = mapped_column(String(2000))
+    image_fullsize_url: Mapped[str | None] = mapped_column(String(2000))
+    notification_disabled: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16), default=ScheduleStatus.ACTIVE)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    connections: Mapped[list[Connection]] = relationship(
+        secondary=schedule_connections, order_by="Connection.label"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Schedule {self.id} {self.name!r} {self.status}>"
+
+
+class OccurrenceStatus:
+    #: Its notifications were queued.
+    QUEUED = "queued"
+    #: Missed while nothing ran, and older than the catch-up age when a worker came back.
+    SKIPPED = "skipped"
+    #: Due, but none of the schedule's chats could receive it.
+    NOT_SENT = "not_sent"
+
+
+class ScheduleOccurrence(db.Model):
+    """One occurrence of a schedule, handled: its unique key (schedule, time) is what makes
+    every occurrence queue once, however many workers run and however often they restart."""
+
+    __tablename__ = "schedule_occurrences"
+    __table_args__ = (UniqueConstraint("schedule_id", "occurs_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"))
+    occurs_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    handled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from flask_babel import format_decimal, gettext
@@ -21,6 +22,7 @@ from sqlalchemy import insert, select, update
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
+from notify_site.i18n import status_word
 from notify_site.models import (
     ApiKey,
     Connection,
@@ -61,6 +63,15 @@ class NotificationValidationError(ServiceError):
 
 class NotificationNotFoundError(ServiceError):
     """No notification has that id, or none the caller may see."""
+
+
+class NotCancellableError(ServiceError):
+    """The notification is no longer scheduled: a worker took it, or it was finished or
+    cancelled already. ``status`` is the state it is in."""
+
+    def __init__(self, message: str, status: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def N_(text: str) -> str:  # noqa: N802 - the conventional name of gettext's no-op marker
@@ -147,6 +158,7 @@ class QueuedNotification:
     id: int
     connection: ConnectionRef
     status: str = NotificationStatus.QUEUED
+    send_at: datetime | None = None
 
 
 _notifications = Notification.__table__
@@ -165,6 +177,8 @@ def add_notifications(
     content: Content,
     *,
     api_key: ApiKey | AuthenticatedKey | None = None,
+    send_at: datetime | None = None,
+    occurrence_id: int | None = None,
 ) -> list[QueuedNotification]:
     """Insert one queued row per connection in the session's transaction, without committing.
 
@@ -172,6 +186,10 @@ def add_notifications(
     (see :func:`queue_notifications`), so that other writes, such as an idempotency record,
     can share the transaction; a rollback of the session undoes the rows. Returns what was
     queued, one record per connection, in order.
+
+    With ``send_at`` the rows wait as ``scheduled`` until then (send later); with an
+    ``occurrence_id`` too they are a schedule's occurrence, queued now, ``send_at`` saying
+    which.
     """
     if not isinstance(content, Content):
         raise TypeError("add_notifications takes a Content checked by notify_content")
@@ -188,6 +206,11 @@ def add_notifications(
             },
         ).scalar_one()
     api_key_id = api_key.id if api_key else None
+    later = send_at is not None and occurrence_id is None
+    status = NotificationStatus.SCHEDULED if later else NotificationStatus.QUEUED
+    timing = {"send_at": send_at, "occurrence_id": occurrence_id, "next_attempt_at": utcnow()}
+    if later:
+        timing["next_attempt_at"] = send_at
     ids = db.session.execute(
         _INSERT_NOTIFICATIONS,
         [
@@ -202,7 +225,8 @@ def add_notifications(
                 "image_fullsize_url": content.image_fullsize_url,
                 "image_id": image_id,
                 "notification_disabled": content.notification_disabled,
-                "status": NotificationStatus.QUEUED,
+                "status": status,
+                **timing,
             }
             for connection in connections
         ],
@@ -211,6 +235,8 @@ def add_notifications(
         QueuedNotification(
             id=row_id,
             connection=ConnectionRef(connection.id, connection.label),
+            status=status,
+            send_at=send_at if later else None,
         )
         for row_id, connection in zip(ids, connections, strict=True)
     ]
@@ -223,6 +249,8 @@ def queue_notifications(
     *,
     api_key: ApiKey | AuthenticatedKey | None = None,
     before_commit: Callable[[list[QueuedNotification]], None] | None = None,
+    send_at: datetime | None = None,
+    occurrence_id: int | None = None,
 ) -> list[QueuedNotification]:
     """Durably queue one notification per connection: :func:`add_notifications`, committed.
 
@@ -230,7 +258,14 @@ def queue_notifications(
     (a webhook's history entry): both are on disk, or neither.
     """
     try:
-        rows = add_notifications(user, connections, content, api_key=api_key)
+        rows = add_notifications(
+            user,
+            connections,
+            content,
+            api_key=api_key,
+            send_at=send_at,
+            occurrence_id=occurrence_id,
+        )
         if before_commit is not None:
             before_commit(rows)
         db.session.commit()
@@ -245,6 +280,45 @@ def get_notification(user: User, notification_id: int) -> Notification:
     if notification is None or (notification.owner_id != user.id and not user.is_admin):
         raise NotificationNotFoundError(gettext("no notification %(id)s", id=notification_id))
     return notification
+
+
+def cancel_scheduled(user: User, notification_id: int) -> Notification:
+    """Cancel one of the user's scheduled notifications, if no worker has taken it yet.
+
+    One conditional UPDATE decides: it changes the row only while it is still ``scheduled``
+    and not under a lease. A worker's claim is the same kind of statement on the same row, so
+    of a cancel and a claim racing, exactly one changes it and the other finds it changed:
+    a row a worker took is not cancelled, and :class:`NotCancellableError` says what it is.
+    """
+    notification = get_notification(user, notification_id)
+    now = utcnow()
+    changed = db.session.execute(
+        update(Notification)
+        .where(
+            Notification.id == notification.id,
+            Notification.status == NotificationStatus.SCHEDULED,
+            NOTIFICATIONS.lease.free(now),
+        )
+        .values(
+            status=NotificationStatus.CANCELLED,
+            finished_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    db.session.refresh(notification)
+    if changed != 1:
+        raise NotCancellableError(_not_cancellable_reason(notification.status), notification.status)
+    return notification
+
+
+def _not_cancellable_reason(status: str) -> str:
+    if status == NotificationStatus.CANCELLED:
+        return gettext("It was cancelled already.")
+    if status in NotificationStatus.PENDING:  # scheduled here: due, and a worker holds it
+        return gettext("It was not cancelled: it is already being delivered (a worker took it).")
+    return gettext("It was not cancelled: it is %(status)s already.", status=status_word(status))
 
 
 def get_notifications(user: User, ids: list[int]) -> list[Notification]:

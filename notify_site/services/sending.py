@@ -31,6 +31,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +39,10 @@ from flask_babel import gettext
 from sqlalchemy import and_, bindparam, or_, select
 
 from notify_site import metrics
+from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.i18n import status_word
-from notify_site.models import ApiKey, Connection, ConnectionStatus, User
+from notify_site.models import ApiKey, Connection, ConnectionStatus, NotificationStatus, User
 from notify_site.notify_content import Content
 from notify_site.services import ServiceError, idempotency, notifications
 from notify_site.services.notifications import (
@@ -73,6 +75,17 @@ class Source(StrEnum):
     FORM = "form"
     API = "api"
     WEBHOOK = "webhook"
+    #: A recurring schedule's occurrence, or a dated batch's row.
+    SCHEDULE = "schedule"
+
+
+#: How far ahead a notification may be sent later.
+SEND_LATER_MAX = timedelta(days=365)
+SEND_AT_EXAMPLE = "2031-05-06T07:30:00+09:00"
+
+
+class SendTimeError(ServiceError):
+    """A send-later time that cannot be used (past, or more than a year ahead)."""
 
 
 @dataclass(frozen=True)
@@ -81,10 +94,30 @@ class SendOptions:
 
     ``on_queued`` (without an idempotency key) writes the caller's own record of the queued
     rows in the transaction that queues them: an incoming webhook's history entry.
+    ``send_at`` sends later: the rows wait as ``scheduled`` until then (an aware time,
+    checked by :func:`check_send_at`). ``occurrence_id`` marks the rows as the occurrence of
+    a recurring schedule (queued now; ``send_at`` is then the occurrence's time).
     """
 
     source: Source
     on_queued: Callable[[list[QueuedNotification]], None] | None = None
+    send_at: datetime | None = None
+    occurrence_id: int | None = None
+
+
+def check_send_at(send_at: datetime, now: datetime | None = None) -> datetime:
+    """``send_at`` as an aware UTC time if it is in the future and at most a year ahead,
+    else :class:`SendTimeError` saying why."""
+    now = now or utcnow()
+    if send_at.tzinfo is None:
+        raise SendTimeError(
+            gettext("give the time with its offset, e.g. %(example)s", example=SEND_AT_EXAMPLE)
+        )
+    if send_at <= now:
+        raise SendTimeError(gettext("must be in the future"))
+    if send_at > now + SEND_LATER_MAX:
+        raise SendTimeError(gettext("must be at most a year ahead"))
+    return send_at.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -120,11 +153,15 @@ class IdempotencyKey:
 
     @classmethod
     def for_request(
-        cls, key: str, targets: Sequence[int | str], content: Content
+        cls,
+        key: str,
+        targets: Sequence[int | str],
+        content: Content,
+        send_at: datetime | None = None,
     ) -> IdempotencyKey:
-        """``key`` for a send of ``content`` to ``targets``, fingerprinted by
-        :func:`request_fingerprint`."""
-        return cls(key, request_fingerprint(targets, content))
+        """``key`` for a send of ``content`` to ``targets`` (later, at ``send_at``),
+        fingerprinted by :func:`request_fingerprint`."""
+        return cls(key, request_fingerprint(targets, content, send_at))
 
 
 @dataclass(frozen=True)
@@ -151,12 +188,23 @@ def send(
     """
     if not isinstance(content, Content):
         raise TypeError("send takes a Content checked by notify_content")
+    timing = {"send_at": options.send_at, "occurrence_id": options.occurrence_id}
+    if options.send_at is not None and options.occurrence_id is None:
+        try:
+            timing["send_at"] = check_send_at(options.send_at)
+        except SendTimeError as error:
+            raise notifications.NotificationValidationError({"send_at": str(error)}) from None
     if idempotency_key is None:
         # Nothing to look up or store. The rows are committed before anything else is done,
         # so SQLite's one write lock is held for the INSERT alone.
         found = find_targets(sender, targets)
         rows = notifications.queue_notifications(
-            sender, found, content, api_key=sender.api_key, before_commit=options.on_queued
+            sender,
+            found,
+            content,
+            api_key=sender.api_key,
+            before_commit=options.on_queued,
+            **timing,
         )
         metrics.notifications_queued(options.source, len(rows))
         return SendResult(rows)
@@ -167,7 +215,9 @@ def send(
 
     def queue() -> tuple[int, str]:
         found = find_targets(sender, targets)
-        rows = notifications.add_notifications(sender, found, content, api_key=sender.api_key)
+        rows = notifications.add_notifications(
+            sender, found, content, api_key=sender.api_key, **timing
+        )
         return ACCEPTED, _receipt(rows)
 
     answer = idempotency.execute(
@@ -180,16 +230,21 @@ def send(
     return SendResult(rows, replayed=answer.replayed)
 
 
-def request_fingerprint(targets: Sequence[int | str], content: Content) -> str:
+def request_fingerprint(
+    targets: Sequence[int | str], content: Content, send_at: datetime | None = None
+) -> str:
     """The fingerprint of a send request, for its idempotency key.
 
     The same request sent as JSON or as multipart has the same fingerprint; an uploaded file
     counts by the SHA-256 of its bytes. (Records written before keep matching: the canonical
-    form is the one the API used when it computed this itself.)
+    form is the one the API used when it computed this itself; a send-later time is in it
+    only when given, as the same instant whatever offset it was written with.)
     """
     upload = content.image_file
+    later = {} if send_at is None else {"send_at": send_at.astimezone(UTC).isoformat()}
     return idempotency.fingerprint(
         {
+            **later,
             "connections": list(targets),
             "message": content.message,
             "sticker_package_id": content.sticker_package_id,
@@ -214,10 +269,15 @@ def request_fingerprint(targets: Sequence[int | str], content: Content) -> str:
 
 
 def _receipt(rows: list[QueuedNotification]) -> str:
-    items = [
-        {"id": row.id, "connection": {"id": row.connection.id, "label": row.connection.label}}
-        for row in rows
-    ]
+    items = []
+    for row in rows:
+        item: dict[str, Any] = {
+            "id": row.id,
+            "connection": {"id": row.connection.id, "label": row.connection.label},
+        }
+        if row.send_at is not None:  # sent later: the answer said "scheduled", and when
+            item.update(status=row.status, send_at=row.send_at.isoformat())
+        items.append(item)
     return json.dumps({"notifications": items}, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -227,6 +287,8 @@ def _read_receipt(text: str) -> list[QueuedNotification]:
         QueuedNotification(
             id=item["id"],
             connection=ConnectionRef(item["connection"]["id"], item["connection"]["label"]),
+            status=item.get("status", NotificationStatus.QUEUED),
+            send_at=datetime.fromisoformat(item["send_at"]) if "send_at" in item else None,
         )
         for item in items
     ]
