@@ -52,6 +52,8 @@ class BatchRow:
     time: str
     connection: str
     message: str
+    #: Why the row could not be read at all (a field short...), reported with the others.
+    unreadable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,8 @@ class BatchResult:
 
 def read_csv(data: bytes) -> list[BatchRow]:
     """The rows of a CSV file, with their line numbers; :class:`BatchError` for a file that
-    cannot be read as one (not UTF-8, no header, a missing column, too many rows)."""
+    cannot be read as one (not UTF-8, no header, a missing column). A row that cannot be read
+    is kept with its reason, reported with the other rows' problems."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -113,7 +116,6 @@ def read_csv(data: bytes) -> list[BatchRow]:
             ]
         )
     rows: list[BatchRow] = []
-    problems: list[BatchProblem] = []
     line = reader.line_num
     try:
         for record in reader:
@@ -121,24 +123,17 @@ def read_csv(data: bytes) -> list[BatchRow]:
             if not any(cell.strip() for cell in record):
                 continue  # a blank line
             if len(record) != len(header):
-                problems.append(
-                    BatchProblem(
-                        start,
-                        gettext(
-                            "has %(found)s fields, the header %(expected)s (put a message "
-                            "with commas in double quotes)",
-                            found=len(record),
-                            expected=len(header),
-                        ),
-                    )
+                reason = gettext(
+                    "has %(found)s fields, the header %(expected)s (put a message with "
+                    "commas in double quotes)",
+                    found=len(record),
+                    expected=len(header),
                 )
+                rows.append(BatchRow(start, "", "", "", "", unreadable=reason))
                 continue
-            values = dict(zip(header, record, strict=True))
-            rows.append(_row(start, values))
+            rows.append(_row(start, dict(zip(header, record, strict=True))))
     except csv.Error as error:
-        problems.append(BatchProblem(line + 1, str(error)))
-    if problems:
-        raise BatchError(problems)
+        rows.append(BatchRow(line + 1, "", "", "", "", unreadable=str(error)))
     return rows
 
 
@@ -181,6 +176,9 @@ def create_batch(
     checked: list[_Checked] = []
     problems: list[BatchProblem] = []
     for row in rows:
+        if row.unreadable:
+            problems.append(BatchProblem(row.line, row.unreadable))
+            continue
         reasons: list[str] = []
         local = _when(row, options, reasons)
         target = _target(sender, row.connection, targets, reasons)
