@@ -69,6 +69,7 @@ def register_blueprints(app: Flask) -> None:
     """Every blueprint of the site, then the relay's (unless ``RELAY_ENABLED`` is false)."""
     from notify_site import web, wiring
     from notify_site.api import hooks
+    from notify_site.api import schedules as _api_schedules  # noqa: F401 - routes of api.bp
     from notify_site.api import views as api
     from notify_site.views import (
         admin,

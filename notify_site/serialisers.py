@@ -184,6 +184,14 @@ class NotificationSchema(NotificationRefSchema):
     updated_at = UTCTimestamp(required=True)
     next_attempt_at = UTCTimestamp(allow_none=True, required=True)
     finished_at = UTCTimestamp(allow_none=True, required=True)
+    send_at = UTCTimestamp(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "When it was asked to go: a send-later time (status `scheduled` "
+            "until then), or the time of the schedule occurrence that queued it; null: now"
+        },
+    )
 
 
 class AttemptSchema(Schema):
@@ -244,6 +252,81 @@ class NotificationDetailSchema(NotificationSchema):
     lease_expires_at = UTCTimestamp(allow_none=True)
     can_retry = fields.Boolean()
     can_cancel = fields.Boolean()
+
+
+# ---------------------------------------------------------------------------- schedules
+
+
+class StickerRefSchema(Schema):
+    package_id = fields.Integer(attribute="sticker_package_id", required=True)
+    sticker_id = fields.Integer(required=True)
+
+
+class ImageRefSchema(Schema):
+    thumbnail_url = fields.String(attribute="image_thumbnail_url", required=True)
+    fullsize_url = fields.String(attribute="image_fullsize_url", required=True)
+
+
+class WallTimeField(fields.DateTime):
+    """A wall time in a schedule's zone, without an offset: ``2031-05-06T07:30:00``."""
+
+    def _serialize(self, value: datetime | None, attr, obj, **kwargs) -> str | None:
+        return None if value is None else value.isoformat()
+
+
+class OccurrenceSchema(Schema):
+    """What became of one occurrence of a schedule."""
+
+    occurs_at = UTCTimestamp(required=True)
+    status = fields.String(required=True, metadata={"enum": ["queued", "skipped", "not_sent"]})
+
+
+class ScheduleSchema(Schema):
+    """A recurring schedule: what it sends, where, and when (an RRULE in a time zone)."""
+
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    status = fields.String(required=True, metadata={"enum": ["active", "paused", "finished"]})
+    rrule = fields.String(required=True)
+    timezone = fields.String(required=True)
+    starts_at = WallTimeField(attribute="starts_local", required=True)
+    ends_at = WallTimeField(attribute="ends_local", allow_none=True, required=True)
+    connections = fields.List(fields.Nested(ConnectionRefSchema), required=True)
+    message = fields.String(required=True)
+    sticker = fields.Method("_sticker", allow_none=True, metadata={"type": "object"})
+    image = fields.Method("_image", allow_none=True, metadata={"type": "object"})
+    notification_disabled = fields.Boolean(required=True)
+    next_run_at = UTCTimestamp(
+        allow_none=True,
+        required=True,
+        metadata={"description": "The next occurrence not yet handled; null when finished"},
+    )
+    created_at = UTCTimestamp(required=True)
+
+    def _sticker(self, schedule) -> dict | None:
+        schedule = getattr(schedule, "schedule", schedule)  # a ScheduleDetail's row
+        if schedule.sticker_package_id is None:
+            return None
+        return StickerRefSchema().dump(schedule)
+
+    def _image(self, schedule) -> dict | None:
+        schedule = getattr(schedule, "schedule", schedule)
+        if schedule.image_thumbnail_url is None:
+            return None
+        return ImageRefSchema().dump(schedule)
+
+
+class ScheduleDetailSchema(ScheduleSchema):
+    """One schedule with its next occurrences and what became of its latest ones (a
+    :class:`notify_site.services.schedules.manage.ScheduleDetail`)."""
+
+    next_occurrences = fields.List(UTCTimestamp(), required=True)
+    recent_occurrences = fields.List(fields.Nested(OccurrenceSchema), required=True)
+
+    def get_attribute(self, obj, attr, default):
+        if attr in ("next_occurrences", "recent_occurrences"):
+            return getattr(obj, attr)
+        return super().get_attribute(obj.schedule, attr, default)
 
 
 # ---------------------------------------------------------------------------- API keys

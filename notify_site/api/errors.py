@@ -103,6 +103,20 @@ _FIELD_MESSAGES: list[tuple[str, str]] = [
         "must be a file part of a multipart/form-data body",
         N_("must be a file part of a multipart/form-data body"),
     ),
+    (
+        "an RFC 3339 date and time with its offset, e.g. 2031-05-06T07:30:00+09:00",
+        N_("an RFC 3339 date and time with its offset, e.g. 2031-05-06T07:30:00+09:00"),
+    ),
+    (
+        "give the time with its offset (Z or +09:00)",
+        N_("give the time with its offset (Z or +09:00)"),
+    ),
+    (
+        "a wall time without an offset, e.g. 2031-05-06T07:30",
+        N_("a wall time without an offset, e.g. 2031-05-06T07:30"),
+    ),
+    ("a time of day, HH:MM", N_("a time of day, HH:MM")),
+    ("give either rrule or recurrence", N_("give either rrule or recurrence")),
 ]
 
 

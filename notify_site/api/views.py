@@ -156,7 +156,8 @@ def post_notification():
     """Queue a notification to one or more connections
 
     Answers 202 once one notification per connection is durably queued. Send JSON, or
-    multipart/form-data to attach an image file (`image_file`).
+    multipart/form-data to attach an image file (`image_file`). With `send_at` it waits as
+    `scheduled` until then, and may be cancelled until a worker takes it.
     """
     payload = _read_notification_request()
     key = _idempotency_key()
@@ -165,10 +166,12 @@ def post_notification():
             sending.Sender.by_key(g.api_key),
             payload.refs,
             payload.content,
-            options=sending.SendOptions(source=sending.Source.API),
+            options=sending.SendOptions(source=sending.Source.API, send_at=payload.send_at),
             idempotency_key=None
             if key is None
-            else sending.IdempotencyKey.for_request(key, payload.refs, payload.content),
+            else sending.IdempotencyKey.for_request(
+                key, payload.refs, payload.content, payload.send_at
+            ),
         )
     except sending.UnknownConnectionError as error:
         raise ApiError(
@@ -249,6 +252,29 @@ def get_notification(notification_id: int):
         raise ApiError(
             404, "notification_not_found", gettext("No notification %(id)s.", id=notification_id)
         ) from None
+
+
+@bp.route(
+    f"/notifications/<int(max={ID_MAX}):notification_id>/cancel",
+    methods=["POST"],
+    tags=["notifications"],
+)
+@bp.response(200, NotificationHistorySchema)
+@errors_doc(401, 403, 404, 409, 503)
+def cancel_notification(notification_id: int):
+    """Cancel a scheduled notification
+
+    Only while it is `scheduled` and no worker has taken it: a notification already being
+    delivered (or finished) is not cancelled, and the answer (409 `not_cancellable`) says so.
+    """
+    try:
+        return notifications.cancel_scheduled(_caller(), notification_id)
+    except notifications.NotificationNotFoundError:
+        raise ApiError(
+            404, "notification_not_found", gettext("No notification %(id)s.", id=notification_id)
+        ) from None
+    except notifications.NotCancellableError as error:
+        raise ApiError(409, "not_cancellable", str(error)) from None
 
 
 # ---------------------------------------------------------------------------- connections

@@ -81,3 +81,23 @@ class ImageFile(fields.Field):
             data=value.read(),
             declared_type=value.mimetype or "",
         )
+
+
+class SendAt(fields.AwareDateTime):
+    """A send-later time: RFC 3339 with its offset (``2031-05-06T07:30:00+09:00`` or ``…Z``)."""
+
+    default_error_messages = {
+        "invalid": "an RFC 3339 date and time with its offset, e.g. 2031-05-06T07:30:00+09:00",
+        "invalid_awareness": "give the time with its offset (Z or +09:00)",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "metadata",
+            {
+                "description": "Send later, at this time (RFC 3339 with an offset; in the "
+                "future, at most a year ahead). The notification is `scheduled` until then "
+                "and may be cancelled."
+            },
+        )
+        super().__init__(format="iso", **kwargs)

@@ -12,6 +12,7 @@ field.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask_babel import gettext
@@ -26,7 +27,13 @@ from marshmallow import (
 )
 from werkzeug.datastructures import MultiDict
 
-from notify_site.api.schemas.fields import ID_MAX, ConnectionRef, ImageFile, StrictBoolean
+from notify_site.api.schemas.fields import (
+    ID_MAX,
+    ConnectionRef,
+    ImageFile,
+    SendAt,
+    StrictBoolean,
+)
 from notify_site.i18n import LANGUAGES
 from notify_site.models import WebhookFormat
 from notify_site.notify_content import (
@@ -55,6 +62,7 @@ class NotificationRequest:
     refs: list[int | str]
     refs_field: str  # "connection" or "connections": the field to blame for a bad target
     content: Content
+    send_at: datetime | None = None  # send later (checked by the send use case)
 
 
 # notify_content's field names as each body names them (the multipart body uses them as they are).
@@ -81,7 +89,8 @@ def checked_content(names: dict[str, str], **values: Any) -> Content:
         ) from None
 
 
-def _exactly_one_target(data: dict[str, Any]) -> None:
+def exactly_one_target(data: dict[str, Any]) -> None:
+    """Exactly one of ``connection`` and ``connections``."""
     if "connection" in data and "connections" in data:
         raise ValidationError(
             gettext("give either connection or connections, not both"), "connection"
@@ -135,10 +144,11 @@ class NotificationRequestSchema(Schema):
     notification_disabled = StrictBoolean(
         load_default=False, metadata={"description": "Send silently (no push notification)"}
     )
+    send_at = SendAt()
 
     @validates_schema
     def _one_target(self, data: dict[str, Any], **kwargs) -> None:
-        _exactly_one_target(data)
+        exactly_one_target(data)
 
     @post_load
     def _to_request(self, data: dict[str, Any], **kwargs) -> NotificationRequest:
@@ -155,7 +165,9 @@ class NotificationRequestSchema(Schema):
             image_fullsize_url=image.get("fullsize_url"),
             notification_disabled=data["notification_disabled"],
         )
-        return NotificationRequest(refs=refs, refs_field=refs_field, content=content)
+        return NotificationRequest(
+            refs=refs, refs_field=refs_field, content=content, send_at=data.get("send_at")
+        )
 
 
 class NotificationFormSchema(Schema):
@@ -193,10 +205,11 @@ class NotificationFormSchema(Schema):
     notification_disabled = fields.Boolean(
         load_default=False, metadata={"description": "true or false"}
     )
+    send_at = SendAt()
 
     @validates_schema
     def _one_target(self, data: dict[str, Any], **kwargs) -> None:
-        _exactly_one_target(data)
+        exactly_one_target(data)
 
     @post_load
     def _to_request(self, data: dict[str, Any], **kwargs) -> NotificationRequest:
@@ -211,7 +224,12 @@ class NotificationFormSchema(Schema):
             image_file=data.get("image_file"),
             notification_disabled=data["notification_disabled"],
         )
-        return NotificationRequest(refs=data[refs_field], refs_field=refs_field, content=content)
+        return NotificationRequest(
+            refs=data[refs_field],
+            refs_field=refs_field,
+            content=content,
+            send_at=data.get("send_at"),
+        )
 
 
 REPEATABLE_FORM_FIELDS = {"connection", "connections"}
@@ -307,7 +325,7 @@ class WebhookRequestSchema(Schema):
 
     @validates_schema
     def _one_target(self, data: dict[str, Any], **kwargs) -> None:
-        _exactly_one_target(data)
+        exactly_one_target(data)
 
     @post_load
     def _to_request(self, data: dict[str, Any], **kwargs) -> WebhookRequest:

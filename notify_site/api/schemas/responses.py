@@ -7,7 +7,7 @@ The entities in them (a connection, a notification) are the site's one serialise
 from __future__ import annotations
 
 from flask import url_for
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, post_dump
 
 from notify_site.models import NotificationStatus, Webhook
 from notify_site.security import external_url
@@ -15,6 +15,8 @@ from notify_site.serialisers import (
     ConnectionSchema,
     NotificationRefSchema,
     PaginationSchema,
+    ScheduleSchema,
+    UTCTimestamp,
     WebhookSchema,
 )
 
@@ -22,13 +24,26 @@ from notify_site.serialisers import (
 class QueuedNotificationSchema(NotificationRefSchema):
     """One notification a POST queued, and where to follow it."""
 
-    status = fields.String(required=True, metadata={"enum": [NotificationStatus.QUEUED]})
+    status = fields.String(
+        required=True,
+        metadata={"enum": [NotificationStatus.QUEUED, NotificationStatus.SCHEDULED]},
+    )
+    send_at = UTCTimestamp(
+        metadata={"description": "Sent later: when (status scheduled); absent for now"}
+    )
     url = fields.Method(
         "_url", required=True, metadata={"type": "string", "description": "Where to follow it"}
     )
 
     def _url(self, notification) -> str:
         return url_for("api.get_notification", notification_id=notification.id)
+
+    @post_dump
+    def _now_has_no_send_at(self, data: dict, **kwargs) -> dict:
+        # A send for now answers as it always did.
+        if data.get("send_at") is None:
+            data.pop("send_at", None)
+        return data
 
 
 class QueuedResponseSchema(Schema):
@@ -49,6 +64,25 @@ class PagedSchema(Schema):
 
 class ConnectionListSchema(PagedSchema):
     connections = fields.List(fields.Nested(ConnectionSchema), attribute="items", required=True)
+
+
+class ScheduleListSchema(PagedSchema):
+    schedules = fields.List(fields.Nested(ScheduleSchema), attribute="items", required=True)
+
+
+class BatchScheduleSchema(Schema):
+    """A yearly schedule a batch row became."""
+
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    next_run_at = UTCTimestamp(required=True)
+
+
+class BatchResponseSchema(Schema):
+    """What a dated batch stored: send-later notifications, or yearly schedules."""
+
+    notifications = fields.List(fields.Nested(QueuedNotificationSchema), required=True)
+    schedules = fields.List(fields.Nested(BatchScheduleSchema), required=True)
 
 
 class WebhookNotificationSchema(QueuedNotificationSchema):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from flask_babel import gettext
 from sqlalchemy import delete, func, select, update
@@ -30,7 +31,12 @@ from notify_site.models import (
 from notify_site.notify_content import Content
 from notify_site.services import ServiceError, plain_text_reason, sending
 from notify_site.services.paging import Page, count_rows, page_offset
-from notify_site.services.schedules.recurrence import RecurrenceError, Rule, normalise_rule
+from notify_site.services.schedules.recurrence import (
+    RecurrenceError,
+    Rule,
+    normalise_rule,
+    to_local,
+)
 
 NAME_MAX_CHARS = 100
 
@@ -70,14 +76,14 @@ def recurrence_reason(error: RecurrenceError) -> str:
 @dataclass(frozen=True)
 class ScheduleDraft:
     """A schedule as asked for: ``rule`` an RRULE value, ``starts_local`` and ``ends_local``
-    naive wall times in ``timezone``."""
+    naive wall times in ``timezone`` (no start: now, to the minute)."""
 
     name: str
     targets: list[int | str]
     content: Content
     rule: str
     timezone: str
-    starts_local: datetime
+    starts_local: datetime | None = None
     ends_local: datetime | None = None
 
 
@@ -102,15 +108,17 @@ def create_schedule(sender: sending.Sender, draft: ScheduleDraft) -> Schedule:
         rule = normalise_rule(draft.rule)
     except RecurrenceError as error:
         problems["rrule"] = recurrence_reason(error)
-    if draft.ends_local is not None and draft.ends_local <= draft.starts_local:
+    starts = draft.starts_local
+    if starts is None and "timezone" not in problems:
+        starts = to_local(utcnow(), ZoneInfo(draft.timezone)).replace(second=0, microsecond=0)
+    if draft.ends_local is not None and starts is not None and draft.ends_local <= starts:
         problems["ends_at"] = gettext("must be after the start")
     if not draft.targets:
         problems["connections"] = gettext("choose at least one connection")
-    if problems:
+    if problems or rule is None or starts is None:  # no problem: both were read
         raise ScheduleValidationError(problems)
     found = sending.find_targets(sender, draft.targets)
-    assert rule is not None  # noqa: S101 - no problem above means the rule was read
-    recurrence = Rule(rule, draft.timezone, draft.starts_local, draft.ends_local)
+    recurrence = Rule(rule, draft.timezone, starts, draft.ends_local)
     try:
         upcoming = recurrence.next(utcnow())
     except RecurrenceError as error:
@@ -125,7 +133,7 @@ def create_schedule(sender: sending.Sender, draft: ScheduleDraft) -> Schedule:
         name=name,
         rrule=rule,
         timezone=draft.timezone,
-        starts_local=draft.starts_local,
+        starts_local=starts,
         ends_local=draft.ends_local,
         message=content.message,
         sticker_package_id=content.sticker_package_id,
@@ -154,6 +162,21 @@ def next_occurrences(schedule: Schedule, count: int = 5, now: datetime | None = 
     if schedule.status == ScheduleStatus.FINISHED:
         return []
     return rule_of(schedule).next(now or utcnow(), count)
+
+
+@dataclass(frozen=True)
+class ScheduleDetail:
+    """A schedule as its page and the API show it: the next occurrences (UTC instants) and
+    what became of the latest ones."""
+
+    schedule: Schedule
+    next_occurrences: list[datetime]
+    recent_occurrences: list[ScheduleOccurrence]
+
+
+def schedule_detail(user: User, schedule_id: int, count: int = 5) -> ScheduleDetail:
+    schedule = get_schedule(user, schedule_id)
+    return ScheduleDetail(schedule, next_occurrences(schedule, count), recent_occurrences(schedule))
 
 
 def get_schedule(user: User, schedule_id: int) -> Schedule:

@@ -115,6 +115,7 @@ def test_get_notification_shape(app, client, world):
         "updated_at",
         "next_attempt_at",
         "finished_at",
+        "send_at",
         "history",
     }
     assert body["history"] == []  # no call made yet
