@@ -80,6 +80,7 @@ def register_blueprints(app: Flask) -> None:
         dashboard,
         main,
         metrics,
+        schedules,
         send,
         settings,
         webhooks,
@@ -91,6 +92,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(settings.bp)
     app.register_blueprint(connections.bp)
     app.register_blueprint(send.bp)
+    app.register_blueprint(schedules.bp)
     app.register_blueprint(api_keys.bp)
     app.register_blueprint(api.bp)  # /api/v1, and its OpenAPI document
     app.register_blueprint(webhooks.bp)  # /webhooks: a person's incoming webhooks

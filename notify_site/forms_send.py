@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField
-from wtforms import BooleanField, IntegerField, TextAreaField, URLField
+from wtforms import BooleanField, DateTimeLocalField, IntegerField, TextAreaField, URLField
 from wtforms.validators import Optional
 
 from notify_site.forms import chats_field
@@ -77,6 +77,12 @@ class SendForm(BaseForm):
         render_kw={"accept": "image/png,image/jpeg"},
     )
     notification_disabled = BooleanField(_l("Send silently"))
+    # A wall time in the person's zone (Settings); empty: now.
+    send_at = DateTimeLocalField(
+        _l("Send later"),
+        format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
+        validators=[Optional()],
+    )
 
     # Errors that belong to a pair of inputs rather than one ("sticker", "image").
     group_errors: dict[str, list[str]]
@@ -88,6 +94,7 @@ class SendForm(BaseForm):
         "sticker": _l("Sticker"),
         "image": _l("Image"),
         "image_file": _l("Image file"),
+        "send_at": _l("Send later"),
     }
 
     def __init__(self, *args, **kwargs) -> None:
@@ -98,7 +105,8 @@ class SendForm(BaseForm):
         """What the person asked to send, checked by notify_content; None, with each problem
         beside its field (a pair's beside the pair), when it cannot be sent."""
         upload = None
-        storage = self.image_file.data
+        field = self._fields.get("image_file")  # a schedule's form has none
+        storage = field.data if field is not None else None
         if storage:
             upload = ImageFile(
                 filename=storage.filename or "",

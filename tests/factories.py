@@ -26,12 +26,17 @@ from notify_site.models import (
     ConnectionStatus,
     Notification,
     NotificationStatus,
+    OccurrenceStatus,
+    ScheduleOccurrence,
     User,
     Webhook,
 )
+from notify_site.notify_content import Content
 from notify_site.services import accounts, api_keys
 from notify_site.services.connections import connection_context
 from notify_site.services.retry import CONNECTION_REVOKED
+from notify_site.services.schedules import manage as schedules_manage
+from notify_site.services.sending import Sender
 from notify_site.services.webhooks import formats
 from notify_site.stored_text import StoredText, columns, site_text
 
@@ -247,6 +252,7 @@ class PageData:
     user_id: int = 0
     connections: dict[str, int] = field(default_factory=dict)
     notifications: dict[str, int] = field(default_factory=dict)
+    schedules: dict[str, int] = field(default_factory=dict)
     api_key: str = ""
     relay_client_id: str = ""
     relay_redirect_uri: str = ""
@@ -353,6 +359,7 @@ def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
             c["bob_group"], created=now - minutes(30), finished=now - minutes(29)
         ).id
         _seed_webhooks(root, data)
+        _seed_schedules(root, data)
         _seed_relay(app, data, root.id)
     _fill_relay_inbox(app, data)
     return data
@@ -377,6 +384,42 @@ def _seed_webhooks(owner: User, data: PageData) -> None:
     manage.set_paused(owner, w["paused"], True)
     with contextlib.suppress(receive.WebhookPausedError):
         receive.receive(db.session.get(Webhook, w["paused"]), receive.Post(body=b'{"job": 1}'))
+def _seed_schedules(owner: User, data: PageData) -> None:
+    """Scheduled sends: two notifications sent later, a daily schedule with a queued and a
+    skipped occurrence, and a paused weekly one."""
+    now = utcnow()
+    c, n, s = data.connections, data.notifications, data.schedules
+    for key, hours in (("later", 3), ("later_tomorrow", 27)):
+        n[key] = create_notification(
+            c["ops"],
+            status=NotificationStatus.SCHEDULED,
+            message="Rubbish out tonight",
+            next_attempt=now + timedelta(hours=hours),
+            send_at=now + timedelta(hours=hours),
+        ).id
+    sender = Sender(id=owner.id, is_admin=owner.is_admin)
+
+    def schedule(name: str, rule: str) -> int:
+        draft = schedules_manage.ScheduleDraft(
+            name=name,
+            targets=[c["ops"], c["family"]],
+            content=Content(message="Water the plants"),
+            rule=rule,
+            timezone="Asia/Tokyo",
+            starts_local=datetime(2026, 1, 1),
+        )
+        return schedules_manage.create_schedule(sender, draft).id
+
+    s["daily"] = schedule("Plants", "FREQ=DAILY;BYHOUR=7;BYMINUTE=30;BYSECOND=0")
+    s["paused"] = schedule("Bins", "FREQ=WEEKLY;BYDAY=MO,TH;BYHOUR=20;BYMINUTE=0;BYSECOND=0")
+    schedules_manage.pause_schedule(owner, s["paused"])
+    for days, status in ((1, OccurrenceStatus.QUEUED), (2, OccurrenceStatus.SKIPPED)):
+        db.session.add(
+            ScheduleOccurrence(
+                schedule_id=s["daily"], occurs_at=now - timedelta(days=days), status=status
+            )
+        )
+    db.session.commit()
 
 
 def seed_line_channel(app, data: PageData, fake_line) -> None:

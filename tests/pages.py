@@ -150,8 +150,28 @@ LISTED: dict[str, Page] = {
         ),
         Page("webhooks.detail", args=lambda d: {"webhook_id": d.webhooks["prom"]}),
         Page("webhooks.delete", args=lambda d: {"webhook_id": d.webhooks["paused"]}),
+        Page("api.list_schedules", kind="json", headers=_api_key),
+        Page(
+            "api.get_schedule",
+            args=lambda d: {"schedule_id": d.schedules["daily"]},
+            kind="json",
+            headers=_api_key,
+        ),
+        Page("schedules.detail", args=lambda d: {"schedule_id": d.schedules["daily"]}),
         Page("relay.authorize", args=_authorize),
         Page("relay.api_status", kind="json", headers=_relay_token),
+        # POST-only API actions: a GET answers the API's own 405.
+        *(
+            Page(endpoint, args=args, status=405, kind="json", headers=_api_key)
+            for endpoint, args in [
+                (
+                    "api.cancel_notification",
+                    lambda d: {"notification_id": d.notifications["later"]},
+                ),
+                ("api.pause_schedule", lambda d: {"schedule_id": d.schedules["daily"]}),
+                ("api.resume_schedule", lambda d: {"schedule_id": d.schedules["paused"]}),
+            ]
+        ),
         # Channel mode only (a LINE channel configured): 404 in the sandbox.
         Page("relay.line_pairing", status=404, kind="json", channel_status=200),
         # POST-only actions with URL arguments: a GET must answer 405 in every language.
@@ -177,6 +197,10 @@ LISTED: dict[str, Page] = {
                     "hooks.receive_with_secret",
                     lambda d: {"webhook_id": d.webhooks["prom"], "secret": "whk_x"},
                 ),
+                ("schedules.cancel", lambda d: {"notification_id": d.notifications["later"]}),
+                ("schedules.pause", lambda d: {"schedule_id": d.schedules["daily"]}),
+                ("schedules.resume", lambda d: {"schedule_id": d.schedules["paused"]}),
+                ("schedules.delete", lambda d: {"schedule_id": d.schedules["daily"]}),
             ]
         ),
     ]

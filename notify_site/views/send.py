@@ -7,8 +7,11 @@ worker delivers the rows (SPEC 4.4).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import format_decimal, ngettext
+from flask_babel import format_decimal, get_timezone, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
@@ -17,6 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from notify_site import serialisers
 from notify_site.extensions import db
 from notify_site.forms_send import SendForm
+from notify_site.i18n import time_text
 from notify_site.models import Connection, Notification, NotificationStatus
 from notify_site.notify_content import IMAGE_MAX_BYTES
 from notify_site.services import notifications as service
@@ -51,9 +55,13 @@ def index():
         if targets:
             _check_targets(form, sender, targets)
     else:
+        send_at = _send_at(form)
         try:
             result = sending.send(
-                sender, targets, content, options=sending.SendOptions(source=sending.Source.FORM)
+                sender,
+                targets,
+                content,
+                options=sending.SendOptions(source=sending.Source.FORM, send_at=send_at),
             )
         except (sending.UnknownConnectionError, sending.InactiveConnectionError) as error:
             form.add_error("connections", str(error))
@@ -62,6 +70,17 @@ def index():
                 form.add_error(name, reason)
         else:
             count = len(result.notifications)
+            if send_at is not None:
+                flash(
+                    ngettext(
+                        "Scheduled %(num)s notification for %(time)s.",
+                        "Scheduled %(num)s notifications for %(time)s.",
+                        count,
+                        time=time_text(send_at),
+                    ),
+                    "success",
+                )
+                return redirect(url_for("schedules.scheduled"))
             flash(
                 ngettext("Queued %(num)s notification.", "Queued %(num)s notifications.", count),
                 "success",
@@ -91,6 +110,15 @@ def form_too_large(error: RequestEntityTooLarge):
         "send/index.html", form=form, connections=connections, form_error=message
     )
     return page, 413
+
+
+def _send_at(form: SendForm) -> datetime | None:
+    """The *Send later* wall time, placed in the person's zone (a time the zone skips moves
+    forward by the gap; one it has twice is the first, as for schedules)."""
+    if form.send_at.data is None:
+        return None
+    zone = ZoneInfo(str(get_timezone()))
+    return form.send_at.data.replace(tzinfo=zone, fold=0).astimezone(UTC)
 
 
 def _size(size: int) -> str:
