@@ -184,14 +184,14 @@ class QueueCollector(Collector):
     def collect(self) -> Iterable[GaugeMetricFamily]:
         depth = GaugeMetricFamily(
             "notify_site_queue_depth",
-            "Notifications not yet finished, by state (queued or sending), read from the "
-            "database at scrape.",
+            "Notifications not yet finished, by state (scheduled, queued or sending), read "
+            "from the database at scrape.",
             labels=["state"],
         )
         due = GaugeMetricFamily(
             "notify_site_queue_due",
-            "Queued notifications whose next attempt is due now (the rest wait for a retry "
-            "backoff or a rate-limit reset).",
+            "Queued or scheduled notifications whose next attempt is due now (the rest wait "
+            "for a send-later time, a retry backoff or a rate-limit reset).",
         )
         up = GaugeMetricFamily(
             "notify_site_database_up", "1 when the queue could be read from the database."
@@ -215,7 +215,7 @@ class QueueCollector(Collector):
         due_now = 0
         for status, row_due, count in rows:
             counts[status] = counts.get(status, 0) + count
-            if status == NotificationStatus.QUEUED and row_due:
+            if status in (NotificationStatus.QUEUED, NotificationStatus.SCHEDULED) and row_due:
                 due_now += count
         for state, count in counts.items():
             depth.add_metric([state], count)

@@ -438,6 +438,7 @@ class SummarySchema(Schema):
         counts = {
             "queued": summary.queued,
             "sending": summary.sending,
+            "scheduled": summary.scheduled,
             "stuck": summary.stuck,
             "failed_24h": summary.failed_recently,
         }
@@ -487,6 +488,17 @@ ADMIN_NOTIFICATION_FIELDS = (
 )
 
 
+class UpcomingSchema(Schema):
+    """One send of the next 24 hours (:class:`notify_site.services.schedules.upcoming.Upcoming`)."""
+
+    at = UTCTimestamp()
+    excerpt = fields.Function(lambda u: excerpt(u.message))
+    chats = fields.List(fields.String())
+    notification_id = fields.Integer(allow_none=True)
+    schedule_id = fields.Integer(allow_none=True)
+    schedule_name = fields.String(allow_none=True)
+
+
 class DashboardSchema(Schema):
     """A person's dashboard (:class:`notify_site.services.dashboard.Dashboard`)."""
 
@@ -496,6 +508,7 @@ class DashboardSchema(Schema):
         fields.Nested(NotificationDetailSchema(only=DASHBOARD_NOTIFICATION_FIELDS))
     )
     hourly = fields.Nested(HourlyChartSchema)
+    upcoming = fields.List(fields.Nested(UpcomingSchema))
 
 
 # Built once: a schema keeps no state between dumps, and building one (its fields, its

@@ -27,6 +27,7 @@ from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import Connection, Notification, NotificationStatus, User
 from notify_site.services.connections import list_connections
+from notify_site.services.schedules.upcoming import Upcoming, next_sends
 
 #: The chart covers this many hours: the current one and those before it.
 HOURS = 24
@@ -65,6 +66,8 @@ class Dashboard:
     connections: list[Connection]
     notifications: list[Notification]
     hourly: HourlySends
+    #: Sends of the next 24 hours: scheduled notifications and schedules' occurrences.
+    upcoming: list[Upcoming]
 
 
 def load_dashboard(user: User, now: datetime | None = None) -> Dashboard:
@@ -75,6 +78,7 @@ def load_dashboard(user: User, now: datetime | None = None) -> Dashboard:
         connections=list_connections(user),
         notifications=recent_notifications(user),
         hourly=hourly_sends(user, now),
+        upcoming=next_sends(user, hours=24, now=now),
     )
 
 

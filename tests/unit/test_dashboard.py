@@ -356,8 +356,8 @@ def test_parts_fragment_draws_the_pages_parts_the_same(app, signed_in, alice, mo
     fragment = answer.get_data(as_text=True)
     assert is_fragment(fragment)
     on_page, swapped = parts(page), parts(fragment)
-    assert set(swapped) == {"updated", "chats", "recent"}
-    for name in ("chats", "recent"):
+    assert set(swapped) == {"updated", "chats", "recent", "coming"}
+    for name in ("chats", "recent", "coming"):
         assert swapped[name] == on_page[name], name
     assert "gauge-low" in swapped["chats"]  # 150 of 1,000: the one rule (services/quota.py)
     assert "Invalid sticker" in swapped["recent"]

@@ -77,6 +77,23 @@ def test_a_numeric_token_from_the_environment_still_matches(tmp_path):
     assert answer.status_code == 200
 
 
+def test_scheduled_rows_are_counted_and_due_once_their_time_has_come(app, client):
+    with app.app_context():
+        alice = create_user("alice")
+        connection = create_connection(alice)
+        for minutes in (-1, 30, 60):  # one due (no worker took it yet), two to come
+            add_notifications(
+                alice,
+                [connection],
+                Content(message="later"),
+                send_at=utcnow() + timedelta(minutes=minutes),
+            )
+        db.session.commit()
+    found = scrape(client)
+    assert found[("notify_site_queue_depth", (("state", "scheduled"),))] == 3
+    assert found[("notify_site_queue_due", ())] == 1
+
+
 def test_queue_depth_is_read_from_the_database_at_scrape(app, client):
     with app.app_context():
         alice = create_user("alice")
@@ -92,6 +109,7 @@ def test_queue_depth_is_read_from_the_database_at_scrape(app, client):
     found = scrape(client)
     assert found[("notify_site_queue_depth", (("state", "queued"),))] == 2
     assert found[("notify_site_queue_depth", (("state", "sending"),))] == 1
+    assert found[("notify_site_queue_depth", (("state", "scheduled"),))] == 0
     assert found[("notify_site_queue_due", ())] == 1
     assert found[("notify_site_database_up", ())] == 1
     assert (

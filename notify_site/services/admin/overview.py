@@ -26,6 +26,8 @@ class Summary:
     chart: HourlyChart
     queued: CappedCount
     sending: CappedCount
+    #: Notifications waiting for a send-later time (not yet due or not yet claimed).
+    scheduled: CappedCount
     stuck: CappedCount
     failed_recently: CappedCount
     connections_total: int
@@ -46,7 +48,7 @@ class Summary:
 def summary(hours: int = 24, *, now: datetime | None = None) -> Summary:
     """The figures at the top of the admin page, and the chart.
 
-    The nine counts go in one statement of scalar subqueries (one round trip, each its own
+    The ten counts go in one statement of scalar subqueries (one round trip, each its own
     index range), the chart in another.
     """
     now = now or utcnow()
@@ -58,6 +60,7 @@ def summary(hours: int = 24, *, now: datetime | None = None) -> Summary:
         select(
             capped_count_query((Notification.status == NotificationStatus.QUEUED,)),
             capped_count_query((Notification.status == NotificationStatus.SENDING,)),
+            capped_count_query((Notification.status == NotificationStatus.SCHEDULED,)),
             capped_count_query(stuck_sending(now).conditions),
             capped_count_query(stuck_queued(now).conditions),
             capped_count_query(failed_recently(now).conditions),
@@ -67,12 +70,13 @@ def summary(hours: int = 24, *, now: datetime | None = None) -> Summary:
             connections(Connection.rate_remaining.is_(None)),
         )
     ).one()
-    queued, sending, stuck_sending_rows, stuck_queued_rows, failed, *counts = row
+    queued, sending, scheduled, stuck_sending_rows, stuck_queued_rows, failed, *counts = row
     return Summary(
         generated_at=now,
         chart=deliveries_per_hour(hours, now=now),
         queued=capped(queued),
         sending=capped(sending),
+        scheduled=capped(scheduled),
         stuck=capped(stuck_sending_rows) + capped(stuck_queued_rows),
         failed_recently=capped(failed),
         connections_total=counts[0],
