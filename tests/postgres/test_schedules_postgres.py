@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -22,8 +23,19 @@ from sqlalchemy import func, select, update
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
-from notify_site.models import Notification, Schedule, ScheduleOccurrence, ScheduleStatus, User
+from notify_site.models import (
+    Notification,
+    NotificationStatus,
+    Schedule,
+    ScheduleOccurrence,
+    ScheduleStatus,
+    User,
+)
 from notify_site.notify_content import Content
+from notify_site.services import notifications
+from notify_site.services.claims import claim_batch, claim_connections
+from notify_site.services.delivery import worker_settings
+from notify_site.services.notifications import add_notifications
 from notify_site.services.schedules import manage
 from notify_site.services.schedules.recurrence import to_local
 from notify_site.services.sending import Sender
@@ -31,8 +43,7 @@ from tests.factories import create_connection, create_user
 from tests.processes import WorkerProcess, worker_env
 from tests.servers import wait_until
 
-# About 40 s on this 2-core machine (four processes starting, then 600 occurrences).
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = pytest.mark.postgres
 
 SCHEDULES = 20
 MISSED_MINUTES = 30
@@ -81,6 +92,8 @@ def _caught_up(app) -> bool:
         return behind == 0
 
 
+# About 40 s on this 2-core machine (four processes starting, then 600 occurrences).
+@pytest.mark.slow
 def test_four_workers_queue_every_occurrence_exactly_once(app, tmp_path):
     ids = _make_schedules(app)
     env = worker_env(
@@ -138,3 +151,58 @@ def test_four_workers_queue_every_occurrence_exactly_once(app, tmp_path):
         assert set(per_occurrence.values()) == {1}
         assert {occurrence for occurrence, _ in per_occurrence} == occurrence_ids
         assert len(per_occurrence) == 2 * len(occurrences)
+
+
+def test_a_cancel_racing_a_worker_for_the_same_rows_never_both_win(app):
+    """200 send-later rows fall due; a worker claims them while their owner cancels them, in
+    two threads. Every row ends either cancelled (and the cancel said so) or taken by the
+    worker (and the cancel said it was not cancelled): never both, never neither."""
+    with app.app_context():
+        owner = create_user("alice")
+        chats = [create_connection(owner, label=f"chat {n}") for n in range(10)]
+        soon = utcnow() + timedelta(seconds=1)
+        for _ in range(20):
+            add_notifications(owner, chats, Content(message="race"), send_at=soon)
+        db.session.commit()
+        ids = list(db.session.scalars(select(Notification.id)))
+        owner_id = owner.id
+    while utcnow() <= soon:
+        time.sleep(0.05)
+
+    def claim() -> set[int]:
+        taken: set[int] = set()
+        with app.app_context():
+            settings = worker_settings()
+            for _ in range(50):
+                claims = claim_connections(10, settings.lease)
+                for one in claims:
+                    taken |= {
+                        row.id for row in claim_batch(one, 5, settings.lease, settings.policy)
+                    }
+                if not claims:
+                    break
+        return taken
+
+    def cancel() -> dict[int, bool]:
+        said: dict[int, bool] = {}
+        with app.app_context():
+            user = db.session.get(User, owner_id)
+            for row_id in random.sample(ids, len(ids)):
+                try:
+                    notifications.cancel_scheduled(user, row_id)
+                    said[row_id] = True
+                except notifications.NotCancellableError:
+                    said[row_id] = False
+        return said
+
+    with ThreadPoolExecutor(2) as pool:
+        claiming, cancelling = pool.submit(claim), pool.submit(cancel)
+        taken, said = claiming.result(), cancelling.result()
+    with app.app_context():
+        final = dict(db.session.execute(select(Notification.id, Notification.status)).all())
+    cancelled = {row for row, ok in said.items() if ok}
+    assert cancelled.isdisjoint(taken)
+    assert cancelled | taken == set(ids)
+    assert {final[row] for row in cancelled} <= {NotificationStatus.CANCELLED}
+    assert {final[row] for row in taken} <= {NotificationStatus.SENDING}
+    assert taken
