@@ -74,7 +74,7 @@ fmt: $(BIN)/.dev-installed
 	$(BIN)/ruff format .
 
 # Benchmarks print ratios against a baseline measured in the same run (see bench/README.md).
-BENCHMARKS ?= accept deliver
+BENCHMARKS ?= accept deliver schedule
 bench: $(BIN)/.dev-installed
 	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk"; exit 1; }
 	for name in $(BENCHMARKS); do $(BIN)/python -m bench.$$name || exit 1; done
