@@ -12,7 +12,7 @@ so what fell inside the pause is not sent (it was not missed: it was paused).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext
@@ -39,6 +39,10 @@ from notify_site.services.schedules.recurrence import (
 )
 
 NAME_MAX_CHARS = 100
+#: A schedule must have an occurrence within this long of now, and start and end no further
+#: from now than this: a rule that fires once in decades is not what anyone meant.
+HORIZON = timedelta(days=10 * 366)
+EARLIEST_START = datetime(1900, 1, 1)
 
 
 class ScheduleNotFoundError(ServiceError):
@@ -67,6 +71,10 @@ def recurrence_reason(error: RecurrenceError) -> str:
         "length": gettext("give an RRULE of at most 500 characters"),
         "one_rule": gettext("give one RRULE, without DTSTART (the start is its own field)"),
         "frequency": gettext("must repeat at most once a minute"),
+        "sub_daily_filters": gettext(
+            "a rule repeating every minute or hour may name weekdays and times, not months "
+            "or days of the month"
+        ),
     }
     if error.code == "unreadable":
         return gettext("is not an RRULE this site can read: %(detail)s", detail=error.detail)
@@ -111,6 +119,10 @@ def create_schedule(sender: sending.Sender, draft: ScheduleDraft) -> Schedule:
     starts = draft.starts_local
     if starts is None and "timezone" not in problems:
         starts = to_local(utcnow(), ZoneInfo(draft.timezone)).replace(second=0, microsecond=0)
+    latest = (utcnow() + HORIZON).replace(tzinfo=None)
+    for field, value in (("starts_at", starts), ("ends_at", draft.ends_local)):
+        if value is not None and not EARLIEST_START <= value <= latest:
+            problems[field] = gettext("must be between 1900 and ten years from now")
     if draft.ends_local is not None and starts is not None and draft.ends_local <= starts:
         problems["ends_at"] = gettext("must be after the start")
     if not draft.targets:
@@ -120,12 +132,16 @@ def create_schedule(sender: sending.Sender, draft: ScheduleDraft) -> Schedule:
     found = sending.find_targets(sender, draft.targets)
     recurrence = Rule(rule, draft.timezone, starts, draft.ends_local)
     try:
-        upcoming = recurrence.next(utcnow())
+        upcoming = recurrence.comes_before(utcnow(), HORIZON) and recurrence.next(utcnow())
     except RecurrenceError as error:
         raise ScheduleValidationError({"rrule": recurrence_reason(error)}) from None
     if not upcoming:
         raise ScheduleValidationError(
-            {"rrule": gettext("has no occurrence after now (look at its start and end)")}
+            {
+                "rrule": gettext(
+                    "has no occurrence in the next ten years (look at its start and end)"
+                )
+            }
         )
     content = draft.content
     schedule = Schedule(

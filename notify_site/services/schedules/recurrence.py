@@ -41,6 +41,8 @@ WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 #: The frequencies a raw RRULE may have. SECONDLY is refused: nothing should be sent that often.
 FREQUENCIES = {MINUTELY, HOURLY, DAILY, WEEKLY, MONTHLY, YEARLY}
 RULE_MAX_CHARS = 500
+#: What a rule repeating every minute or hour may not name (weekdays and times it may).
+_DAY_FILTERS = {"BYMONTH", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYSETPOS", "BYEASTER"}
 # More than any change of a zone's offset: a wall time this far on cannot land before.
 _SETTLE = timedelta(days=1)
 
@@ -100,7 +102,8 @@ def normalise_rule(text: str) -> str:
     """A raw RRULE from the API, checked: ``FREQ=…;…`` (an ``RRULE:`` prefix is dropped).
 
     Raises :class:`RecurrenceError` for what dateutil cannot read, a DTSTART (the start is its
-    own field), a frequency finer than a minute, or a rule with no occurrence.
+    own field), a frequency finer than a minute, or a rule every minute or hour that names
+    months or days of the month (one that can never match would be searched for years).
     """
     rule = text.strip()
     if rule.upper().startswith("RRULE:"):
@@ -112,6 +115,10 @@ def normalise_rule(text: str) -> str:
     parsed = _parse(rule, datetime(2000, 1, 1))
     if parsed._freq not in FREQUENCIES:  # dateutil keeps the frequency there, unexposed
         raise RecurrenceError("frequency")
+    names = {part.split("=", 1)[0].strip().upper() for part in rule.split(";")}
+    if parsed._freq in (MINUTELY, HOURLY) and names & _DAY_FILTERS:
+        # dateutil would search minute by minute, for years, for a day that may never come.
+        raise RecurrenceError("sub_daily_filters")
     return rule
 
 
@@ -181,6 +188,21 @@ class Rule:
     def next(self, after: datetime, count: int = 1, *, inclusive: bool = False) -> list[datetime]:
         """The first ``count`` occurrences from ``after`` on."""
         return _take(self.instants(after, inclusive=inclusive), count)
+
+    def comes_before(self, after: datetime, horizon: timedelta) -> bool:
+        """Whether the rule, its COUNT aside, has an occurrence after ``after`` and within
+        ``horizon`` of it. Bounded: dateutil searches a rule that can never match (the 30th
+        of February, every minute) up to the year 9999, which a request must not wait for."""
+        zone = ZoneInfo(self.zone)
+        parsed = _parse(self.rule, self.starts_local)
+        limit = to_local(after + horizon, zone)
+        if self.ends_local is not None:
+            limit = min(limit, self.ends_local)
+        if limit < self.starts_local:
+            return False
+        bounded = parsed.replace(count=None, until=limit)
+        start = max(to_local(after, zone), self.starts_local)
+        return bounded.after(start, inc=True) is not None
 
     def first(self) -> datetime | None:
         """The first occurrence of all, or None for a rule with none."""

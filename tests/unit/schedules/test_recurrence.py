@@ -3,7 +3,7 @@ in both directions. Pure: no app, no database, no clock."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -148,6 +148,7 @@ def test_a_raw_rrule_is_checked():
     assert normalise_rule(" RRULE:FREQ=WEEKLY;BYDAY=MO ") == "FREQ=WEEKLY;BYDAY=MO"
     for bad, code in [
         ("FREQ=SECONDLY", "frequency"),
+        ("FREQ=MINUTELY;BYMONTH=2;BYMONTHDAY=30", "sub_daily_filters"),
         ("DTSTART:20270101T000000\nRRULE:FREQ=DAILY", "one_rule"),
         ("FREQ=FORTNIGHTLY", "unreadable"),
         ("BYDAY=XX", "unreadable"),
@@ -172,3 +173,11 @@ def test_a_recurrence_without_the_days_it_needs_is_refused(recurrence, code):
     with pytest.raises(RecurrenceError) as caught:
         build_rule(recurrence)
     assert caught.value.code == code
+
+
+def test_a_rule_that_never_comes_is_found_out_quickly():
+    never = Rule("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "UTC", datetime(2027, 1, 1))
+    assert not never.comes_before(utc(2027, 1, 1), timedelta(days=3660))
+    counted_out = Rule("FREQ=DAILY;COUNT=2", "UTC", datetime(2027, 1, 1))
+    assert counted_out.comes_before(utc(2027, 1, 10), timedelta(days=1))  # COUNT aside
+    assert counted_out.next(utc(2027, 1, 10)) == []
