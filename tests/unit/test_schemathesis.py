@@ -59,6 +59,14 @@ OPERATIONS = {
     "POST /api/v1/webhooks",
     "GET /api/v1/webhooks/{webhook_id}",
     "DELETE /api/v1/webhooks/{webhook_id}",
+    "POST /api/v1/notifications/{notification_id}/cancel",
+    "GET /api/v1/schedules",
+    "POST /api/v1/schedules",
+    "GET /api/v1/schedules/{schedule_id}",
+    "DELETE /api/v1/schedules/{schedule_id}",
+    "POST /api/v1/schedules/{schedule_id}/pause",
+    "POST /api/v1/schedules/{schedule_id}/resume",
+    "POST /api/v1/batches",
 }
 EXAMPLES_PER_OPERATION = 60
 
