@@ -68,8 +68,12 @@ def main() -> None:
     finally:
         server.stop()
         schemas.drop_all()
-    scheduled, plain = results
-    rows = []
+    scheduled, plain, scheduled_rate, plain_rate = results
+    rows = [
+        ("scheduled: handed to delivery per second, over the run", scheduled_rate, "/s"),
+        ("plain queue: handed to delivery per second", plain_rate, "/s"),
+        ("needed: the due rate", args.notifications / args.spread, "/s"),
+    ]
     for name, waits in (("scheduled", scheduled), ("plain queue", plain)):
         rows += [
             (f"{name}: due -> handed to delivery, p50", statistics.median(waits), "s"),
@@ -96,7 +100,7 @@ def main() -> None:
     )
 
 
-def run(args, database_url: str, notify_url: str, tmp: Path) -> tuple[list[float], list[float]]:
+def run(args, database_url: str, notify_url: str, tmp: Path) -> tuple:
     from cryptography.fernet import Fernet
 
     from notify_site import create_app
@@ -165,7 +169,8 @@ def run(args, database_url: str, notify_url: str, tmp: Path) -> tuple[list[float
                     return
                 time.sleep(0.5)
 
-    def waits(label: str, since) -> list[float]:
+    def waits(label: str, since) -> tuple[list[float], float]:
+        """Each row's wait, and the rows handed to delivery per second over the run."""
         with app.app_context():
             first_call = (
                 select(
@@ -182,7 +187,11 @@ def run(args, database_url: str, notify_url: str, tmp: Path) -> tuple[list[float
             ).all()
             db.session.rollback()
         assert len(found) == args.notifications, (label, len(found))
-        return [(started - due).total_seconds() for due, started in found]
+        span = max(started for _, started in found) - min(due for due, _ in found)
+        return (
+            [(started - due).total_seconds() for due, started in found],
+            len(found) / span.total_seconds(),
+        )
 
     try:
         time.sleep(5)  # the workers start (imports, a first look at the queue)
@@ -208,7 +217,7 @@ def run(args, database_url: str, notify_url: str, tmp: Path) -> tuple[list[float
                 )
             db.session.commit()
         drain("scheduled")
-        scheduled = waits("scheduled", Notification.send_at)
+        scheduled, scheduled_rate = waits("scheduled", Notification.send_at)
 
         # The baseline: the same notifications queued at the moments they fall due.
         with app.app_context():
@@ -236,11 +245,11 @@ def run(args, database_url: str, notify_url: str, tmp: Path) -> tuple[list[float
                     queued = due
                 time.sleep(0.1)
         drain("plain")
-        plain = waits("plain", Notification.created_at)
+        plain, plain_rate = waits("plain", Notification.created_at)
     finally:
         for worker in workers:
             worker.ensure_stopped()
-    return scheduled, plain
+    return scheduled, plain, scheduled_rate, plain_rate
 
 
 if __name__ == "__main__":
