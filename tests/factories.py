@@ -384,6 +384,8 @@ def _seed_webhooks(owner: User, data: PageData) -> None:
     manage.set_paused(owner, w["paused"], True)
     with contextlib.suppress(receive.WebhookPausedError):
         receive.receive(db.session.get(Webhook, w["paused"]), receive.Post(body=b'{"job": 1}'))
+
+
 def _seed_schedules(owner: User, data: PageData) -> None:
     """Scheduled sends: two notifications sent later, a daily schedule with a queued and a
     skipped occurrence, and a paused weekly one."""
