@@ -5,6 +5,7 @@ The person's zone is Asia/Tokyo (Settings)."""
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from notify_site.extensions import db
 from notify_site.models import Notification, Schedule, User
 from notify_site.services.admin.overview import summary
+from notify_site.services.schedules import runner
 from tests.factories import login
 from tests.htmltree import parse
 from tests.unit.schedules.conftest import utc
@@ -193,3 +195,29 @@ def test_the_dashboard_lists_the_next_24_hours_and_admin_counts_scheduled(app, t
     assert "Later" not in coming
     with app.app_context():
         assert summary().scheduled.count == 2
+
+
+def test_skipped_occurrences_are_shown_on_the_schedule_page(app, tokyo, world, clock):
+    tokyo.post(
+        "/schedules/new",
+        data={
+            "name": "Daily",
+            "connections": [world["family"]],
+            "message": "x",
+            "kind": "daily",
+            "at": "10:00",
+            "timezone": "Asia/Tokyo",
+        },
+    )
+    clock.move_to(utc(2027, 1, 6, 1, 30))  # 10:30 in Tokyo, two days after the first 10:00
+    with app.app_context():
+        settings = runner.RunnerSettings(timedelta(hours=1), timedelta(seconds=60), 50, 100)
+        runner.run_due_schedules(settings)
+        schedule_id = db.session.scalar(select(Schedule.id))
+    page = parse(tokyo.get(f"/schedules/{schedule_id}").get_data(as_text=True))
+    rows = [tr.text for tr in page.one(class_="occurrences").find_all("tr")[1:]]
+    assert rows == [
+        "2027-01-06 10:00 queued",
+        "2027-01-05 10:00 skipped",
+        "2027-01-04 10:00 skipped",
+    ]
