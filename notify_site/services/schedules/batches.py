@@ -172,6 +172,8 @@ def create_batch(
         )
     zone = ZoneInfo(options.timezone)
     now = utcnow()
+    # The owner's own chats only, as for a schedule (see manage.create_schedule).
+    sender = sending.Sender(sender.id, sender.is_admin)
     targets: dict[str, ResolvedConnection | str] = {}
     checked: list[_Checked] = []
     problems: list[BatchProblem] = []

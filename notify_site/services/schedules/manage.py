@@ -129,7 +129,9 @@ def create_schedule(sender: sending.Sender, draft: ScheduleDraft) -> Schedule:
         problems["connections"] = gettext("choose at least one connection")
     if problems or rule is None or starts is None:  # no problem: both were read
         raise ScheduleValidationError(problems)
-    found = sending.find_targets(sender, draft.targets)
+    # A schedule sends as its owner, later, without the key it was made with: only the
+    # owner's own chats (an admin's key reaches anyone's by id, but not for a schedule).
+    found = sending.find_targets(sending.Sender(sender.id, sender.is_admin), draft.targets)
     recurrence = Rule(rule, draft.timezone, starts, draft.ends_local)
     try:
         upcoming = recurrence.comes_before(utcnow(), HORIZON) and recurrence.next(utcnow())

@@ -155,3 +155,19 @@ def test_a_batch_is_all_or_nothing_with_every_bad_row_named(app, client, world):
     )
     assert yearly.status_code == 201
     assert yearly.get_json()["schedules"][0]["next_run_at"] == "2027-04-01T08:00:00Z"
+
+
+def test_an_admins_key_schedules_only_to_the_admins_own_chats(app, client, world):
+    answer = client.post(
+        "/api/v1/schedules",
+        headers=auth(world.admin_key),
+        json={
+            "name": "Someone else's",
+            "connection": world.ops,  # alice's chat, by id
+            "message": "x",
+            "rrule": "FREQ=DAILY",
+            "timezone": "UTC",
+        },
+    )
+    assert answer.status_code == 404
+    assert answer.get_json()["error"]["code"] == "connection_not_found"
