@@ -13,11 +13,11 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from sqlalchemy import func, select
 
-from notify_site import create_app
+from notify_site import create_app, seams
 from notify_site.config import ConfigError
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
-from notify_site.relay.line import channel
+from notify_site.relay.line import channel, push
 from notify_site.relay.models import RelayLineChannel, RelayLineToken
 from tests.conftest import init_database, make_test_config
 from tests.factories import PASSWORD, create_user
@@ -196,7 +196,8 @@ def test_without_a_channel_the_relay_stays_in_sandbox_mode(tmp_path):
     with app.app_context():
         assert channel.current_settings() is None
     assert app.test_client().post("/relay/line/webhook", data=b"{}").status_code == 404
-    assert "notify_site.worker_jobs" not in app.extensions
+    # The relay adds no job of its own to the worker (the site's scheduler is there).
+    assert push.worker_job not in seams.items(app, seams.WORKER_JOBS)
 
 
 def test_an_unused_token_is_revoked_even_when_it_has_expired_meanwhile(app, fake_line):
