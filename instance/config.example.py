@@ -29,8 +29,21 @@
 # NOTIFY_REDIRECT_URI = "http://127.0.0.1:5000/callback"
 # Seconds before a call to the Notify server gives up.
 # NOTIFY_TIMEOUT = 10
-# Seconds a started connect flow stays valid.
+# Seconds a started connect flow (or a "Sign in with LINE") stays valid.
 # OAUTH_STATE_TTL = 3600
+
+# --- Sign in with LINE (README "Sign in with LINE") -------------------------------------------
+# A LINE Login channel of the same provider as the relay's Messaging API channel.
+# LINE_LOGIN_CHANNEL_ID = "2001234567"
+# LINE_LOGIN_CHANNEL_SECRET = "..."
+# Where LINE's authorize page is (the token endpoints use RELAY_LINE_API_BASE_URL).
+# LINE_LOGIN_ORIGIN = "https://access.line.me"
+# The callback URL registered in the LINE console; None: https://<this site>/login/line/callback.
+# LINE_LOGIN_REDIRECT_URI = None
+# Offer adding the relay's bot as a friend while signing in: "normal", "aggressive" or None.
+# LINE_LOGIN_BOT_PROMPT = "normal"
+# Seconds before a call to LINE Login gives up.
+# LINE_LOGIN_TIMEOUT = 10
 
 # --- The built-in relay ---------------------------------------------------------------------
 # Mount the built-in Notify-compatible relay.

@@ -78,6 +78,7 @@ def register_blueprints(app: Flask) -> None:
         auth,
         connections,
         dashboard,
+        line_login,
         main,
         metrics,
         schedules,
@@ -90,6 +91,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(main.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(settings.bp)
+    app.register_blueprint(line_login.bp)
     app.register_blueprint(connections.bp)
     app.register_blueprint(send.bp)
     app.register_blueprint(schedules.bp)

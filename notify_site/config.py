@@ -118,6 +118,18 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULE_OCCURRENCES_PER_ROUND": 100,
     # Accounts.
     "REGISTRATION_OPEN": True,
+    # Sign in with LINE (README "Sign in with LINE"): on when a LINE Login channel's id and
+    # secret are set. Its authorize page is under LINE_LOGIN_ORIGIN; its token, profile and
+    # friendship endpoints under RELAY_LINE_API_BASE_URL (api.line.me), as LINE serves them.
+    # The callback URL registered in the console (None: this site's /login/line/callback).
+    # LINE_LOGIN_BOT_PROMPT "normal" or "aggressive" offers adding the relay's bot as a friend
+    # (the channel must be linked to the bot, under the same provider); None offers nothing.
+    "LINE_LOGIN_CHANNEL_ID": None,
+    "LINE_LOGIN_CHANNEL_SECRET": None,
+    "LINE_LOGIN_ORIGIN": "https://access.line.me",
+    "LINE_LOGIN_REDIRECT_URI": None,
+    "LINE_LOGIN_BOT_PROMPT": None,
+    "LINE_LOGIN_TIMEOUT": 10,
     # How passwords are hashed (werkzeug's generate_password_hash methods): "scrypt" or
     # "scrypt:N:r:p", "pbkdf2:sha256:ITERATIONS". Slow on purpose. Anything cheaper than
     # scrypt's N=2**15 or PBKDF2's 600,000 iterations is refused unless TESTING is on (the

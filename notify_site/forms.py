@@ -116,6 +116,13 @@ class PasswordChangeForm(BaseForm):
     confirm_password = repeat_field("new_password")
 
 
+class SetPasswordForm(BaseForm):
+    """Settings, for an account made by signing in with LINE: its first password."""
+
+    new_password = new_password_field(_l("New password"))
+    confirm_password = repeat_field("new_password")
+
+
 class DeleteAccountForm(BaseForm):
     """Settings: deleting the account, confirmed with its password."""
 

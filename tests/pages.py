@@ -37,7 +37,12 @@ from tests.conftest import make_test_config
 from tests.factories import PageData
 
 #: Configuration the page list assumes (on top of tests.conftest.make_test_config).
-SMOKE_CONFIG: dict[str, Any] = {"METRICS_TOKEN": "smoke-metrics-token"}
+SMOKE_CONFIG: dict[str, Any] = {
+    "METRICS_TOKEN": "smoke-metrics-token",
+    # Sign in with LINE on (no page below calls LINE): the sign-in and Settings pages show it.
+    "LINE_LOGIN_CHANNEL_ID": "2001234567",
+    "LINE_LOGIN_CHANNEL_SECRET": "smoke-line-login-secret",
+}
 
 #: What a page answers: "html" (a whole page), "fragment" (part of a page, fetched by a script),
 #: "json", "text", "file" (an image, a stylesheet...), or None: whatever it answers (a 405).
@@ -121,6 +126,8 @@ LISTED: dict[str, Page] = {
         ),
         # Opened without the relay's answer: the callback's "this link cannot be used" page.
         Page("connections.callback", status=400),
+        # The same for LINE's answer (no state: refused, with its own page).
+        Page("line_login.callback", status=400),
         Page("send.status", args=_own_notifications),
         Page("send.status_json", args=_own_notifications, kind="json"),
         Page("dashboard.chart", kind="fragment"),
