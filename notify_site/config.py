@@ -229,6 +229,8 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     for key in ("NOTIFY_BOT_ORIGIN", "NOTIFY_API_ORIGIN"):
         app.config[key] = app.config[key].rstrip("/")
     check_password_hash_method(app.config["PASSWORD_HASH_METHOD"], testing=app.testing)
+    if app.config["LINE_LOGIN_BOT_PROMPT"] not in (None, "normal", "aggressive"):
+        raise ConfigError('LINE_LOGIN_BOT_PROMPT must be "normal", "aggressive" or None')
     if isinstance(app.config["TRUSTED_HOSTS"], str):
         # From the environment as "a.example,b.example" (a JSON list works too).
         hosts = [host.strip() for host in app.config["TRUSTED_HOSTS"].split(",")]

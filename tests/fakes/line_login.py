@@ -85,6 +85,8 @@ class FakeLineLogin:
     id_token_changes: dict[str, Any] = field(default_factory=dict)
     #: The key the next ID tokens are signed with instead of the channel secret.
     id_token_key: str | None = None
+    #: When true the friendship endpoint answers 500, as a LINE outage would.
+    friendship_down: bool = False
     #: The form of every ``authorization_code`` request to the token endpoint.
     token_requests: list[dict[str, str]] = field(default_factory=list)
     #: The query of every authorize request.
@@ -352,6 +354,8 @@ class FakeLineLogin:
             return _json({"message": "Not found"}, 404)
         if user_id is None:
             return _json({"message": "invalid token"}, 401)
+        if self.friendship_down:
+            return _json({"message": "Internal server error"}, 500)
         with self._lock:
             return _json({"friendFlag": user_id in self.friends})
 

@@ -250,3 +250,35 @@ def test_the_new_account_page_speaks_the_visitors_language(client, fakes):
     assert "LINE でアカウントを作成" in ja
     zh = client.get("/login/line/new", headers={"Accept-Language": "zh-TW"})
     assert "用 LINE 建立帳號" in zh.get_data(as_text=True)
+
+
+def test_friendship_from_the_endpoint_else_from_the_callback(app, client, fakes):
+    fakes.login.friends.add(ALICE)
+    sign_in_with_line(client, fakes)  # already a friend: friendship_status_changed=false
+    client.post("/login/line/new")
+    assert user_by_line(app, ALICE).line_friend is True
+
+    client.post("/logout")
+    fakes.login.friends.clear()
+    fakes.login.friendship_down = True
+    sign_in_with_line(client, fakes, add_friend=True)  # the endpoint fails; the callback says
+    assert user_by_line(app, ALICE).line_friend is True
+    client.post("/logout")
+    sign_in_with_line(client, fakes)  # nothing known either way: the flag stays as it was
+    assert user_by_line(app, ALICE).line_friend is True
+
+
+def test_a_bot_prompt_other_than_normal_or_aggressive_stops_the_app(tmp_path):
+    from notify_site import create_app
+    from notify_site.config import ConfigError
+
+    with pytest.raises(ConfigError, match="LINE_LOGIN_BOT_PROMPT"):
+        create_app(make_test_config(tmp_path, LINE_LOGIN_BOT_PROMPT="always"))
+
+
+def test_without_bot_prompt_no_friendship_is_asked(app, client, fakes):
+    app.config["LINE_LOGIN_BOT_PROMPT"] = None
+    assert "bot_prompt" not in begin(client)
+    sign_in_with_line(client, fakes)
+    client.post("/login/line/new")
+    assert user_by_line(app, ALICE).line_friend is None
