@@ -43,8 +43,14 @@ def upgrade():
         batch_op.alter_column('password_hash', existing_type=sa.String(length=256), nullable=True)
         batch_op.create_unique_constraint(batch_op.f('uq_users_line_user_id'), ['line_user_id'])
 
+    with op.batch_alter_table('relay_chat_members', schema=None) as batch_op:
+        batch_op.create_index('ix_relay_chat_members_line_user_id', ['line_user_id'], unique=False)
+
 
 def downgrade():
+    with op.batch_alter_table('relay_chat_members', schema=None) as batch_op:
+        batch_op.drop_index('ix_relay_chat_members_line_user_id')
+
     # An account without a password cannot survive the downgrade's NOT NULL: it gets a
     # password no one knows (an admin can set one with `flask set-password`).
     op.execute("UPDATE users SET password_hash = '!' WHERE password_hash IS NULL")

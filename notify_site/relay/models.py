@@ -251,7 +251,11 @@ class RelayChatMember(db.Model):
     """A member of a LINE group or room, as ``memberJoined`` / ``memberLeft`` told the relay."""
 
     __tablename__ = "relay_chat_members"
-    __table_args__ = (UniqueConstraint("chat_id", "line_user_id"),)
+    __table_args__ = (
+        UniqueConstraint("chat_id", "line_user_id"),
+        # A person linked to LINE: the groups they are in (relay/line/linked.py).
+        Index("ix_relay_chat_members_line_user_id", "line_user_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     chat_id: Mapped[int] = mapped_column(ForeignKey("relay_chats.id", ondelete="CASCADE"))

@@ -28,7 +28,8 @@ What each event does:
 * ``join``: the group (or room) is registered or made reachable, named from the group-summary
   endpoint (rooms have no name); ``leave``: marked unreachable.
 * ``memberJoined`` / ``memberLeft``: the member list of the group.
-* ``message`` (every type): recorded as what the chat last sent; a text that is a pending
+* ``message`` (every type): recorded as what the chat last sent (in a group or room, its
+  sender recorded as a member, as ``memberJoined`` would); a text that is a pending
   pairing code binds the pairing to the chat, and the bot replies to confirm (unless the
   channel is in standby mode, when another bot answers the chat).
 
@@ -340,6 +341,11 @@ def _message(
     when: datetime,
 ) -> str:
     chat = _chat_for(settings, source, when=when)
+    sender = raw.get("source", {}).get("userId") if source[2] != "user" else None
+    if _line_id(sender):
+        # A message in a group or room shows its sender is a member there (LINE sends the
+        # sender's id when the member consented): the consent page offers them the group.
+        _member(chat, sender, joined=True, when=when)
     message_type = str(raw_message.get("type") or "")[:16]
     if chat.last_message_at is None or chat.last_message_at <= when:
         chat.last_message_type = message_type
