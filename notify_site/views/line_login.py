@@ -16,12 +16,14 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user
 
 from notify_site.forms import ConfirmForm
+from notify_site.security import safe_local_path
 from notify_site.services import ServiceError, accounts, line_accounts
 
 bp = Blueprint("line_login", __name__)
 
 STATES_KEY = "line_login_states"
 PENDING_KEY = "line_login_pending"
+NEXT_KEY = "line_login_next"
 PENDING_SECONDS = 600
 # The flows one browser may have open at once (each tab its own).
 MAX_STATES = 5
@@ -45,6 +47,8 @@ def start():
         abort(404)
     if not ConfirmForm().validate_on_submit():
         abort(400)
+    # Where the sign-in page was to lead (the relay's consent page...): this site's paths only.
+    session[NEXT_KEY] = safe_local_path(request.args.get("next"))
     return _start()
 
 
@@ -115,8 +119,9 @@ def callback():
             "until": int(time.time()) + PENDING_SECONDS,
         }
         return redirect(url_for("line_login.new_account"))
+    target = session.get(NEXT_KEY) or url_for("connections.index")
     _sign_in(user)
-    return redirect(url_for("connections.index"))
+    return redirect(target)
 
 
 def _sign_in(user) -> None:
@@ -186,7 +191,8 @@ def new_account():
         except ServiceError as error:
             flash(str(error), "error")
         else:
+            target = session.get(NEXT_KEY) or url_for("connections.index")
             _sign_in(user)
             flash(_("Welcome! Your account signs in with LINE."), "success")
-            return redirect(url_for("connections.index"))
+            return redirect(target)
     return render_template("line_login/new_account.html", form=form, name=pending.get("name"))

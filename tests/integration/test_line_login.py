@@ -282,3 +282,14 @@ def test_without_bot_prompt_no_friendship_is_asked(app, client, fakes):
     sign_in_with_line(client, fakes)
     client.post("/login/line/new")
     assert user_by_line(app, ALICE).line_friend is None
+
+
+def test_signing_in_with_line_goes_on_to_the_page_that_asked(app, client, fakes):
+    sign_in_with_line(client, fakes)
+    client.post("/login/line/new")
+    client.post("/logout")
+    url = fakes.approve(begin(client, "/login/line?next=/relay/my/"))
+    assert client.get(callback_path(url)).headers["Location"] == "/relay/my/"
+    client.post("/logout")
+    url = fakes.approve(begin(client, "/login/line?next=https://evil.example/"))
+    assert client.get(callback_path(url)).headers["Location"] == "/connections"
