@@ -163,6 +163,8 @@ class FakeLineLogin:
         path, method = environ.get("PATH_INFO", ""), environ["REQUEST_METHOD"]
         if path in ("/oauth2/v2.1/authorize", "/v2/profile", "/friendship/v1/status"):
             return True
+        if path == "/favicon.ico":
+            return True  # a browser on the consent page asks; a 404 here, not a broken contract
         if method != "POST":
             return False
         form = dict(parse_qsl(body.decode("utf-8", "replace")))
