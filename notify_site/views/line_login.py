@@ -78,7 +78,14 @@ def unlink():
 
 
 def _problem(title: str, message: str, status: int = 400):
-    return render_template("line_login/problem.html", title=title, message=message), status
+    # LINE's callback carries the code and the state in its query: not repeated on the page.
+    page = render_template(
+        "line_login/problem.html",
+        title=title,
+        message=message,
+        language_next=url_for("auth.login"),
+    )
+    return page, status
 
 
 @bp.get("/login/line/callback")

@@ -293,3 +293,38 @@ def test_signing_in_with_line_goes_on_to_the_page_that_asked(app, client, fakes)
     client.post("/logout")
     url = fakes.approve(begin(client, "/login/line?next=https://evil.example/"))
     assert client.get(callback_path(url)).headers["Location"] == "/connections"
+
+
+def test_a_disabled_account_cannot_sign_in_with_line(app, client, fakes):
+    sign_in_with_line(client, fakes)
+    client.post("/login/line/new")
+    client.post("/logout")
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.line_user_id == ALICE))
+        user.disabled_at = utcnow()
+        db.session.commit()
+    answer = sign_in_with_line(client, fakes)
+    assert answer.status_code == 403
+    assert "disabled" in answer.get_data(as_text=True)
+    assert client.get("/settings").status_code == 302
+
+
+def test_no_secret_reaches_the_pages_or_the_log(app, client, fakes, caplog):
+    fakes.login.id_token_changes = {"aud": "1999999999"}
+    authorize = begin(client)
+    callback = callback_path(fakes.approve(authorize))
+    page = client.get(callback).get_data(as_text=True)
+    code = parse_qs(urlsplit(callback).query)["code"][0]
+    # The site's own log (the fake's access log is LINE's side).
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("notify_site"))
+    for secret in (fakes.login.channel_secret, code, state_of(authorize)):
+        assert secret not in page
+        assert secret not in ours
+    assert "LINE Login refused" in ours
+
+
+def test_the_callbacks_code_and_state_are_kept_out_of_access_logs():
+    from notify_site.log_redaction import redact
+
+    line = '127.0.0.1 - - "GET /login/line/callback?code=c0de&state=s7ate HTTP/1.1" 302 -'
+    assert redact(line) == '127.0.0.1 - - "GET /login/line/callback?[secret] HTTP/1.1" 302 -'
