@@ -84,6 +84,10 @@ class AccountAction:
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an event name, not a password
     PASSWORD_SET = "password_set"  # noqa: S105 - an event name, not a password
     DELETED = "deleted"
+    LINE_LINKED = "line_linked"
+    LINE_UNLINKED = "line_unlinked"
+    #: An account made by signing in with LINE.
+    CREATED_WITH_LINE = "created_with_line"
 
 
 class AccountEvent(db.Model):

@@ -44,9 +44,13 @@ from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.keyring import keyring
 from notify_site.line_login import BOT_PROMPTS, LineLoginClient, LineLoginError
-from notify_site.models import LineLoginState, User
+from notify_site.models import AccountAction, LineLoginState, User
 from notify_site.services import ServiceError
-from notify_site.services.accounts import AccountDisabledError, RegistrationClosedError
+from notify_site.services.accounts import (
+    AccountDisabledError,
+    RegistrationClosedError,
+    record_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +248,7 @@ def link(user: User, line_user_id: str, friend: bool | None) -> None:
         raise LineLinkError(gettext("This LINE account is already linked to another account."))
     user.line_user_id = line_user_id
     user.line_friend = friend
+    record_event(AccountAction.LINE_LINKED, user, user)
     try:
         db.session.commit()
     except IntegrityError:
@@ -259,8 +264,11 @@ def unlink(user: User) -> None:
         raise LineLinkError(
             gettext("Set a password first: LINE is the only way you can sign in now.")
         )
+    if user.line_user_id is None:
+        return
     user.line_user_id = None
     user.line_friend = None
+    record_event(AccountAction.LINE_UNLINKED, user, user)
     db.session.commit()
 
 
@@ -291,6 +299,8 @@ def create_account(line_user_id: str, name: str, friend: bool | None) -> User:
     )
     db.session.add(user)
     try:
+        db.session.flush()  # the id, for the audit entry
+        record_event(AccountAction.CREATED_WITH_LINE, user, user)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()

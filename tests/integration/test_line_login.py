@@ -328,3 +328,23 @@ def test_the_callbacks_code_and_state_are_kept_out_of_access_logs():
 
     line = '127.0.0.1 - - "GET /login/line/callback?code=c0de&state=s7ate HTTP/1.1" 302 -'
     assert redact(line) == '127.0.0.1 - - "GET /login/line/callback?[secret] HTTP/1.1" 302 -'
+
+
+def test_linking_is_in_the_admins_audit_and_a_line_only_account_confirms_with_a_password(
+    app, client, fakes
+):
+    from notify_site.models import AccountEvent
+
+    sign_in_with_line(client, fakes)
+    client.post("/login/line/new")
+    deleted = client.post("/settings/delete-account", data={"password": "anything at all"})
+    assert deleted.status_code == 400
+    assert "no password yet" in deleted.get_data(as_text=True)
+    client.post(
+        "/settings/password",
+        data={"new_password": "a new password 1", "confirm_password": "a new password 1"},
+    )
+    client.post("/settings/line/unlink")
+    with app.app_context():
+        actions = db.session.scalars(select(AccountEvent.action).order_by(AccountEvent.id)).all()
+    assert actions == ["created_with_line", "password_changed", "line_unlinked"]
