@@ -89,6 +89,7 @@ def test_sign_in_with_line_add_the_bot_and_connect_your_own_chat(
 
     # LINE: the bot is invited into Alice's family group; the consent page now offers it.
     fakes.messaging.groups[FAMILY] = "Family"
+    fakes.messaging.members[FAMILY] = {ALICE}
     member = {"members": [{"type": "user", "userId": ALICE}]}
     post_webhook(
         live, event("join", group=FAMILY), event("memberJoined", group=FAMILY, joined=member)

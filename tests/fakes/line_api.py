@@ -1,7 +1,8 @@
 """A fake LINE Messaging API over real HTTP, for the relay's channel mode.
 
-It serves the endpoints the relay uses (push, reply, profile, group summary, bot info, quota,
-and the v2.1 channel access token issue / verify / revoke), records every call, and can be
+It serves the endpoints the relay uses (push, reply, profile, group summary, group and room
+member profiles, bot info, quota, and the v2.1 channel access token issue / verify / revoke),
+records every call, and can be
 told to answer the next calls to a path with chosen statuses (500, 429, 400...). Pushes follow
 LINE's retry-key rule: a key already accepted answers 409 and sends nothing again. (One fake
 server, past 400 lines on purpose: its endpoints share the recorded state.)
@@ -83,6 +84,8 @@ class FakeLine:
     valid_tokens: set[str] = field(default_factory=lambda: {STATIC_TOKEN})
     profiles: dict[str, str] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)
+    #: Who is in each group or room (its id → user ids), for the member profile endpoints.
+    members: dict[str, set[str]] = field(default_factory=dict)
     quota: int | None = 200
     consumption: int = 0
     bot_name: str = "Notify Relay Bot"
@@ -209,6 +212,13 @@ class FakeLine:
             if user_id not in self.profiles:
                 return self._error(path, 404, "Not found")
             return self._json({"userId": user_id, "displayName": self.profiles[user_id]})
+        parts = path.split("/")
+        if len(parts) == 7 and parts[3] in ("group", "room") and parts[5] == "member":
+            chat_id, user_id = parts[4], parts[6]
+            if user_id not in self.members.get(chat_id, set()):
+                return self._error(path, 404, "Not found")
+            name = self.profiles.get(user_id, "LINE member")
+            return self._json({"displayName": name, "userId": user_id})
         if path.startswith("/v2/bot/group/") and path.endswith("/summary"):
             group_id = path.split("/")[4]
             if group_id not in self.groups:

@@ -14,22 +14,29 @@ friend of the bot then (:attr:`Person.line_friend`). From that:
   member (``memberJoined``, or a message they sent there) and not leave since
   (``memberLeft``) — never another member's groups, never a group the bot left.
 
-Picking one pairs it to the person (:func:`keep`), so it is theirs from then on as if paired
-with a code; pairing by code stays for accounts without LINE and for other chats.
+Picking a group asks LINE first (:func:`still_member`: the group or room member profile
+endpoint), so a ``memberLeft`` the webhook missed cannot hand a group to someone who left
+it; when LINE cannot be asked, the webhook's record stands. Picking one pairs it to the person
+(:func:`keep`), so it is theirs from then on as if paired with a code; pairing by code stays
+for accounts without LINE and for other chats.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import exists, select, update
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.relay import chats
 from notify_site.relay.accounts import Person
+from notify_site.relay.line.channel import ChannelSettings, messaging_api
 from notify_site.relay.line.webhook import dialect_insert
-from notify_site.relay.models import ChatKind, RelayChat, RelayChatMember
+from notify_site.relay.models import ChatKind, RelayChat, RelayChatMember, RelayChatPerson
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,3 +116,46 @@ def offered_chats(person: Person) -> tuple[list[RelayChat], RelayChat | None]:
 def keep(chat: RelayChat, person_id: int) -> None:
     """The picked chat is the person's from now on (paired, as by a code). No commit."""
     chats.pair_chat(chat, person_id)
+
+
+def still_member(settings: ChannelSettings, chat: RelayChat, person: Person) -> bool:
+    """Whether the person may pick ``chat`` as one of their groups: paired to them already,
+    or LINE's member profile endpoint knows them there. A 404 records that they left."""
+    if chat.kind != ChatKind.GROUP or not person.line_user_id:
+        return True
+    paired = exists().where(
+        RelayChatPerson.chat_id == chat.id, RelayChatPerson.person_id == person.id
+    )
+    if db.session.scalar(select(paired)):
+        return True
+    from linebot.v3 import messaging  # loaded only in channel mode (channel.py)
+
+    try:
+        api = messaging_api(settings)
+        if chat.source_type == "room":
+            api.get_room_member_profile(
+                chat.line_id, person.line_user_id, _request_timeout=settings.timeout
+            )
+        else:
+            api.get_group_member_profile(
+                chat.line_id, person.line_user_id, _request_timeout=settings.timeout
+            )
+    except messaging.ApiException as error:
+        if error.status != 404:
+            log.info("relay: LINE did not confirm a member (HTTP %s)", error.status)
+            return True
+        db.session.execute(
+            update(RelayChatMember)
+            .where(
+                RelayChatMember.chat_id == chat.id,
+                RelayChatMember.line_user_id == person.line_user_id,
+                RelayChatMember.left_at.is_(None),
+            )
+            .values(left_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        return False
+    except Exception as error:  # noqa: BLE001 - unreachable LINE: the webhook's record stands
+        log.warning("relay: could not ask LINE about a member (%s)", type(error).__name__)
+    return True

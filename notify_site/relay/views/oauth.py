@@ -131,15 +131,16 @@ def _authorize_channel(
                 return _declined(auth)
             if form.agree.data:
                 if form.chat.data is not None:
-                    code = consent.agree_offered(
-                        auth, form.chat.data, offered, person_id=person.id, ttl=ttl
-                    )
+                    code = _agree_offered(auth, form, offered, settings, person, ttl)
                 else:
                     code = consent.agree(
                         auth, form.pairing.data or "", person_id=person.id, now=now, ttl=ttl
                     )
                 if code is not None:
                     return _oauth_answer(auth, {"code": code, "state": auth.state})
+        if form.chat.errors:  # a group LINE says they left: offered no more
+            offered, own = linked.offered_chats(person)
+            form.chat.choices = [(chat.id, offered_label(chat, own)) for chat in offered]
         page = consent.page_after_refusal(
             auth.client_pk,
             person.id,
@@ -163,6 +164,25 @@ def _authorize_channel(
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _agree_offered(
+    auth: oauth.AuthorizeRequest,
+    form: AuthorizeForm,
+    offered: list[RelayChat],
+    settings: ChannelSettings,
+    person: Person,
+    ttl: int,
+) -> str | None:
+    """**Agree and connect** with a chat on offer; a group known from the webhook only is
+    checked with LINE first (``linked.still_member``)."""
+    picked = next((chat for chat in offered if chat.id == form.chat.data), None)
+    if picked is None:
+        return None
+    if not linked.still_member(settings, picked, person):
+        form.chat.errors = [_("You are no longer a member of that group.")]
+        return None
+    return consent.agree_offered(auth, picked.id, offered, person_id=person.id, ttl=ttl)
 
 
 def offered_label(chat: RelayChat, own: RelayChat | None) -> str:

@@ -189,3 +189,31 @@ def test_my_page_offers_the_linked_chats_and_keeps_the_one_picked(app, client, p
     assert "relay-new-token" in answer.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(select(RelayChatPerson.person_id)) == person.id
+
+
+def pick(client, params, chat_id: str):
+    return client.post("/relay/oauth/authorize", data={**params, "chat": chat_id, "agree": "1"})
+
+
+def test_picking_a_group_asks_line_whether_they_are_still_a_member(
+    app, client, person, authorize_params, fake_line
+):
+    fake_line.state.groups.update({SHARED: "Family", OTHERS: "Club"})
+    webhook(
+        app,
+        client,
+        event("join", group=SHARED),
+        event("join", group=OTHERS),
+        *members(KEIKO_LINE, SHARED, OTHERS),
+    )
+    link_line(app, person, friend=False)
+    fake_line.state.members[SHARED] = {KEIKO_LINE}  # LINE: she is in Family, left Club
+    chats = offered(client, authorize_params())
+    assert pick(client, authorize_params(), chats["Family"]).status_code == 302
+
+    refused = pick(client, authorize_params(), chats["Club"])
+    assert refused.status_code == 200
+    assert "no longer a member of that group" in refused.get_data(as_text=True)
+    assert list(offered(client, authorize_params())) == ["Family"]
+    asked = fake_line.state.calls_to(f"/v2/bot/group/{OTHERS}/member/{KEIKO_LINE}")
+    assert len(asked) == 1
