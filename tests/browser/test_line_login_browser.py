@@ -14,7 +14,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.steps import screenshot, send_from_the_form
+from tests.browser.steps import PHONE, register, screenshot, send_from_the_form
 from tests.fakes.line_api import channel_config, event
 from tests.fakes.line_live import post_webhook
 from tests.fakes.line_login import ALICE, login_config, serve_fakes
@@ -107,3 +107,22 @@ def test_sign_in_with_line_add_the_bot_and_connect_your_own_chat(
         30,
         "the relay's push to the family group",
     )
+
+
+def test_a_password_account_links_line_in_settings_then_signs_in_with_it(live, fakes, page):
+    fakes.login.redirect_uris.add(f"{live.site}/login/line/callback")
+    register(page, live)
+    page.goto(f"{live.site}/settings")
+    page.get_by_role("button", name="Link LINE").click()
+    allow_on_line(page, fakes)
+    expect(page).to_have_url(f"{live.site}/settings")
+    expect(page.locator(".flash-success")).to_contain_text("LINE is linked")
+    page.set_viewport_size(PHONE)
+    screenshot(page, "line-login-settings-linked-phone")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+    page.get_by_role("button", name="Sign out").click()
+    page.goto(f"{live.site}/login")
+    page.get_by_role("button", name="Sign in with LINE").click()
+    allow_on_line(page, fakes)
+    expect(page).to_have_url(f"{live.site}/connections")
