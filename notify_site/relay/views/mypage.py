@@ -83,6 +83,13 @@ def _page(
     services = tokens.connected_services(
         person.id, limits=RateLimits.from_config(current_app.config), now=now
     )
+    settings = current_settings()
+    # A person linked to LINE whose own chat is not on offer: not a friend of the bot yet.
+    own_missing = (
+        settings is not None
+        and person.line_user_id is not None
+        and all(chat.line_id != person.line_user_id for chat in offered)
+    )
     response = Response(
         render_template(
             "relay/my.html",
@@ -92,7 +99,8 @@ def _page(
             new_token=new_token,
             new_token_chat=new_token_chat,
             api_notify_url=public_url("relay.api_notify"),
-            channel_mode=current_settings() is not None,
+            channel_mode=settings is not None,
+            add_friend_url=settings.add_friend_url if own_missing else None,
             chat_label=_chat_label(person),
         ),
         status,

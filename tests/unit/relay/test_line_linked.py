@@ -217,3 +217,12 @@ def test_picking_a_group_asks_line_whether_they_are_still_a_member(
     assert list(offered(client, authorize_params())) == ["Family"]
     asked = fake_line.state.calls_to(f"/v2/bot/group/{OTHERS}/member/{KEIKO_LINE}")
     assert len(asked) == 1
+
+
+def test_my_page_points_a_linked_person_who_is_not_a_friend_to_the_bot(app, client, person):
+    link_line(app, person, friend=False)
+    page = client.get("/relay/my/").get_data(as_text=True)
+    assert "data-own-chat-missing" in page
+    assert "https://line.me/R/ti/p/%40fakebot" in page
+    link_line(app, person, friend=True)
+    assert "data-own-chat-missing" not in client.get("/relay/my/").get_data(as_text=True)
