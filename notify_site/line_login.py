@@ -9,7 +9,8 @@
   ``exp`` and ``iat`` (a minute's leeway for clocks), ``sub`` present, and ``nonce`` equal to
   the one this flow sent. The JOSE work is joserfc's (the library Authlib's own ``jose``
   package now defers to; ``authlib.jose`` is deprecated). The access token comes back to the
-  caller only to ask the friendship status and is then dropped (never stored);
+  caller only to ask the friendship status, then revoked (:meth:`LineLoginClient.revoke`)
+  and dropped, never stored;
 * :meth:`LineLoginClient.friendship` asks whether the person is a friend of the bot linked to
   the channel (``GET /friendship/v1/status``).
 
@@ -180,6 +181,21 @@ class LineLoginClient:
         if response.status_code != 200 or body is None or "friendFlag" not in body:
             raise LineLoginError(f"LINE gave no friendship status (HTTP {response.status_code})")
         return body["friendFlag"] is True
+
+    def revoke(self, access_token: str) -> None:
+        """Revoke a LINE access token this site has no further use for."""
+        response = self._call(
+            "POST",
+            "/oauth2/v2.1/revoke",
+            (self._secret, access_token),
+            data={
+                "access_token": access_token,
+                "client_id": self.channel_id,
+                "client_secret": self._secret,
+            },
+        )
+        if response.status_code != 200:
+            raise LineLoginError(f"LINE did not revoke the token (HTTP {response.status_code})")
 
     def _call(
         self, method: str, path: str, secrets: tuple[str, ...], **kwargs: Any

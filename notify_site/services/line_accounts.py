@@ -9,7 +9,7 @@ session *and* an unexpired, unused row — and consumes the row atomically befor
 else, so a missing, wrong, reused or expired state is refused **without a token request**.
 Only then is the code exchanged (once) and the ID token verified (signature, ``iss``,
 ``aud``, ``exp``, ``iat``, ``nonce``); the LINE access token is used for the friendship
-status and dropped, never stored. An ``error=`` answer (``access_denied`` or any other)
+status, then revoked, never stored. An ``error=`` answer (``access_denied`` or any other)
 spends the state too (:func:`cancel`).
 
 **ID linking.** An account holds at most one LINE user id and a LINE user id at most one
@@ -220,6 +220,10 @@ def complete(
         except LineLoginError as error:
             log.info("LINE Login: %s", error.message)
             friend = True if friendship_changed == "true" else None
+    try:
+        client.revoke(identity.access_token)  # nothing more to ask LINE for this person
+    except LineLoginError as error:
+        log.info("LINE Login: %s", error.message)
     return LineSignIn(identity.user_id, identity.name[:100], friend, linking)
 
 

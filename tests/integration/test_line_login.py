@@ -78,6 +78,9 @@ def test_a_first_sign_in_makes_an_account_that_is_signed_in(app, client, fakes):
     assert user.line_friend is True
     assert client.get("/settings").status_code == 200  # signed in
     assert len(fakes.login.token_requests) == 1
+    # LINE's access token served the friendship question only: revoked, kept nowhere.
+    assert len(fakes.login.revoked) == 1
+    assert fakes.login.access_tokens == {}
 
     # The next time, LINE signs the same account in straight away.
     client.post("/logout")
