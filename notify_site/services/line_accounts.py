@@ -37,7 +37,7 @@ from datetime import timedelta
 
 from flask import current_app, url_for
 from flask_babel import gettext
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from notify_site.db_types import utcnow
@@ -140,6 +140,13 @@ def start(user: User | None = None) -> PendingLineLogin:
     state_hash = hash_state(authorization.state)
     sealed = json.dumps({"nonce": authorization.nonce, "verifier": authorization.code_verifier})
     now = utcnow()
+    # Flows a day past their expiry are of no use even to explain a refusal: they go, so the
+    # table stays small (ix_line_login_states_expires_at).
+    db.session.execute(
+        delete(LineLoginState)
+        .where(LineLoginState.expires_at < now - timedelta(days=1))
+        .execution_options(synchronize_session=False)
+    )
     db.session.add(
         LineLoginState(
             state_hash=state_hash,

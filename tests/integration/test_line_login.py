@@ -351,3 +351,13 @@ def test_linking_is_in_the_admins_audit_and_a_line_only_account_confirms_with_a_
     with app.app_context():
         actions = db.session.scalars(select(AccountEvent.action).order_by(AccountEvent.id)).all()
     assert actions == ["created_with_line", "password_changed", "line_unlinked"]
+
+
+def test_flows_a_day_past_their_expiry_are_cleared_when_another_starts(app, client, fakes):
+    begin(client)
+    with app.app_context():
+        db.session.execute(update(LineLoginState).values(expires_at=utcnow() - timedelta(days=2)))
+        db.session.commit()
+    begin(client)
+    with app.app_context():
+        assert len(db.session.scalars(select(LineLoginState)).all()) == 1
