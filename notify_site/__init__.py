@@ -46,7 +46,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from notify_site import i18n, log_redaction, security, stored_text
+    from notify_site import i18n, log_redaction, pages_only, security, stored_text
     from notify_site.services import accounts, encrypted_columns, schedules
 
     db.init_app(app)
@@ -56,6 +56,8 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
     login_manager.user_loader(accounts.load_user)
+    # No session, remember-cookie hook or CSRF hook on the JSON API (notify_site/pages_only.py).
+    pages_only.install(app, remember_hook=login_manager._update_remember_cookie)
     encrypted_columns.init_app(app)  # the site's columns under the key ring (keyring.py)
     security.init_app(app)
     i18n.init_app(app, babel)
