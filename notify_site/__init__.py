@@ -122,15 +122,12 @@ def register_errorhandlers(app: Flask) -> None:
     """Every app-wide error handler. Blueprints answer some errors their own way, with
     handlers beside their views: the JSON API (notify_site/api/errors.py), the send form's
     too-large body (views/send.py) and the relay (LINE Notify's shape)."""
-    from flask_limiter import RateLimitExceeded
     from flask_wtf.csrf import CSRFError
     from werkzeug.exceptions import HTTPException
 
-    from notify_site import ratelimit
     from notify_site.views import errors
 
     app.register_error_handler(CSRFError, errors.csrf_error)
-    app.register_error_handler(RateLimitExceeded, ratelimit.rate_limited)
     app.register_error_handler(HTTPException, errors.http_error)
     app.register_error_handler(Exception, errors.unexpected_error)
 

@@ -155,7 +155,7 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_FIX_X_HOST": 0,
     "PROXY_FIX_X_PORT": 0,
     "PROXY_FIX_X_PREFIX": 0,
-    # Rate limits (Flask-Limiter; notify_site/ratelimit.py). A limit is a string such as
+    # Rate limits (the limits library; notify_site/ratelimit.py). A limit is a string such as
     # "600 per minute" or "10/second;1000/hour".
     # Requests one API key may make to /api/v1, all endpoints together. Requests without a key
     # are counted per client address.
@@ -175,7 +175,9 @@ DEFAULTS: dict[str, Any] = {
     # Prepended to every counter's key, so that several sites can share one Redis.
     "RATELIMIT_KEY_PREFIX": "notify_site",
     # When the storage (Redis) cannot be reached, count in this process's memory until it is
-    # back, instead of failing the request.
+    # back (the limit then holds per process), instead of refusing the request. False: the API
+    # and the webhooks answer 503 until Redis is back (the sign-in throttle still counts in
+    # memory).
     "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
     # Metrics (notify_site/metrics.py). The bearer token Prometheus must send to GET /metrics
     # (and to a worker's metrics port). None: /metrics answers 404, as if it did not exist.

@@ -110,8 +110,15 @@ def authenticate_api_key() -> None:
             invalid=False,
         )
     scheme, _, credentials = header.strip().partition(" ")
+    credentials = credentials.strip()
+    # The per-key rate limit hashed the same key already (notify_site/ratelimit.py).
+    presented, digest = g.get("presented_key_hash") or (None, None)
     try:
-        api_key = api_keys.authenticate(credentials.strip()) if scheme.lower() == "bearer" else None
+        api_key = (
+            api_keys.authenticate(credentials, digest if presented == credentials else None)
+            if scheme.lower() == "bearer"
+            else None
+        )
     except AccountDisabledError as error:
         raise ApiError(403, "account_disabled", str(error)) from None
     if api_key is None:
