@@ -160,6 +160,10 @@ DEFAULTS: dict[str, Any] = {
     # Requests one API key may make to /api/v1, all endpoints together. Requests without a key
     # are counted per client address.
     "API_RATE_LIMIT": "600 per minute",
+    # POST /api/v1/notifications takes a fast path for the common case (one connection, no
+    # Idempotency-Key, no send_at, no file): one read and one write (services/sending.py
+    # fast_send). False sends everything the general way (the answers are the same).
+    "API_FAST_ACCEPT": True,
     # Failed sign-ins allowed for one username from one address before sign-in is refused
     # for that pair until the window has passed.
     "LOGIN_FAILURE_LIMIT": "5 per 15 minutes",

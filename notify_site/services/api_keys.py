@@ -222,6 +222,11 @@ _KEY_BY_HASH = (
 )
 
 
+def may_be_a_key(plaintext: str | None) -> bool:
+    """Whether ``plaintext`` looks like a key at all (worth hashing and looking up)."""
+    return bool(plaintext) and plaintext.startswith(KEY_PREFIX) and len(plaintext) <= KEY_MAX_CHARS
+
+
 def authenticate(plaintext: str | None, digest: str | None = None) -> AuthenticatedKey | None:
     """The active key whose plaintext is ``plaintext``, with its owner, else None.
 
@@ -232,7 +237,7 @@ def authenticate(plaintext: str | None, digest: str | None = None) -> Authentica
     ``digest`` is :func:`hash_key` of ``plaintext`` when the caller has it already (the rate
     limit hashed the same key to count it).
     """
-    if not plaintext or not plaintext.startswith(KEY_PREFIX) or len(plaintext) > KEY_MAX_CHARS:
+    if not may_be_a_key(plaintext):
         return None
     if digest is None:
         digest = hash_key(plaintext)
