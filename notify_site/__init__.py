@@ -46,7 +46,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from notify_site import i18n, log_redaction, security, stored_text
+    from notify_site import i18n, log_redaction, pages_only, security, stored_text
     from notify_site.services import accounts, encrypted_columns, schedules
 
     db.init_app(app)
@@ -56,6 +56,8 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
     login_manager.user_loader(accounts.load_user)
+    # No session, remember-cookie hook or CSRF hook on the JSON API (notify_site/pages_only.py).
+    pages_only.install(app, remember_hook=login_manager._update_remember_cookie)
     encrypted_columns.init_app(app)  # the site's columns under the key ring (keyring.py)
     security.init_app(app)
     i18n.init_app(app, babel)
@@ -122,15 +124,12 @@ def register_errorhandlers(app: Flask) -> None:
     """Every app-wide error handler. Blueprints answer some errors their own way, with
     handlers beside their views: the JSON API (notify_site/api/errors.py), the send form's
     too-large body (views/send.py) and the relay (LINE Notify's shape)."""
-    from flask_limiter import RateLimitExceeded
     from flask_wtf.csrf import CSRFError
     from werkzeug.exceptions import HTTPException
 
-    from notify_site import ratelimit
     from notify_site.views import errors
 
     app.register_error_handler(CSRFError, errors.csrf_error)
-    app.register_error_handler(RateLimitExceeded, ratelimit.rate_limited)
     app.register_error_handler(HTTPException, errors.http_error)
     app.register_error_handler(Exception, errors.unexpected_error)
 
@@ -144,11 +143,16 @@ def register_commands(app: Flask) -> None:
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """WAL lets readers and one writer work at once; foreign keys are off in SQLite by default."""
+    """WAL lets readers and one writer work at once; foreign keys are off in SQLite by default.
+
+    ``synchronous=FULL``: each commit syncs the WAL to disk before it returns, so a 202
+    ("durably queued", SPEC 4.3) survives a power loss, not only a crash of the process
+    (``NORMAL`` in WAL mode may lose the last commits when the machine loses power).
+    """
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()

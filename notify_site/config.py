@@ -167,11 +167,15 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_FIX_X_HOST": 0,
     "PROXY_FIX_X_PORT": 0,
     "PROXY_FIX_X_PREFIX": 0,
-    # Rate limits (Flask-Limiter; notify_site/ratelimit.py). A limit is a string such as
+    # Rate limits (the limits library; notify_site/ratelimit.py). A limit is a string such as
     # "600 per minute" or "10/second;1000/hour".
     # Requests one API key may make to /api/v1, all endpoints together. Requests without a key
     # are counted per client address.
     "API_RATE_LIMIT": "600 per minute",
+    # POST /api/v1/notifications takes a fast path for the common case (one connection, no
+    # Idempotency-Key, no send_at, no file): one read and one write (services/sending.py
+    # fast_send). False sends everything the general way (the answers are the same).
+    "API_FAST_ACCEPT": True,
     # Failed sign-ins allowed for one username from one address before sign-in is refused
     # for that pair until the window has passed.
     "LOGIN_FAILURE_LIMIT": "5 per 15 minutes",
@@ -187,7 +191,9 @@ DEFAULTS: dict[str, Any] = {
     # Prepended to every counter's key, so that several sites can share one Redis.
     "RATELIMIT_KEY_PREFIX": "notify_site",
     # When the storage (Redis) cannot be reached, count in this process's memory until it is
-    # back, instead of failing the request.
+    # back (the limit then holds per process), instead of refusing the request. False: the API
+    # and the webhooks answer 503 until Redis is back (the sign-in throttle still counts in
+    # memory).
     "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
     # Metrics (notify_site/metrics.py). The bearer token Prometheus must send to GET /metrics
     # (and to a worker's metrics port). None: /metrics answers 404, as if it did not exist.

@@ -211,26 +211,26 @@ def add_notifications(
     timing = {"send_at": send_at, "occurrence_id": occurrence_id, "next_attempt_at": utcnow()}
     if later:
         timing["next_attempt_at"] = send_at
-    ids = db.session.execute(
-        _INSERT_NOTIFICATIONS,
-        [
-            {
-                "owner_id": connection.owner_id,
-                "connection_id": connection.id,
-                "api_key_id": api_key_id,
-                "message": content.message,
-                "sticker_package_id": content.sticker_package_id,
-                "sticker_id": content.sticker_id,
-                "image_thumbnail_url": content.image_thumbnail_url,
-                "image_fullsize_url": content.image_fullsize_url,
-                "image_id": image_id,
-                "notification_disabled": content.notification_disabled,
-                "status": status,
-                **timing,
-            }
-            for connection in connections
-        ],
-    ).scalars()
+    rows = [
+        {
+            "owner_id": connection.owner_id,
+            "connection_id": connection.id,
+            "api_key_id": api_key_id,
+            "message": content.message,
+            "sticker_package_id": content.sticker_package_id,
+            "sticker_id": content.sticker_id,
+            "image_thumbnail_url": content.image_thumbnail_url,
+            "image_fullsize_url": content.image_fullsize_url,
+            "image_id": image_id,
+            "notification_disabled": content.notification_disabled,
+            "status": status,
+            **timing,
+        }
+        for connection in connections
+    ]
+    # One row (the usual send) as a single execution: a one-row list would take SQLAlchemy's
+    # multi-row path, which costs more than the INSERT.
+    ids = db.session.execute(_INSERT_NOTIFICATIONS, rows[0] if len(rows) == 1 else rows).scalars()
     return [
         QueuedNotification(
             id=row_id,
