@@ -22,9 +22,7 @@ from playwright.sync_api import expect
 
 from notify_site.i18n import LANGUAGES
 from tests.browser.steps import DESKTOP, PHONE, connect, register, screenshot
-from tests.conftest import Live
-from tests.factories import PASSWORD, seed_every_page
-from tests.pages import SMOKE_CONFIG, collection_app, pages_for
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -33,27 +31,6 @@ AXE = Path(os.environ.get("NOTIFY_SITE_AXE", ROOT / ".axe/node_modules/axe-core/
 #: The impacts that fail the audit (axe's four are minor, moderate, serious, critical).
 FAILING = {"serious", "critical"}
 WIDTHS = {"desktop": DESKTOP, "phone": PHONE}
-
-
-def _html_pages():
-    with collection_app() as app:
-        return [page for page in pages_for(app) if page.kind == "html"]
-
-
-PAGES = _html_pages()
-
-
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory):
-    """The live site with data on every page; the page paths, worked out once."""
-    live = Live(tmp_path_factory.mktemp("axe"), **SMOKE_CONFIG)
-    try:
-        data = seed_every_page(live.app)
-        with live.app.test_request_context():
-            paths = [(page, page.url(data)) for page in PAGES]
-        yield live, paths
-    finally:
-        live.stop()
 
 
 def audit(page) -> list[dict]:
@@ -77,10 +54,10 @@ def failures(violations: list[dict], where: str) -> list[tuple[str, int]]:
 
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("locale", list(LANGUAGES))
-def test_no_page_has_a_serious_accessibility_violation(chromium, seeded, locale, width):
+def test_no_page_has_a_serious_accessibility_violation(chromium, every_page_site, locale, width):
     if not AXE.exists():
         pytest.fail(f"{AXE} is missing: `make test` installs axe-core (or set NOTIFY_SITE_AXE)")
-    live, paths = seeded
+    live, paths = every_page_site
     context = chromium.new_context(viewport=WIDTHS[width], bypass_csp=True)
     context.add_cookies([{"name": "lang", "value": locale, "url": live.site}])
     page = context.new_page()
