@@ -129,6 +129,7 @@ LISTED: dict[str, Page] = {
         Page("admin.parts", kind="fragment"),
         Page("admin.notifications_json", args=lambda d: {"list": "failed"}, kind="json"),
         Page("api.list_connections", kind="json", headers=_api_key),
+        Page("api.list_notifications", kind="json", headers=_api_key),
         Page(
             "api.get_connection",
             args=lambda d: {"connection_id": d.connections["ops"]},
