@@ -78,6 +78,7 @@ def register_blueprints(app: Flask) -> None:
         auth,
         connections,
         dashboard,
+        history,
         main,
         metrics,
         schedules,
@@ -98,6 +99,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks.bp)  # /webhooks: a person's incoming webhooks
     app.register_blueprint(hooks.bp)  # /hooks/<id>/<secret>: where the tools post
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(history.bp)  # /history: every notification, filtered
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_users.bp)
     app.register_blueprint(metrics.bp)
