@@ -35,7 +35,7 @@ def test_register_connect_two_chats_and_revoke_one(live, page):
     screenshot(page, "connections-two-chats")
 
     page.once("dialog", lambda dialog: dialog.accept())
-    rows.filter(has_text="Family alerts").get_by_role("button", name="Revoke").click()
+    rows.filter(has_text="Family alerts").get_by_role("button", name="Disconnect").click()
     expect(page.locator(".flash-success")).to_contain_text("“Family alerts” is disconnected")
     expect(rows.filter(has_text="Family alerts")).to_contain_text("revoked")
     screenshot(page, "connections-after-revoke")
