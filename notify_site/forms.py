@@ -143,6 +143,16 @@ class ConnectForm(BaseForm):
     )
 
 
+class RenameForm(BaseForm):
+    """A connection's new label."""
+
+    label = StringField(
+        _l("New label"),
+        validators=[DataRequired(REQUIRED), at_most(64), plain_text],
+        filters=[lambda value: value.strip() if value else value],
+    )
+
+
 class ConfirmForm(BaseForm):
     """An empty form: a POST button that carries only the CSRF token."""
 

@@ -181,6 +181,8 @@ LISTED: dict[str, Page] = {
             for endpoint, args in [
                 ("connections.refresh", lambda d: {"connection_id": d.connections["ops"]}),
                 ("connections.revoke", lambda d: {"connection_id": d.connections["ops"]}),
+                ("connections.rename", lambda d: {"connection_id": d.connections["ops"]}),
+                ("connections.remove", lambda d: {"connection_id": d.connections["revoked"]}),
                 ("api_keys.revoke", lambda d: {"key_id": 1}),
                 ("admin.retry", lambda d: {"notification_id": d.notifications["failed"]}),
                 ("admin.cancel", lambda d: {"notification_id": d.notifications["queued"]}),
