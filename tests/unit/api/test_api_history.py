@@ -106,3 +106,27 @@ def test_the_openapi_document_describes_the_history(client):
     names = {parameter["name"] for parameter in listing["parameters"]}
     assert {"connection", "status", "since", "until", "q", "cursor", "per_page"} <= names
     assert "200" in listing["responses"]
+
+
+def test_the_openapi_document_declares_the_rate_limit(client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    too_many = document["components"]["responses"]["TOO_MANY_REQUESTS"]
+    assert set(too_many["headers"]) == {
+        "Retry-After",
+        "RateLimit-Limit",
+        "RateLimit-Remaining",
+        "RateLimit-Reset",
+        "RateLimit-Policy",
+    }
+    operations = [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in {"get", "post", "delete"}
+    ]
+    assert len(operations) > 10
+    for path, method, operation in operations:
+        assert "429" in operation["responses"], (method, path)
+        for status, answer in operation["responses"].items():
+            if status.startswith("2"):
+                assert "RateLimit-Remaining" in answer.get("headers", {}), (method, path, status)
