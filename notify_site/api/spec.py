@@ -75,9 +75,12 @@ def document_rate_limits(spec) -> None:
             responses = operation.setdefault("responses", {})
             responses.setdefault("429", {"$ref": "#/components/responses/TOO_MANY_REQUESTS"})
             for status, response in responses.items():
-                if str(status).startswith("2") and isinstance(response, dict):
-                    if "$ref" not in response:
-                        response.setdefault("headers", {}).update(headers)
+                if (
+                    str(status).startswith("2")
+                    and isinstance(response, dict)
+                    and "$ref" not in response
+                ):
+                    response.setdefault("headers", {}).update(headers)
 
 
 class SiteApi(flask_smorest.Api):
