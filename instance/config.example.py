@@ -153,3 +153,10 @@
 # Schedules one worker claims per round, and occurrences of one schedule handled per round.
 # SCHEDULE_CLAIM_BATCH = 50
 # SCHEDULE_OCCURRENCES_PER_ROUND = 100
+
+# --- Housekeeping ----------------------------------------------------------------------------
+# Finished notifications (delivered, failed, cancelled) older than this many days are deleted,
+# with their delivery attempts, by the workers; None or 0 keeps them all. Idempotency-Key
+# records always expire after 24 hours. Seconds between two housekeeping rounds of a worker.
+# NOTIFICATION_RETENTION_DAYS = None
+# HOUSEKEEPING_INTERVAL = 600

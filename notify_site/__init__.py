@@ -47,7 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     from notify_site import i18n, log_redaction, pages_only, security, stored_text
-    from notify_site.services import accounts, encrypted_columns, schedules
+    from notify_site.services import accounts, encrypted_columns, housekeeping, schedules
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
@@ -65,6 +65,7 @@ def register_extensions(app: Flask) -> None:
     # werkzeug's server logs each request line: a webhook's secret in a path stays out of it.
     log_redaction.install("werkzeug")
     schedules.init_app(app)  # the scheduler runs in every worker (a worker job)
+    housekeeping.init_app(app)  # old rows deleted by every worker (a worker job)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -80,6 +81,7 @@ def register_blueprints(app: Flask) -> None:
         auth,
         connections,
         dashboard,
+        history,
         line_login,
         main,
         metrics,
@@ -102,6 +104,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks.bp)  # /webhooks: a person's incoming webhooks
     app.register_blueprint(hooks.bp)  # /hooks/<id>/<secret>: where the tools post
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(history.bp)  # /history: every notification, filtered
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_users.bp)
     app.register_blueprint(metrics.bp)

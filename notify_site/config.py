@@ -116,6 +116,12 @@ DEFAULTS: dict[str, Any] = {
     # Schedules one worker claims per round, and occurrences of one schedule handled per round.
     "SCHEDULE_CLAIM_BATCH": 50,
     "SCHEDULE_OCCURRENCES_PER_ROUND": 100,
+    # Housekeeping (issue 20; notify_site/services/housekeeping.py): finished notifications
+    # (delivered, failed, cancelled) older than this many days are deleted with their
+    # delivery attempts; None or 0 keeps them all (the default). Idempotency-Key records
+    # always expire after 24 hours. Seconds between two housekeeping rounds of a worker.
+    "NOTIFICATION_RETENTION_DAYS": None,
+    "HOUSEKEEPING_INTERVAL": 600,
     # Accounts.
     "REGISTRATION_OPEN": True,
     # Sign in with LINE (README "Sign in with LINE"): on when a LINE Login channel's id and

@@ -160,6 +160,9 @@ class Connection(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A revoked connection its owner removed from the lists: the row stays, so its
+    # notifications stay in the history (issue 20).
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The worker delivering this connection's notifications holds this lease: one worker at a
     # time per connection, so its messages go out in order and its quota is never raced for.
     delivery_lease_token: Mapped[str | None] = mapped_column(String(36))

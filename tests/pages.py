@@ -136,6 +136,7 @@ LISTED: dict[str, Page] = {
         Page("admin.parts", kind="fragment"),
         Page("admin.notifications_json", args=lambda d: {"list": "failed"}, kind="json"),
         Page("api.list_connections", kind="json", headers=_api_key),
+        Page("api.list_notifications", kind="json", headers=_api_key),
         Page(
             "api.get_connection",
             args=lambda d: {"connection_id": d.connections["ops"]},
@@ -187,6 +188,8 @@ LISTED: dict[str, Page] = {
             for endpoint, args in [
                 ("connections.refresh", lambda d: {"connection_id": d.connections["ops"]}),
                 ("connections.revoke", lambda d: {"connection_id": d.connections["ops"]}),
+                ("connections.rename", lambda d: {"connection_id": d.connections["ops"]}),
+                ("connections.remove", lambda d: {"connection_id": d.connections["revoked"]}),
                 ("api_keys.revoke", lambda d: {"key_id": 1}),
                 ("admin.retry", lambda d: {"notification_id": d.notifications["failed"]}),
                 ("admin.cancel", lambda d: {"notification_id": d.notifications["queued"]}),

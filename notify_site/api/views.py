@@ -23,6 +23,7 @@ from notify_site.api.errors import (
 )
 from notify_site.api.schemas.fields import ID_MAX
 from notify_site.api.schemas.requests import (
+    HistoryArgsSchema,
     NotificationFormSchema,
     NotificationRequest,
     NotificationRequestSchema,
@@ -34,6 +35,7 @@ from notify_site.api.schemas.requests import (
 from notify_site.api.schemas.responses import (
     ConnectionListSchema,
     CreatedWebhook,
+    NotificationListSchema,
     QueuedResponseSchema,
     WebhookCreatedSchema,
     WebhookListSchema,
@@ -43,7 +45,7 @@ from notify_site.extensions import csrf
 from notify_site.metrics import count_api_request
 from notify_site.models import User
 from notify_site.serialisers import ConnectionSchema, NotificationHistorySchema, WebhookSchema
-from notify_site.services import api_keys, idempotency, notifications, sending
+from notify_site.services import api_keys, history, idempotency, notifications, sending
 from notify_site.services import connections as connections_service
 from notify_site.services.accounts import AccountDisabledError
 from notify_site.services.webhooks import manage as webhooks
@@ -286,6 +288,29 @@ def _queued_json(rows: list[notifications.QueuedNotification]) -> str:
     # first answer.
     data = QUEUED_RESPONSE.dump({"notifications": rows})
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+HISTORY_ARGS = HistoryArgsSchema()
+
+
+@bp.route("/notifications", methods=["GET"], tags=["notifications"])
+@bp.arguments(HistoryArgsSchema, location="query")
+@bp.response(200, NotificationListSchema)
+@errors_doc(400, 401, 403, 503)
+def list_notifications(args: dict):
+    """The notifications this key's owner sent, newest first, a page at a time
+
+    Filter by `connection`, `status`, `since`/`until` (when queued) and `q` (text in the
+    message). A page holds `per_page` rows; give its `next_cursor` as `cursor` for the next,
+    older one (null on the last page). An admin's key sees every account's notifications.
+    """
+    return history.history(
+        _caller(),
+        HISTORY_ARGS.to_filter(args),
+        cursor=args.get("cursor"),
+        per_page=args["per_page"],
+        everyone=True,
+    )
 
 
 @bp.route(f"/notifications/<int(max={ID_MAX}):notification_id>", tags=["notifications"])

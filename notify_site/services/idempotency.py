@@ -25,6 +25,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext
@@ -43,6 +44,8 @@ KEY_MAX_CHARS = 255
 # A claim can only fail because another request holds the key; that request has committed by
 # the time our insert fails, so the next look finds its answer. The bound is a safety net.
 MAX_CLAIMS = 3
+#: How long a key's answer is replayed: after that the same key is a new request.
+IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
 class IdempotencyKeyError(ServiceError):
@@ -131,7 +134,10 @@ def execute(
 def stored_answer(api_key: ApiKey | AuthenticatedKey, key: str, request_hash: str) -> Answer | None:
     """The stored answer for ``key``, None if there is none.
 
-    Raises :class:`IdempotencyKeyReusedError` when it answered a different request.
+    A record older than 24 hours has expired (services/housekeeping.py deletes them in the
+    background): it is deleted here in the caller's transaction, before the new claim, and the
+    key is free again. Raises :class:`IdempotencyKeyReusedError` when it answered a different
+    request.
     """
     record = db.session.scalar(
         select(IdempotencyRecord).where(
@@ -139,6 +145,10 @@ def stored_answer(api_key: ApiKey | AuthenticatedKey, key: str, request_hash: st
         )
     )
     if record is None:
+        return None
+    if record.created_at < utcnow() - IDEMPOTENCY_TTL:
+        db.session.delete(record)
+        db.session.flush()
         return None
     if record.request_hash != request_hash:
         raise IdempotencyKeyReusedError(
