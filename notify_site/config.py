@@ -85,6 +85,11 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_LINE_RETRY_CAP": 900,
     "RELAY_LINE_MAX_ATTEMPTS": 8,
     "RELAY_LINE_MAX_AGE_HOURS": 20,
+    # After LINE's monthly-limit 429 the channel pauses (relay/line/monthly_limit.py): no push
+    # goes out, new Notify calls get 429 at once, and the quota is read again every this many
+    # minutes and at the start of LINE's billing month, counted in this time zone.
+    "RELAY_LINE_MONTHLY_RECHECK_MINUTES": 15,
+    "RELAY_LINE_BILLING_TIME_ZONE": "Asia/Tokyo",
     # The relay's public HTTPS base URL (e.g. "https://notify.example/relay"): uploaded images
     # are served to LINE from here. Required in channel mode.
     "RELAY_PUBLIC_BASE_URL": None,

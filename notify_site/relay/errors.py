@@ -104,3 +104,26 @@ class RateLimitExceededError(RelayError):
     def __init__(self, message: str, window: RateWindow) -> None:
         super().__init__(message)
         self.window = window
+
+
+#: The 429 body's ``reason`` when LINE's monthly message limit is spent (channel mode).
+MONTHLY_LIMIT_REASON = "monthly_limit"
+
+
+class MonthlyLimitError(RelayError):
+    """LINE refuses pushes for the channel's monthly message limit; the relay is paused.
+
+    Answered at once, with no call to LINE and no call spent from the token's window:
+    ``{"status": 429, "message": "...", "reason": "monthly_limit"}`` (an extension field, as
+    for ``chat_unreachable``), the time the quota is next read in ``recheckAt``.
+    """
+
+    status = 429
+    reason = MONTHLY_LIMIT_REASON
+
+    def __init__(self, recheck_at: str) -> None:
+        super().__init__(
+            "Monthly message limit reached: LINE accepts no more messages from this channel "
+            "until its quota is raised or the month ends"
+        )
+        self.extra = {"recheckAt": recheck_at}

@@ -289,6 +289,8 @@ class RelayLineEvent(db.Model):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(200))
+    # A message event's ``message.id``: what a later ``unsend`` event names (events.py).
+    line_message_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
     def __repr__(self) -> str:
         return f"<RelayLineEvent {self.id} {self.event_type}>"
@@ -362,6 +364,12 @@ class RelayPush(db.Model):
     line_request_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The id the Notify API's answer names the message by (``messageId``, an extension) and
+    # the token's holder reads its outcome with (``GET /relay/api/messages/<id>``).
+    public_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # When the give-up clock started, if not at ``created_at``: the end of a monthly-limit
+    # pause (LINE refused the push, so it sent nothing under its retry key).
+    retry_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     message: Mapped[RelayMessage] = relationship()
     chat: Mapped[RelayChat] = relationship()
@@ -400,6 +408,13 @@ class RelayLineChannel(db.Model):
     issuing_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A random id of the process holding the lease: only it may release the lease.
     issuing_by: Mapped[str | None] = mapped_column(String(32))
+    # The monthly-limit pause (relay/line/monthly_limit.py): since when LINE refuses pushes for
+    # the month's limit (None: not paused), when the quota is read again, how many re-checks
+    # and refused pushes the pause has cost so far.
+    monthly_limit_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    monthly_limit_recheck_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    monthly_limit_checks: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    monthly_limit_refusals: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
     def __repr__(self) -> str:
         return f"<RelayLineChannel {self.channel_id} issuing_until={self.issuing_until}>"

@@ -18,8 +18,10 @@ from notify_site.notify_content import Content
 from notify_site.relay.errors import (
     ChatUnreachableError,
     InvalidTokenError,
+    MonthlyLimitError,
     RateLimitExceededError,
 )
+from notify_site.relay.line import monthly_limit
 from notify_site.relay.line.channel import current_settings
 from notify_site.relay.line.push import queue_push
 from notify_site.relay.models import (
@@ -141,6 +143,13 @@ def deliver_notification(
     Either both happen or neither: a refused call delivers nothing, a failed write spends
     nothing. Returns the window after the call.
     """
+    if token.chat_line_id is not None:
+        # Channel mode: while LINE refuses the channel's pushes for the month, say so now
+        # rather than queue a push that waits for the quota (monthly_limit.py).
+        paused = monthly_limit.paused_now(current_settings())
+        if paused is not None:
+            db.session.rollback()
+            raise MonthlyLimitError(paused.recheck_at.isoformat(timespec="seconds"))
     try:
         window = _spend_or_refuse(
             token, images=1 if payload.image_file is not None else 0, limits=limits, now=now

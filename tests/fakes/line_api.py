@@ -52,6 +52,8 @@ CHANNEL_ID = "1234567890"
 CHANNEL_SECRET = "fake-channel-secret-0123456789abcdef"
 STATIC_TOKEN = "fake-long-lived-channel-token"
 BOT_USER_ID = "U" + "b" * 32
+#: LINE's 429 message once the channel's month is spent (line-platform.md B5).
+MONTHLY_LIMIT_MESSAGE = "You have reached your monthly limit."
 
 
 @dataclass
@@ -96,14 +98,16 @@ class FakeLine:
     #: Every rule of LINE's documents a request to the fake, or an answer of it, broke.
     violations: list[str] = field(default_factory=list)
     contract: LineContract = field(default_factory=line_contract, repr=False)
-    _failures: dict[str, list[int]] = field(default_factory=dict)
+    _failures: dict[str, list[int | tuple[int, dict]]] = field(default_factory=dict)
     _holds: dict[str, threading.Event] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     # --- test controls -------------------------------------------------------------------
 
-    def fail_next(self, path: str, *statuses: int) -> None:
+    def fail_next(self, path: str, *statuses: int | tuple[int, dict]) -> None:
+        """The next calls to ``path`` answer these statuses (with LINE's error body, or the
+        body given as ``(status, body)``: a 400 with ``details``, say)."""
         with self._lock:
             self._failures.setdefault(path, []).extend(statuses)
 
@@ -164,6 +168,8 @@ class FakeLine:
             held.wait(15)
         if refused:
             response = self._error(request.path, 400, "The request does not match the API")
+        elif isinstance(injected, tuple):
+            response = self._json(injected[1], injected[0])
         elif injected is not None:
             response = self._error(request.path, injected, f"injected {injected}")
         else:
@@ -246,6 +252,9 @@ class FakeLine:
                 )
                 response.headers["x-line-accepted-request-id"] = previous["requestId"]
                 return response
+            if self.quota is not None and self.consumption >= self.quota:
+                # LINE sends nothing past the month's limit (line-platform.md B5).
+                return self._error(call.path, 429, MONTHLY_LIMIT_MESSAGE)
             sent = [{"id": str(next(self._ids))} for _ in call.json.get("messages", [])]
             record = {"body": call.json, "retryKey": key, "sentMessages": sent}
             record["requestId"] = str(uuid.uuid4())

@@ -449,3 +449,33 @@ def messaging_api(settings: ChannelSettings | None = None, token: str | None = N
     )
     client = messaging.ApiClient(configuration)
     return _point(messaging.MessagingApi(client), settings.api_base_url)
+
+
+@dataclass(frozen=True)
+class QuotaReading:
+    """This month's quota as LINE reports it: ``limit`` None when the plan has none."""
+
+    limit: int | None
+    #: Messages counted this month so far (LINE says: approximate).
+    used: int
+
+    @property
+    def exhausted(self) -> bool:
+        return self.limit is not None and self.used >= self.limit
+
+
+def read_quota(settings: ChannelSettings) -> QuotaReading:
+    """``GET /v2/bot/message/quota`` and ``/quota/consumption``; ChannelError when LINE
+    cannot be asked (two cheap calls that count no message)."""
+    from linebot.v3 import messaging
+
+    api = messaging_api(settings)
+    try:
+        quota = api.get_message_quota(_request_timeout=settings.timeout)
+        used = api.get_message_quota_consumption(_request_timeout=settings.timeout)
+    except messaging.ApiException as error:
+        raise ChannelError(f"LINE answered HTTP {error.status}", error.status) from None
+    except Exception as error:  # noqa: BLE001 - network errors
+        raise ChannelError(f"could not reach LINE ({type(error).__name__})") from None
+    limit = int(quota.value) if quota.type == "limited" and quota.value is not None else None
+    return QuotaReading(limit, int(used.total_usage or 0))

@@ -9,7 +9,8 @@ The queue is the outbox machinery the site's delivery uses too (:mod:`notify_sit
 each push is claimed under a fresh fencing token with a lease (:data:`PUSHES`), nothing is
 held open while LINE is called, and the outcome is written only while the row still carries
 that token. What an answer means (delivered, failed, or tried again after the shared
-full-jitter backoff, a 429 included) is :func:`push_outcome.classify_push`. A chat that became
+full-jitter backoff, a rate-limit 429 included) is :func:`push_outcome.classify_push`; a
+monthly-limit 429 instead pauses the whole channel (:mod:`monthly_limit`). A chat that became
 unreachable fails without a call (LINE answers 200 to a blocked user but delivers nothing,
 and counts nothing).
 
@@ -34,6 +35,13 @@ from notify_site.extensions import db
 from notify_site.outbox import Lease, Outbox, RetryPolicy, new_token, retrying
 from notify_site.relay.inbox import signed_image_query
 from notify_site.relay.line.channel import ChannelSettings, current_settings, messaging_api
+from notify_site.relay.line.monthly_limit import (
+    PauseSchedule,
+    current_pause,
+    is_monthly_limit_429,
+    pause,
+    still_paused,
+)
 from notify_site.relay.line.push_outcome import PushOutcomeKind, classify_push
 from notify_site.relay.models import PushStatus, RelayChat, RelayMessage, RelayPush
 
@@ -131,20 +139,35 @@ def due_push_ids(now: datetime, limit: int = BATCH) -> list[int]:
 
 
 def process_due_pushes(
-    settings: ChannelSettings, policy: RetryPolicy, stopping: Callable[[], bool] = lambda: False
+    settings: ChannelSettings,
+    policy: RetryPolicy,
+    stopping: Callable[[], bool] = lambda: False,
+    schedule: PauseSchedule | None = None,
 ) -> int:
-    """Push every due row once; returns how many calls to LINE were made."""
+    """Push every due row once; returns how many pushes LINE was sent.
+
+    Nothing is pushed while the channel is paused for LINE's monthly limit; the quota is
+    re-checked here when that is due (:mod:`monthly_limit`).
+    """
+    schedule = schedule or PauseSchedule.from_config(current_app.config)
     calls = 0
     now = utcnow()
     db.session.commit()  # a fresh snapshot
+    if still_paused(settings, schedule, now):
+        return 0
     for push_id in due_push_ids(now):
         if stopping():
             break
-        calls += push_one(settings, policy, push_id)
+        calls += push_one(settings, policy, push_id, schedule)
     return calls
 
 
-def push_one(settings: ChannelSettings, policy: RetryPolicy, push_id: int) -> int:
+def push_one(
+    settings: ChannelSettings,
+    policy: RetryPolicy,
+    push_id: int,
+    schedule: PauseSchedule | None = None,
+) -> int:
     """Claim one due push and attempt it; returns 1 if LINE was called, else 0."""
     from linebot.v3 import messaging  # the SDK loads on first use (channel.py)
 
@@ -155,6 +178,10 @@ def push_one(settings: ChannelSettings, policy: RetryPolicy, push_id: int) -> in
         return 0
     db.session.commit()
     until = now + LEASE
+    if current_pause(settings) is not None:
+        # Another process paused the channel since this round began: the push waits, due.
+        retrying(_write_outcome, until, push_id, token, {})
+        return 0
     push = db.session.get(RelayPush, push_id)
     chat = db.session.get(RelayChat, push.chat_id)
     if chat is None or not chat.reachable:
@@ -168,7 +195,8 @@ def push_one(settings: ChannelSettings, policy: RetryPolicy, push_id: int) -> in
         notificationDisabled=bool(push.message.notification_disabled),
     )
     retry_key = push.retry_key
-    created_at = push.created_at
+    # The give-up clock: from the push's creation, or from the end of a monthly-limit pause.
+    created_at = push.retry_since or push.created_at
     attempts = push.attempts + 1
     db.session.commit()  # no transaction open while LINE is called
 
@@ -192,6 +220,22 @@ def push_one(settings: ChannelSettings, policy: RetryPolicy, push_id: int) -> in
     except Exception as error:  # noqa: BLE001 - timeouts, refused connections: retry
         error_text = f"no answer from LINE ({type(error).__name__})"
 
+    if status == 429 and is_monthly_limit_429(settings, line_message):
+        # Not the push's failure: the channel's month is spent. The push waits, due and with
+        # its attempts unspent, for the pause to end (monthly_limit.py).
+        retrying(
+            _write_outcome,
+            until,
+            push_id,
+            token,
+            {
+                "last_status_code": status,
+                "line_request_id": request_id,
+                "last_error": f"{error_text} (waiting for the monthly quota)"[:500],
+            },
+        )
+        pause(settings, schedule or PauseSchedule.from_config(current_app.config), utcnow())
+        return 1
     outcome = classify_push(
         status,
         error_text,
@@ -203,8 +247,6 @@ def push_one(settings: ChannelSettings, policy: RetryPolicy, push_id: int) -> in
     )
     if status == 401:
         log.error("relay: LINE rejected the channel access token (HTTP 401)")
-    if outcome.monthly_limit:
-        monthly_limit_reached(settings)
     values: dict[str, Any] = {
         "attempts": attempts,
         "last_status_code": status,
@@ -221,16 +263,6 @@ def push_one(settings: ChannelSettings, policy: RetryPolicy, push_id: int) -> in
         )
         retrying(_finish, until, push_id, token, status_after, values)
     return 1
-
-
-def monthly_limit_reached(settings: ChannelSettings) -> None:
-    """LINE said the channel's monthly message limit is reached.
-
-    For now the push backs off like after any 429 (and counts the attempt). This is where the
-    channel-wide pause of issue 22 belongs: stop pushing for the channel, re-check the quota
-    on a slow schedule, and resume when it comes back.
-    """
-    log.warning("relay: LINE says the channel's monthly message limit is reached")
 
 
 def _line_message(body: Any) -> str:

@@ -86,6 +86,7 @@ def relay_error(error: RelayError):
     if isinstance(error, RateLimitExceededError):
         g.relay_rate_window = error.window
     extra = {"reason": error.reason} if getattr(error, "reason", None) else {}
+    extra.update(getattr(error, "extra", None) or {})
     response = answer(error.status, error.message, **extra)
     if isinstance(error, InvalidTokenError):
         response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'

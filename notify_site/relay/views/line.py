@@ -11,7 +11,7 @@ from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.relay import service
 from notify_site.relay.accounts import accounts
-from notify_site.relay.line import pairing, quota, webhook
+from notify_site.relay.line import monthly_limit, pairing, quota, webhook
 from notify_site.relay.line.channel import ChannelConfigError, ChannelError, current_settings
 from notify_site.relay.views.blueprint import bp
 from notify_site.relay.views.errors import answer
@@ -88,8 +88,9 @@ def line_admin():
     if not person.is_admin:
         abort(403)
     settings = current_settings()
-    report = report_error = None
+    report = report_error = pause = None
     if settings is not None:
+        pause = monthly_limit.current_pause(settings)
         try:
             report = quota.channel_report(settings)
         except (ChannelError, ChannelConfigError) as error:
@@ -101,6 +102,8 @@ def line_admin():
             settings=settings,
             report=report,
             report_error=report_error,
+            pause=pause,
+            recheck_minutes=current_app.config["RELAY_LINE_MONTHLY_RECHECK_MINUTES"],
             **overview,
         )
     )
