@@ -91,8 +91,10 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_LINE_MONTHLY_RECHECK_MINUTES": 15,
     "RELAY_LINE_BILLING_TIME_ZONE": "Asia/Tokyo",
     # The relay's public HTTPS base URL (e.g. "https://notify.example/relay"): uploaded images
-    # are served to LINE from here. Required in channel mode.
+    # are served to LINE from here. Required in channel mode, and HTTPS unless
+    # RELAY_LINE_ALLOW_HTTP_PUBLIC_URL (development only: LINE then refuses uploaded images).
     "RELAY_PUBLIC_BASE_URL": None,
+    "RELAY_LINE_ALLOW_HTTP_PUBLIC_URL": False,
     # Delivery workers (SPEC 4.4).
     # Threads per worker process: how many connections one worker delivers to at once.
     "WORKER_THREADS": 8,

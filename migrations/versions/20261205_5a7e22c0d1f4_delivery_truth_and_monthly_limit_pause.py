@@ -1,9 +1,10 @@
 """delivery truth in channel mode, and the monthly-limit pause
 
 The relay's LINE channel row records a monthly-limit pause (since when, the next quota
-re-check, what the pause has cost); a push gets the public id its Notify answer names it by
-and the start of its give-up clock after a pause; a stored message event keeps LINE's message
-id, so that an ``unsend`` can find and blank it.
+re-check, what the pause has cost); a push gets the public id its Notify answer names it by,
+the start of its give-up clock after a pause, and LINE's reason when it refused the push's
+image (the text then goes without it); a stored message event keeps LINE's message id, so
+that an ``unsend`` can find and blank it.
 
 Revision ID: 5a7e22c0d1f4
 Revises: 8e702dbadf90
@@ -35,6 +36,7 @@ def upgrade():
     with op.batch_alter_table('relay_pushes', schema=None) as batch_op:
         batch_op.add_column(sa.Column('public_id', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('retry_since', UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('image_error', sa.String(length=500), nullable=True))
         batch_op.create_unique_constraint(batch_op.f('uq_relay_pushes_public_id'), ['public_id'])
     with op.batch_alter_table('relay_line_events', schema=None) as batch_op:
         batch_op.add_column(sa.Column('line_message_id', sa.String(length=64), nullable=True))
@@ -49,6 +51,7 @@ def downgrade():
         batch_op.drop_column('line_message_id')
     with op.batch_alter_table('relay_pushes', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('uq_relay_pushes_public_id'), type_='unique')
+        batch_op.drop_column('image_error')
         batch_op.drop_column('retry_since')
         batch_op.drop_column('public_id')
     with op.batch_alter_table('relay_line_channels', schema=None) as batch_op:

@@ -370,6 +370,9 @@ class RelayPush(db.Model):
     # When the give-up clock started, if not at ``created_at``: the end of a monthly-limit
     # pause (LINE refused the push, so it sent nothing under its retry key).
     retry_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when LINE refused the push for its image: the text (and sticker) then go without it,
+    # under a fresh retry key (the refusal sent nothing), and this says why.
+    image_error: Mapped[str | None] = mapped_column(String(500))
 
     message: Mapped[RelayMessage] = relationship()
     chat: Mapped[RelayChat] = relationship()

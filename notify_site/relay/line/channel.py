@@ -121,7 +121,17 @@ def settings_from_config(config: dict[str, Any]) -> ChannelSettings | None:
             "from it)"
         )
     if not public.startswith("https://"):
-        log.warning("RELAY_PUBLIC_BASE_URL is not https: LINE will not fetch images from it")
+        # LINE fetches images over HTTPS only (line-platform.md B1): every uploaded image would
+        # be refused. Only a development setup, knowingly, may run so.
+        if not config.get("RELAY_LINE_ALLOW_HTTP_PUBLIC_URL"):
+            raise ChannelConfigError(
+                "RELAY_PUBLIC_BASE_URL must start with https:// in channel mode (LINE fetches "
+                "images over HTTPS only); set RELAY_LINE_ALLOW_HTTP_PUBLIC_URL for development"
+            )
+        log.warning(
+            "RELAY_PUBLIC_BASE_URL is not https (allowed for development): LINE will refuse "
+            "uploaded images, which are then reported and their text sent without them"
+        )
     basic_id = config.get("RELAY_LINE_BOT_BASIC_ID") or None
     add_friend = config.get("RELAY_LINE_ADD_FRIEND_URL") or None
     if add_friend is None and basic_id:

@@ -87,21 +87,28 @@ def queue_push(message: RelayMessage, chat_line_id: str, *, now: datetime) -> Re
     return push
 
 
-def build_messages(message: RelayMessage, public_base_url: str) -> list[Any]:
+#: Where the image is among the messages :func:`build_messages` makes (after the text).
+IMAGE_INDEX = 1
+
+
+def build_messages(
+    message: RelayMessage, public_base_url: str, *, with_image: bool = True
+) -> list[Any]:
     """The Messaging API messages for one notification: text, then image, then sticker.
 
     The text starts with the sending service's name in brackets, as LINE Notify's did, since
-    several services share one bot.
+    several services share one bot. ``with_image`` False leaves the image out (LINE refused
+    it: the text still goes).
     """
     from linebot.v3 import messaging  # the SDK loads on first use (channel.py)
 
     out: list[Any] = [messaging.TextMessage(text=f"[{message.client_name}] {message.message}")]
-    if message.image is not None:
+    if with_image and message.image is not None:
         # LINE fetches it with no session: the URL carries the relay's signature (inbox.py).
         public_id = message.image.public_id
         url = f"{public_base_url}/images/{public_id}?{signed_image_query(public_id)}"
         out.append(messaging.ImageMessage(originalContentUrl=url, previewImageUrl=url))
-    elif message.image_fullsize_url and message.image_thumbnail_url:
+    elif with_image and message.image_fullsize_url and message.image_thumbnail_url:
         out.append(
             messaging.ImageMessage(
                 originalContentUrl=message.image_fullsize_url,
@@ -191,10 +198,13 @@ def push_one(
         return 0
     request = messaging.PushMessageRequest(
         to=push.to_id,
-        messages=build_messages(push.message, settings.public_base_url),
+        messages=build_messages(
+            push.message, settings.public_base_url, with_image=push.image_error is None
+        ),
         notificationDisabled=bool(push.message.notification_disabled),
     )
     retry_key = push.retry_key
+    has_image = has_image_message(request.messages)
     # The give-up clock: from the push's creation, or from the end of a monthly-limit pause.
     created_at = push.retry_since or push.created_at
     attempts = push.attempts + 1
@@ -204,6 +214,7 @@ def push_one(
     request_id = None
     error_text = None
     line_message = None
+    details: list[dict[str, str]] = []
     try:
         answer = messaging_api(settings).push_message_with_http_info(
             request, x_line_retry_key=retry_key, _request_timeout=settings.timeout
@@ -215,8 +226,8 @@ def push_one(
         request_id = _header(error.headers, "x-line-accepted-request-id") or _header(
             error.headers, "x-line-request-id"
         )
-        line_message = _line_message(error.body)
-        error_text = f"HTTP {status}: {line_message}"
+        line_message, details = _line_error(error.body)
+        error_text = f"HTTP {status}: {line_message}{_details_text(details)}"
     except Exception as error:  # noqa: BLE001 - timeouts, refused connections: retry
         error_text = f"no answer from LINE ({type(error).__name__})"
 
@@ -254,6 +265,23 @@ def push_one(
     }
     if outcome.error is not None:
         values["last_error"] = outcome.error[:500]
+    if (
+        outcome.kind == PushOutcomeKind.FAILED
+        and status == 400
+        and has_image
+        and image_refused(details)
+    ):
+        # The image cannot go (an http:// URL, a bad image): the text must not be lost with
+        # it. The refusal sent nothing, so the text goes next under a fresh key, stored before
+        # that attempt; the image's failure stays on the push.
+        values.update(
+            image_error=(error_text or "")[:500],
+            retry_key=new_retry_key(),
+            next_attempt_at=utcnow(),
+        )
+        retrying(_write_outcome, until, push_id, token, values)
+        log.warning("relay: LINE refused push %s's image; sending its text alone", push_id)
+        return 1
     if outcome.kind == PushOutcomeKind.RETRY:
         values["next_attempt_at"] = outcome.retry_at
         retrying(_write_outcome, until, push_id, token, values)
@@ -265,14 +293,47 @@ def push_one(
     return 1
 
 
-def _line_message(body: Any) -> str:
-    """LINE's error message, from its JSON body (never echoes request data back)."""
+def _line_error(body: Any) -> tuple[str, list[dict[str, str]]]:
+    """LINE's error message and its ``details`` (the field-level reasons of a 400:
+    ``[{"message": ..., "property": ...}]``), from its JSON body."""
     try:
         data = json.loads(body or b"{}")
     except ValueError:
-        return "unreadable error body"
-    message = data.get("message") if isinstance(data, dict) else None
-    return str(message)[:300] if message else "no message"
+        return "unreadable error body", []
+    if not isinstance(data, dict):
+        return "no message", []
+    message = data.get("message")
+    details = []
+    for item in data.get("details") or []:
+        if isinstance(item, dict):
+            details.append(
+                {
+                    "message": str(item.get("message") or "")[:200],
+                    "property": str(item.get("property") or "")[:100],
+                }
+            )
+    return (str(message)[:300] if message else "no message"), details[:5]
+
+
+def _details_text(details: list[dict[str, str]]) -> str:
+    """`` (property: message; ...)`` for the stored reason; empty without details."""
+    if not details:
+        return ""
+    parts = [f"{d['property']}: {d['message']}" if d["property"] else d["message"] for d in details]
+    return " (" + "; ".join(parts) + ")"
+
+
+def has_image_message(messages: list[Any]) -> bool:
+    return any(getattr(m, "type", None) == "image" for m in messages)
+
+
+def image_refused(details: list[dict[str, str]]) -> bool:
+    """Whether LINE's 400 is about the image: its details name the image message, or it gave
+    none (then the text is tried alone once: losing it would be worse than one more call)."""
+    if not details:
+        return True
+    prefix = f"messages[{IMAGE_INDEX}]"
+    return any(d["property"].startswith(prefix) for d in details)
 
 
 def _finish(push_id: int, token: str, status: str, values: dict[str, Any]) -> bool:
