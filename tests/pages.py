@@ -110,6 +110,11 @@ LISTED: dict[str, Page] = {
         Page("web.static", args=lambda d: {"filename": "css/base.css"}, kind="file"),
         Page("relay.static", args=lambda d: {"filename": "relay/line.css"}, kind="file"),
         Page("relay.image", args=lambda d: {"public_id": d.relay_image_public_id}, kind="file"),
+        Page(
+            "relay.image_preview",
+            args=lambda d: {"public_id": d.relay_image_public_id},
+            kind="file",
+        ),
         Page("relay.disconnect", args=lambda d: {"token_pk": d.relay_token_pk}),
         # Channel mode only (a LINE channel configured): 404 in the sandbox.
         Page("relay.pair_chat", status=404, channel_status=200),

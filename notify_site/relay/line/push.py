@@ -106,8 +106,14 @@ def build_messages(
     if with_image and message.image is not None:
         # LINE fetches it with no session: the URL carries the relay's signature (inbox.py).
         public_id = message.image.public_id
-        url = f"{public_base_url}/images/{public_id}?{signed_image_query(public_id)}"
-        out.append(messaging.ImageMessage(originalContentUrl=url, previewImageUrl=url))
+        query = signed_image_query(public_id)
+        out.append(
+            messaging.ImageMessage(
+                originalContentUrl=f"{public_base_url}/images/{public_id}?{query}",
+                # Within LINE's 1 MB for previews (uploads may be 5 MB): relay/previews.py.
+                previewImageUrl=f"{public_base_url}/images/{public_id}/preview?{query}",
+            )
+        )
     elif with_image and message.image_fullsize_url and message.image_thumbnail_url:
         out.append(
             messaging.ImageMessage(

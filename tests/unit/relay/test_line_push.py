@@ -113,6 +113,13 @@ def test_an_uploaded_image_is_pushed_from_the_public_base_url(app, client, alice
     image = fake_line.state.pushes[0].json["messages"][1]
     assert image["originalContentUrl"].startswith("https://relay.example/relay/images/")
     assert client.get(image["originalContentUrl"].removeprefix("https://relay.example")).data == PNG
+    # The preview has its own URL (a large upload is scaled into LINE's 1 MB), same signature.
+    original, query = image["originalContentUrl"].split("?")
+    assert image["previewImageUrl"] == f"{original}/preview?{query}"
+    preview = client.get(image["previewImageUrl"].removeprefix("https://relay.example"))
+    assert (preview.status_code, preview.data) == (200, PNG)
+    unsigned = client.get(image["previewImageUrl"].removeprefix("https://relay.example")[:-3])
+    assert unsigned.status_code == 404
 
 
 def test_a_server_error_is_retried_with_the_same_key_and_delivered_once(
