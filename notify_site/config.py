@@ -89,6 +89,10 @@ DEFAULTS: dict[str, Any] = {
     # goes out, new Notify calls get 429 at once, and the quota is read again every this many
     # minutes and at the start of LINE's billing month, counted in this time zone.
     "RELAY_LINE_MONTHLY_RECHECK_MINUTES": 15,
+    # Seconds /relay/api/notify waits for LINE's answer to the push it queued (channel mode):
+    # LINE's 200, 400 or monthly 429 passes through; past it (or on a 5xx) the answer is 200
+    # with "delivery": "pending" and a messageId (relay/line/sync_delivery.py). 0: never wait.
+    "RELAY_LINE_SYNC_WAIT_SECONDS": 5,
     "RELAY_LINE_BILLING_TIME_ZONE": "Asia/Tokyo",
     # The relay's public HTTPS base URL (e.g. "https://notify.example/relay"): uploaded images
     # are served to LINE from here. Required in channel mode, and HTTPS unless

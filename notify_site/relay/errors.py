@@ -121,9 +121,31 @@ class MonthlyLimitError(RelayError):
     status = 429
     reason = MONTHLY_LIMIT_REASON
 
-    def __init__(self, recheck_at: str) -> None:
+    def __init__(self, recheck_at: str | None) -> None:
         super().__init__(
             "Monthly message limit reached: LINE accepts no more messages from this channel "
             "until its quota is raised or the month ends"
         )
-        self.extra = {"recheckAt": recheck_at}
+        self.extra = {"recheckAt": recheck_at} if recheck_at else {}
+
+
+class MessageNotFoundError(RelayError):
+    """No message with that id was sent with this token (``GET /api/messages/<id>``)."""
+
+    status = 404
+
+    def __init__(self) -> None:
+        super().__init__("No such message")
+
+
+class LineRefusedError(RelayError):
+    """LINE refused the push for good (channel mode, answered while the caller waited).
+
+    A Notify-shaped 400: ``{"status": 400, "message": "LINE refused the message: ...",
+    "details": [{"property": ..., "message": ...}]}`` (``details``, LINE's field-level
+    reasons, is an extension field, present when LINE gave them).
+    """
+
+    def __init__(self, reason: str, details: list[dict[str, str]]) -> None:
+        super().__init__(f"LINE refused the message: {reason}")
+        self.extra = {"details": details} if details else {}

@@ -20,10 +20,11 @@ next attempt carries the same key and LINE answers 409: still exactly one messag
 
 from __future__ import annotations
 
-import json
 import logging
+import secrets
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,6 +44,12 @@ from notify_site.relay.line.monthly_limit import (
     still_paused,
 )
 from notify_site.relay.line.push_outcome import PushOutcomeKind, classify_push
+from notify_site.relay.line.refusals import (
+    details_text,
+    has_image_message,
+    image_refused,
+    line_error,
+)
 from notify_site.relay.models import PushStatus, RelayChat, RelayMessage, RelayPush
 
 log = logging.getLogger(__name__)
@@ -82,13 +89,10 @@ def queue_push(message: RelayMessage, chat_line_id: str, *, now: datetime) -> Re
         attempts=0,
         next_attempt_at=now,
         created_at=now,
+        public_id=secrets.token_urlsafe(16),
     )
     db.session.add(push)
     return push
-
-
-#: Where the image is among the messages :func:`build_messages` makes (after the text).
-IMAGE_INDEX = 1
 
 
 def build_messages(
@@ -182,26 +186,81 @@ def push_one(
     schedule: PauseSchedule | None = None,
 ) -> int:
     """Claim one due push and attempt it; returns 1 if LINE was called, else 0."""
+    return int(attempt_push(settings, policy, push_id, schedule).called)
+
+
+class AttemptKind:
+    """What became of one attempt (:class:`Attempt`)."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    #: Tried again later (a 5xx, a timeout, a rate-limit 429): the push is still pending.
+    RETRY = "retry"
+    #: LINE's monthly limit: the channel paused; the push waits (or, for a caller that was
+    #: told 429, failed).
+    MONTHLY_LIMIT = "monthly_limit"
+    #: LINE refused the image: the text goes next, alone.
+    IMAGE_REFUSED = "image_refused"
+    #: Not attempted: another process holds it, or the channel is paused.
+    NOT_CLAIMED = "not_claimed"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt's outcome, for the Notify API's synchronous answer (sync_delivery.py)."""
+
+    kind: str
+    called: bool = False
+    status: int | None = None
+    #: LINE's message and field-level details, when it refused.
+    line_message: str | None = None
+    details: list[dict[str, str]] = field(default_factory=list)
+    error: str | None = None
+
+
+def attempt_push(
+    settings: ChannelSettings,
+    policy: RetryPolicy,
+    push_id: int,
+    schedule: PauseSchedule | None = None,
+    *,
+    timeout: float | None = None,
+    caller_waits: bool = False,
+) -> Attempt:
+    """Claim one push and attempt it.
+
+    The worker claims due pushes only; ``caller_waits`` (the Notify call that queued the push
+    and waits for LINE's answer) claims it at once, calls LINE with ``timeout``, and on the
+    monthly limit fails the push rather than let it wait: that caller is answered 429 and may
+    send again, so the push must not go out later too.
+    """
     from linebot.v3 import messaging  # the SDK loads on first use (channel.py)
 
     now = utcnow()
     token = new_token()
-    if PUSHES.claim(RelayPush.id == push_id, token=token, now=now, duration=LEASE) != 1:
+    mine = RelayPush.id == push_id
+    if caller_waits:
+        claimed = PUSHES.lease.take(
+            mine, RelayPush.status == PushStatus.PENDING, token=token, now=now, duration=LEASE
+        )
+    else:
+        claimed = PUSHES.claim(mine, token=token, now=now, duration=LEASE)
+    if claimed != 1:
         db.session.rollback()
-        return 0
+        return Attempt(AttemptKind.NOT_CLAIMED)
     db.session.commit()
     until = now + LEASE
     if current_pause(settings) is not None:
         # Another process paused the channel since this round began: the push waits, due.
-        retrying(_write_outcome, until, push_id, token, {})
-        return 0
+        retrying(_write_outcome, until, push_id, token, {"next_attempt_at": now})
+        return Attempt(AttemptKind.NOT_CLAIMED)
     push = db.session.get(RelayPush, push_id)
     chat = db.session.get(RelayChat, push.chat_id)
     if chat is None or not chat.reachable:
         retrying(
             _finish, until, push_id, token, PushStatus.FAILED, {"last_error": CHAT_UNREACHABLE}
         )
-        return 0
+        return Attempt(AttemptKind.FAILED, error=CHAT_UNREACHABLE)
     request = messaging.PushMessageRequest(
         to=push.to_id,
         messages=build_messages(
@@ -223,7 +282,7 @@ def push_one(
     details: list[dict[str, str]] = []
     try:
         answer = messaging_api(settings).push_message_with_http_info(
-            request, x_line_retry_key=retry_key, _request_timeout=settings.timeout
+            request, x_line_retry_key=retry_key, _request_timeout=timeout or settings.timeout
         )
         status = answer.status_code
         request_id = _header(answer.headers, "x-line-request-id")
@@ -232,27 +291,32 @@ def push_one(
         request_id = _header(error.headers, "x-line-accepted-request-id") or _header(
             error.headers, "x-line-request-id"
         )
-        line_message, details = _line_error(error.body)
-        error_text = f"HTTP {status}: {line_message}{_details_text(details)}"
+        line_message, details = line_error(error.body)
+        error_text = f"HTTP {status}: {line_message}{details_text(details)}"
     except Exception as error:  # noqa: BLE001 - timeouts, refused connections: retry
         error_text = f"no answer from LINE ({type(error).__name__})"
 
+    refused = Attempt(
+        AttemptKind.FAILED,
+        called=True,
+        status=status,
+        line_message=line_message,
+        details=details,
+        error=error_text,
+    )
     if status == 429 and is_monthly_limit_429(settings, line_message):
         # Not the push's failure: the channel's month is spent. The push waits, due and with
-        # its attempts unspent, for the pause to end (monthly_limit.py).
-        retrying(
-            _write_outcome,
-            until,
-            push_id,
-            token,
-            {
-                "last_status_code": status,
-                "line_request_id": request_id,
-                "last_error": f"{error_text} (waiting for the monthly quota)"[:500],
-            },
-        )
+        # its attempts unspent, for the pause to end (monthly_limit.py) — unless its caller
+        # is told 429 now.
+        values = {"last_status_code": status, "line_request_id": request_id}
+        if caller_waits:
+            values["last_error"] = f"{error_text} (refused to the caller)"[:500]
+            retrying(_finish, until, push_id, token, PushStatus.FAILED, values)
+        else:
+            values["last_error"] = f"{error_text} (waiting for the monthly quota)"[:500]
+            retrying(_write_outcome, until, push_id, token, values)
         pause(settings, schedule or PauseSchedule.from_config(current_app.config), utcnow())
-        return 1
+        return replace(refused, kind=AttemptKind.MONTHLY_LIMIT)
     outcome = classify_push(
         status,
         error_text,
@@ -287,59 +351,17 @@ def push_one(
         )
         retrying(_write_outcome, until, push_id, token, values)
         log.warning("relay: LINE refused push %s's image; sending its text alone", push_id)
-        return 1
+        return replace(refused, kind=AttemptKind.IMAGE_REFUSED)
     if outcome.kind == PushOutcomeKind.RETRY:
         values["next_attempt_at"] = outcome.retry_at
         retrying(_write_outcome, until, push_id, token, values)
-    else:
-        status_after = (
-            PushStatus.DELIVERED if outcome.kind == PushOutcomeKind.DELIVERED else PushStatus.FAILED
-        )
-        retrying(_finish, until, push_id, token, status_after, values)
-    return 1
-
-
-def _line_error(body: Any) -> tuple[str, list[dict[str, str]]]:
-    """LINE's error message and its ``details`` (the field-level reasons of a 400:
-    ``[{"message": ..., "property": ...}]``), from its JSON body."""
-    try:
-        data = json.loads(body or b"{}")
-    except ValueError:
-        return "unreadable error body", []
-    if not isinstance(data, dict):
-        return "no message", []
-    message = data.get("message")
-    details = []
-    for item in data.get("details") or []:
-        if isinstance(item, dict):
-            details.append(
-                {
-                    "message": str(item.get("message") or "")[:200],
-                    "property": str(item.get("property") or "")[:100],
-                }
-            )
-    return (str(message)[:300] if message else "no message"), details[:5]
-
-
-def _details_text(details: list[dict[str, str]]) -> str:
-    """`` (property: message; ...)`` for the stored reason; empty without details."""
-    if not details:
-        return ""
-    parts = [f"{d['property']}: {d['message']}" if d["property"] else d["message"] for d in details]
-    return " (" + "; ".join(parts) + ")"
-
-
-def has_image_message(messages: list[Any]) -> bool:
-    return any(getattr(m, "type", None) == "image" for m in messages)
-
-
-def image_refused(details: list[dict[str, str]]) -> bool:
-    """Whether LINE's 400 is about the image: its details name the image message, or it gave
-    none (then the text is tried alone once: losing it would be worse than one more call)."""
-    if not details:
-        return True
-    prefix = f"messages[{IMAGE_INDEX}]"
-    return any(d["property"].startswith(prefix) for d in details)
+        return replace(refused, kind=AttemptKind.RETRY)
+    delivered = outcome.kind == PushOutcomeKind.DELIVERED
+    status_after = PushStatus.DELIVERED if delivered else PushStatus.FAILED
+    retrying(_finish, until, push_id, token, status_after, values)
+    if delivered:
+        return Attempt(AttemptKind.DELIVERED, called=True, status=status)
+    return replace(refused, error=outcome.error)
 
 
 def _finish(push_id: int, token: str, status: str, values: dict[str, Any]) -> bool:

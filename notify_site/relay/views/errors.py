@@ -32,6 +32,7 @@ JSON_ENDPOINTS = frozenset(
         "relay.api_notify",
         "relay.api_status",
         "relay.api_revoke",
+        "relay.api_message",
         "relay.inbox_json",
         "relay.line_webhook",
         "relay.line_pairing",

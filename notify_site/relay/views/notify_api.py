@@ -65,10 +65,31 @@ def api_notify():
     payload = parse_notify_fields(
         fields, image_file, image_max_bytes=int(current_app.config["RELAY_IMAGE_MAX_BYTES"])
     )
-    g.relay_rate_window = service.deliver_notification(
-        token, payload, limits=_limits(), now=utcnow()
+    accepted = service.deliver_notification(
+        token,
+        payload,
+        limits=_limits(),
+        now=utcnow(),
+        wait_seconds=float(current_app.config["RELAY_LINE_SYNC_WAIT_SECONDS"]),
     )
-    return answer(200, "ok")
+    g.relay_rate_window = accepted.window
+    if accepted.push_id is None:
+        return answer(200, "ok")
+    # Channel mode: LINE's own answer when it comes in time (README "What a 200 means").
+    delivery = service.await_line(accepted, current_app.config)
+    if delivery.state == "delivered":
+        return answer(200, "ok")
+    return answer(200, "ok", delivery="pending", messageId=delivery.message_id)
+
+
+@bp.get("/api/messages/<string(maxlength=32):message_id>")
+def api_message(message_id: str):
+    """An extension: the state of a message this token sent (channel mode's ``messageId``).
+    Spends no call: a client that was told *pending* may look until it is final."""
+    token = _authenticate(allow_unreachable=True)
+    delivery = service.message_outcome(token, message_id)
+    extra = {"reason": delivery.reason} if delivery.reason else {}
+    return answer(200, "ok", messageId=delivery.message_id, delivery=delivery.state, **extra)
 
 
 @bp.get("/api/status")

@@ -35,6 +35,7 @@ def app_config(tmp_path, fake_line):
     return make_test_config(
         tmp_path,
         RELAY_LINE_MONTHLY_RECHECK_MINUTES=0.25,  # a re-check every 15 s
+        RELAY_LINE_SYNC_WAIT_SECONDS=0,  # the worker's path (test_line_sync.py: the caller's)
         **channel_config(fake_line, "https://relay.example/relay"),
     )
 

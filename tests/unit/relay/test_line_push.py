@@ -42,6 +42,7 @@ def app_config(tmp_path, fake_line):
     return make_test_config(
         tmp_path,
         RELAY_LINE_MAX_ATTEMPTS=3,
+        RELAY_LINE_SYNC_WAIT_SECONDS=0,  # the worker's path (test_line_sync.py: the caller's)
         **channel_config(fake_line, "https://relay.example/relay"),
     )
 
@@ -52,7 +53,7 @@ def alice(app, registered) -> int:
     return add_line_user_chat(app, registered)
 
 
-def test_notify_answers_as_in_sandbox_and_stores_the_retry_key_before_any_call(
+def test_notify_stores_the_retry_key_before_any_call(
     app,
     client,
     alice,
@@ -60,9 +61,15 @@ def test_notify_answers_as_in_sandbox_and_stores_the_retry_key_before_any_call(
 ):
     response = notify(client, message="Disk full")
     assert response.status_code == 200
-    assert response.get_json() == {"status": 200, "message": "ok"}
-    assert set(response.headers.keys()) >= RATE_HEADERS
     (push,) = pushes(app)
+    # Not waiting for LINE here (RELAY_LINE_SYNC_WAIT_SECONDS=0): pending, with its id.
+    assert response.get_json() == {
+        "status": 200,
+        "message": "ok",
+        "delivery": "pending",
+        "messageId": push.public_id,
+    }
+    assert set(response.headers.keys()) >= RATE_HEADERS
     assert push.status == PushStatus.PENDING
     assert uuid.UUID(push.retry_key).version == 4
     assert push.to_id == ALICE
