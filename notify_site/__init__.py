@@ -47,7 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     from notify_site import i18n, log_redaction, security, stored_text
-    from notify_site.services import accounts, encrypted_columns, schedules
+    from notify_site.services import accounts, encrypted_columns, remote_pending, schedules
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
@@ -63,6 +63,7 @@ def register_extensions(app: Flask) -> None:
     # werkzeug's server logs each request line: a webhook's secret in a path stays out of it.
     log_redaction.install("werkzeug")
     schedules.init_app(app)  # the scheduler runs in every worker (a worker job)
+    remote_pending.init_app(app)  # so does following what a Notify server left pending
 
 
 def register_blueprints(app: Flask) -> None:

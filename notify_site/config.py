@@ -115,6 +115,9 @@ DEFAULTS: dict[str, Any] = {
     "DELIVERY_RETRY_CAP": 900,
     "DELIVERY_MAX_ATTEMPTS": 8,
     "DELIVERY_MAX_AGE_HOURS": 24,
+    # Seconds between asking a Notify server about a notification it answered "pending"
+    # (this site's relay in channel mode; services/remote_pending.py).
+    "DELIVERY_FOLLOW_SECONDS": 30,
     # Incoming webhooks (SPEC 8). Repeats of one alert group in one state within this many
     # seconds queue once (each webhook may change it); posts per presented secret, as the
     # API's limit counts per key; the largest body a webhook reads (over it: 413).

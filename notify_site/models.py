@@ -239,9 +239,14 @@ class NotificationStatus:
     FAILED = "failed"
     #: A scheduled notification its owner cancelled before a worker took it.
     CANCELLED = "cancelled"
+    #: The Notify server accepted it but has not delivered it yet (its 200 said
+    #: ``"delivery": "pending"``, an extension of this site's relay): the worker follows it by
+    #: ``remote_message_id`` until it is delivered or refused (services/remote_pending.py).
+    AT_SERVER = "at_server"
 
     PENDING = (SCHEDULED, QUEUED, SENDING)
     TERMINAL = (DELIVERED, FAILED, CANCELLED)
+    ALL = (*PENDING, AT_SERVER, *TERMINAL)
 
 
 class NotificationImage(db.Model):
@@ -313,6 +318,8 @@ class Notification(db.Model):
     occurrence_id: Mapped[int | None] = mapped_column(
         ForeignKey("schedule_occurrences.id", ondelete="SET NULL"), index=True
     )
+    # The Notify server's id for it, when the server answered "pending" (status at_server).
+    remote_message_id: Mapped[str | None] = mapped_column(String(64))
 
     connection: Mapped[Connection] = relationship()
     image: Mapped[NotificationImage | None] = relationship()

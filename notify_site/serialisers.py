@@ -169,7 +169,7 @@ class NotificationRefSchema(Schema):
     connection = fields.Nested(ConnectionRefSchema, required=True)
     status = fields.String(
         required=True,
-        metadata={"enum": [*NotificationStatus.PENDING, *NotificationStatus.TERMINAL]},
+        metadata={"enum": list(NotificationStatus.ALL)},
     )
 
 
