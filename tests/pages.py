@@ -165,6 +165,14 @@ LISTED: dict[str, Page] = {
         Page("schedules.detail", args=lambda d: {"schedule_id": d.schedules["daily"]}),
         Page("relay.authorize", args=_authorize),
         Page("relay.api_status", kind="json", headers=_relay_token),
+        # Channel mode's extension: a message id the token did not send is not found.
+        Page(
+            "relay.api_message",
+            args=lambda d: {"message_id": "no-such-message"},
+            status=404,
+            kind="json",
+            headers=_relay_token,
+        ),
         # POST-only API actions: a GET answers the API's own 405.
         *(
             Page(endpoint, args=args, status=405, kind="json", headers=_api_key)
