@@ -441,6 +441,7 @@ class SummarySchema(Schema):
             "scheduled": summary.scheduled,
             "stuck": summary.stuck,
             "failed_24h": summary.failed_recently,
+            "at_server": summary.at_server,
         }
         return {name: CAPPED_COUNT.dump(count) for name, count in counts.items()}
 
