@@ -84,7 +84,7 @@ def _relay_token(data: PageData) -> dict[str, str]:
 
 def _own_notifications(data: PageData) -> dict[str, Any]:
     n = data.notifications
-    ids = [n["queued"], n["delivered"], n["failed"], n["sticker"], n["image"]]
+    ids = [n["queued"], n["delivered"], n["failed"], n["sticker"], n["image"], n["at_server"]]
     return {"ids": ",".join(str(i) for i in ids)}
 
 
