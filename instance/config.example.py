@@ -52,7 +52,8 @@
 # RELAY_IMAGE_MAX_BYTES = 5 * 1024 * 1024
 # The relay's public base URL, e.g. "https://notify.example.com/relay". Required in channel
 # mode (LINE fetches uploaded images from it); when set, the relay's absolute URLs use it,
-# else they use the origin of NOTIFY_REDIRECT_URI.
+# else they use the origin of NOTIFY_REDIRECT_URI. HTTPS in channel mode (LINE fetches images
+# over HTTPS only); RELAY_LINE_ALLOW_HTTP_PUBLIC_URL = True lets a development setup use http.
 # RELAY_PUBLIC_BASE_URL = None
 
 # --- Accounts and web -----------------------------------------------------------------------
