@@ -1,9 +1,10 @@
 """The push outbox: each accepted notification becomes one Messaging API push.
 
-``/relay/api/notify`` answers exactly as in sandbox mode (synchronously, with the same window
-and headers) and writes, in the same transaction as the inbox row, a :class:`RelayPush` with a
-fresh ``X-Line-Retry-Key``. A worker job (hooked into the site's worker loop, so both
-``flask worker`` and ``flask serve`` / ``make run`` drive it) claims due rows and pushes them.
+``/relay/api/notify`` writes, in the same transaction as the inbox row, a :class:`RelayPush`
+with a fresh ``X-Line-Retry-Key``, then attempts it at once and waits (bounded) for LINE's
+answer (:mod:`sync_delivery`, ``attempt_push(caller_waits=True)``). A worker job (hooked into
+the site's worker loop, so both ``flask worker`` and ``flask serve`` / ``make run`` drive it)
+claims the due rows still pending and pushes them.
 
 The queue is the outbox machinery the site's delivery uses too (:mod:`notify_site.outbox`):
 each push is claimed under a fresh fencing token with a lease (:data:`PUSHES`), nothing is
