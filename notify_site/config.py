@@ -85,6 +85,17 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_LINE_RETRY_CAP": 900,
     "RELAY_LINE_MAX_ATTEMPTS": 8,
     "RELAY_LINE_MAX_AGE_HOURS": 20,
+    # LINE's monthly quota (README "LINE's monthly quota"): the billing month's time zone
+    # (LINE names none; Japan time is assumed, relay/line/cost.py), seconds between reads of
+    # LINE's quota and consumption, and the chat that gets the 80 %/100 % notices (a LINE
+    # user/group/room id in channel mode; in the sandbox, a sandbox chat's name; None: none).
+    "RELAY_LINE_BILLING_TZ": "Asia/Tokyo",
+    "RELAY_LINE_QUOTA_REFRESH_SECONDS": 300,
+    "RELAY_QUOTA_NOTICE_CHAT": None,
+    # The sandbox's stand-ins for LINE's figures: the channel's monthly quota and the member
+    # count of each sandbox group (a push to a group costs one unit per member).
+    "RELAY_SANDBOX_MONTHLY_QUOTA": 200,
+    "RELAY_SANDBOX_GROUP_MEMBERS": 5,
     # The relay's public HTTPS base URL (e.g. "https://notify.example/relay"): uploaded images
     # are served to LINE from here. Required in channel mode.
     "RELAY_PUBLIC_BASE_URL": None,

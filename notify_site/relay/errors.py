@@ -104,3 +104,18 @@ class RateLimitExceededError(RelayError):
     def __init__(self, message: str, window: RateWindow) -> None:
         super().__init__(message)
         self.window = window
+
+
+class BudgetExceededError(RelayError):
+    """The notification would take a monthly LINE budget (the channel's, its person's or its
+    token's) past its limit: refused before anything is queued, so LINE is not called.
+
+    ``figures`` (a :class:`notify_site.relay.budgets.QuotaFigures`) are the budget that
+    refused, for the ``X-LineQuota-*`` headers.
+    """
+
+    status = 429
+
+    def __init__(self, message: str, figures: object) -> None:
+        super().__init__(message)
+        self.figures = figures

@@ -10,11 +10,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload
 
 from notify_site.extensions import db
 from notify_site.notify_content import Content
+from notify_site.relay import charging
 from notify_site.relay.errors import (
     ChatUnreachableError,
     InvalidTokenError,
@@ -138,12 +140,23 @@ def deliver_notification(
     In channel mode, a LINE chat's message also gets its push row (with its retry key) in the
     same transaction; a worker sends it. Sandbox chats keep only the inbox row, in either mode.
 
+    The notification is charged to LINE's monthly quota in the same transaction
+    (``charging.py``): a call that would pass a monthly budget raises BudgetExceededError
+    (429) and queues nothing.
+
     Either both happen or neither: a refused call delivers nothing, a failed write spends
     nothing. Returns the window after the call.
     """
     try:
         window = _spend_or_refuse(
             token, images=1 if payload.image_file is not None else 0, limits=limits, now=now
+        )
+        charge = charging.admit(
+            token_pk=token.token_pk,
+            person_id=token.person_id,
+            chat_id=token.chat_id,
+            config=current_app.config,
+            now=now,
         )
         image_id = None
         if payload.image_file is not None:
@@ -171,10 +184,20 @@ def deliver_notification(
             created_at=now,
         )
         db.session.add(message)
+        push = None
         if token.chat_line_id is not None and current_settings() is not None:
             # Channel mode: the push goes out from the outbox, its retry key fixed now.
             db.session.flush()
-            queue_push(message, token.chat_line_id, now=now)
+            push = queue_push(message, token.chat_line_id, now=now)
+            db.session.flush()
+        charging.record(
+            charge,
+            chat_id=token.chat_id,
+            token_pk=token.token_pk,
+            client_pk=token.client_pk,
+            person_id=token.person_id,
+            push_id=push.id if push is not None else None,
+        )
         db.session.commit()
     except BaseException:
         db.session.rollback()

@@ -32,10 +32,13 @@ from sqlalchemy import select
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.outbox import Lease, Outbox, RetryPolicy, new_token, retrying
+from notify_site.relay import ledger
 from notify_site.relay.inbox import signed_image_query
+from notify_site.relay.line import cost
 from notify_site.relay.line.channel import ChannelSettings, current_settings, messaging_api
 from notify_site.relay.line.push_outcome import PushOutcomeKind, classify_push
 from notify_site.relay.models import PushStatus, RelayChat, RelayMessage, RelayPush
+from notify_site.relay.quota_models import UsageState
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +165,10 @@ def push_one(settings: ChannelSettings, policy: RetryPolicy, push_id: int) -> in
             _finish, until, push_id, token, PushStatus.FAILED, {"last_error": CHAT_UNREACHABLE}
         )
         return 0
+    if cost.needs_count(chat, now):  # what the push costs: a day-old member count is re-read
+        cost.read_member_count(settings, chat, now)
+        db.session.commit()
+    units = cost.units_for(chat, current_app.config)
     request = messaging.PushMessageRequest(
         to=push.to_id,
         messages=build_messages(push.message, settings.public_base_url),
@@ -219,18 +226,22 @@ def push_one(settings: ChannelSettings, policy: RetryPolicy, push_id: int) -> in
         status_after = (
             PushStatus.DELIVERED if outcome.kind == PushOutcomeKind.DELIVERED else PushStatus.FAILED
         )
-        retrying(_finish, until, push_id, token, status_after, values)
+        retrying(_finish, until, push_id, token, status_after, values, units)
     return 1
 
 
 def monthly_limit_reached(settings: ChannelSettings) -> None:
-    """LINE said the channel's monthly message limit is reached.
+    """LINE said the channel's monthly message limit is reached: LINE's quota is read again
+    on the worker's next round (``quota.ask_again``), so the budgets see it at once.
 
     For now the push backs off like after any 429 (and counts the attempt). This is where the
     channel-wide pause of issue 22 belongs: stop pushing for the channel, re-check the quota
     on a slow schedule, and resume when it comes back.
     """
+    from notify_site.relay.line import quota
+
     log.warning("relay: LINE says the channel's monthly message limit is reached")
+    quota.ask_again(settings)
 
 
 def _line_message(body: Any) -> str:
@@ -243,8 +254,16 @@ def _line_message(body: Any) -> str:
     return str(message)[:300] if message else "no message"
 
 
-def _finish(push_id: int, token: str, status: str, values: dict[str, Any]) -> bool:
-    """Write the push's final state, if this claim still holds it; commits."""
+def _finish(
+    push_id: int, token: str, status: str, values: dict[str, Any], units: int | None = None
+) -> bool:
+    """Write the push's final state, if this claim still holds it, and settle its units in
+    the ledger in the same transaction (spent at ``units`` when delivered; refunded when it
+    failed, as LINE counts nothing it refused); commits."""
+    if status == PushStatus.DELIVERED:
+        ledger.settle([push_id], UsageState.SPENT, units)
+    else:
+        ledger.settle([push_id], UsageState.REFUNDED)
     return _write_outcome(push_id, token, {**values, "status": status, "finished_at": utcnow()})
 
 
@@ -266,6 +285,7 @@ def _write_outcome(push_id: int, token: str, values: dict[str, Any]) -> bool:
 
 def worker_job(app: Flask, stopping: Callable[[], bool]) -> int:
     """One round for the site's worker: leftover webhook events, then due pushes."""
+    from notify_site.relay.line import quota
     from notify_site.relay.line.events import process_events
 
     with app.app_context():
@@ -274,6 +294,9 @@ def worker_job(app: Flask, stopping: Callable[[], bool]) -> int:
             return 0
         try:
             work = process_events(settings)
+            quota.refresh_quota_if_due(
+                settings, float(current_app.config["RELAY_LINE_QUOTA_REFRESH_SECONDS"]), utcnow()
+            )
             work += process_due_pushes(settings, push_policy(current_app.config), stopping)
         except Exception:
             db.session.rollback()
