@@ -36,14 +36,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from flask_babel import gettext as _
+from sqlalchemy import func, select, text
 
 from notify_site.extensions import db
 from notify_site.relay import ledger
-from notify_site.relay.errors import BudgetExceededError
+from notify_site.relay.errors import BudgetError, BudgetExceededError
 from notify_site.relay.line.channel import current_settings
 from notify_site.relay.line.cost import billing_month, billing_zone, next_month_start
-from notify_site.relay.models import RelayLineChannel
+from notify_site.relay.models import RelayAccessToken, RelayLineChannel
 from notify_site.relay.quota_models import BudgetScope, RelayBudget, RelayLineUsage, UsageState
 
 #: The advisory lock key that serialises budget checks on PostgreSQL ("LINEQUOT" in ASCII).
@@ -203,4 +204,79 @@ def quota_headers(figures: QuotaFigures | None) -> dict[str, str]:
         "X-LineQuota-Limit": str(figures.limit),
         "X-LineQuota-Remaining": str(figures.remaining),
         "X-LineQuota-Reset": str(int(figures.reset.timestamp())),
+    }
+
+
+def budget_targets(person_names: dict[int, str]) -> list[tuple[str, str]]:
+    """What an admin may set a budget for: the channel, each person with a live token, and
+    each live token, as (value, label) pairs for the LINE page's form."""
+    from notify_site.relay.models import RelayClient
+
+    targets = [(f"{BudgetScope.CHANNEL}:0", _("The whole channel"))]
+    rows = db.session.execute(
+        select(
+            RelayAccessToken.id,
+            RelayAccessToken.person_id,
+            func.coalesce(RelayAccessToken.name, RelayClient.name),
+        )
+        .outerjoin(RelayClient, RelayClient.id == RelayAccessToken.client_pk)
+        .where(RelayAccessToken.revoked_at.is_(None))
+        .order_by(RelayAccessToken.id)
+    ).all()
+    people = sorted({row[1] for row in rows if row[1] is not None})
+    targets += [(f"{BudgetScope.PERSON}:{p}", person_names.get(p, f"#{p}")) for p in people]
+    for token_pk, person_id, name in rows:
+        owner = person_names.get(person_id, "") if person_id is not None else ""
+        label = f"#{token_pk} {name}" + (f" ({owner})" if owner else "")
+        targets.append((f"{BudgetScope.TOKEN}:{token_pk}", label))
+    return targets
+
+
+def save_budget(target: str, units: int | None, *, now: datetime) -> None:
+    """An admin's budget: ``target`` is ``scope:id`` (:func:`budget_targets`), ``units`` the
+    monthly units (None: remove it; the channel then falls back to LINE's limit); commits."""
+    scope, _sep, subject = target.partition(":")
+    if scope not in (BudgetScope.CHANNEL, BudgetScope.PERSON, BudgetScope.TOKEN):
+        raise BudgetError(_("Choose what the budget is for."))
+    try:
+        subject_id = int(subject)
+    except ValueError:
+        raise BudgetError(_("Choose what the budget is for.")) from None
+    if units is not None and not 0 <= units <= 10_000_000:
+        raise BudgetError(_("A budget is a whole number of units from 0 to 10,000,000."))
+    if scope == BudgetScope.TOKEN and db.session.get(RelayAccessToken, subject_id) is None:
+        raise BudgetError(_("Choose what the budget is for."))
+    set_budget(scope, 0 if scope == BudgetScope.CHANNEL else subject_id, units, now=now)
+    db.session.commit()
+
+
+def token_figures(
+    token_pks: list[int], config: Mapping[str, Any], now: datetime
+) -> dict[int, QuotaFigures]:
+    """Each token's units this month and its budget if one is set (My page's column)."""
+    if not token_pks:
+        return {}
+    zone = billing_zone(config)
+    month, reset = billing_month(now, zone), next_month_start(now, zone)
+    used = dict(
+        db.session.execute(
+            select(RelayLineUsage.token_pk, func.sum(RelayLineUsage.units))
+            .where(
+                RelayLineUsage.month == month,
+                RelayLineUsage.state.in_(UsageState.COUNTED),
+                RelayLineUsage.token_pk.in_(token_pks),
+            )
+            .group_by(RelayLineUsage.token_pk)
+        ).all()
+    )
+    limits = dict(
+        db.session.execute(
+            select(RelayBudget.subject_id, RelayBudget.monthly_units).where(
+                RelayBudget.scope == BudgetScope.TOKEN, RelayBudget.subject_id.in_(token_pks)
+            )
+        ).all()
+    )
+    return {
+        pk: QuotaFigures(BudgetScope.TOKEN, limits.get(pk), int(used.get(pk) or 0), reset)
+        for pk in token_pks
     }

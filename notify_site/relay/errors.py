@@ -106,6 +106,10 @@ class RateLimitExceededError(RelayError):
         self.window = window
 
 
+class BudgetError(RelayError):
+    """An admin's budget form is unusable (an unknown target, a number out of range)."""
+
+
 class BudgetExceededError(RelayError):
     """The notification would take a monthly LINE budget (the channel's, its person's or its
     token's) past its limit: refused before anything is queued, so LINE is not called.

@@ -1,0 +1,56 @@
+"""Sandbox parity (issue 15): without a LINE channel the relay prices, budgets and refuses
+as in channel mode — a sandbox group costs RELAY_SANDBOX_GROUP_MEMBERS units a push, the
+month has RELAY_SANDBOX_MONTHLY_QUOTA — and shows it on My page, the LINE page and in
+``relay line-check``'s figures."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import make_test_config
+from tests.factories import create_user
+from tests.unit.relay.test_relay_mypage import generate, new_token, own_chat
+
+
+@pytest.fixture
+def app_config(tmp_path):
+    return make_test_config(tmp_path, RELAY_SANDBOX_MONTHLY_QUOTA=12)
+
+
+def test_the_sandbox_counts_budgets_and_refuses_like_line(app, client, person):
+    token = new_token(generate(client, "Backup script", own_chat(app, person)))
+    bearer = {"Authorization": f"Bearer {token}"}
+    sender = app.test_client()
+    first = sender.post("/relay/api/notify", headers=bearer, data={"message": "one"})
+    assert first.status_code == 200
+    assert (first.headers["X-LineQuota-Limit"], first.headers["X-LineQuota-Remaining"]) == (
+        "12",
+        "7",
+    )
+    assert (
+        sender.post("/relay/api/notify", headers=bearer, data={"message": "two"}).status_code == 200
+    )
+    refused = sender.post("/relay/api/notify", headers=bearer, data={"message": "three"})
+    assert refused.status_code == 429
+    assert "monthly LINE message budget" in refused.get_json()["message"]
+    inbox = client.get("/relay/inbox.json").get_json()["messages"]
+    assert [m["message"] for m in inbox if "three" in m["message"]] == []
+    my_page = client.get("/relay/my/").get_data(as_text=True)
+    assert 'data-units="10"' in my_page
+    with app.app_context():
+        admin = create_user("root", admin=True).get_id()
+    with client.session_transaction() as session:
+        session["_user_id"], session["_fresh"] = admin, True
+    page = client.get("/relay/line/admin").get_data(as_text=True)
+    assert "data-units-used>10<" in page
+    assert "data-units-limit>12<" in page
+    assert 'data-quota-warning="80"' in page
+    assert "Backup script" in page  # the top tokens
+
+
+def test_a_sandbox_user_chat_costs_one(app, client, person):
+    token = new_token(generate(client, "Me", own_chat(app, person, "USER", "Sandbox user")))
+    sent = app.test_client().post(
+        "/relay/api/notify", headers={"Authorization": f"Bearer {token}"}, data={"message": "x"}
+    )
+    assert sent.headers["X-LineQuota-Remaining"] == "11"
