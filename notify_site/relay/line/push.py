@@ -285,6 +285,7 @@ def _write_outcome(push_id: int, token: str, values: dict[str, Any]) -> bool:
 
 def worker_job(app: Flask, stopping: Callable[[], bool]) -> int:
     """One round for the site's worker: leftover webhook events, then due pushes."""
+    from notify_site.relay import notices
     from notify_site.relay.line import quota
     from notify_site.relay.line.events import process_events
 
@@ -294,9 +295,10 @@ def worker_job(app: Flask, stopping: Callable[[], bool]) -> int:
             return 0
         try:
             work = process_events(settings)
-            quota.refresh_quota_if_due(
+            if quota.refresh_quota_if_due(
                 settings, float(current_app.config["RELAY_LINE_QUOTA_REFRESH_SECONDS"]), utcnow()
-            )
+            ):
+                notices.check_thresholds(current_app.config, utcnow())  # LINE's count moved
             work += process_due_pushes(settings, push_policy(current_app.config), stopping)
         except Exception:
             db.session.rollback()

@@ -16,7 +16,7 @@ from __future__ import annotations
 from flask import Response, current_app, g, request
 
 from notify_site.db_types import utcnow
-from notify_site.relay import budgets, service
+from notify_site.relay import budgets, notices, service
 from notify_site.relay.payload import FileField, parse_notify_fields
 from notify_site.relay.ratelimit import RateLimits, current_window, rate_limit_headers
 from notify_site.relay.service import TokenContext
@@ -90,6 +90,7 @@ def api_notify():
     g.relay_rate_window = service.deliver_notification(
         token, payload, limits=_limits(), now=utcnow()
     )
+    notices.check_after_call(token.token_pk, token.person_id)
     return answer(200, "ok")
 
 
