@@ -15,6 +15,10 @@ and counts nothing).
 
 A worker killed between LINE's 200 and the commit leaves the row leased; after the lease the
 next attempt carries the same key and LINE answers 409: still exactly one message.
+
+Issue 15 adds, each in its own module: the push's price in LINE's quota (``cost.py``: a
+day-old member count is read again first) settled in the ledger when the push finishes, and
+packing (``packing.py``): the chat's pushes queued behind this one ride in the same request.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from notify_site.extensions import db
 from notify_site.outbox import Lease, Outbox, RetryPolicy, new_token, retrying
 from notify_site.relay import ledger
 from notify_site.relay.inbox import signed_image_query
-from notify_site.relay.line import cost
+from notify_site.relay.line import cost, packing
 from notify_site.relay.line.channel import ChannelSettings, current_settings, messaging_api
 from notify_site.relay.line.push_outcome import PushOutcomeKind, classify_push
 from notify_site.relay.models import PushStatus, RelayChat, RelayMessage, RelayPush
@@ -169,9 +173,15 @@ def push_one(settings: ChannelSettings, policy: RetryPolicy, push_id: int) -> in
         cost.read_member_count(settings, chat, now)
         db.session.commit()
     units = cost.units_for(chat, current_app.config)
+    # The queued pushes of the chat that ride along (packing.py), stored before any attempt.
+    followers = packing.pack(push, now)
+    db.session.commit()
+    messages = build_messages(push.message, settings.public_base_url)
+    for follower in followers:
+        messages += build_messages(follower.message, settings.public_base_url)
     request = messaging.PushMessageRequest(
         to=push.to_id,
-        messages=build_messages(push.message, settings.public_base_url),
+        messages=messages,
         notificationDisabled=bool(push.message.notification_disabled),
     )
     retry_key = push.retry_key
@@ -264,7 +274,11 @@ def _finish(
         ledger.settle([push_id], UsageState.SPENT, units)
     else:
         ledger.settle([push_id], UsageState.REFUNDED)
-    return _write_outcome(push_id, token, {**values, "status": status, "finished_at": utcnow()})
+    final = {**values, "status": status, "finished_at": utcnow()}
+    # A pack is charged once, on its leader: its followers' reservations are given back.
+    ledger.settle(packing.follower_ids(push_id), UsageState.REFUNDED)
+    packing.finish_followers(push_id, final)
+    return _write_outcome(push_id, token, final)
 
 
 def _write_outcome(push_id: int, token: str, values: dict[str, Any]) -> bool:

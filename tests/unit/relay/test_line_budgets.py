@@ -90,9 +90,10 @@ def test_the_channel_budget_refuses_with_429_and_no_call_to_line(
     # The hourly window is LINE Notify's, untouched: the refused call spent nothing.
     assert refused.headers["X-RateLimit-Remaining"] == "998"
     assert queued(app) == 2
-    assert run(app) == 2
-    assert len(fake_line.state.pushes) == 2  # 0 calls for the refused one
-    assert fake_line.state.consumption == 10
+    assert run(app) == 1  # the two queued ones packed into one push
+    (call,) = fake_line.state.pushes  # and 0 calls for the refused one
+    assert len(call.json["messages"]) == 2
+    assert fake_line.state.consumption == 5
 
 
 def test_the_channel_budget_defaults_to_lines_limit(app, client, registered, fake_line):

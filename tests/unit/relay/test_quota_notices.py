@@ -86,7 +86,7 @@ def test_each_threshold_is_noticed_once_a_month_in_the_chosen_chat(
     )
     run(app)
     operator_pushes = [c for c in fake_line.state.pushes if c.json["to"] == OPERATOR]
-    assert len(operator_pushes) == 2
+    assert len(operator_pushes[0].json["messages"]) == 2  # both notices, packed
     assert operator_pushes[0].json["messages"][0]["text"].startswith("[Notify relay] LINE quota:")
 
 
