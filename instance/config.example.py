@@ -58,6 +58,9 @@
 # RELAY_LINE_BILLING_TZ = "Asia/Tokyo"
 # RELAY_LINE_QUOTA_REFRESH_SECONDS = 300
 # RELAY_QUOTA_NOTICE_CHAT = None
+# Pack a chat's already-queued pushes into one Messaging API push (up to 5 message objects):
+# LINE counts a push once per recipient, however many objects it carries.
+# RELAY_LINE_PACKING = True
 # Largest image file the relay accepts, in bytes. The site checks its own sends against 5 MiB
 # (notify_site/notify_content.py): lowering this makes the relay refuse what the site queued.
 # RELAY_IMAGE_MAX_BYTES = 5 * 1024 * 1024

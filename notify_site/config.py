@@ -92,6 +92,8 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_LINE_BILLING_TZ": "Asia/Tokyo",
     "RELAY_LINE_QUOTA_REFRESH_SECONDS": 300,
     "RELAY_QUOTA_NOTICE_CHAT": None,
+    # Pack a chat's queued pushes into one request (≤ 5 message objects; relay/line/packing.py).
+    "RELAY_LINE_PACKING": True,
     # The sandbox's stand-ins for LINE's figures: the channel's monthly quota and the member
     # count of each sandbox group (a push to a group costs one unit per member).
     "RELAY_SANDBOX_MONTHLY_QUOTA": 200,

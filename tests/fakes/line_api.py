@@ -66,6 +66,8 @@ class Call:
     headers: dict[str, str]
     body: bytes
     status: int = 0
+    #: When the fake received it (time.monotonic(); the quota benchmark's latencies).
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def json(self) -> Any:

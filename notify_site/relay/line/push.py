@@ -174,7 +174,7 @@ def push_one(settings: ChannelSettings, policy: RetryPolicy, push_id: int) -> in
         db.session.commit()
     units = cost.units_for(chat, current_app.config)
     # The queued pushes of the chat that ride along (packing.py), stored before any attempt.
-    followers = packing.pack(push, now)
+    followers = packing.pack(push, now) if current_app.config["RELAY_LINE_PACKING"] else []
     db.session.commit()
     messages = build_messages(push.message, settings.public_base_url)
     for follower in followers:
