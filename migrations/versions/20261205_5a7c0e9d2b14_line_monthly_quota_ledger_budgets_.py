@@ -4,7 +4,9 @@ Issue 15: relay_line_usage (the units each accepted notification costs, by month
 service and person), relay_budgets (monthly budgets for the channel, a person, a token),
 relay_quota_notices (80 %/100 % notices sent, one per month), a group's cached member count on
 relay_chats, LINE's quota as last read on relay_line_channels, and packed pushes on
-relay_pushes. Nothing existing changes meaning: old rows have no ledger and count nothing.
+relay_pushes; on the site's connections, the monthly figures a Notify server reports in the
+relay's X-LineQuota-* extension headers. Nothing existing changes meaning: old rows have no
+ledger and count nothing.
 
 Revision ID: 5a7c0e9d2b14
 Revises: 8e702dbadf90
@@ -66,6 +68,11 @@ def upgrade():
         batch_op.create_index('ix_relay_line_usage_month_person', ['month', 'person_id'], unique=False)
         batch_op.create_index('ix_relay_line_usage_month_token', ['month', 'token_pk'], unique=False)
 
+    with op.batch_alter_table('connections', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('line_quota_limit', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('line_quota_remaining', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('line_quota_reset_at', notify_site.db_types.UTCDateTime(timezone=True), nullable=True))
+
     with op.batch_alter_table('relay_chats', schema=None) as batch_op:
         batch_op.add_column(sa.Column('member_count', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('member_count_at', notify_site.db_types.UTCDateTime(timezone=True), nullable=True))
@@ -94,6 +101,11 @@ def downgrade():
         batch_op.drop_column('quota_checked_at')
         batch_op.drop_column('quota_used')
         batch_op.drop_column('quota_limit')
+
+    with op.batch_alter_table('connections', schema=None) as batch_op:
+        batch_op.drop_column('line_quota_reset_at')
+        batch_op.drop_column('line_quota_remaining')
+        batch_op.drop_column('line_quota_limit')
 
     with op.batch_alter_table('relay_chats', schema=None) as batch_op:
         batch_op.drop_column('member_count_at')
