@@ -1,13 +1,17 @@
 """LINE units with and without packing (issue 15), against the fake Messaging API.
 
-1,000 Notify calls to one 10-member LINE group arrive in bursts (5 back to back, then a pause)
+1,000 Notify calls to one 10-member LINE group arrive in bursts (5 at once, one thread each,
+every ``--interval`` seconds)
 at the relay's ``/relay/api/notify``; a worker thread runs the relay's push job
 (``process_due_pushes``) every ``--poll`` seconds, as ``flask worker`` would, and pushes to the
 fake Messaging API of the tests (``tests/fakes/line_api.py``, held to LINE's OpenAPI
-documents), which counts units per recipient as LINE does. Run twice, packing on and off
+documents), which counts units per recipient as LINE does and takes ``--line-latency`` ms
+(50) to answer a push, as a LINE far away does. Run twice, packing on and off
 (``RELAY_LINE_PACKING``), with a channel budget of ``--budget`` units, and prints:
 
-* units spent (target: ≥ 3× fewer with packing);
+* units spent per delivered notification (target: ≥ 3× fewer with packing); with a budget
+  of 4,000 units the run without packing is refused after 400 notifications, so the totals
+  differ by design;
 * p50 / p95 from the call to ``/api/notify`` to the fake receiving the push that carries it
   (target: with / without ≤ 1.1, no digest window);
 * units past the budget (target: 0 in both).
@@ -48,6 +52,7 @@ def run_once(args, packing: bool) -> dict:
 
     fake = FakeLineServer()
     fake.state.quota = None
+    fake.state.push_latency = args.line_latency / 1000
     fake.state.member_counts[GROUP] = args.members
     with tempfile.TemporaryDirectory(prefix="notify-bench-quota-") as path:
         config = make_test_config(
@@ -82,19 +87,34 @@ def run_once(args, packing: bool) -> dict:
         thread.start()
         sent_at: dict[int, float] = {}
         refused = 0
-        web = app.test_client()
         headers = {"Authorization": f"Bearer {TOKEN}"}
         n = 0
-        while n < args.notifications:
-            burst_start = time.monotonic()
-            for _ in range(min(args.burst, args.notifications - n)):
-                started = time.monotonic()
-                answer = web.post("/relay/api/notify", headers=headers, data={"message": f"#{n}"})
+        lock = threading.Lock()
+
+        def post(index: int) -> None:
+            nonlocal refused
+            started = time.monotonic()
+            answer = app.test_client().post(
+                "/relay/api/notify", headers=headers, data={"message": f"#{index}"}
+            )
+            with lock:
                 if answer.status_code == 200:
-                    sent_at[n] = started
+                    sent_at[index] = started
                 elif answer.status_code == 429:
                     refused += 1
-                n += 1
+
+        while n < args.notifications:
+            burst_start = time.monotonic()
+            # The burst arrives at once: one thread per call, as separate clients would.
+            burst = [
+                threading.Thread(target=post, args=(index,))
+                for index in range(n, min(n + args.burst, args.notifications))
+            ]
+            for thread_ in burst:
+                thread_.start()
+            for thread_ in burst:
+                thread_.join()
+            n += len(burst)
             time.sleep(max(0.0, args.interval - (time.monotonic() - burst_start)))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -134,8 +154,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=5)
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--members", type=int, default=10)
-    parser.add_argument("--budget", type=int, default=3000)
+    parser.add_argument("--budget", type=int, default=4000)
     parser.add_argument("--poll", type=float, default=0.05)
+    parser.add_argument("--line-latency", type=float, default=50.0, help="ms per push at LINE")
     args = parser.parse_args()
     without = run_once(args, packing=False)
     packed = run_once(args, packing=True)
@@ -146,12 +167,12 @@ def main() -> None:
             f"{result['units']} units, {result['past_budget']} past the budget, "
             f"p50 {result['p50'] * 1000:.0f} ms, p95 {result['p95'] * 1000:.0f} ms"
         )
-    per_notification = [r["units"] / max(r["accepted"], 1) for r in (without, packed)]
+    per_notification = [r["units"] / max(r["delivered"], 1) for r in (without, packed)]
     report(
         "LINE units and latency, with / without packing",
         [
             (
-                "units per accepted notification, without / with",
+                "units per delivered notification, without / with",
                 per_notification[0] / per_notification[1],
                 "≥ 3",
             ),

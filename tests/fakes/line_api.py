@@ -94,6 +94,8 @@ class FakeLine:
     #: or room not listed has 1 member.
     member_counts: dict[str, int] = field(default_factory=dict)
     quota: int | None = 200
+    #: Seconds each push takes to answer (LINE is far away; the quota benchmark sets it).
+    push_latency: float = 0.0
     #: Units spent this month, counted as LINE counts them: one per recipient of each push.
     consumption: int = 0
     bot_name: str = "Notify Relay Bot"
@@ -246,6 +248,8 @@ class FakeLine:
         return self._error(path, 404, "Not found")
 
     def _push(self, call: Call) -> Response:
+        if self.push_latency:
+            time.sleep(self.push_latency)
         key = call.header("x-line-retry-key")
         with self._lock:
             if key and key in self.accepted_keys:
