@@ -46,6 +46,8 @@ def line_check_command() -> None:
 
     settings = channel.current_settings()
     if settings is None:
+        # Sandbox parity (issue 15): the ledger counts as LINE would; then the usual refusal.
+        _echo_units()
         raise click.ClickException("No LINE channel is configured: the relay is in sandbox mode.")
     try:
         token = channel.access_token(settings)

@@ -136,3 +136,18 @@ def test_a_refused_pack_fails_every_notification_in_it(app, client, alice, fake_
     assert [r.status for r in pushes(app)] == ["failed", "failed"]
     with app.app_context():
         assert set(db.session.scalars(select(RelayLineUsage.state))) == {"refunded"}
+
+
+def test_the_line_page_shows_which_push_carried_a_packed_one(app, client, alice, fake_line):
+    from tests.factories import create_user
+
+    for n in range(3):
+        notify(client, message=f"m{n}")
+    run(app)
+    with app.app_context():
+        admin = create_user("root", admin=True).get_id()
+    with client.session_transaction() as session:
+        session["_user_id"], session["_fresh"] = admin, True
+    page = client.get("/relay/line/admin").get_data(as_text=True)
+    assert page.count('data-packed-into="1"') == 2
+    assert "data-units-used>1<" in page  # three notifications, one push to one user

@@ -54,3 +54,15 @@ def test_a_sandbox_user_chat_costs_one(app, client, person):
         "/relay/api/notify", headers={"Authorization": f"Bearer {token}"}, data={"message": "x"}
     )
     assert sent.headers["X-LineQuota-Remaining"] == "11"
+
+
+def test_line_check_prints_the_sandbox_ledger(app, client, person):
+    token = new_token(generate(client, "Backup script", own_chat(app, person)))
+    app.test_client().post(
+        "/relay/api/notify", headers={"Authorization": f"Bearer {token}"}, data={"message": "x"}
+    )
+    result = app.test_cli_runner().invoke(args=["relay", "line-check"])
+    assert result.exit_code == 1  # no channel: sandbox mode, as before
+    assert "5 units used, channel budget 12" in result.output
+    assert "Top tokens: #1 Backup script (5)" in result.output
+    assert "sandbox mode" in result.output
