@@ -5,11 +5,33 @@ month has RELAY_SANDBOX_MONTHLY_QUOTA — and shows it on My page, the LINE page
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from notify_site.relay.chats import ensure_sandbox_chats
 from tests.conftest import make_test_config
 from tests.factories import create_user
-from tests.unit.relay.test_relay_mypage import generate, new_token, own_chat
+
+NEW_TOKEN = re.compile(r'<code id="relay-new-token" class="relay-secret">([^<]+)</code>')
+
+
+def generate(client, name: str, chat: int):
+    """My page's Generate token, for one of the person's chats."""
+    return client.post("/relay/my/tokens", data={"name": name, "chat": str(chat)})
+
+
+def new_token(response) -> str:
+    assert response.status_code == 200
+    return NEW_TOKEN.search(response.get_data(as_text=True)).group(1)
+
+
+def own_chat(app, person, kind="GROUP", name="Family") -> int:
+    with app.app_context():
+        chats = ensure_sandbox_chats(
+            person.id, app.config["RELAY_SANDBOX_USER"], app.config["RELAY_SANDBOX_GROUPS"]
+        )
+        return next(chat.id for chat in chats if (chat.kind, chat.name) == (kind, name))
 
 
 @pytest.fixture
