@@ -209,3 +209,29 @@ def test_line_check_prints_the_ledger_budget_and_tops(app, client, registered, f
     assert "Warning: the channel has used 83% of its monthly budget." in result.output
     assert "Top chats: Ops (5)" in result.output
     assert "Top services: Example Service (5)" in result.output
+
+
+def test_concurrent_calls_never_pass_the_budget(app, registered, fake_line):
+    """A burst at once: the check and the reservation are one step (an advisory lock on
+    PostgreSQL, the one writer on SQLite), so exactly the calls that fit are accepted."""
+    import threading
+
+    add_chat(app, registered, GROUP, "tok-burst")
+    budget(app, "channel", 0, 20)  # four pushes of 5
+    answers: list[int] = []
+    lock = threading.Lock()
+
+    def call(n: int) -> None:
+        status = notify(app.test_client(), "tok-burst", f"#{n}").status_code
+        with lock:
+            answers.append(status)
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [200] * 4 + [429] * 6
+    assert queued(app) == 4
+    run(app)
+    assert fake_line.state.consumption <= 20
