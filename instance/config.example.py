@@ -61,6 +61,9 @@
 # Pack a chat's already-queued pushes into one Messaging API push (up to 5 message objects):
 # LINE counts a push once per recipient, however many objects it carries.
 # RELAY_LINE_PACKING = True
+# Seconds each new push waits so that the chat's next notifications ride in it (a digest
+# window; 0, the default, adds no latency and packs only what is already queued).
+# RELAY_LINE_DIGEST_SECONDS = 0
 # Largest image file the relay accepts, in bytes. The site checks its own sends against 5 MiB
 # (notify_site/notify_content.py): lowering this makes the relay refuse what the site queued.
 # RELAY_IMAGE_MAX_BYTES = 5 * 1024 * 1024

@@ -94,6 +94,8 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_QUOTA_NOTICE_CHAT": None,
     # Pack a chat's queued pushes into one request (≤ 5 message objects; relay/line/packing.py).
     "RELAY_LINE_PACKING": True,
+    # Seconds each new push waits to gather the chat's next ones into it (0: no waiting).
+    "RELAY_LINE_DIGEST_SECONDS": 0,
     # The sandbox's stand-ins for LINE's figures: the channel's monthly quota and the member
     # count of each sandbox group (a push to a group costs one unit per member).
     "RELAY_SANDBOX_MONTHLY_QUOTA": 200,

@@ -5,11 +5,13 @@ units; packed five to a push (text only), 20.
 
 **No waiting.** When the push job takes a chat's next push (the *leader*), it packs only the
 pushes already queued behind it for the same chat: nothing is held back to gather more, so
-packing adds no latency. (A per-token digest window, holding a push to gather more, is not
-built.)
+packing adds no latency. Optionally, ``RELAY_LINE_DIGEST_SECONDS`` (default 0: off) makes each
+new push due that many seconds after it was queued, so that the ones queued meanwhile ride in
+it (a follower may leave before its own time: it was only waiting to be gathered). The window
+is channel-wide; a per-token window is not built.
 
 **What may ride along** (a *follower*): a push of the same chat, queued after the leader
-(higher id), pending, never attempted, due, and not held by another worker; with the same
+(higher id), pending, never attempted, and not held by another worker; with the same
 ``notificationDisabled`` as the leader; while the message objects of all of them fit in five
 (a notification is 1 to 3 objects: text, image, sticker). Followers are taken in id order and
 packing stops at the first push that does not qualify, so no push overtakes one queued
@@ -119,7 +121,6 @@ def _take(push_id: int, leader_id: int, now: datetime) -> bool:
             RelayPush.status == PushStatus.PENDING,
             RelayPush.packed_into_id.is_(None),
             RelayPush.attempts == 0,
-            RelayPush.next_attempt_at <= now,
             (RelayPush.lease_until.is_(None)) | (RelayPush.lease_until < now),
         )
         .values(status=PushStatus.PACKED, packed_into_id=leader_id)

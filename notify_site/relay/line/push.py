@@ -71,7 +71,11 @@ def new_retry_key() -> str:
 
 
 def queue_push(message: RelayMessage, chat_line_id: str, *, now: datetime) -> RelayPush:
-    """Add the push for ``message`` to the caller's transaction, its retry key already set."""
+    """Add the push for ``message`` to the caller's transaction, its retry key already set.
+
+    With a digest window (``RELAY_LINE_DIGEST_SECONDS``, default 0: off) the push is due that
+    much later, so that the pushes queued meanwhile ride in it (``packing.py``)."""
+    digest = float(current_app.config.get("RELAY_LINE_DIGEST_SECONDS") or 0)
     push = RelayPush(
         message_id=message.id,
         chat_id=message.chat_id,
@@ -79,7 +83,7 @@ def queue_push(message: RelayMessage, chat_line_id: str, *, now: datetime) -> Re
         retry_key=new_retry_key(),
         status=PushStatus.PENDING,
         attempts=0,
-        next_attempt_at=now,
+        next_attempt_at=now + timedelta(seconds=digest),
         created_at=now,
     )
     db.session.add(push)

@@ -151,3 +151,27 @@ def test_the_line_page_shows_which_push_carried_a_packed_one(app, client, alice,
     page = client.get("/relay/line/admin").get_data(as_text=True)
     assert page.count('data-packed-into="1"') == 2
     assert "data-units-used>1<" in page  # three notifications, one push to one user
+
+
+def test_a_digest_window_holds_a_push_to_gather_the_next(app, client, alice, fake_line):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from notify_site.db_types import utcnow
+
+    app.config["RELAY_LINE_DIGEST_SECONDS"] = 60
+    notify(client, message="first")
+    notify(client, message="second")
+    assert run(app) == 0  # held: nothing is due yet
+    with app.app_context():  # the first one's window ends
+        db.session.execute(
+            update(RelayPush)
+            .where(RelayPush.id == 1)
+            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
+        db.session.commit()
+    assert run(app) == 1
+    (call,) = fake_line.state.pushes
+    assert texts(call) == ["[Example Service] first", "[Example Service] second"]
+    assert [r.status for r in pushes(app)] == ["delivered", "delivered"]
