@@ -87,13 +87,27 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_LINE_MAX_AGE_HOURS": 20,
     # After LINE's monthly-limit 429 the channel pauses (relay/line/monthly_limit.py): no push
     # goes out, new Notify calls get 429 at once, and the quota is read again every this many
-    # minutes and at the start of LINE's billing month, counted in this time zone.
+    # minutes and at the start of LINE's billing month (RELAY_LINE_BILLING_TZ, below).
     "RELAY_LINE_MONTHLY_RECHECK_MINUTES": 15,
     # Seconds /relay/api/notify waits for LINE's answer to the push it queued (channel mode):
     # LINE's 200, 400 or monthly 429 passes through; past it (or on a 5xx) the answer is 200
     # with "delivery": "pending" and a messageId (relay/line/sync_delivery.py). 0: never wait.
     "RELAY_LINE_SYNC_WAIT_SECONDS": 5,
-    "RELAY_LINE_BILLING_TIME_ZONE": "Asia/Tokyo",
+    # LINE's monthly quota (README "LINE's monthly quota"): the billing month's time zone
+    # (LINE names none; Japan time is assumed, relay/line/cost.py), seconds between reads of
+    # LINE's quota and consumption, and the chat that gets the 80 %/100 % notices (a LINE
+    # user/group/room id in channel mode; in the sandbox, a sandbox chat's name; None: none).
+    "RELAY_LINE_BILLING_TZ": "Asia/Tokyo",
+    "RELAY_LINE_QUOTA_REFRESH_SECONDS": 300,
+    "RELAY_QUOTA_NOTICE_CHAT": None,
+    # Pack a chat's queued pushes into one request (≤ 5 message objects; relay/line/packing.py).
+    "RELAY_LINE_PACKING": True,
+    # Seconds each new push waits to gather the chat's next ones into it (0: no waiting).
+    "RELAY_LINE_DIGEST_SECONDS": 0,
+    # The sandbox's stand-ins for LINE's figures: the channel's monthly quota and the member
+    # count of each sandbox group (a push to a group costs one unit per member).
+    "RELAY_SANDBOX_MONTHLY_QUOTA": 200,
+    "RELAY_SANDBOX_GROUP_MEMBERS": 5,
     # The relay's public HTTPS base URL (e.g. "https://notify.example/relay"): uploaded images
     # are served to LINE from here. Required in channel mode, and HTTPS unless
     # RELAY_LINE_ALLOW_HTTP_PUBLIC_URL (development only: LINE then refuses uploaded images).

@@ -146,6 +146,11 @@ class Connection(db.Model):
     rate_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Which call produced the snapshot: "status", "notify", ...
     rate_checked_by: Mapped[str | None] = mapped_column(String(16))
+    # The Notify server's monthly LINE message budget, when it reports one (the built-in
+    # relay's X-LineQuota-* extension headers); None from a plain Notify server.
+    line_quota_limit: Mapped[int | None]
+    line_quota_remaining: Mapped[int | None]
+    line_quota_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -98,6 +98,12 @@ class RateLimit:
     image_remaining: int | None = None
     #: When the hourly window resets, in UTC epoch seconds.
     reset: int | None = None
+    #: Extension (the built-in relay; LINE Notify never sent them): the monthly LINE message
+    #: budget from ``X-LineQuota-Limit``/``-Remaining``/``-Reset`` (epoch seconds); None from
+    #: a plain Notify server. Not part of :meth:`to_dict`.
+    monthly_limit: int | None = None
+    monthly_remaining: int | None = None
+    monthly_reset: int | None = None
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> RateLimit:
@@ -119,13 +125,25 @@ class RateLimit:
         reset = read("x-ratelimit-reset")
         if reset is not None and reset > _MAX_EPOCH_SECONDS:
             reset = None
+        monthly_reset = read("x-linequota-reset")
+        if monthly_reset is not None and monthly_reset > _MAX_EPOCH_SECONDS:
+            monthly_reset = None
         return cls(
             limit=read("x-ratelimit-limit"),
             remaining=read("x-ratelimit-remaining"),
             image_limit=read("x-ratelimit-imagelimit"),
             image_remaining=read("x-ratelimit-imageremaining"),
             reset=reset,
+            monthly_limit=read("x-linequota-limit"),
+            monthly_remaining=read("x-linequota-remaining"),
+            monthly_reset=monthly_reset,
         )
+
+    @property
+    def monthly_reset_at(self) -> datetime | None:
+        if self.monthly_reset is None:
+            return None
+        return datetime.fromtimestamp(self.monthly_reset, UTC)
 
     @property
     def reset_at(self) -> datetime | None:

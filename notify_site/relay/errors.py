@@ -149,3 +149,22 @@ class LineRefusedError(RelayError):
     def __init__(self, reason: str, details: list[dict[str, str]]) -> None:
         super().__init__(f"LINE refused the message: {reason}")
         self.extra = {"details": details} if details else {}
+
+
+class BudgetError(RelayError):
+    """An admin's budget form is unusable (an unknown target, a number out of range)."""
+
+
+class BudgetExceededError(RelayError):
+    """The notification would take a monthly LINE budget (the channel's, its person's or its
+    token's) past its limit: refused before anything is queued, so LINE is not called.
+
+    ``figures`` (a :class:`notify_site.relay.budgets.QuotaFigures`) are the budget that
+    refused, for the ``X-LineQuota-*`` headers.
+    """
+
+    status = 429
+
+    def __init__(self, message: str, figures: object) -> None:
+        super().__init__(message)
+        self.figures = figures

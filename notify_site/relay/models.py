@@ -98,6 +98,10 @@ class RelayChat(db.Model):
     last_message_summary: Mapped[str | None] = mapped_column(String(200))
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A group's or room's member count from LINE (what a push to it costs), and when it was
+    # read; None until read, and after memberJoined/memberLeft/join (relay/line/cost.py).
+    member_count: Mapped[int | None]
+    member_count_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def reachable(self) -> bool:
@@ -330,6 +334,8 @@ class PushStatus:
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
+    #: Rides in another push's request (``packed_into_id``); finished with it.
+    PACKED = "packed"
 
 
 class RelayPush(db.Model):
@@ -373,6 +379,12 @@ class RelayPush(db.Model):
     # Set when LINE refused the push for its image: the text (and sticker) then go without it,
     # under a fresh retry key (the refusal sent nothing), and this says why.
     image_error: Mapped[str | None] = mapped_column(String(500))
+
+    # Packing (issue 15): a push that rides in another push's request points at it, fixed
+    # before that request's first attempt; it is never claimed alone (status "packed").
+    packed_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("relay_pushes.id", ondelete="SET NULL"), index=True
+    )
 
     message: Mapped[RelayMessage] = relationship()
     chat: Mapped[RelayChat] = relationship()
@@ -419,5 +431,17 @@ class RelayLineChannel(db.Model):
     monthly_limit_checks: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     monthly_limit_refusals: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
+
+    # LINE's monthly quota as last read (relay/quota.py): its limit (None: no limit), the
+    # month-to-date consumption, and when; quota_checked_at None asks for a fresh read.
+    quota_limit: Mapped[int | None]
+    quota_used: Mapped[int | None]
+    quota_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
     def __repr__(self) -> str:
         return f"<RelayLineChannel {self.channel_id} issuing_until={self.issuing_until}>"
+
+
+# The quota's tables (ledger, budgets, notices) live in their own module; importing it here
+# registers them wherever the relay's models are imported.
+from notify_site.relay import quota_models  # noqa: E402, F401

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload
 
 from notify_site.extensions import db
 from notify_site.notify_content import Content
+from notify_site.relay import charging
 from notify_site.relay.errors import (
     ChatUnreachableError,
     InvalidTokenError,
@@ -160,6 +162,10 @@ def deliver_notification(
     In channel mode, a LINE chat's message also gets its push row (with its retry key) in the
     same transaction; a worker sends it. Sandbox chats keep only the inbox row, in either mode.
 
+    The notification is charged to LINE's monthly quota in the same transaction
+    (``charging.py``): a call that would pass a monthly budget raises BudgetExceededError
+    (429) and queues nothing.
+
     Either both happen or neither: a refused call delivers nothing, a failed write spends
     nothing. ``wait_seconds``: how long the caller will wait for LINE's answer (the push is
     held back from the worker meanwhile).
@@ -174,6 +180,13 @@ def deliver_notification(
     try:
         window = _spend_or_refuse(
             token, images=1 if payload.image_file is not None else 0, limits=limits, now=now
+        )
+        charge = charging.admit(
+            token_pk=token.token_pk,
+            person_id=token.person_id,
+            chat_id=token.chat_id,
+            config=current_app.config,
+            now=now,
         )
         image_id = None
         if payload.image_file is not None:
@@ -208,6 +221,14 @@ def deliver_notification(
             push = queue_push(message, token.chat_line_id, now=now)
             db.session.flush()
             wait_seconds = sync_delivery.hold_for_caller(push, now, wait_seconds)
+        charging.record(
+            charge,
+            chat_id=token.chat_id,
+            token_pk=token.token_pk,
+            client_pk=token.client_pk,
+            person_id=token.person_id,
+            push_id=push.id if push is not None else None,
+        )
         db.session.commit()
     except BaseException:
         db.session.rollback()

@@ -27,7 +27,8 @@ What each event does:
   profile endpoint; ``unfollow``: the chat stays, marked unreachable (the user blocked the bot).
 * ``join``: the group (or room) is registered or made reachable, named from the group-summary
   endpoint (rooms have no name); ``leave``: marked unreachable.
-* ``memberJoined`` / ``memberLeft``: the member list of the group.
+* ``memberJoined`` / ``memberLeft``: the member list of the group; with ``join``, the
+  group's member count is read again from LINE (what a push to it costs, ``cost.py``).
 * ``message`` (every type): recorded as what the chat last sent; a text that is a pending
   pairing code binds the pairing to the chat, and the bot replies to confirm (unless the
   channel is in standby mode, when another bot answers the chat).
@@ -61,7 +62,7 @@ from sqlalchemy import case, func, literal, or_, select, update
 
 from notify_site.db_types import UTCDateTime, utcnow
 from notify_site.extensions import db
-from notify_site.relay.line import pairing
+from notify_site.relay.line import cost, pairing
 from notify_site.relay.line.channel import ChannelSettings, messaging_api
 from notify_site.relay.line.webhook import dialect_insert, pending_event_ids
 from notify_site.relay.models import ChatKind, RelayChat, RelayChatMember, RelayLineEvent
@@ -155,6 +156,8 @@ def _handle(settings: ChannelSettings, raw: dict[str, Any]) -> str:
     if kind in ("follow", "join"):
         chat = _chat_for(settings, source, refresh_name=True, when=when)
         applied = _set_reachable(chat, None, when)
+        if kind == "join":  # what a push to it costs (cost.py)
+            cost.read_member_count(settings, chat, utcnow())
         db.session.commit()
         return f"{kind}: chat {chat.id}" + ("" if applied else STALE)
     if kind in ("unfollow", "leave"):
@@ -169,6 +172,7 @@ def _handle(settings: ChannelSettings, raw: dict[str, Any]) -> str:
         members = _members(raw.get("joined" if joined else "left"))
         for user_id in members:
             _member(chat, user_id, joined=joined, when=when)
+        cost.read_member_count(settings, chat, utcnow())  # the push's price changed
         db.session.commit()
         return f"{kind}: chat {chat.id}, {len(members)}"
     if kind == "unsend":

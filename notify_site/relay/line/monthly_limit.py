@@ -15,7 +15,7 @@ So, after a 429, the relay:
   every process): no push goes out, and new Notify calls to LINE chats are answered 429 at
   once without a call to LINE (:func:`paused_now`);
 * **re-checks the quota** on a slow schedule (``RELAY_LINE_MONTHLY_RECHECK_MINUTES``) and at
-  the start of the billing month (counted in ``RELAY_LINE_BILLING_TIME_ZONE``, Japan's time by
+  the start of the billing month (counted in ``RELAY_LINE_BILLING_TZ``, Japan's time by
   default: LINE's plans are billed by calendar month in the account's country). One process
   takes each re-check (a conditional UPDATE on ``monthly_limit_recheck_at``);
 * **resumes** once LINE reports room: every waiting push goes out, in its order, with its
@@ -57,7 +57,7 @@ class PauseSchedule:
     def from_config(cls, config: Mapping[str, Any]) -> PauseSchedule:
         return cls(
             recheck=timedelta(minutes=float(config["RELAY_LINE_MONTHLY_RECHECK_MINUTES"])),
-            time_zone=str(config["RELAY_LINE_BILLING_TIME_ZONE"]),
+            time_zone=str(config["RELAY_LINE_BILLING_TZ"]),
         )
 
     def next_month_start(self, now: datetime) -> datetime:

@@ -17,6 +17,10 @@ and counts nothing).
 
 A worker killed between LINE's 200 and the commit leaves the row leased; after the lease the
 next attempt carries the same key and LINE answers 409: still exactly one message.
+
+Issue 15 adds, each in its own module: the push's price in LINE's quota (``cost.py``: a
+day-old member count is read again first) settled in the ledger when the push finishes, and
+packing (``packing.py``): the chat's pushes queued behind this one ride in the same request.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ from sqlalchemy import select
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.outbox import Lease, Outbox, RetryPolicy, new_token, retrying
+from notify_site.relay import ledger
 from notify_site.relay.inbox import signed_image_query
+from notify_site.relay.line import cost, packing, quota
 from notify_site.relay.line.channel import ChannelSettings, current_settings, messaging_api
 from notify_site.relay.line.monthly_limit import (
     PauseSchedule,
@@ -52,6 +58,7 @@ from notify_site.relay.line.refusals import (
     line_error,
 )
 from notify_site.relay.models import PushStatus, RelayChat, RelayMessage, RelayPush
+from notify_site.relay.quota_models import UsageState
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +87,11 @@ def new_retry_key() -> str:
 
 
 def queue_push(message: RelayMessage, chat_line_id: str, *, now: datetime) -> RelayPush:
-    """Add the push for ``message`` to the caller's transaction, its retry key already set."""
+    """Add the push for ``message`` to the caller's transaction, its retry key already set.
+
+    With a digest window (``RELAY_LINE_DIGEST_SECONDS``, default 0: off) the push is due that
+    much later, so that the pushes queued meanwhile ride in it (``packing.py``)."""
+    digest = float(current_app.config.get("RELAY_LINE_DIGEST_SECONDS") or 0)
     push = RelayPush(
         message_id=message.id,
         chat_id=message.chat_id,
@@ -88,7 +99,7 @@ def queue_push(message: RelayMessage, chat_line_id: str, *, now: datetime) -> Re
         retry_key=new_retry_key(),
         status=PushStatus.PENDING,
         attempts=0,
-        next_attempt_at=now,
+        next_attempt_at=now + timedelta(seconds=digest),
         created_at=now,
         public_id=secrets.token_urlsafe(16),
     )
@@ -262,11 +273,27 @@ def attempt_push(
             _finish, until, push_id, token, PushStatus.FAILED, {"last_error": CHAT_UNREACHABLE}
         )
         return Attempt(AttemptKind.FAILED, error=CHAT_UNREACHABLE)
+    if cost.needs_count(chat, now):  # what the push costs: a day-old member count is re-read
+        cost.read_member_count(settings, chat, now)
+        db.session.commit()
+    units = cost.units_for(chat, current_app.config)
+    # The queued pushes of the chat that ride along (packing.py), stored before any attempt.
+    # A caller that waits for LINE's answer to its own message sends it alone: its answer is
+    # about that message only (sync_delivery.py).
+    packs = current_app.config["RELAY_LINE_PACKING"] and not caller_waits
+    followers = packing.pack(push, now) if packs else []
+    db.session.commit()
+    # After LINE refused an image once, the pack goes again as text and stickers only, so
+    # that a refused image can never make the same request loop.
+    with_image = push.image_error is None
+    messages = build_messages(push.message, settings.public_base_url, with_image=with_image)
+    for follower in followers:
+        messages += build_messages(
+            follower.message, settings.public_base_url, with_image=with_image
+        )
     request = messaging.PushMessageRequest(
         to=push.to_id,
-        messages=build_messages(
-            push.message, settings.public_base_url, with_image=push.image_error is None
-        ),
+        messages=messages,
         notificationDisabled=bool(push.message.notification_disabled),
     )
     retry_key = push.retry_key
@@ -317,6 +344,7 @@ def attempt_push(
             values["last_error"] = f"{error_text} (waiting for the monthly quota)"[:500]
             retrying(_write_outcome, until, push_id, token, values)
         pause(settings, schedule or PauseSchedule.from_config(current_app.config), utcnow())
+        quota.ask_again(settings)  # the admin page's and the budgets' figures, read anew
         return replace(refused, kind=AttemptKind.MONTHLY_LIMIT)
     outcome = classify_push(
         status,
@@ -359,15 +387,27 @@ def attempt_push(
         return replace(refused, kind=AttemptKind.RETRY)
     delivered = outcome.kind == PushOutcomeKind.DELIVERED
     status_after = PushStatus.DELIVERED if delivered else PushStatus.FAILED
-    retrying(_finish, until, push_id, token, status_after, values)
+    retrying(_finish, until, push_id, token, status_after, values, units)
     if delivered:
         return Attempt(AttemptKind.DELIVERED, called=True, status=status)
     return replace(refused, error=outcome.error)
 
 
-def _finish(push_id: int, token: str, status: str, values: dict[str, Any]) -> bool:
-    """Write the push's final state, if this claim still holds it; commits."""
-    return _write_outcome(push_id, token, {**values, "status": status, "finished_at": utcnow()})
+def _finish(
+    push_id: int, token: str, status: str, values: dict[str, Any], units: int | None = None
+) -> bool:
+    """Write the push's final state, if this claim still holds it, and settle its units in
+    the ledger in the same transaction (spent at ``units`` when delivered; refunded when it
+    failed, as LINE counts nothing it refused); commits."""
+    if status == PushStatus.DELIVERED:
+        ledger.settle([push_id], UsageState.SPENT, units)
+    else:
+        ledger.settle([push_id], UsageState.REFUNDED)
+    final = {**values, "status": status, "finished_at": utcnow()}
+    # A pack is charged once, on its leader: its followers' reservations are given back.
+    ledger.settle(packing.follower_ids(push_id), UsageState.REFUNDED)
+    packing.finish_followers(push_id, final)
+    return _write_outcome(push_id, token, final)
 
 
 def _write_outcome(push_id: int, token: str, values: dict[str, Any]) -> bool:
@@ -388,6 +428,8 @@ def _write_outcome(push_id: int, token: str, values: dict[str, Any]) -> bool:
 
 def worker_job(app: Flask, stopping: Callable[[], bool]) -> int:
     """One round for the site's worker: leftover webhook events, then due pushes."""
+    from notify_site.relay import notices
+    from notify_site.relay.line import quota
     from notify_site.relay.line.events import process_events
 
     with app.app_context():
@@ -396,6 +438,10 @@ def worker_job(app: Flask, stopping: Callable[[], bool]) -> int:
             return 0
         try:
             work = process_events(settings)
+            if quota.refresh_quota_if_due(
+                settings, float(current_app.config["RELAY_LINE_QUOTA_REFRESH_SECONDS"]), utcnow()
+            ):
+                notices.check_thresholds(current_app.config, utcnow())  # LINE's count moved
             work += process_due_pushes(settings, push_policy(current_app.config), stopping)
         except Exception:
             db.session.rollback()

@@ -111,8 +111,11 @@ def has_older_pending(push: RelayPush) -> bool:
 
 def hold_for_caller(push: RelayPush, now: datetime, wait_seconds: float) -> float:
     """Keep the worker off a push its caller is about to attempt, until the wait is over;
-    returns how long the caller may wait (0 when an older push of its chat waits)."""
-    if wait_seconds <= 0 or has_older_pending(push):
+    returns how long the caller may wait: 0 when an older push of its chat waits (order), or
+    when a digest window holds the push to gather the chat's next ones (packing.py) — the
+    caller is then told *pending* at once."""
+    held_for_digest = push.next_attempt_at is not None and push.next_attempt_at > now
+    if wait_seconds <= 0 or held_for_digest or has_older_pending(push):
         return 0.0
     push.next_attempt_at = now + timedelta(seconds=wait_seconds + 1)
     return wait_seconds

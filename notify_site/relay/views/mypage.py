@@ -28,8 +28,8 @@ from flask import (
 from flask_babel import gettext as _
 
 from notify_site.db_types import utcnow
+from notify_site.relay import budgets, tokens
 from notify_site.relay import chats as relay_chats
-from notify_site.relay import tokens
 from notify_site.relay.accounts import Person, accounts, sign_in_url_here
 from notify_site.relay.errors import ChatNotAvailableError, TokenNameError, TokenNotFoundError
 from notify_site.relay.forms import ConfirmForm, GenerateTokenForm, PairForm
@@ -81,6 +81,7 @@ def _page(
             api_notify_url=public_url("relay.api_notify"),
             channel_mode=current_settings() is not None,
             chat_label=relay_chats.chat_label,
+            units=budgets.token_figures([s.token_pk for s in services], current_app.config, now),
         ),
         status,
     )
