@@ -20,7 +20,7 @@ import notify_site.db_types
 
 
 revision = '5a7c0e9d2b14'
-down_revision = '8e702dbadf90'
+down_revision = '5a7e22c0d1f4'
 branch_labels = None
 depends_on = None
 

@@ -431,7 +431,6 @@ class RelayLineChannel(db.Model):
     monthly_limit_checks: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     monthly_limit_refusals: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
-
     # LINE's monthly quota as last read (relay/quota.py): its limit (None: no limit), the
     # month-to-date consumption, and when; quota_checked_at None asks for a fresh read.
     quota_limit: Mapped[int | None]
