@@ -34,7 +34,12 @@ def fake_line():
 @pytest.fixture
 def app_config(tmp_path, fake_line):
     fake_line.state.member_counts[GROUP] = 5
-    return make_test_config(tmp_path, **channel_config(fake_line, "https://relay.example/relay"))
+    # The worker's path: calls queue their pushes (test_line_sync.py: a caller that waits).
+    return make_test_config(
+        tmp_path,
+        RELAY_LINE_SYNC_WAIT_SECONDS=0,
+        **channel_config(fake_line, "https://relay.example/relay"),
+    )
 
 
 def add_chat(app, registered, line_id, token, person=None):

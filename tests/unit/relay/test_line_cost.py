@@ -81,7 +81,12 @@ def fake_line():
 @pytest.fixture
 def app_config(tmp_path, fake_line):
     fake_line.state.member_counts.update({GROUP: 5, ROOM: 3})
-    return make_test_config(tmp_path, **channel_config(fake_line, "https://relay.example/relay"))
+    # The worker's path: calls queue their pushes (test_line_sync.py: a caller that waits).
+    return make_test_config(
+        tmp_path,
+        RELAY_LINE_SYNC_WAIT_SECONDS=0,
+        **channel_config(fake_line, "https://relay.example/relay"),
+    )
 
 
 def add_chat(app, registered, line_id: str, source_type: str, token: str, person: int = 1):

@@ -36,6 +36,7 @@ def app_config(tmp_path, fake_line):
         tmp_path,
         RELAY_LINE_MONTHLY_RECHECK_MINUTES=0.25,  # a re-check every 15 s
         RELAY_LINE_SYNC_WAIT_SECONDS=0,  # the worker's path (test_line_sync.py: the caller's)
+        RELAY_LINE_PACKING=False,  # one push per notification here (test_line_packing.py: packs)
         **channel_config(fake_line, "https://relay.example/relay"),
     )
 
@@ -228,3 +229,31 @@ def test_a_recheck_falls_on_the_month_turn_when_that_comes_first():
     assert schedule.next_check(mid_month) == mid_month + timedelta(hours=1)
     utc_months = PauseSchedule(time_zone="UTC")
     assert utc_months.next_month_start(before_turn) == datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def test_a_packed_push_waits_out_the_pause_and_goes_once_with_its_key(
+    app, client, alice, fake_line, clock
+):
+    """With packing on (the default), the queued notifications ride in one push; the monthly
+    limit holds the whole pack, and on resumption it goes once, under the key it was given."""
+    app.config["RELAY_LINE_PACKING"] = True
+    fake_line.state.quota, fake_line.state.consumption = 2, 2  # the month is spent
+    for n in range(3):
+        assert notify(client, message=f"alert {n}").status_code == 200
+    assert run(app) == 1  # one request carrying the three: LINE's monthly 429
+    (refused,) = fake_line.state.pushes
+    assert refused.status == 429
+    assert len(refused.json["messages"]) == 3
+    leader_key = pushes(app)[0].retry_key
+    assert [p.status for p in pushes(app)] == ["pending", "packed", "packed"]
+
+    fake_line.state.quota = 1000
+    clock.shift(timedelta(seconds=15))
+    assert run(app) == 1
+    assert [p.status for p in pushes(app)] == [PushStatus.DELIVERED] * 3
+    (delivered,) = fake_line.state.delivered
+    assert delivered["retryKey"] == leader_key
+    assert [m["text"] for m in delivered["body"]["messages"]] == [
+        f"[Example Service] alert {n}" for n in range(3)
+    ]
+    assert run(app) == 0

@@ -27,6 +27,7 @@ def app_config(tmp_path, fake_line):
     return make_test_config(
         tmp_path,
         RELAY_LINE_MAX_ATTEMPTS=3,
+        RELAY_LINE_SYNC_WAIT_SECONDS=0,  # the worker packs what waits (test_line_sync.py: callers)
         **channel_config(fake_line, "https://relay.example/relay"),
     )
 

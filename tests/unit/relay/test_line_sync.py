@@ -29,6 +29,7 @@ def app_config(tmp_path, fake_line):
     return make_test_config(
         tmp_path,
         RELAY_LINE_SYNC_WAIT_SECONDS=1,
+        RELAY_LINE_PACKING=False,  # one push per notification here (test_line_packing.py: packs)
         **channel_config(fake_line, "https://relay.example/relay"),
     )
 
