@@ -60,12 +60,30 @@
 # chat's name and the groups (offered on the authorize page and My page).
 # RELAY_SANDBOX_USER = "Sandbox user"
 # RELAY_SANDBOX_GROUPS = ["Family", "Team alerts"]
+# The sandbox's stand-ins for LINE's monthly quota and a group's member count (a push to a
+# group costs one unit per member), so that budgets and 429s show without a LINE account.
+# RELAY_SANDBOX_MONTHLY_QUOTA = 200
+# RELAY_SANDBOX_GROUP_MEMBERS = 5
+# LINE's monthly quota (README "LINE's monthly quota"): the time zone of the billing month
+# (LINE names none; Japan time is assumed), seconds between reads of LINE's quota, and the
+# chat that gets the 80 % / 100 % notices (a LINE user/group/room id in channel mode, a
+# sandbox chat's name in the sandbox; None: no notices).
+# RELAY_LINE_BILLING_TZ = "Asia/Tokyo"
+# RELAY_LINE_QUOTA_REFRESH_SECONDS = 300
+# RELAY_QUOTA_NOTICE_CHAT = None
+# Pack a chat's already-queued pushes into one Messaging API push (up to 5 message objects):
+# LINE counts a push once per recipient, however many objects it carries.
+# RELAY_LINE_PACKING = True
+# Seconds each new push waits so that the chat's next notifications ride in it (a digest
+# window; 0, the default, adds no latency and packs only what is already queued).
+# RELAY_LINE_DIGEST_SECONDS = 0
 # Largest image file the relay accepts, in bytes. The site checks its own sends against 5 MiB
 # (notify_site/notify_content.py): lowering this makes the relay refuse what the site queued.
 # RELAY_IMAGE_MAX_BYTES = 5 * 1024 * 1024
 # The relay's public base URL, e.g. "https://notify.example.com/relay". Required in channel
 # mode (LINE fetches uploaded images from it); when set, the relay's absolute URLs use it,
-# else they use the origin of NOTIFY_REDIRECT_URI.
+# else they use the origin of NOTIFY_REDIRECT_URI. HTTPS in channel mode (LINE fetches images
+# over HTTPS only); RELAY_LINE_ALLOW_HTTP_PUBLIC_URL = True lets a development setup use http.
 # RELAY_PUBLIC_BASE_URL = None
 
 # --- Accounts and web -----------------------------------------------------------------------

@@ -47,7 +47,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     from notify_site import i18n, log_redaction, pages_only, security, stored_text
-    from notify_site.services import accounts, encrypted_columns, housekeeping, schedules
+    from notify_site.services import (
+        accounts,
+        encrypted_columns,
+        housekeeping,
+        remote_pending,
+        schedules,
+    )
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
@@ -66,6 +72,7 @@ def register_extensions(app: Flask) -> None:
     log_redaction.install("werkzeug")
     schedules.init_app(app)  # the scheduler runs in every worker (a worker job)
     housekeeping.init_app(app)  # old rows deleted by every worker (a worker job)
+    remote_pending.init_app(app)  # so does following what a Notify server left pending
 
 
 def register_blueprints(app: Flask) -> None:

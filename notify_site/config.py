@@ -85,9 +85,34 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_LINE_RETRY_CAP": 900,
     "RELAY_LINE_MAX_ATTEMPTS": 8,
     "RELAY_LINE_MAX_AGE_HOURS": 20,
+    # After LINE's monthly-limit 429 the channel pauses (relay/line/monthly_limit.py): no push
+    # goes out, new Notify calls get 429 at once, and the quota is read again every this many
+    # minutes and at the start of LINE's billing month (RELAY_LINE_BILLING_TZ, below).
+    "RELAY_LINE_MONTHLY_RECHECK_MINUTES": 15,
+    # Seconds /relay/api/notify waits for LINE's answer to the push it queued (channel mode):
+    # LINE's 200, 400 or monthly 429 passes through; past it (or on a 5xx) the answer is 200
+    # with "delivery": "pending" and a messageId (relay/line/sync_delivery.py). 0: never wait.
+    "RELAY_LINE_SYNC_WAIT_SECONDS": 5,
+    # LINE's monthly quota (README "LINE's monthly quota"): the billing month's time zone
+    # (LINE names none; Japan time is assumed, relay/line/cost.py), seconds between reads of
+    # LINE's quota and consumption, and the chat that gets the 80 %/100 % notices (a LINE
+    # user/group/room id in channel mode; in the sandbox, a sandbox chat's name; None: none).
+    "RELAY_LINE_BILLING_TZ": "Asia/Tokyo",
+    "RELAY_LINE_QUOTA_REFRESH_SECONDS": 300,
+    "RELAY_QUOTA_NOTICE_CHAT": None,
+    # Pack a chat's queued pushes into one request (≤ 5 message objects; relay/line/packing.py).
+    "RELAY_LINE_PACKING": True,
+    # Seconds each new push waits to gather the chat's next ones into it (0: no waiting).
+    "RELAY_LINE_DIGEST_SECONDS": 0,
+    # The sandbox's stand-ins for LINE's figures: the channel's monthly quota and the member
+    # count of each sandbox group (a push to a group costs one unit per member).
+    "RELAY_SANDBOX_MONTHLY_QUOTA": 200,
+    "RELAY_SANDBOX_GROUP_MEMBERS": 5,
     # The relay's public HTTPS base URL (e.g. "https://notify.example/relay"): uploaded images
-    # are served to LINE from here. Required in channel mode.
+    # are served to LINE from here. Required in channel mode, and HTTPS unless
+    # RELAY_LINE_ALLOW_HTTP_PUBLIC_URL (development only: LINE then refuses uploaded images).
     "RELAY_PUBLIC_BASE_URL": None,
+    "RELAY_LINE_ALLOW_HTTP_PUBLIC_URL": False,
     # Delivery workers (SPEC 4.4).
     # Threads per worker process: how many connections one worker delivers to at once.
     "WORKER_THREADS": 8,
@@ -104,6 +129,9 @@ DEFAULTS: dict[str, Any] = {
     "DELIVERY_RETRY_CAP": 900,
     "DELIVERY_MAX_ATTEMPTS": 8,
     "DELIVERY_MAX_AGE_HOURS": 24,
+    # Seconds between asking a Notify server about a notification it answered "pending"
+    # (this site's relay in channel mode; services/remote_pending.py).
+    "DELIVERY_FOLLOW_SECONDS": 30,
     # Incoming webhooks (SPEC 8). Repeats of one alert group in one state within this many
     # seconds queue once (each webhook may change it); posts per presented secret, as the
     # API's limit counts per key; the largest body a webhook reads (over it: 413).

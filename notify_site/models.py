@@ -157,6 +157,11 @@ class Connection(db.Model):
     rate_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Which call produced the snapshot: "status", "notify", ...
     rate_checked_by: Mapped[str | None] = mapped_column(String(16))
+    # The Notify server's monthly LINE message budget, when it reports one (the built-in
+    # relay's X-LineQuota-* extension headers); None from a plain Notify server.
+    line_quota_limit: Mapped[int | None]
+    line_quota_remaining: Mapped[int | None]
+    line_quota_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -275,9 +280,14 @@ class NotificationStatus:
     FAILED = "failed"
     #: A scheduled notification its owner cancelled before a worker took it.
     CANCELLED = "cancelled"
+    #: The Notify server accepted it but has not delivered it yet (its 200 said
+    #: ``"delivery": "pending"``, an extension of this site's relay): the worker follows it by
+    #: ``remote_message_id`` until it is delivered or refused (services/remote_pending.py).
+    AT_SERVER = "at_server"
 
     PENDING = (SCHEDULED, QUEUED, SENDING)
     TERMINAL = (DELIVERED, FAILED, CANCELLED)
+    ALL = (*PENDING, AT_SERVER, *TERMINAL)
 
 
 class NotificationImage(db.Model):
@@ -349,6 +359,8 @@ class Notification(db.Model):
     occurrence_id: Mapped[int | None] = mapped_column(
         ForeignKey("schedule_occurrences.id", ondelete="SET NULL"), index=True
     )
+    # The Notify server's id for it, when the server answered "pending" (status at_server).
+    remote_message_id: Mapped[str | None] = mapped_column(String(64))
 
     connection: Mapped[Connection] = relationship()
     image: Mapped[NotificationImage | None] = relationship()

@@ -89,7 +89,7 @@ def _relay_token(data: PageData) -> dict[str, str]:
 
 def _own_notifications(data: PageData) -> dict[str, Any]:
     n = data.notifications
-    ids = [n["queued"], n["delivered"], n["failed"], n["sticker"], n["image"]]
+    ids = [n["queued"], n["delivered"], n["failed"], n["sticker"], n["image"], n["at_server"]]
     return {"ids": ",".join(str(i) for i in ids)}
 
 
@@ -115,6 +115,11 @@ LISTED: dict[str, Page] = {
         Page("web.static", args=lambda d: {"filename": "css/base.css"}, kind="file"),
         Page("relay.static", args=lambda d: {"filename": "relay/line.css"}, kind="file"),
         Page("relay.image", args=lambda d: {"public_id": d.relay_image_public_id}, kind="file"),
+        Page(
+            "relay.image_preview",
+            args=lambda d: {"public_id": d.relay_image_public_id},
+            kind="file",
+        ),
         Page("relay.disconnect", args=lambda d: {"token_pk": d.relay_token_pk}),
         # Channel mode only (a LINE channel configured): 404 in the sandbox.
         Page("relay.pair_chat", status=404, channel_status=200),
@@ -168,6 +173,14 @@ LISTED: dict[str, Page] = {
         Page("schedules.detail", args=lambda d: {"schedule_id": d.schedules["daily"]}),
         Page("relay.authorize", args=_authorize),
         Page("relay.api_status", kind="json", headers=_relay_token),
+        # Channel mode's extension: a message id the token did not send is not found.
+        Page(
+            "relay.api_message",
+            args=lambda d: {"message_id": "no-such-message"},
+            status=404,
+            kind="json",
+            headers=_relay_token,
+        ),
         # POST-only API actions: a GET answers the API's own 405.
         *(
             Page(endpoint, args=args, status=405, kind="json", headers=_api_key)

@@ -58,6 +58,10 @@ def rate_limit_values(rate: RateLimit, call: str) -> dict:
         "rate_reset_at": rate.reset_at,
         "rate_checked_at": utcnow(),
         "rate_checked_by": call,
+        # The relay's extension headers (None from a plain Notify server: nothing is shown).
+        "line_quota_limit": rate.monthly_limit,
+        "line_quota_remaining": rate.monthly_remaining,
+        "line_quota_reset_at": rate.monthly_reset_at,
     }
 
 

@@ -103,7 +103,7 @@ class WebhookNotificationSchema(QueuedNotificationSchema):
 
     status = fields.String(
         required=True,
-        metadata={"enum": [*NotificationStatus.PENDING, *NotificationStatus.TERMINAL]},
+        metadata={"enum": list(NotificationStatus.ALL)},
     )
 
 

@@ -28,8 +28,8 @@ from flask import (
 from flask_babel import gettext as _
 
 from notify_site.db_types import utcnow
+from notify_site.relay import budgets, tokens
 from notify_site.relay import chats as relay_chats
-from notify_site.relay import tokens
 from notify_site.relay.accounts import Person, accounts, sign_in_url_here
 from notify_site.relay.errors import ChatNotAvailableError, TokenNameError, TokenNotFoundError
 from notify_site.relay.forms import ConfirmForm, GenerateTokenForm, PairForm
@@ -102,6 +102,7 @@ def _page(
             channel_mode=settings is not None,
             add_friend_url=settings.add_friend_url if own_missing else None,
             chat_label=_chat_label(person),
+            units=budgets.token_figures([s.token_pk for s in services], current_app.config, now),
         ),
         status,
     )

@@ -95,7 +95,9 @@ def test_a_personal_token_works_with_the_notify_api_and_prefixes_its_name(app, c
     sent = app.test_client().post("/relay/api/notify", headers=bearer, data={"message": "done"})
     assert sent.status_code == 200
     status = app.test_client().get("/relay/api/status", headers=bearer).get_json()
+    quota = status.pop("lineQuota")  # the extension: a sandbox group of 5 costs 5 units
     assert status == {"status": 200, "message": "ok", "targetType": "GROUP", "target": "Family"}
+    assert (quota["used"], quota["remaining"]) == (5, 195)
     (message,) = client.get("/relay/inbox.json").get_json()["messages"]
     assert (message["client"], message["message"]) == ("Backup script", "done")
     html = client.get("/relay/inbox").get_data(as_text=True)
