@@ -5,7 +5,7 @@ Connections page and the dashboard (issue 20). The row stays, so its notificatio
 history. Every existing row is shown, as before (NULL).
 
 Revision ID: 3c1f0a9d7e21
-Revises: 8e702dbadf90
+Revises: 5a1e0c9b7d21
 Create Date: 2026-12-05 21:58:00.000000
 """
 
@@ -16,7 +16,7 @@ import notify_site.db_types
 
 
 revision = '3c1f0a9d7e21'
-down_revision = '8e702dbadf90'
+down_revision = '5a1e0c9b7d21'
 branch_labels = None
 depends_on = None
 

@@ -8,7 +8,7 @@ that an ``unsend`` can find and blank it. On the site, a notification the Notify
 answered *pending* keeps the server's message id (status ``at_server``) to follow it.
 
 Revision ID: 5a7e22c0d1f4
-Revises: 8e702dbadf90
+Revises: 3c1f0a9d7e21
 Create Date: 2026-12-05 21:30:00.000000
 """
 
@@ -19,7 +19,7 @@ from notify_site.db_types import UTCDateTime
 
 
 revision = '5a7e22c0d1f4'
-down_revision = '8e702dbadf90'
+down_revision = '3c1f0a9d7e21'
 branch_labels = None
 depends_on = None
 
