@@ -72,7 +72,7 @@ def test_no_page_has_a_serious_accessibility_violation(chromium, every_page_site
         page.goto(f"{live.site}/login")
         page.fill("#username", "root")
         page.fill("#password", PASSWORD)
-        page.locator("main button[type=submit]").click()
+        page.locator("main button.primary[type=submit]").click()
         expect(page).not_to_have_url(f"{live.site}/login")
         for listed, path in paths:
             if listed.anonymous:
@@ -119,7 +119,7 @@ def tab_walk(page, steps: int) -> list[dict]:
 def test_a_keyboard_sees_where_it_is_and_lands_on_what_went_wrong(live, page):
     # Registering with nothing filled in: the focus goes to the first field in error.
     page.goto(f"{live.site}/register")
-    page.locator("main button[type=submit]").click()
+    page.locator("main button.primary[type=submit]").click()
     expect(page.locator("#username")).to_be_focused()
     register(page, live)
 

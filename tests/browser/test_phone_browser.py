@@ -41,7 +41,7 @@ def _sign_in(page, live) -> None:
     page.goto(f"{live.site}/login")
     page.fill("#username", "root")
     page.fill("#password", PASSWORD)
-    page.locator("main button[type=submit]").click()
+    page.locator("main button.primary[type=submit]").click()
     expect(page).not_to_have_url(f"{live.site}/login")
 
 
