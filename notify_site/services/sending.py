@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import and_, bindparam, or_, select
 
@@ -45,7 +46,7 @@ from notify_site.extensions import db
 from notify_site.i18n import status_word
 from notify_site.models import ApiKey, Connection, ConnectionStatus, NotificationStatus, User
 from notify_site.notify_content import Content
-from notify_site.services import ServiceError, idempotency, notifications
+from notify_site.services import ServiceError, group_commit, idempotency, notifications
 from notify_site.services.api_keys import TOUCH_INTERVAL, AuthenticatedKey, KeyOwner
 from notify_site.services.notifications import (
     ConnectionRef,
@@ -494,6 +495,22 @@ def fast_send(key_hash: str, ref: int | str, content: Content) -> SendResult | N
     if not found or isinstance(found[0], Exception):
         db.session.rollback()
         return None
-    queued = notifications.queue_notifications(sender, found, content, api_key=api_key)
+    if not current_app.config["GROUP_COMMIT"]:
+        queued = notifications.queue_notifications(sender, found, content, api_key=api_key)
+    else:
+        # The row goes into the process's next shared transaction; the answer waits for its
+        # commit (services/group_commit.py).
+        db.session.rollback()  # end this request's read before waiting
+        (connection,) = found
+        writer = group_commit.committer(
+            current_app.extensions, db.engine, current_app.config["GROUP_COMMIT_WINDOW_MS"] / 1000
+        )
+        row_id = writer.insert(
+            notifications.INSERT_NOTIFICATION,
+            notifications.queued_row(connection, content, api_key),  # type: ignore[arg-type]
+        )
+        queued = [
+            QueuedNotification(id=row_id, connection=ConnectionRef(connection.id, connection.label))
+        ]
     metrics.notifications_queued(Source.API, len(queued))
     return SendResult(queued)
