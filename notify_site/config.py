@@ -210,6 +210,12 @@ DEFAULTS: dict[str, Any] = {
     # Idempotency-Key, no send_at, no file): one read and one write (services/sending.py
     # fast_send). False sends everything the general way (the answers are the same).
     "API_FAST_ACCEPT": True,
+    # The fast path's rows of concurrent requests in one process share one transaction and
+    # one commit (services/group_commit.py); each 202 still waits for its row's commit.
+    # The window is how long the writer waits for more rows after the first (0: it takes
+    # those already waiting, which are the ones that arrived during the previous commit).
+    "GROUP_COMMIT": True,
+    "GROUP_COMMIT_WINDOW_MS": 0,
     # Failed sign-ins allowed for one username from one address before sign-in is refused
     # for that pair until the window has passed.
     "LOGIN_FAILURE_LIMIT": "5 per 15 minutes",

@@ -31,6 +31,7 @@ from notify_site.models import (
 )
 from tests.conftest import init_database, make_test_config
 from tests.factories import create_api_key, create_connection, create_user
+from tests.pg_schemas import ALL_ON_POSTGRES, PG_URL, PostgresSchemas
 
 USERS = ("root", "alice", "bob")  # root, the first, is an admin
 # (owner index, label): two of alice's share a label; one label looks like an id.
@@ -57,19 +58,33 @@ ROW_COLUMNS = (
 )
 
 
-@pytest.fixture(scope="module")
-def apps(tmp_path_factory):
+@pytest.fixture
+def apps(tmp_path):
+    """The fast app and the general one, each on a database of its own (two schemas on the
+    PostgreSQL pass)."""
+    schemas = PostgresSchemas(PG_URL) if ALL_ON_POSTGRES else None
     made = []
-    for fast in (True, False):
-        config = make_test_config(
-            tmp_path_factory.mktemp("fast" if fast else "general"),
-            API_FAST_ACCEPT=fast,
-            API_RATE_LIMIT="1000000 per minute",
-        )
-        app = create_app(config)
-        init_database(app)
-        made.append(app)
-    return made
+    try:
+        for fast in (True, False):
+            instance = tmp_path / ("fast" if fast else "general")
+            instance.mkdir()
+            url = schemas.new_url() if schemas else f"sqlite:///{instance / 'test.sqlite3'}"
+            config = make_test_config(
+                instance,
+                DATABASE_URL=url,
+                API_FAST_ACCEPT=fast,
+                API_RATE_LIMIT="1000000 per minute",
+            )
+            app = create_app(config)
+            init_database(app)
+            made.append(app)
+        yield made
+    finally:
+        for app in made:
+            with app.app_context():
+                db.engine.dispose()
+        if schemas:
+            schemas.drop_all()
 
 
 def build_world(app) -> list[str]:
