@@ -47,9 +47,6 @@ class FakeAccounts:
     def language_url(self) -> str:
         return "https://accounts.example/language"
 
-    def display_names(self, person_ids) -> dict[int, str]:
-        return {person_id: f"Person {person_id}" for person_id in person_ids}
-
 
 @pytest.mark.parametrize(
     ("person", "status"),
