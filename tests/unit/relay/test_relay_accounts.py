@@ -37,14 +37,15 @@ class FakeAccounts:
     def is_admin(self, person_id: int) -> bool:
         return person_id in self.admins
 
+    def display_names(self, person_ids) -> dict[int, str]:
+        # The LINE page names the people who have budgets or tokens (issue 15).
+        return {person_id: f"person {person_id}" for person_id in person_ids}
+
     def sign_in_url(self, next_url: str) -> str:
         return f"https://accounts.example/sign-in?next={next_url}"
 
     def language_url(self) -> str:
         return "https://accounts.example/language"
-
-    def display_names(self, person_ids) -> dict[int, str]:
-        return {person_id: f"Person {person_id}" for person_id in person_ids}
 
 
 @pytest.mark.parametrize(
