@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# The port reaches `flask setup` and `flask serve`: the relay's origins and the OAuth redirect
+# URI follow it unless set (notify_site/config.py port_defaults).
+export PORT
 AXE := .axe/node_modules/axe-core/axe.min.js
 
 .PHONY: run setup test lint scan fmt bench migration clean-venv translations

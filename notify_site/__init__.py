@@ -84,6 +84,7 @@ def register_blueprints(app: Flask) -> None:
     from notify_site.views import (
         admin,
         admin_users,
+        api_docs,
         api_keys,
         auth,
         connections,
@@ -108,6 +109,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(schedules.bp)
     app.register_blueprint(api_keys.bp)
     app.register_blueprint(api.bp)  # /api/v1, and its OpenAPI document
+    app.register_blueprint(api_docs.bp)  # /api/v1/docs: that document for people
     app.register_blueprint(webhooks.bp)  # /webhooks: a person's incoming webhooks
     app.register_blueprint(hooks.bp)  # /hooks/<id>/<secret>: where the tools post
     app.register_blueprint(dashboard.bp)

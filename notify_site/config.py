@@ -252,6 +252,7 @@ class ConfigError(RuntimeError):
 def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     """Fill ``app.config`` in the documented order and derive the computed keys."""
     app.config.from_mapping(DEFAULTS)
+    app.config.update(port_defaults(os.environ.get("PORT")))
     generated = _read_secrets_file(app)
     app.config.update(generated)
     app.config.from_pyfile("config.py", silent=True)
@@ -281,6 +282,20 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
         # From the environment as "a.example,b.example" (a JSON list works too).
         hosts = [host.strip() for host in app.config["TRUSTED_HOSTS"].split(",")]
         app.config["TRUSTED_HOSTS"] = [host for host in hosts if host] or None
+
+
+def port_defaults(port: str | None) -> dict[str, str]:
+    """The addresses that follow the port the site is served on (``PORT=5100 make run``):
+    the built-in relay's origins and the OAuth redirect URI, unless a later source sets them.
+    Nothing for an unset or unreadable PORT (the defaults say 5000)."""
+    if not port or not port.strip().isdigit() or not 0 < int(port) < 65536:
+        return {}
+    base = f"http://127.0.0.1:{int(port)}"
+    return {
+        "NOTIFY_BOT_ORIGIN": f"{base}/relay",
+        "NOTIFY_API_ORIGIN": f"{base}/relay",
+        "NOTIFY_REDIRECT_URI": f"{base}/callback",
+    }
 
 
 def parse_key_list(value: str | list[str]) -> list[str]:

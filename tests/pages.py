@@ -112,6 +112,7 @@ LISTED: dict[str, Page] = {
         Page("auth.login", anonymous=True),
         Page("main.index", anonymous=True),
         Page("static", args=lambda d: {"filename": "css/site.css"}, kind="file"),
+        Page("api_docs.asset", args=lambda d: {"name": "swagger-ui.css"}, kind="file"),
         Page("web.static", args=lambda d: {"filename": "css/base.css"}, kind="file"),
         Page("relay.static", args=lambda d: {"filename": "relay/line.css"}, kind="file"),
         Page("relay.image", args=lambda d: {"public_id": d.relay_image_public_id}, kind="file"),
@@ -124,6 +125,7 @@ LISTED: dict[str, Page] = {
         # Channel mode only (a LINE channel configured): 404 in the sandbox.
         Page("relay.pair_chat", status=404, channel_status=200),
         Page("main.healthz", kind="json"),
+        Page("main.favicon", kind="file"),
         Page(
             "metrics.metrics_view",
             kind="text",
