@@ -26,11 +26,19 @@ from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 
 API_PREFIX = "/api/"
+#: Pages that live under /api/ for people to find them there: the API's documentation
+#: (notify_site/views/api_docs.py) is a page like any other, with the signed-in navigation.
+PAGES_UNDER_API = ("/api/v1/docs",)
+
+
+def is_api_path(path: str) -> bool:
+    """Whether ``path`` is one of the JSON API's (``/api/…``, not a page kept there)."""
+    return path.startswith(API_PREFIX) and not path.startswith(PAGES_UNDER_API)
 
 
 def is_api_request() -> bool:
-    """Whether the current request is one of the JSON API's (``/api/…``)."""
-    return request.path.startswith(API_PREFIX)
+    """Whether the current request is one of the JSON API's."""
+    return is_api_path(request.path)
 
 
 class PageSessionInterface(SecureCookieSessionInterface):
@@ -41,7 +49,7 @@ class PageSessionInterface(SecureCookieSessionInterface):
     """
 
     def open_session(self, app: Flask, request):  # noqa: ANN001 - Flask's signature
-        if request.path.startswith(API_PREFIX):
+        if is_api_path(request.path):
             return None
         return super().open_session(app, request)
 
@@ -71,7 +79,7 @@ def install(app: Flask, *, remember_hook: Callable[..., Any]) -> None:
 def _pages_only_before(hook: Callable[[], Any]) -> Callable[[], Any]:
     @functools.wraps(hook)
     def before_request() -> Any:
-        if request.path.startswith(API_PREFIX):
+        if is_api_request():
             return None
         return hook()
 
@@ -81,7 +89,7 @@ def _pages_only_before(hook: Callable[[], Any]) -> Callable[[], Any]:
 def _pages_only_after(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
     @functools.wraps(hook)
     def after_request(response: Any) -> Any:
-        if request.path.startswith(API_PREFIX):
+        if is_api_request():
             return response
         return hook(response)
 

@@ -90,6 +90,16 @@ def test_pages_keep_the_session_the_remember_hook_and_csrf(browser_app):
     assert refused.status_code == 400
 
 
+def test_the_api_documentation_is_a_page_with_its_session(browser_app):
+    # /api/v1/docs lives under /api/ but is a page: the signed-in navigation needs the session.
+    make_world(browser_app)
+    client = signed_in_client(browser_app, "alice")
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200, page.get_data(as_text=True)[:300]
+    assert "cookie" in page.headers.get("Vary", "").lower()
+    assert "alice" in page.get_data(as_text=True)
+
+
 def test_the_hooks_are_found_at_start_up(tmp_path):
     # pages_only.install raises when Flask-Login's or Flask-WTF's hook is not where it looks.
     app = create_app(make_test_config(tmp_path))
