@@ -78,6 +78,8 @@ _MAX_MESSAGE_CHARS = 200
 CHAT_UNREACHABLE_REASON = "chat_unreachable"
 #: The 429 body's ``reason`` when the relay's LINE channel has spent its monthly limit.
 MONTHLY_LIMIT_REASON = "monthly_limit"
+#: ... and when a monthly LINE budget the relay's admin set is spent (the relay's extension).
+MONTHLY_BUDGET_REASON = "monthly_budget"
 #: The 200 body's ``delivery`` when the server has accepted but not yet delivered a message.
 PENDING = "pending"
 _MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -297,10 +299,20 @@ class RateLimitedError(NotifyError):
 
     ``monthly_limit``: the body said ``"reason": "monthly_limit"`` (this site's relay in
     channel mode): LINE's monthly message limit is spent, which no hourly reset brings back.
+    ``monthly_budget``: the body said ``"reason": "monthly_budget"``: a monthly LINE budget set
+    at the relay is spent; no hourly reset brings it back either.
     """
 
-    def __init__(self, message: str, *, monthly_limit: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        monthly_limit: bool = False,
+        monthly_budget: bool = False,
+        **kwargs: Any,
+    ) -> None:
         self.monthly_limit = monthly_limit
+        self.monthly_budget = monthly_budget
         super().__init__(message, **kwargs)
 
     def _describe(self) -> str:
@@ -505,6 +517,7 @@ class NotifyClient:
                 status_code=429,
                 rate_limit=RateLimit.from_headers(response.headers),
                 monthly_limit=_error_reason(response) == MONTHLY_LIMIT_REASON,
+                monthly_budget=_error_reason(response) == MONTHLY_BUDGET_REASON,
             )
         error_class = {400: BadRequestError}.get(response.status_code, ServerError)
         raise error_class(

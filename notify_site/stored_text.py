@@ -48,6 +48,7 @@ TEMPLATES: dict[str, str] = {
     "no_answer_recorded": N_("no answer recorded: the worker stopped during the call"),
     # What the Notify server said of a message it accepted as pending (channel-mode relay).
     "refused_monthly_limit": N_("refused: the LINE channel's monthly message limit is reached"),
+    "refused_monthly_budget": N_("refused: a monthly LINE message budget at the server is spent"),
     "refused_by_server": N_("refused by the Notify server: %(reason)s"),
     # The Notify client's own failures (notify_client.NotifyError.code).
     notify_client.NO_ANSWER: N_(

@@ -108,6 +108,8 @@ class RateLimitExceededError(RelayError):
 
 #: The 429 body's ``reason`` when LINE's monthly message limit is spent (channel mode).
 MONTHLY_LIMIT_REASON = "monthly_limit"
+#: The 429 body's ``reason`` when a monthly LINE budget (channel, person, token) is spent.
+MONTHLY_BUDGET_REASON = "monthly_budget"
 
 
 class MonthlyLimitError(RelayError):
@@ -160,10 +162,12 @@ class BudgetExceededError(RelayError):
     token's) past its limit: refused before anything is queued, so LINE is not called.
 
     ``figures`` (a :class:`notify_site.relay.budgets.QuotaFigures`) are the budget that
-    refused, for the ``X-LineQuota-*`` headers.
+    refused, for the ``X-LineQuota-*`` headers. The body's ``reason`` (an extension field, as
+    for ``monthly_limit``) tells a client that no hourly reset brings this call back.
     """
 
     status = 429
+    reason = MONTHLY_BUDGET_REASON
 
     def __init__(self, message: str, figures: object) -> None:
         super().__init__(message)

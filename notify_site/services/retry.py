@@ -11,6 +11,7 @@ Pure functions (no database, no HTTP), so that every rule of SPEC 4.4 is unit-te
 - 429, or a window already spent → wait until Reset **without spending an attempt**;
 - 429 with ``"reason": "monthly_limit"`` (the relay's LINE channel spent its month) → failed,
   "refused: monthly limit": the server refused it, and no hourly reset brings the month back;
+  likewise ``"reason": "monthly_budget"`` (a monthly LINE budget set at the relay is spent);
 - 5xx, timeouts, connection errors → retry after a full-jitter exponential backoff, capped;
   failed once the attempts or the age run out (the shared :class:`RetryPolicy` of
   :mod:`notify_site.outbox`, which the relay's LINE pushes use too).
@@ -57,6 +58,7 @@ class OutcomeKind:
 CONNECTION_REVOKED = site_text("connection_revoked")
 CHAT_UNREACHABLE = site_text("chat_unreachable")
 MONTHLY_LIMIT = site_text("refused_monthly_limit")
+MONTHLY_BUDGET = site_text("refused_monthly_budget")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,9 @@ def classify(
         # The relay's LINE channel has spent its month: no hourly reset brings it back, and
         # the server refused this message (it will not send it later).
         return Outcome(OutcomeKind.FAILED, True, status, MONTHLY_LIMIT, None, limits)
+    if isinstance(error, RateLimitedError) and error.monthly_budget:
+        # A monthly LINE budget at the relay is spent: refused now, not sent later either.
+        return Outcome(OutcomeKind.FAILED, True, status, MONTHLY_BUDGET, None, limits)
     if isinstance(error, RateLimitedError):
         return Outcome(
             OutcomeKind.WAIT, False, status, reason, wait_until(limits, now, policy), limits

@@ -698,3 +698,12 @@ def test_a_429_with_reason_monthly_limit_sets_the_flag(mocked, api):
     with pytest.raises(RateLimitedError) as caught:
         api.notify(TOKEN, "hello")
     assert caught.value.monthly_limit is False
+    assert caught.value.monthly_budget is False
+    mocked.post(
+        NOTIFY_URL,
+        status=429,
+        json={"status": 429, "message": "budget spent", "reason": "monthly_budget"},
+    )
+    with pytest.raises(RateLimitedError) as caught:
+        api.notify(TOKEN, "hello")
+    assert (caught.value.monthly_budget, caught.value.monthly_limit) == (True, False)

@@ -89,6 +89,7 @@ def test_the_channel_budget_refuses_with_429_and_no_call_to_line(
     body = refused.get_json()
     assert body["status"] == 429
     assert "monthly LINE message budget" in body["message"]
+    assert body["reason"] == "monthly_budget"  # the site fails it rather than wait an hour
     assert "resets" in body["message"]
     assert refused.headers["X-LineQuota-Remaining"] == "2"
     assert int(refused.headers["X-LineQuota-Reset"]) > utcnow().timestamp()
