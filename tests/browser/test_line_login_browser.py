@@ -121,6 +121,7 @@ def test_a_password_account_links_line_in_settings_then_signs_in_with_it(live, f
     screenshot(page, "line-login-settings-linked-phone")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
+    page.get_by_text("Menu", exact=True).click()  # at phone width the links sit behind Menu
     page.get_by_role("button", name="Sign out").click()
     page.goto(f"{live.site}/login")
     page.get_by_role("button", name="Sign in with LINE").click()
