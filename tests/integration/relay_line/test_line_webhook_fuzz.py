@@ -15,8 +15,8 @@ calls of the relay's event handler per ``webhookEventId``), redeliveries include
 an error outcome or an error logged; and the chat registry equal to a model of it: a chat's
 reachability is decided by its latest event by ``timestamp`` among follow / join / message
 (reachable) and unfollow / leave (not), and a member's presence by its latest memberJoined /
-memberLeft. Sources come from a small pool of chat ids most of the time, so events meet the
-same chats, and arbitrary generated ids otherwise.
+memberLeft or message it sent there. Sources come from a small pool of chat ids most of the
+time, so events meet the same chats, and arbitrary generated ids otherwise.
 
 How many: ``NOTIFY_SITE_LINE_FUZZ_EXAMPLES`` bodies per kind (24 kinds: 18 event types, the 7
 message types, one unknown type) and 15 times that many mixed bodies of one to five events.
@@ -164,6 +164,12 @@ class Registry:
             field, joined = MEMBERS[kind]
             for user in _pool_members(raw.get(field)):
                 self._latest(self.members, (chat, user), timestamp, joined)
+        if kind == "message":
+            # A message in a group or room shows its sender is a member there (issue 19).
+            source = raw["source"]
+            sender = source.get("userId")
+            if source.get("type") in ("group", "room") and sender in USERS:
+                self._latest(self.members, (chat, sender), timestamp, True)
 
     @staticmethod
     def _latest(table: dict, key, timestamp: int, value: bool) -> None:
