@@ -55,7 +55,8 @@ def test_a_copied_cookie_is_refused_after_sign_out(live):
     page = browser.get(f"{live.site}/settings")
     # The navigation is drawn twice (desktop and the phone menu): both sign-out forms are alike.
     logouts = [form for form in forms_in(page.text, page.url) if form.action.endswith("/logout")]
-    assert logouts and all(form.fields == logouts[0].fields for form in logouts)
+    assert logouts
+    assert all(form.fields == logouts[0].fields for form in logouts)
     logout = logouts[0]
     signed_out = browser.post(logout.action, data=logout.fields, allow_redirects=False)
     assert signed_out.status_code == 302
