@@ -20,7 +20,7 @@ from tests.factories import create_api_key
 from tests.fakes.line_api import event
 from tests.fakes.line_live import ALICE, TIMEOUT, live_channel_config, post_webhook
 from tests.integration.helpers import register
-from tests.integration.relay_line.test_line_live import connect_line_chat
+from tests.integration.relay_line.line_steps import connect_line_chat
 
 PUSH = "/v2/bot/message/push"
 QUOTA = "/v2/bot/message/quota"

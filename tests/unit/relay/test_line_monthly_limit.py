@@ -191,8 +191,7 @@ def test_resuming_restarts_the_give_up_clock_of_refused_pushes_only(
 
 
 def test_the_admin_page_shows_the_pause_and_what_it_cost(app, client, alice, fake_line, clock):
-    from tests.factories import create_user
-    from tests.unit.relay.test_line_tokens import _login
+    from tests.factories import create_user, login
 
     fake_line.state.quota, fake_line.state.consumption = 2, 2
     notify(client, message="x")
@@ -201,7 +200,7 @@ def test_the_admin_page_shows_the_pause_and_what_it_cost(app, client, alice, fak
     run(app)
     with app.app_context():
         create_user("root", admin=True)
-    _login(client, "root")
+    login(client, "root")
     html = client.get("/relay/line/admin").get_data(as_text=True)
     assert "data-monthly-pause" in html
     assert "Paused: LINE's monthly message limit is reached." in html
