@@ -51,6 +51,7 @@ LANGUAGES: dict[str, str] = {
     "en": "English",
     "ja": "日本語",
     "zh_Hant_TW": "繁體中文",
+    "th": "ไทย",
 }
 
 # The catalogue's code -> the BCP 47 tag for <html lang> and for Intl in the browser.
