@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# The port reaches `flask setup` and `flask serve`: the relay's origins and the OAuth redirect
+# URI follow it unless set (notify_site/config.py port_defaults).
+export PORT
+AXE := .axe/node_modules/axe-core/axe.min.js
 
 .PHONY: run setup test lint scan fmt bench migration clean-venv translations
 
@@ -25,8 +29,15 @@ setup: $(BIN)/.runtime-installed
 run: setup
 	$(FLASK) serve --host $(HOST) --port $(PORT)
 
-test: $(BIN)/.dev-installed
+test: $(BIN)/.dev-installed $(AXE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# axe-core, the accessibility engine the browser tests inject into every page (issue 23):
+# npm's package in a folder of its own, not a dependency of the site (nothing is served from
+# it). tests/browser/test_accessibility_browser.py reads it from here (or NOTIFY_SITE_AXE).
+$(AXE):
+	npm install --no-save --no-audit --no-fund --silent --prefix .axe axe-core@4
+	test -f $@
 
 # The whole suite again with every test on a fresh PostgreSQL schema, plus the slow scale and
 # restart tests of tests/postgres/ (see tests/conftest.py). Needs a PostgreSQL server.
@@ -34,7 +45,7 @@ test: $(BIN)/.dev-installed
 # the database, and `make scan` and `make test` run it already (a third run only added a third
 # chance of a Hypothesis-internal "inconsistent replay" flake).
 .PHONY: test-postgres
-test-postgres: $(BIN)/.dev-installed
+test-postgres: $(BIN)/.dev-installed $(AXE)
 	NOTIFY_SITE_TEST_ALL_ON_POSTGRES=1 \
 	NOTIFY_SITE_TEST_DATABASE_URL=$${NOTIFY_SITE_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
 	$(BIN)/python -m pytest --ignore=tests/unit/test_schemathesis.py $(PYTEST_ARGS)

@@ -19,8 +19,9 @@ from bench.common import apply_env, bench_env, free_port, gunicorn, report, setu
 
 def wrk(
     url: str, body: dict, headers: dict, *, seconds: int, connections: int, path: Path
-) -> float:
-    """Requests per second that wrk reached posting ``body`` (non-2xx answers abort the run)."""
+) -> tuple[float, float, float]:
+    """Requests per second that wrk reached posting ``body`` (non-2xx answers abort the run),
+    and the p50 and p99 latency in ms."""
     script = path / f"post-{free_port()}.lua"
     lines = [
         'wrk.method = "POST"',
@@ -32,14 +33,21 @@ def wrk(
     ]
     script.write_text("\n".join(lines) + "\n")
     output = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
     if "Non-2xx" in output:
         raise RuntimeError(f"wrk saw errors:\n{output}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    return rate, _percentile(output, "50"), _percentile(output, "99")
+
+
+def _percentile(output: str, which: str) -> float:
+    """wrk --latency's percentile line ("99%  12.34ms"), in ms."""
+    value, unit = re.search(rf"^\s*{which}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
 def main() -> None:
@@ -54,13 +62,19 @@ def main() -> None:
         help="gunicorn threads per process, for both servers (gunicorn.conf.py runs 4)",
     )
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
+    parser.add_argument(
+        "--no-group-commit",
+        action="store_true",
+        help="one commit per request (GROUP_COMMIT=false) instead of shared ones",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
 
     with workdir() as path:
         site_port, trivial_port = free_port(), free_port()
-        env = bench_env(site_port, path, args.database_url)
+        extra = {"GROUP_COMMIT": "false"} if args.no_group_commit else {}
+        env = bench_env(site_port, path, args.database_url, **extra)
         apply_env(env)
         setup_instance(env)
 
@@ -78,7 +92,7 @@ def main() -> None:
         with gunicorn(
             "bench.trivial_app:app", trivial_port, env, workers=args.workers, threads=args.threads
         ):
-            trivial = wrk(
+            trivial, trivial_p50, trivial_p99 = wrk(
                 f"http://127.0.0.1:{trivial_port}/ping",
                 message,
                 {"Content-Type": "application/json"},
@@ -87,7 +101,7 @@ def main() -> None:
                 path=path,
             )
         with gunicorn("wsgi:app", site_port, env, workers=args.workers, threads=args.threads):
-            accept = wrk(
+            accept, p50, p99 = wrk(
                 f"http://127.0.0.1:{site_port}/api/v1/notifications",
                 message,
                 {"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
@@ -96,13 +110,18 @@ def main() -> None:
                 path=path,
             )
     database = "PostgreSQL" if args.database_url else "SQLite"
+    commits = "one commit per request" if args.no_group_commit else "group commit"
     report(
         f"accept: gunicorn {args.workers} workers x {args.threads} threads, "
-        f"wrk {args.connections} connections, {args.seconds} s each, {database}",
+        f"wrk {args.connections} connections, {args.seconds} s each, {database}, {commits}",
         [
             ("trivial Flask endpoint", trivial, "req/s"),
             ("POST /api/v1/notifications", accept, "req/s"),
             ("ratio (target >= 0.5)", accept / trivial, "x"),
+            ("trivial p50 latency", trivial_p50, "ms"),
+            ("trivial p99 latency", trivial_p99, "ms"),
+            ("accept p50 latency", p50, "ms"),
+            ("accept p99 latency", p99, "ms"),
         ],
     )
 

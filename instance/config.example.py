@@ -29,8 +29,21 @@
 # NOTIFY_REDIRECT_URI = "http://127.0.0.1:5000/callback"
 # Seconds before a call to the Notify server gives up.
 # NOTIFY_TIMEOUT = 10
-# Seconds a started connect flow stays valid.
+# Seconds a started connect flow (or a "Sign in with LINE") stays valid.
 # OAUTH_STATE_TTL = 3600
+
+# --- Sign in with LINE (README "Sign in with LINE") -------------------------------------------
+# A LINE Login channel of the same provider as the relay's Messaging API channel.
+# LINE_LOGIN_CHANNEL_ID = "2001234567"
+# LINE_LOGIN_CHANNEL_SECRET = "..."
+# Where LINE's authorize page is (the token endpoints use RELAY_LINE_API_BASE_URL).
+# LINE_LOGIN_ORIGIN = "https://access.line.me"
+# The callback URL registered in the LINE console; None: https://<this site>/login/line/callback.
+# LINE_LOGIN_REDIRECT_URI = None
+# Offer adding the relay's bot as a friend while signing in: "normal", "aggressive" or None.
+# LINE_LOGIN_BOT_PROMPT = "normal"
+# Seconds before a call to LINE Login gives up.
+# LINE_LOGIN_TIMEOUT = 10
 
 # --- The built-in relay ---------------------------------------------------------------------
 # Mount the built-in Notify-compatible relay.
@@ -47,12 +60,30 @@
 # chat's name and the groups (offered on the authorize page and My page).
 # RELAY_SANDBOX_USER = "Sandbox user"
 # RELAY_SANDBOX_GROUPS = ["Family", "Team alerts"]
+# The sandbox's stand-ins for LINE's monthly quota and a group's member count (a push to a
+# group costs one unit per member), so that budgets and 429s show without a LINE account.
+# RELAY_SANDBOX_MONTHLY_QUOTA = 200
+# RELAY_SANDBOX_GROUP_MEMBERS = 5
+# LINE's monthly quota (README "LINE's monthly quota"): the time zone of the billing month
+# (LINE names none; Japan time is assumed), seconds between reads of LINE's quota, and the
+# chat that gets the 80 % / 100 % notices (a LINE user/group/room id in channel mode, a
+# sandbox chat's name in the sandbox; None: no notices).
+# RELAY_LINE_BILLING_TZ = "Asia/Tokyo"
+# RELAY_LINE_QUOTA_REFRESH_SECONDS = 300
+# RELAY_QUOTA_NOTICE_CHAT = None
+# Pack a chat's already-queued pushes into one Messaging API push (up to 5 message objects):
+# LINE counts a push once per recipient, however many objects it carries.
+# RELAY_LINE_PACKING = True
+# Seconds each new push waits so that the chat's next notifications ride in it (a digest
+# window; 0, the default, adds no latency and packs only what is already queued).
+# RELAY_LINE_DIGEST_SECONDS = 0
 # Largest image file the relay accepts, in bytes. The site checks its own sends against 5 MiB
 # (notify_site/notify_content.py): lowering this makes the relay refuse what the site queued.
 # RELAY_IMAGE_MAX_BYTES = 5 * 1024 * 1024
 # The relay's public base URL, e.g. "https://notify.example.com/relay". Required in channel
 # mode (LINE fetches uploaded images from it); when set, the relay's absolute URLs use it,
-# else they use the origin of NOTIFY_REDIRECT_URI.
+# else they use the origin of NOTIFY_REDIRECT_URI. HTTPS in channel mode (LINE fetches images
+# over HTTPS only); RELAY_LINE_ALLOW_HTTP_PUBLIC_URL = True lets a development setup use http.
 # RELAY_PUBLIC_BASE_URL = None
 
 # --- Accounts and web -----------------------------------------------------------------------
@@ -140,3 +171,10 @@
 # Schedules one worker claims per round, and occurrences of one schedule handled per round.
 # SCHEDULE_CLAIM_BATCH = 50
 # SCHEDULE_OCCURRENCES_PER_ROUND = 100
+
+# --- Housekeeping ----------------------------------------------------------------------------
+# Finished notifications (delivered, failed, cancelled) older than this many days are deleted,
+# with their delivery attempts, by the workers; None or 0 keeps them all. Idempotency-Key
+# records always expire after 24 hours. Seconds between two housekeeping rounds of a worker.
+# NOTIFICATION_RETENTION_DAYS = None
+# HOUSEKEEPING_INTERVAL = 600

@@ -46,8 +46,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from notify_site import i18n, log_redaction, security, stored_text
-    from notify_site.services import accounts, encrypted_columns, schedules
+    from notify_site import i18n, log_redaction, pages_only, security, stored_text
+    from notify_site.services import (
+        accounts,
+        encrypted_columns,
+        housekeeping,
+        remote_pending,
+        schedules,
+    )
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
@@ -56,6 +62,8 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
     login_manager.user_loader(accounts.load_user)
+    # No session, remember-cookie hook or CSRF hook on the JSON API (notify_site/pages_only.py).
+    pages_only.install(app, remember_hook=login_manager._update_remember_cookie)
     encrypted_columns.init_app(app)  # the site's columns under the key ring (keyring.py)
     security.init_app(app)
     i18n.init_app(app, babel)
@@ -63,6 +71,8 @@ def register_extensions(app: Flask) -> None:
     # werkzeug's server logs each request line: a webhook's secret in a path stays out of it.
     log_redaction.install("werkzeug")
     schedules.init_app(app)  # the scheduler runs in every worker (a worker job)
+    housekeeping.init_app(app)  # old rows deleted by every worker (a worker job)
+    remote_pending.init_app(app)  # so does following what a Notify server left pending
 
 
 def register_blueprints(app: Flask) -> None:
@@ -74,10 +84,13 @@ def register_blueprints(app: Flask) -> None:
     from notify_site.views import (
         admin,
         admin_users,
+        api_docs,
         api_keys,
         auth,
         connections,
         dashboard,
+        history,
+        line_login,
         main,
         metrics,
         schedules,
@@ -90,14 +103,17 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(main.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(settings.bp)
+    app.register_blueprint(line_login.bp)
     app.register_blueprint(connections.bp)
     app.register_blueprint(send.bp)
     app.register_blueprint(schedules.bp)
     app.register_blueprint(api_keys.bp)
     app.register_blueprint(api.bp)  # /api/v1, and its OpenAPI document
+    app.register_blueprint(api_docs.bp)  # /api/v1/docs: that document for people
     app.register_blueprint(webhooks.bp)  # /webhooks: a person's incoming webhooks
     app.register_blueprint(hooks.bp)  # /hooks/<id>/<secret>: where the tools post
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(history.bp)  # /history: every notification, filtered
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_users.bp)
     app.register_blueprint(metrics.bp)
@@ -120,15 +136,12 @@ def register_errorhandlers(app: Flask) -> None:
     """Every app-wide error handler. Blueprints answer some errors their own way, with
     handlers beside their views: the JSON API (notify_site/api/errors.py), the send form's
     too-large body (views/send.py) and the relay (LINE Notify's shape)."""
-    from flask_limiter import RateLimitExceeded
     from flask_wtf.csrf import CSRFError
     from werkzeug.exceptions import HTTPException
 
-    from notify_site import ratelimit
     from notify_site.views import errors
 
     app.register_error_handler(CSRFError, errors.csrf_error)
-    app.register_error_handler(RateLimitExceeded, ratelimit.rate_limited)
     app.register_error_handler(HTTPException, errors.http_error)
     app.register_error_handler(Exception, errors.unexpected_error)
 
@@ -142,11 +155,16 @@ def register_commands(app: Flask) -> None:
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """WAL lets readers and one writer work at once; foreign keys are off in SQLite by default."""
+    """WAL lets readers and one writer work at once; foreign keys are off in SQLite by default.
+
+    ``synchronous=FULL``: each commit syncs the WAL to disk before it returns, so a 202
+    ("durably queued", SPEC 4.3) survives a power loss, not only a crash of the process
+    (``NORMAL`` in WAL mode may lose the last commits when the machine loses power).
+    """
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()

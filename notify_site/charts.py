@@ -79,7 +79,7 @@ def bar_chart(
         )
         parts.append(
             f'<text class="chart-axis" x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" '
-            f'font-size="10" fill="#6b7780">{peak * fraction:g}</text>'
+            f'font-size="10" fill="#5b6670">{peak * fraction:g}</text>'
         )
     for index, label in enumerate(labels):
         x0 = left + index * group_w + group_w * 0.1
@@ -95,7 +95,7 @@ def bar_chart(
         if index % label_every == 0:
             parts.append(
                 f'<text class="chart-axis" x="{left + (index + 0.5) * group_w:.1f}" '
-                f'y="{height - 6}" text-anchor="middle" font-size="10" fill="#6b7780">'
+                f'y="{height - 6}" text-anchor="middle" font-size="10" fill="#5b6670">'
                 f"{escape(label)}</text>"
             )
     parts.append("</svg>")

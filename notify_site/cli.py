@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import click
+from alembic.runtime.migration import MigrationContext
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate import upgrade
@@ -17,6 +18,7 @@ from werkzeug.serving import run_simple
 from notify_site import config as site_config
 from notify_site import instance_files, keyrotation, seams
 from notify_site.crypto import KeyRing, KeyRingError, generate_key
+from notify_site.extensions import db
 from notify_site.keyring import keyring
 from notify_site.models import WebhookFormat
 from notify_site.security import external_url
@@ -35,13 +37,27 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(rotate_keys_command)
 
 
+def _schema_revision() -> str | None:
+    """The database's Alembic revision; None for a database without the schema yet."""
+    with db.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
 @click.command("setup")
 @with_appcontext
 def setup_command() -> None:
     """Prepare a fresh checkout: database schema, secrets, an instance folder only its owner
     can read, and the built-in relay's registration of the site."""
+    before = _schema_revision()
     upgrade()
-    click.echo("Database schema is up to date.")
+    after = _schema_revision()
+    where = db.engine.url.render_as_string(hide_password=True)
+    if before is None:
+        click.echo(f"Created the database schema (revision {after}) in {where}.")
+    elif before != after:
+        click.echo(f"Upgraded the database schema from revision {before} to {after} in {where}.")
+    else:
+        click.echo(f"The database schema in {where} is up to date (revision {after}).")
     site_config.ensure_secrets(current_app)
     click.echo(f"Secrets are in {current_app.instance_path}/{site_config.SECRETS_FILE} (0600).")
     for path in instance_files.tighten(current_app):
@@ -150,7 +166,7 @@ def create_webhook_command(
 @click.command("serve")
 @with_appcontext
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=int, envvar="PORT")
 def serve_command(host: str, port: int) -> None:
     """Serve the site for local use (threaded; for production use gunicorn, see README)."""
     from notify_site.worker import BackgroundWorker

@@ -85,9 +85,34 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_LINE_RETRY_CAP": 900,
     "RELAY_LINE_MAX_ATTEMPTS": 8,
     "RELAY_LINE_MAX_AGE_HOURS": 20,
+    # After LINE's monthly-limit 429 the channel pauses (relay/line/monthly_limit.py): no push
+    # goes out, new Notify calls get 429 at once, and the quota is read again every this many
+    # minutes and at the start of LINE's billing month (RELAY_LINE_BILLING_TZ, below).
+    "RELAY_LINE_MONTHLY_RECHECK_MINUTES": 15,
+    # Seconds /relay/api/notify waits for LINE's answer to the push it queued (channel mode):
+    # LINE's 200, 400 or monthly 429 passes through; past it (or on a 5xx) the answer is 200
+    # with "delivery": "pending" and a messageId (relay/line/sync_delivery.py). 0: never wait.
+    "RELAY_LINE_SYNC_WAIT_SECONDS": 5,
+    # LINE's monthly quota (README "LINE's monthly quota"): the billing month's time zone
+    # (LINE names none; Japan time is assumed, relay/line/cost.py), seconds between reads of
+    # LINE's quota and consumption, and the chat that gets the 80 %/100 % notices (a LINE
+    # user/group/room id in channel mode; in the sandbox, a sandbox chat's name; None: none).
+    "RELAY_LINE_BILLING_TZ": "Asia/Tokyo",
+    "RELAY_LINE_QUOTA_REFRESH_SECONDS": 300,
+    "RELAY_QUOTA_NOTICE_CHAT": None,
+    # Pack a chat's queued pushes into one request (≤ 5 message objects; relay/line/packing.py).
+    "RELAY_LINE_PACKING": True,
+    # Seconds each new push waits to gather the chat's next ones into it (0: no waiting).
+    "RELAY_LINE_DIGEST_SECONDS": 0,
+    # The sandbox's stand-ins for LINE's figures: the channel's monthly quota and the member
+    # count of each sandbox group (a push to a group costs one unit per member).
+    "RELAY_SANDBOX_MONTHLY_QUOTA": 200,
+    "RELAY_SANDBOX_GROUP_MEMBERS": 5,
     # The relay's public HTTPS base URL (e.g. "https://notify.example/relay"): uploaded images
-    # are served to LINE from here. Required in channel mode.
+    # are served to LINE from here. Required in channel mode, and HTTPS unless
+    # RELAY_LINE_ALLOW_HTTP_PUBLIC_URL (development only: LINE then refuses uploaded images).
     "RELAY_PUBLIC_BASE_URL": None,
+    "RELAY_LINE_ALLOW_HTTP_PUBLIC_URL": False,
     # Delivery workers (SPEC 4.4).
     # Threads per worker process: how many connections one worker delivers to at once.
     "WORKER_THREADS": 8,
@@ -104,6 +129,9 @@ DEFAULTS: dict[str, Any] = {
     "DELIVERY_RETRY_CAP": 900,
     "DELIVERY_MAX_ATTEMPTS": 8,
     "DELIVERY_MAX_AGE_HOURS": 24,
+    # Seconds between asking a Notify server about a notification it answered "pending"
+    # (this site's relay in channel mode; services/remote_pending.py).
+    "DELIVERY_FOLLOW_SECONDS": 30,
     # Incoming webhooks (SPEC 8). Repeats of one alert group in one state within this many
     # seconds queue once (each webhook may change it); posts per presented secret, as the
     # API's limit counts per key; the largest body a webhook reads (over it: 413).
@@ -116,8 +144,26 @@ DEFAULTS: dict[str, Any] = {
     # Schedules one worker claims per round, and occurrences of one schedule handled per round.
     "SCHEDULE_CLAIM_BATCH": 50,
     "SCHEDULE_OCCURRENCES_PER_ROUND": 100,
+    # Housekeeping (issue 20; notify_site/services/housekeeping.py): finished notifications
+    # (delivered, failed, cancelled) older than this many days are deleted with their
+    # delivery attempts; None or 0 keeps them all (the default). Idempotency-Key records
+    # always expire after 24 hours. Seconds between two housekeeping rounds of a worker.
+    "NOTIFICATION_RETENTION_DAYS": None,
+    "HOUSEKEEPING_INTERVAL": 600,
     # Accounts.
     "REGISTRATION_OPEN": True,
+    # Sign in with LINE (README "Sign in with LINE"): on when a LINE Login channel's id and
+    # secret are set. Its authorize page is under LINE_LOGIN_ORIGIN; its token, profile and
+    # friendship endpoints under RELAY_LINE_API_BASE_URL (api.line.me), as LINE serves them.
+    # The callback URL registered in the console (None: this site's /login/line/callback).
+    # LINE_LOGIN_BOT_PROMPT "normal" or "aggressive" offers adding the relay's bot as a friend
+    # (the channel must be linked to the bot, under the same provider); None offers nothing.
+    "LINE_LOGIN_CHANNEL_ID": None,
+    "LINE_LOGIN_CHANNEL_SECRET": None,
+    "LINE_LOGIN_ORIGIN": "https://access.line.me",
+    "LINE_LOGIN_REDIRECT_URI": None,
+    "LINE_LOGIN_BOT_PROMPT": None,
+    "LINE_LOGIN_TIMEOUT": 10,
     # How passwords are hashed (werkzeug's generate_password_hash methods): "scrypt" or
     # "scrypt:N:r:p", "pbkdf2:sha256:ITERATIONS". Slow on purpose. Anything cheaper than
     # scrypt's N=2**15 or PBKDF2's 600,000 iterations is refused unless TESTING is on (the
@@ -155,11 +201,21 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_FIX_X_HOST": 0,
     "PROXY_FIX_X_PORT": 0,
     "PROXY_FIX_X_PREFIX": 0,
-    # Rate limits (Flask-Limiter; notify_site/ratelimit.py). A limit is a string such as
+    # Rate limits (the limits library; notify_site/ratelimit.py). A limit is a string such as
     # "600 per minute" or "10/second;1000/hour".
     # Requests one API key may make to /api/v1, all endpoints together. Requests without a key
     # are counted per client address.
     "API_RATE_LIMIT": "600 per minute",
+    # POST /api/v1/notifications takes a fast path for the common case (one connection, no
+    # Idempotency-Key, no send_at, no file): one read and one write (services/sending.py
+    # fast_send). False sends everything the general way (the answers are the same).
+    "API_FAST_ACCEPT": True,
+    # The fast path's rows of concurrent requests in one process share one transaction and
+    # one commit (services/group_commit.py); each 202 still waits for its row's commit.
+    # The window is how long the writer waits for more rows after the first (0: it takes
+    # those already waiting, which are the ones that arrived during the previous commit).
+    "GROUP_COMMIT": True,
+    "GROUP_COMMIT_WINDOW_MS": 0,
     # Failed sign-ins allowed for one username from one address before sign-in is refused
     # for that pair until the window has passed.
     "LOGIN_FAILURE_LIMIT": "5 per 15 minutes",
@@ -175,7 +231,9 @@ DEFAULTS: dict[str, Any] = {
     # Prepended to every counter's key, so that several sites can share one Redis.
     "RATELIMIT_KEY_PREFIX": "notify_site",
     # When the storage (Redis) cannot be reached, count in this process's memory until it is
-    # back, instead of failing the request.
+    # back (the limit then holds per process), instead of refusing the request. False: the API
+    # and the webhooks answer 503 until Redis is back (the sign-in throttle still counts in
+    # memory).
     "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
     # Metrics (notify_site/metrics.py). The bearer token Prometheus must send to GET /metrics
     # (and to a worker's metrics port). None: /metrics answers 404, as if it did not exist.
@@ -194,6 +252,7 @@ class ConfigError(RuntimeError):
 def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     """Fill ``app.config`` in the documented order and derive the computed keys."""
     app.config.from_mapping(DEFAULTS)
+    app.config.update(port_defaults(os.environ.get("PORT")))
     generated = _read_secrets_file(app)
     app.config.update(generated)
     app.config.from_pyfile("config.py", silent=True)
@@ -217,10 +276,26 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     for key in ("NOTIFY_BOT_ORIGIN", "NOTIFY_API_ORIGIN"):
         app.config[key] = app.config[key].rstrip("/")
     check_password_hash_method(app.config["PASSWORD_HASH_METHOD"], testing=app.testing)
+    if app.config["LINE_LOGIN_BOT_PROMPT"] not in (None, "normal", "aggressive"):
+        raise ConfigError('LINE_LOGIN_BOT_PROMPT must be "normal", "aggressive" or None')
     if isinstance(app.config["TRUSTED_HOSTS"], str):
         # From the environment as "a.example,b.example" (a JSON list works too).
         hosts = [host.strip() for host in app.config["TRUSTED_HOSTS"].split(",")]
         app.config["TRUSTED_HOSTS"] = [host for host in hosts if host] or None
+
+
+def port_defaults(port: str | None) -> dict[str, str]:
+    """The addresses that follow the port the site is served on (``PORT=5100 make run``):
+    the built-in relay's origins and the OAuth redirect URI, unless a later source sets them.
+    Nothing for an unset or unreadable PORT (the defaults say 5000)."""
+    if not port or not port.strip().isdigit() or not 0 < int(port) < 65536:
+        return {}
+    base = f"http://127.0.0.1:{int(port)}"
+    return {
+        "NOTIFY_BOT_ORIGIN": f"{base}/relay",
+        "NOTIFY_API_ORIGIN": f"{base}/relay",
+        "NOTIFY_REDIRECT_URI": f"{base}/callback",
+    }
 
 
 def parse_key_list(value: str | list[str]) -> list[str]:

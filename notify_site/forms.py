@@ -55,9 +55,15 @@ def chats_field() -> SelectMultipleField:
 
 class LoginForm(BaseForm):
     username = StringField(
-        _l("Username"), validators=[DataRequired(REQUIRED), at_most(64), plain_text]
+        _l("Username"),
+        validators=[DataRequired(REQUIRED), at_most(64), plain_text],
+        render_kw={"autocomplete": "username"},
     )
-    password = PasswordField(_l("Password"), validators=[DataRequired(REQUIRED), at_most(200)])
+    password = PasswordField(
+        _l("Password"),
+        validators=[DataRequired(REQUIRED), at_most(200)],
+        render_kw={"autocomplete": "current-password"},
+    )
 
 
 def new_password_field(label) -> PasswordField:
@@ -72,6 +78,7 @@ def new_password_field(label) -> PasswordField:
                 message=_l("Field must be between %(min)d and %(max)d characters long."),
             ),
         ],
+        description=_l("At least 8 characters."),
         render_kw={"autocomplete": "new-password"},
     )
 
@@ -99,6 +106,7 @@ class RegisterForm(BaseForm):
                 message=_l("Use letters, digits, dots, dashes or underscores."),
             ),
         ],
+        render_kw={"autocomplete": "username"},
     )
     password = new_password_field(_l("Password"))
     confirm = repeat_field("password")
@@ -112,6 +120,13 @@ class PasswordChangeForm(BaseForm):
         validators=[DataRequired(REQUIRED), at_most(200)],
         render_kw={"autocomplete": "current-password"},
     )
+    new_password = new_password_field(_l("New password"))
+    confirm_password = repeat_field("new_password")
+
+
+class SetPasswordForm(BaseForm):
+    """Settings, for an account made by signing in with LINE: its first password."""
+
     new_password = new_password_field(_l("New password"))
     confirm_password = repeat_field("new_password")
 
@@ -130,6 +145,16 @@ class ConnectForm(BaseForm):
     label = StringField(
         _l("Label"),
         description=_l("A name for this chat on this site, e.g. “Ops alerts”."),
+        validators=[DataRequired(REQUIRED), at_most(64), plain_text],
+        filters=[lambda value: value.strip() if value else value],
+    )
+
+
+class RenameForm(BaseForm):
+    """A connection's new label."""
+
+    label = StringField(
+        _l("New label"),
         validators=[DataRequired(REQUIRED), at_most(64), plain_text],
         filters=[lambda value: value.strip() if value else value],
     )

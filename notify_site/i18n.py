@@ -260,6 +260,7 @@ STATUS_WORDS: dict[str, Any] = {
     "queued": _l("queued"),
     "sending": _l("sending"),
     "delivered": _l("delivered"),
+    "at_server": _l("pending at the Notify server"),
     "failed": _l("failed"),
     # An incoming webhook (a schedule too), and what became of a post to it.
     "paused": _l("paused"),

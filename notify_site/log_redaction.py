@@ -22,8 +22,14 @@ REDACTED = "[secret]"
 _HOOK_SECRET = re.compile(r"(/hooks/[^/\s?#\"']+/)[^/\s?#\"']+")
 
 
+# LINE Login's callback carries a single-use code and the state in its query string.
+_LINE_CALLBACK_QUERY = re.compile(r"(/login/line/callback\?)[^\s#\"']+")
+
+
 def redact(text: str) -> str:
-    """``text`` with the secret of every webhook path in it replaced by ``[secret]``."""
+    """``text`` with the secret of every webhook path in it replaced by ``[secret]`` (and
+    the query of LINE Login's callback, its code and state)."""
+    text = _LINE_CALLBACK_QUERY.sub(r"\g<1>" + REDACTED, text)
     return _HOOK_SECRET.sub(r"\g<1>" + REDACTED, text)
 
 

@@ -106,6 +106,10 @@ WORKER_DATABASE_ERRORS = Counter(
 
 # A revoked or unreachable connection's notification ends as failed ("connection revoked",
 # "chat unreachable ...").
+#: The states the queue-depth gauge counts: waiting for a call here, or pending at the Notify
+#: server (followed by services/remote_pending.py).
+WAITING = (*NotificationStatus.PENDING, NotificationStatus.AT_SERVER)
+
 TERMINAL_OUTCOMES = {
     OutcomeKind.DELIVERED: "delivered",
     OutcomeKind.FAILED: "failed",
@@ -184,7 +188,8 @@ class QueueCollector(Collector):
     def collect(self) -> Iterable[GaugeMetricFamily]:
         depth = GaugeMetricFamily(
             "notify_site_queue_depth",
-            "Notifications not yet finished, by state (scheduled, queued or sending), read "
+            "Notifications not yet finished, by state (scheduled, queued, sending, or at_server: "
+            "pending at the Notify server), read "
             "from the database at scrape.",
             labels=["state"],
         )
@@ -201,7 +206,7 @@ class QueueCollector(Collector):
         try:
             rows = db.session.execute(
                 select(Notification.status, is_due, func.count())
-                .where(Notification.status.in_(NotificationStatus.PENDING))
+                .where(Notification.status.in_(WAITING))
                 .group_by(Notification.status, is_due)
             ).all()
             db.session.rollback()
@@ -211,7 +216,7 @@ class QueueCollector(Collector):
             up.add_metric([], 0)
             yield up
             return
-        counts = dict.fromkeys(NotificationStatus.PENDING, 0)
+        counts = dict.fromkeys(WAITING, 0)
         due_now = 0
         for status, row_due, count in rows:
             counts[status] = counts.get(status, 0) + count

@@ -37,7 +37,9 @@ class User(UserMixin, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(256))
+    # None for an account made by signing in with LINE: it signs in only with LINE until a
+    # password is set (services/line_accounts.py keeps it from losing its last way in).
+    password_hash: Mapped[str | None] = mapped_column(String(256))
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The person's language (a code of notify_site.i18n.LANGUAGES) and IANA time zone; None
@@ -51,6 +53,11 @@ class User(UserMixin, db.Model):
     # a counter, so that a row id SQLite hands out again after a deletion never matches a
     # cookie of the deleted account.
     session_epoch: Mapped[str] = mapped_column(String(32), default=new_session_epoch)
+    # The LINE account linked for "Sign in with LINE" (the ID token's ``sub``: one user id per
+    # LINE provider), at most one account each; and whether that person was a friend of the
+    # bot when last seen signing in (None: never asked).
+    line_user_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    line_friend: Mapped[bool | None] = mapped_column(default=None)
 
     connections: Mapped[list[Connection]] = relationship(back_populates="owner")
 
@@ -77,6 +84,10 @@ class AccountAction:
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an event name, not a password
     PASSWORD_SET = "password_set"  # noqa: S105 - an event name, not a password
     DELETED = "deleted"
+    LINE_LINKED = "line_linked"
+    LINE_UNLINKED = "line_unlinked"
+    #: An account made by signing in with LINE.
+    CREATED_WITH_LINE = "created_with_line"
 
 
 class AccountEvent(db.Model):
@@ -146,9 +157,17 @@ class Connection(db.Model):
     rate_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Which call produced the snapshot: "status", "notify", ...
     rate_checked_by: Mapped[str | None] = mapped_column(String(16))
+    # The Notify server's monthly LINE message budget, when it reports one (the built-in
+    # relay's X-LineQuota-* extension headers); None from a plain Notify server.
+    line_quota_limit: Mapped[int | None]
+    line_quota_remaining: Mapped[int | None]
+    line_quota_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A revoked connection its owner removed from the lists: the row stays, so its
+    # notifications stay in the history (issue 20).
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The worker delivering this connection's notifications holds this lease: one worker at a
     # time per connection, so its messages go out in order and its quota is never raced for.
     delivery_lease_token: Mapped[str | None] = mapped_column(String(36))
@@ -179,6 +198,28 @@ class OAuthState(db.Model):
     label: Mapped[str] = mapped_column(String(64))
     # The PKCE verifier, encrypted with the key ring and bound to this state.
     verifier_ciphertext: Mapped[str] = mapped_column(Text)
+    redirect_uri: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LineLoginState(db.Model):
+    """A pending "Sign in with LINE" flow, keyed by the hash of its ``state``.
+
+    As :class:`OAuthState`: the browser's session holds the hash too, the callback needs both,
+    the row is consumed atomically (a state works once) and expires after
+    ``OAUTH_STATE_TTL``. ``user_id`` is set when a signed-in person links LINE from Settings.
+    The nonce and the PKCE verifier are encrypted together, bound to the state.
+    """
+
+    __tablename__ = "line_login_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    secrets_ciphertext: Mapped[str] = mapped_column(Text)
     redirect_uri: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
@@ -239,9 +280,14 @@ class NotificationStatus:
     FAILED = "failed"
     #: A scheduled notification its owner cancelled before a worker took it.
     CANCELLED = "cancelled"
+    #: The Notify server accepted it but has not delivered it yet (its 200 said
+    #: ``"delivery": "pending"``, an extension of this site's relay): the worker follows it by
+    #: ``remote_message_id`` until it is delivered or refused (services/remote_pending.py).
+    AT_SERVER = "at_server"
 
     PENDING = (SCHEDULED, QUEUED, SENDING)
     TERMINAL = (DELIVERED, FAILED, CANCELLED)
+    ALL = (*PENDING, AT_SERVER, *TERMINAL)
 
 
 class NotificationImage(db.Model):
@@ -313,6 +359,8 @@ class Notification(db.Model):
     occurrence_id: Mapped[int | None] = mapped_column(
         ForeignKey("schedule_occurrences.id", ondelete="SET NULL"), index=True
     )
+    # The Notify server's id for it, when the server answered "pending" (status at_server).
+    remote_message_id: Mapped[str | None] = mapped_column(String(64))
 
     connection: Mapped[Connection] = relationship()
     image: Mapped[NotificationImage | None] = relationship()

@@ -76,6 +76,13 @@ _MAX_EPOCH_SECONDS = 253_402_300_799
 _MAX_MESSAGE_CHARS = 200
 #: The ``reason`` of a 401 body whose token is sound but whose chat is unreachable.
 CHAT_UNREACHABLE_REASON = "chat_unreachable"
+#: The 429 body's ``reason`` when the relay's LINE channel has spent its monthly limit.
+MONTHLY_LIMIT_REASON = "monthly_limit"
+#: ... and when a monthly LINE budget the relay's admin set is spent (the relay's extension).
+MONTHLY_BUDGET_REASON = "monthly_budget"
+#: The 200 body's ``delivery`` when the server has accepted but not yet delivered a message.
+PENDING = "pending"
+_MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: The codes of the messages this client writes itself (:attr:`NotifyError.code`).
 NO_ANSWER = "no_answer"  # params: url, seconds, detail
 NO_CONNECTION = "no_connection"  # params: url, detail
@@ -93,6 +100,12 @@ class RateLimit:
     image_remaining: int | None = None
     #: When the hourly window resets, in UTC epoch seconds.
     reset: int | None = None
+    #: Extension (the built-in relay; LINE Notify never sent them): the monthly LINE message
+    #: budget from ``X-LineQuota-Limit``/``-Remaining``/``-Reset`` (epoch seconds); None from
+    #: a plain Notify server. Not part of :meth:`to_dict`.
+    monthly_limit: int | None = None
+    monthly_remaining: int | None = None
+    monthly_reset: int | None = None
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> RateLimit:
@@ -114,13 +127,25 @@ class RateLimit:
         reset = read("x-ratelimit-reset")
         if reset is not None and reset > _MAX_EPOCH_SECONDS:
             reset = None
+        monthly_reset = read("x-linequota-reset")
+        if monthly_reset is not None and monthly_reset > _MAX_EPOCH_SECONDS:
+            monthly_reset = None
         return cls(
             limit=read("x-ratelimit-limit"),
             remaining=read("x-ratelimit-remaining"),
             image_limit=read("x-ratelimit-imagelimit"),
             image_remaining=read("x-ratelimit-imageremaining"),
             reset=reset,
+            monthly_limit=read("x-linequota-limit"),
+            monthly_remaining=read("x-linequota-remaining"),
+            monthly_reset=monthly_reset,
         )
+
+    @property
+    def monthly_reset_at(self) -> datetime | None:
+        if self.monthly_reset is None:
+            return None
+        return datetime.fromtimestamp(self.monthly_reset, UTC)
 
     @property
     def reset_at(self) -> datetime | None:
@@ -152,11 +177,35 @@ class RateLimit:
 
 @dataclass(frozen=True)
 class NotifyResponse:
-    """A successful answer from ``/api/notify`` or ``/api/revoke``."""
+    """A successful answer from ``/api/notify`` or ``/api/revoke``.
+
+    ``delivery`` and ``message_id`` are extension fields (this site's relay in channel mode):
+    ``delivery == "pending"`` means the server accepted the message but has not delivered it
+    yet, and :meth:`NotifyClient.message_state` follows it by ``message_id``. A plain Notify
+    server sends neither: its 200 means the message went out.
+    """
 
     status: int
     message: str
     rate_limit: RateLimit
+    delivery: str | None = None
+    message_id: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.delivery == PENDING and bool(self.message_id)
+
+
+@dataclass(frozen=True)
+class MessageState:
+    """``GET /api/messages/<id>`` (an extension): where a pending message stands now.
+
+    ``delivery``: ``"pending"``, ``"delivered"``, ``"failed"`` or ``"monthly_limit"``;
+    ``reason``: the server's words, when it gave any.
+    """
+
+    delivery: str
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -247,7 +296,24 @@ class RateLimitedError(NotifyError):
 
     LINE never documented what ``/api/notify`` answers once the hourly limit is exhausted
     (marked [?] in docs/line-platform.md); this client takes 429 to be that answer.
+
+    ``monthly_limit``: the body said ``"reason": "monthly_limit"`` (this site's relay in
+    channel mode): LINE's monthly message limit is spent, which no hourly reset brings back.
+    ``monthly_budget``: the body said ``"reason": "monthly_budget"``: a monthly LINE budget set
+    at the relay is spent; no hourly reset brings it back either.
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        monthly_limit: bool = False,
+        monthly_budget: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.monthly_limit = monthly_limit
+        self.monthly_budget = monthly_budget
+        super().__init__(message, **kwargs)
 
     def _describe(self) -> str:
         text = super()._describe()
@@ -338,10 +404,34 @@ class NotifyClient:
             files = {"imageFile": (filename, content, content_type)}
         response = self._request("POST", "/api/notify", token, data=fields, files=files)
         body = _success_body(response, token)
+        delivery = body.get("delivery")
+        message_id = body.get("messageId")
         return NotifyResponse(
             status=body["status"],
             message=body["message"],
             rate_limit=RateLimit.from_headers(response.headers),
+            delivery=delivery if isinstance(delivery, str) else None,
+            message_id=message_id if _is_message_id(message_id) else None,
+        )
+
+    def message_state(self, token: str, message_id: str) -> MessageState:
+        """Where a message the server answered *pending* stands (``GET /api/messages/<id>``,
+        an extension of this site's relay; it spends no call)."""
+        if not _is_message_id(message_id):
+            raise ValueError("not a message id")
+        response = self._request("GET", f"/api/messages/{message_id}", token)
+        body = _success_body(response, token)
+        delivery = body.get("delivery")
+        reason = body.get("reason")
+        if not isinstance(delivery, str):
+            raise ServerError(
+                "the message's state has no delivery field",
+                status_code=response.status_code,
+                code=UNEXPECTED_ANSWER,
+            )
+        return MessageState(
+            delivery=delivery[:32],
+            reason=_shorten(redact(reason, token)) if isinstance(reason, str) else None,
         )
 
     def status(self, token: str) -> TargetStatus:
@@ -421,10 +511,15 @@ class NotifyClient:
                 rate_limit=RateLimit.from_headers(response.headers),
                 chat_unreachable=_error_reason(response) == CHAT_UNREACHABLE_REASON,
             )
-        error_class = {
-            400: BadRequestError,
-            429: RateLimitedError,
-        }.get(response.status_code, ServerError)
+        if response.status_code == 429:
+            raise RateLimitedError(
+                error_message(response, token),
+                status_code=429,
+                rate_limit=RateLimit.from_headers(response.headers),
+                monthly_limit=_error_reason(response) == MONTHLY_LIMIT_REASON,
+                monthly_budget=_error_reason(response) == MONTHLY_BUDGET_REASON,
+            )
+        error_class = {400: BadRequestError}.get(response.status_code, ServerError)
         raise error_class(
             error_message(response, token),
             status_code=response.status_code,
@@ -503,6 +598,11 @@ def error_message(response: requests.Response, *secrets: str) -> str:
         if not text or text.startswith("<"):
             text = response.reason or "(no message)"
     return _shorten(redact(text, *secrets))
+
+
+def _is_message_id(value: Any) -> bool:
+    """A message id as the extension gives it: short, URL-safe."""
+    return isinstance(value, str) and _MESSAGE_ID.fullmatch(value) is not None
 
 
 def _error_reason(response: requests.Response) -> str | None:

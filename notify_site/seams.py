@@ -40,6 +40,10 @@ ACCOUNT_DELETED = "notify_site.account_deleted"
 #: ciphertexts, which ``flask rotate-keys`` moves to the newest key.
 ENCRYPTED_COLUMNS = "notify_site.encrypted_columns"
 
+#: Callables ``warnings() -> list[str]`` the site's ``/admin`` shows at its top, in a request
+#: context (translated): the relay's monthly LINE quota at 80 % or 100 % of a budget.
+ADMIN_NOTICES = "notify_site.admin_notices"
+
 T = TypeVar("T")
 
 

@@ -169,7 +169,7 @@ class NotificationRefSchema(Schema):
     connection = fields.Nested(ConnectionRefSchema, required=True)
     status = fields.String(
         required=True,
-        metadata={"enum": [*NotificationStatus.PENDING, *NotificationStatus.TERMINAL]},
+        metadata={"enum": list(NotificationStatus.ALL)},
     )
 
 
@@ -441,6 +441,7 @@ class SummarySchema(Schema):
             "scheduled": summary.scheduled,
             "stuck": summary.stuck,
             "failed_24h": summary.failed_recently,
+            "at_server": summary.at_server,
         }
         return {name: CAPPED_COUNT.dump(count) for name, count in counts.items()}
 

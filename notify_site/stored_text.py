@@ -46,6 +46,10 @@ TEMPLATES: dict[str, str] = {
     "cancelled_by_admin": N_("cancelled by an admin"),
     "gave_up": N_("gave up after %(count)s attempts: %(reason)s"),
     "no_answer_recorded": N_("no answer recorded: the worker stopped during the call"),
+    # What the Notify server said of a message it accepted as pending (channel-mode relay).
+    "refused_monthly_limit": N_("refused: the LINE channel's monthly message limit is reached"),
+    "refused_monthly_budget": N_("refused: a monthly LINE message budget at the server is spent"),
+    "refused_by_server": N_("refused by the Notify server: %(reason)s"),
     # The Notify client's own failures (notify_client.NotifyError.code).
     notify_client.NO_ANSWER: N_(
         "no answer from the Notify server at %(url)s within %(seconds)s s (%(detail)s)"

@@ -28,6 +28,8 @@ class SiteAccounts:
             id=current_user.id,
             display_name=current_user.username,
             is_admin=bool(current_user.is_admin),
+            line_user_id=current_user.line_user_id,
+            line_friend=current_user.line_friend,
         )
 
     def is_admin(self, person_id: int) -> bool:

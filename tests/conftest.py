@@ -199,6 +199,9 @@ class Live:
             NOTIFY_API_ORIGIN=self.relay,
             NOTIFY_REDIRECT_URI=f"{self.site}/callback",
             WTF_CSRF_ENABLED=True,
+            # Live tests send hundreds of notifications to sandbox groups (5 units each): the
+            # sandbox's monthly quota (issue 15) has tests of its own and must not bite here.
+            RELAY_SANDBOX_MONTHLY_QUOTA=10**9,
         )
         config.update(overrides)
         # As `make run` does: set the database up and register with the relay, then serve.

@@ -340,6 +340,22 @@ def seed_every_page(app, *, admin: str = "root", user: str = "bob") -> PageData:
                 reason=site_text("server_answered", status=500, message=StoredText("boom")),
             ),
         ).id
+        # Issue 22: accepted but pending at the Notify server, and refused for the month.
+        n["at_server"] = create_notification(
+            c["family"],
+            status=NotificationStatus.AT_SERVER,
+            created=now - minutes(4),
+            next_attempt=now + minutes(1),
+            remote_message_id="seeded-pending",
+            message="Nightly export waiting",
+        ).id
+        n["refused_monthly"] = create_notification(
+            c["family"],
+            status="failed",
+            created=now - minutes(5),
+            finished=now - minutes(5),
+            last_error=site_text("refused_monthly_limit"),
+        ).id
         n["stuck_queued"] = create_notification(
             c["ops"], status="queued", created=now - minutes(120), next_attempt=now - minutes(90)
         ).id

@@ -37,7 +37,12 @@ from tests.conftest import make_test_config
 from tests.factories import PageData
 
 #: Configuration the page list assumes (on top of tests.conftest.make_test_config).
-SMOKE_CONFIG: dict[str, Any] = {"METRICS_TOKEN": "smoke-metrics-token"}
+SMOKE_CONFIG: dict[str, Any] = {
+    "METRICS_TOKEN": "smoke-metrics-token",
+    # Sign in with LINE on (no page below calls LINE): the sign-in and Settings pages show it.
+    "LINE_LOGIN_CHANNEL_ID": "2001234567",
+    "LINE_LOGIN_CHANNEL_SECRET": "smoke-line-login-secret",
+}
 
 #: What a page answers: "html" (a whole page), "fragment" (part of a page, fetched by a script),
 #: "json", "text", "file" (an image, a stylesheet...), or None: whatever it answers (a 405).
@@ -84,7 +89,7 @@ def _relay_token(data: PageData) -> dict[str, str]:
 
 def _own_notifications(data: PageData) -> dict[str, Any]:
     n = data.notifications
-    ids = [n["queued"], n["delivered"], n["failed"], n["sticker"], n["image"]]
+    ids = [n["queued"], n["delivered"], n["failed"], n["sticker"], n["image"], n["at_server"]]
     return {"ids": ",".join(str(i) for i in ids)}
 
 
@@ -107,13 +112,20 @@ LISTED: dict[str, Page] = {
         Page("auth.login", anonymous=True),
         Page("main.index", anonymous=True),
         Page("static", args=lambda d: {"filename": "css/site.css"}, kind="file"),
+        Page("api_docs.asset", args=lambda d: {"name": "swagger-ui.css"}, kind="file"),
         Page("web.static", args=lambda d: {"filename": "css/base.css"}, kind="file"),
         Page("relay.static", args=lambda d: {"filename": "relay/line.css"}, kind="file"),
         Page("relay.image", args=lambda d: {"public_id": d.relay_image_public_id}, kind="file"),
+        Page(
+            "relay.image_preview",
+            args=lambda d: {"public_id": d.relay_image_public_id},
+            kind="file",
+        ),
         Page("relay.disconnect", args=lambda d: {"token_pk": d.relay_token_pk}),
         # Channel mode only (a LINE channel configured): 404 in the sandbox.
         Page("relay.pair_chat", status=404, channel_status=200),
         Page("main.healthz", kind="json"),
+        Page("main.favicon", kind="file"),
         Page(
             "metrics.metrics_view",
             kind="text",
@@ -121,6 +133,8 @@ LISTED: dict[str, Page] = {
         ),
         # Opened without the relay's answer: the callback's "this link cannot be used" page.
         Page("connections.callback", status=400),
+        # The same for LINE's answer (no state: refused, with its own page).
+        Page("line_login.callback", status=400),
         Page("send.status", args=_own_notifications),
         Page("send.status_json", args=_own_notifications, kind="json"),
         Page("dashboard.chart", kind="fragment"),
@@ -129,6 +143,7 @@ LISTED: dict[str, Page] = {
         Page("admin.parts", kind="fragment"),
         Page("admin.notifications_json", args=lambda d: {"list": "failed"}, kind="json"),
         Page("api.list_connections", kind="json", headers=_api_key),
+        Page("api.list_notifications", kind="json", headers=_api_key),
         Page(
             "api.get_connection",
             args=lambda d: {"connection_id": d.connections["ops"]},
@@ -160,6 +175,14 @@ LISTED: dict[str, Page] = {
         Page("schedules.detail", args=lambda d: {"schedule_id": d.schedules["daily"]}),
         Page("relay.authorize", args=_authorize),
         Page("relay.api_status", kind="json", headers=_relay_token),
+        # Channel mode's extension: a message id the token did not send is not found.
+        Page(
+            "relay.api_message",
+            args=lambda d: {"message_id": "no-such-message"},
+            status=404,
+            kind="json",
+            headers=_relay_token,
+        ),
         # POST-only API actions: a GET answers the API's own 405.
         *(
             Page(endpoint, args=args, status=405, kind="json", headers=_api_key)
@@ -180,6 +203,8 @@ LISTED: dict[str, Page] = {
             for endpoint, args in [
                 ("connections.refresh", lambda d: {"connection_id": d.connections["ops"]}),
                 ("connections.revoke", lambda d: {"connection_id": d.connections["ops"]}),
+                ("connections.rename", lambda d: {"connection_id": d.connections["ops"]}),
+                ("connections.remove", lambda d: {"connection_id": d.connections["revoked"]}),
                 ("api_keys.revoke", lambda d: {"key_id": 1}),
                 ("admin.retry", lambda d: {"notification_id": d.notifications["failed"]}),
                 ("admin.cancel", lambda d: {"notification_id": d.notifications["queued"]}),

@@ -68,8 +68,9 @@ class WorkerProcess:
         self.process.wait(timeout=10)
         self.kills += 1
 
-    def terminate(self, timeout: float = 60) -> int:
-        """SIGTERM, as an operator stops a worker; returns its exit status."""
+    def terminate(self, timeout: float = 180) -> int:
+        """SIGTERM, as an operator stops a worker; returns its exit status. A worker finishes
+        the claim in hand first: on a machine under heavy load that took over a minute."""
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=timeout)
 

@@ -200,7 +200,7 @@ def register_error_handlers(bp: Blueprint) -> None:
     @bp.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         status = error.code or 500
-        message = describe(error)
+        message = describe(error, json=True)
         if status == 413:
             limit = request.max_content_length  # MAX_CONTENT_LENGTH, or a route's own bound
             message = gettext(

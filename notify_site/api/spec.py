@@ -35,6 +35,54 @@ SECURITY_SCHEME = {
 }
 
 
+#: The rate-limit fields every answer of the API carries (notify_site/ratelimit.py).
+RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": ("integer", "Requests this key may make in the window (API_RATE_LIMIT)"),
+    "RateLimit-Remaining": ("integer", "Requests left in the current window"),
+    "RateLimit-Reset": ("integer", "Seconds until the window starts again"),
+    "RateLimit-Policy": ("string", "The limit and its window in seconds, e.g. `600;w=60`"),
+}
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
+
+
+def document_rate_limits(spec) -> None:
+    """Declare the rate limit in the document: the RateLimit-* headers on every success, and a
+    429 answer (with Retry-After) on every operation — the API limits every request."""
+    for name, (kind, description) in RATE_LIMIT_HEADERS.items():
+        spec.components.header(name, {"description": description, "schema": {"type": kind}})
+    headers = {name: {"$ref": f"#/components/headers/{name}"} for name in RATE_LIMIT_HEADERS}
+    spec.components.response(
+        "TOO_MANY_REQUESTS",
+        {
+            "description": "Too many requests for this key (`rate_limited`): wait Retry-After "
+            "seconds",
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds to wait before the next request",
+                    "schema": {"type": "integer"},
+                },
+                **headers,
+            },
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+            },
+        },
+    )
+    for operations in spec._paths.values():  # noqa: SLF001 - apispec keeps the paths here
+        for method, operation in operations.items():
+            if method not in HTTP_METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("429", {"$ref": "#/components/responses/TOO_MANY_REQUESTS"})
+            for status, response in responses.items():
+                if (
+                    str(status).startswith("2")
+                    and isinstance(response, dict)
+                    and "$ref" not in response
+                ):
+                    response.setdefault("headers", {}).update(headers)
+
+
 class SiteApi(flask_smorest.Api):
     """A flask-smorest ``Api`` that documents the API and leaves error handling to the site."""
 
@@ -95,4 +143,5 @@ class ApiBlueprint(flask_smorest.Blueprint):
         for tag in self.tags:
             api.spec.tag(tag)
         api.document_blueprint(self, options.get("name", self.name))
+        document_rate_limits(api.spec)
         app.extensions["notify_site.api"] = api

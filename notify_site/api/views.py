@@ -23,6 +23,7 @@ from notify_site.api.errors import (
 )
 from notify_site.api.schemas.fields import ID_MAX
 from notify_site.api.schemas.requests import (
+    HistoryArgsSchema,
     NotificationFormSchema,
     NotificationRequest,
     NotificationRequestSchema,
@@ -34,6 +35,7 @@ from notify_site.api.schemas.requests import (
 from notify_site.api.schemas.responses import (
     ConnectionListSchema,
     CreatedWebhook,
+    NotificationListSchema,
     QueuedResponseSchema,
     WebhookCreatedSchema,
     WebhookListSchema,
@@ -43,7 +45,7 @@ from notify_site.extensions import csrf
 from notify_site.metrics import count_api_request
 from notify_site.models import User
 from notify_site.serialisers import ConnectionSchema, NotificationHistorySchema, WebhookSchema
-from notify_site.services import api_keys, idempotency, notifications, sending
+from notify_site.services import api_keys, history, idempotency, notifications, sending
 from notify_site.services import connections as connections_service
 from notify_site.services.accounts import AccountDisabledError
 from notify_site.services.webhooks import manage as webhooks
@@ -96,12 +98,24 @@ def errors_doc(*statuses: int):
     return decorator
 
 
+FAST_ACCEPT_ENDPOINT = "api.post_notification"
+
+
 @bp.before_request
 def authenticate_api_key() -> None:
     # The key is the whole authentication: nothing here reads the session cookie or asks
     # Flask-Login for a user. One query reads the key and its owner's role (see api_keys).
     if request.endpoint in PUBLIC_ENDPOINTS or request.method == "OPTIONS":
         return
+    if request.endpoint == FAST_ACCEPT_ENDPOINT and current_app.config["API_FAST_ACCEPT"]:
+        # POST /notifications reads the key with its connection (sending.fast_send), and
+        # authenticates here only when it takes the general path: see post_notification.
+        return
+    _authenticate()
+
+
+def _authenticate() -> None:
+    """Authenticate the request's key into ``g.api_key``, or raise the 401/403 answer."""
     header = request.headers.get("Authorization", "")
     if not header.strip():
         raise unauthorized(
@@ -110,8 +124,13 @@ def authenticate_api_key() -> None:
             invalid=False,
         )
     scheme, _, credentials = header.strip().partition(" ")
+    credentials = credentials.strip()
     try:
-        api_key = api_keys.authenticate(credentials.strip()) if scheme.lower() == "bearer" else None
+        api_key = (
+            api_keys.authenticate(credentials, _presented_hash(credentials))
+            if scheme.lower() == "bearer"
+            else None
+        )
     except AccountDisabledError as error:
         raise ApiError(403, "account_disabled", str(error)) from None
     if api_key is None:
@@ -120,6 +139,21 @@ def authenticate_api_key() -> None:
         )
     api_keys.touch(api_key)
     g.api_key = api_key
+
+
+def _presented_hash(credentials: str) -> str | None:
+    """The key's hash if the per-key rate limit computed it already (notify_site/ratelimit.py)."""
+    presented, digest = g.get("presented_key_hash") or (None, None)
+    return digest if presented == credentials else None
+
+
+def _fast_key_hash() -> str | None:
+    """The presented key's hash when it can be an API key, for the fast path."""
+    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() != "bearer" or not api_keys.may_be_a_key(credentials):
+        return None
+    return _presented_hash(credentials) or api_keys.hash_key(credentials)
 
 
 def _caller() -> User:
@@ -159,8 +193,26 @@ def post_notification():
     multipart/form-data to attach an image file (`image_file`). With `send_at` it waits as
     `scheduled` until then, and may be cancelled until a worker takes it.
     """
-    payload = _read_notification_request()
-    key = _idempotency_key()
+    if "api_key" not in g:  # authentication deferred to here (authenticate_api_key)
+        try:
+            payload = _read_notification_request()
+            key = _idempotency_key()
+        except Exception:
+            _authenticate()  # a bad key answers 401/403 before a bad body answers 400/413/415
+            raise
+        if key is None and payload.send_at is None and len(payload.refs) == 1:
+            key_hash = _fast_key_hash()
+            result = None
+            if key_hash is not None and payload.content.image_file is None:
+                result = sending.fast_send(key_hash, payload.refs[0], payload.content)
+            if result is not None:
+                return current_app.response_class(
+                    _queued_json(result.notifications), status=202, mimetype="application/json"
+                )
+        _authenticate()  # the general path: it answers whatever the fast path left
+    else:
+        payload = _read_notification_request()
+        key = _idempotency_key()
     try:
         result = sending.send(
             sending.Sender.by_key(g.api_key),
@@ -236,6 +288,29 @@ def _queued_json(rows: list[notifications.QueuedNotification]) -> str:
     # first answer.
     data = QUEUED_RESPONSE.dump({"notifications": rows})
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+HISTORY_ARGS = HistoryArgsSchema()
+
+
+@bp.route("/notifications", methods=["GET"], tags=["notifications"])
+@bp.arguments(HistoryArgsSchema, location="query")
+@bp.response(200, NotificationListSchema)
+@errors_doc(400, 401, 403, 503)
+def list_notifications(args: dict):
+    """The notifications this key's owner sent, newest first, a page at a time
+
+    Filter by `connection`, `status`, `since`/`until` (when queued) and `q` (text in the
+    message). A page holds `per_page` rows; give its `next_cursor` as `cursor` for the next,
+    older one (null on the last page). An admin's key sees every account's notifications.
+    """
+    return history.history(
+        _caller(),
+        HISTORY_ARGS.to_filter(args),
+        cursor=args.get("cursor"),
+        per_page=args["per_page"],
+        everyone=True,
+    )
 
 
 @bp.route(f"/notifications/<int(max={ID_MAX}):notification_id>", tags=["notifications"])

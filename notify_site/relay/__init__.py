@@ -10,8 +10,8 @@ is the one module of the site that imports the relay, and ``create_app`` calls i
 Where one house needs the other, it goes through a seam (``notify_site/seams.py``): the relay
 adds its LINE push job to the worker's jobs, its step to ``flask setup`` (registering this
 app's Notify client, the site), its answerer for errors raised at routing on its API paths,
-its encrypted column to the key ring's registry, and what it forgets of a person whose
-account is deleted.
+its encrypted column to the key ring's registry, what it forgets of a person whose
+account is deleted, and the monthly LINE quota's warnings the site's ``/admin`` shows.
 
 Who is signed in (My page's personal tokens, the private sandbox chats and inbox, the consent
 page, SPEC 6): the relay keeps no accounts and reads no account table. The app factory
@@ -72,7 +72,7 @@ def init_app(app: Flask, *, accounts: accounts_port.Accounts) -> None:
     With a LINE channel configured (channel mode), the relay also takes LINE's webhook and
     gives the worker its push job; a half-configured channel stops the app at start.
     """
-    from notify_site.relay import chats, cli, views
+    from notify_site.relay import chats, cli, notices, views
     from notify_site.relay.line import channel, push
 
     try:
@@ -84,6 +84,7 @@ def init_app(app: Flask, *, accounts: accounts_port.Accounts) -> None:
         seams.add(app, seams.WORKER_JOBS, push.worker_job)
     accounts_port.init_app(app, accounts)
     seams.add(app, seams.ACCOUNT_DELETED, chats.forget_person)
+    seams.add(app, seams.ADMIN_NOTICES, notices.admin_warnings)
 
     app.register_blueprint(views.bp, url_prefix=app.config["RELAY_URL_PREFIX"])
     for view in views.CSRF_EXEMPT:

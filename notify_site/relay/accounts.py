@@ -22,11 +22,15 @@ _EXTENSION = "notify_site.relay.accounts"
 @dataclass(frozen=True)
 class Person:
     """The signed-in person: a stable id (rows of the relay may refer to it), the name the
-    pages show, and whether they may see every person's data and the channel's."""
+    pages show, and whether they may see every person's data and the channel's; and, when
+    they linked LINE (signing in with LINE Login), their LINE user id and whether LINE said
+    they were a friend of the bot (None: not known). See ``relay/line/linked.py``."""
 
     id: int
     display_name: str
     is_admin: bool
+    line_user_id: str | None = None
+    line_friend: bool | None = None
 
 
 class Accounts(Protocol):

@@ -46,6 +46,8 @@ def line_check_command() -> None:
 
     settings = channel.current_settings()
     if settings is None:
+        # Sandbox parity (issue 15): the ledger counts as LINE would; then the usual refusal.
+        _echo_units()
         raise click.ClickException("No LINE channel is configured: the relay is in sandbox mode.")
     try:
         token = channel.access_token(settings)
@@ -59,6 +61,34 @@ def line_check_command() -> None:
     click.echo(f"Bot: {report.bot_name}{basic}")
     limit = "no limit" if report.quota is None else str(report.quota)
     click.echo(f"Messages this month: {report.used} used, quota {limit}.")
+    _echo_units()
+
+
+def _echo_units() -> None:
+    """The relay's own ledger of this month (issue 15): units, budget, projection, tops."""
+    from flask import current_app
+
+    from notify_site.db_types import utcnow
+    from notify_site.relay.quota import quota_overview
+
+    overview = quota_overview(current_app.config, utcnow())
+    channel = overview.channel
+    limit = "no limit" if channel.limit is None else str(channel.limit)
+    click.echo(
+        f"Relay's ledger for {overview.month}: {channel.used} units used, channel budget "
+        f"{limit}, projected {overview.projected} by the month's end "
+        f"(resets {channel.reset:%Y-%m-%d %H:%M} UTC)."
+    )
+    for warning in overview.warnings:
+        who = warning.subject or "the channel"
+        click.echo(f"Warning: {who} has used {warning.figures.percent}% of its monthly budget.")
+    for title, rows in (
+        ("Top chats", overview.top_chats),
+        ("Top tokens", overview.top_tokens),
+        ("Top services", overview.top_services),
+    ):
+        if rows:
+            click.echo(f"{title}: " + ", ".join(f"{row.name} ({row.units})" for row in rows))
 
 
 def register_the_apps_client(app: Flask, echo: Callable[[str], None]) -> None:

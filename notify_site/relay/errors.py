@@ -104,3 +104,71 @@ class RateLimitExceededError(RelayError):
     def __init__(self, message: str, window: RateWindow) -> None:
         super().__init__(message)
         self.window = window
+
+
+#: The 429 body's ``reason`` when LINE's monthly message limit is spent (channel mode).
+MONTHLY_LIMIT_REASON = "monthly_limit"
+#: The 429 body's ``reason`` when a monthly LINE budget (channel, person, token) is spent.
+MONTHLY_BUDGET_REASON = "monthly_budget"
+
+
+class MonthlyLimitError(RelayError):
+    """LINE refuses pushes for the channel's monthly message limit; the relay is paused.
+
+    Answered at once, with no call to LINE and no call spent from the token's window:
+    ``{"status": 429, "message": "...", "reason": "monthly_limit"}`` (an extension field, as
+    for ``chat_unreachable``), the time the quota is next read in ``recheckAt``.
+    """
+
+    status = 429
+    reason = MONTHLY_LIMIT_REASON
+
+    def __init__(self, recheck_at: str | None) -> None:
+        super().__init__(
+            "Monthly message limit reached: LINE accepts no more messages from this channel "
+            "until its quota is raised or the month ends"
+        )
+        self.extra = {"recheckAt": recheck_at} if recheck_at else {}
+
+
+class MessageNotFoundError(RelayError):
+    """No message with that id was sent with this token (``GET /api/messages/<id>``)."""
+
+    status = 404
+
+    def __init__(self) -> None:
+        super().__init__("No such message")
+
+
+class LineRefusedError(RelayError):
+    """LINE refused the push for good (channel mode, answered while the caller waited).
+
+    A Notify-shaped 400: ``{"status": 400, "message": "LINE refused the message: ...",
+    "details": [{"property": ..., "message": ...}]}`` (``details``, LINE's field-level
+    reasons, is an extension field, present when LINE gave them).
+    """
+
+    def __init__(self, reason: str, details: list[dict[str, str]]) -> None:
+        super().__init__(f"LINE refused the message: {reason}")
+        self.extra = {"details": details} if details else {}
+
+
+class BudgetError(RelayError):
+    """An admin's budget form is unusable (an unknown target, a number out of range)."""
+
+
+class BudgetExceededError(RelayError):
+    """The notification would take a monthly LINE budget (the channel's, its person's or its
+    token's) past its limit: refused before anything is queued, so LINE is not called.
+
+    ``figures`` (a :class:`notify_site.relay.budgets.QuotaFigures`) are the budget that
+    refused, for the ``X-LineQuota-*`` headers. The body's ``reason`` (an extension field, as
+    for ``monthly_limit``) tells a client that no hourly reset brings this call back.
+    """
+
+    status = 429
+    reason = MONTHLY_BUDGET_REASON
+
+    def __init__(self, message: str, figures: object) -> None:
+        super().__init__(message)
+        self.figures = figures

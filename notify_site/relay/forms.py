@@ -8,7 +8,7 @@ choice that is not a number) come from the app's catalogue, in the page's langua
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import HiddenField, RadioField, StringField, SubmitField
+from wtforms import HiddenField, RadioField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired
 
 from notify_site.web.forms import BaseForm
@@ -68,3 +68,14 @@ class PairForm(BaseForm):
     pairing = HiddenField()
     pairing_code = HiddenField()
     agree = SubmitField(_l("Add this chat"))
+
+
+class BudgetForm(BaseForm):
+    """The LINE page's budget form (admins): what for, and the monthly units (empty: none)."""
+
+    target = SelectField(_l("Budget for"), validate_choice=False)
+    units = StringField(
+        _l("Units a month"),
+        description=_l("Leave empty to remove the budget (the channel then uses LINE's limit)."),
+    )
+    save = SubmitField(_l("Save budget"))

@@ -98,6 +98,10 @@ class RelayChat(db.Model):
     last_message_summary: Mapped[str | None] = mapped_column(String(200))
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A group's or room's member count from LINE (what a push to it costs), and when it was
+    # read; None until read, and after memberJoined/memberLeft/join (relay/line/cost.py).
+    member_count: Mapped[int | None]
+    member_count_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def reachable(self) -> bool:
@@ -251,7 +255,11 @@ class RelayChatMember(db.Model):
     """A member of a LINE group or room, as ``memberJoined`` / ``memberLeft`` told the relay."""
 
     __tablename__ = "relay_chat_members"
-    __table_args__ = (UniqueConstraint("chat_id", "line_user_id"),)
+    __table_args__ = (
+        UniqueConstraint("chat_id", "line_user_id"),
+        # A person linked to LINE: the groups they are in (relay/line/linked.py).
+        Index("ix_relay_chat_members_line_user_id", "line_user_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     chat_id: Mapped[int] = mapped_column(ForeignKey("relay_chats.id", ondelete="CASCADE"))
@@ -289,6 +297,8 @@ class RelayLineEvent(db.Model):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(200))
+    # A message event's ``message.id``: what a later ``unsend`` event names (events.py).
+    line_message_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
     def __repr__(self) -> str:
         return f"<RelayLineEvent {self.id} {self.event_type}>"
@@ -328,6 +338,8 @@ class PushStatus:
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
+    #: Rides in another push's request (``packed_into_id``); finished with it.
+    PACKED = "packed"
 
 
 class RelayPush(db.Model):
@@ -362,6 +374,21 @@ class RelayPush(db.Model):
     line_request_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The id the Notify API's answer names the message by (``messageId``, an extension) and
+    # the token's holder reads its outcome with (``GET /relay/api/messages/<id>``).
+    public_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # When the give-up clock started, if not at ``created_at``: the end of a monthly-limit
+    # pause (LINE refused the push, so it sent nothing under its retry key).
+    retry_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when LINE refused the push for its image: the text (and sticker) then go without it,
+    # under a fresh retry key (the refusal sent nothing), and this says why.
+    image_error: Mapped[str | None] = mapped_column(String(500))
+
+    # Packing (issue 15): a push that rides in another push's request points at it, fixed
+    # before that request's first attempt; it is never claimed alone (status "packed").
+    packed_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("relay_pushes.id", ondelete="SET NULL"), index=True
+    )
 
     message: Mapped[RelayMessage] = relationship()
     chat: Mapped[RelayChat] = relationship()
@@ -400,6 +427,24 @@ class RelayLineChannel(db.Model):
     issuing_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A random id of the process holding the lease: only it may release the lease.
     issuing_by: Mapped[str | None] = mapped_column(String(32))
+    # The monthly-limit pause (relay/line/monthly_limit.py): since when LINE refuses pushes for
+    # the month's limit (None: not paused), when the quota is read again, how many re-checks
+    # and refused pushes the pause has cost so far.
+    monthly_limit_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    monthly_limit_recheck_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    monthly_limit_checks: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    monthly_limit_refusals: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+
+    # LINE's monthly quota as last read (relay/quota.py): its limit (None: no limit), the
+    # month-to-date consumption, and when; quota_checked_at None asks for a fresh read.
+    quota_limit: Mapped[int | None]
+    quota_used: Mapped[int | None]
+    quota_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def __repr__(self) -> str:
         return f"<RelayLineChannel {self.channel_id} issuing_until={self.issuing_until}>"
+
+
+# The quota's tables (ledger, budgets, notices) live in their own module; importing it here
+# registers them wherever the relay's models are imported.
+from notify_site.relay import quota_models  # noqa: E402, F401

@@ -7,21 +7,30 @@ that the views turn into a status code.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload
 
 from notify_site.extensions import db
 from notify_site.notify_content import Content
+from notify_site.relay import charging
 from notify_site.relay.errors import (
     ChatUnreachableError,
     InvalidTokenError,
+    LineRefusedError,
+    MessageNotFoundError,
+    MonthlyLimitError,
     RateLimitExceededError,
 )
-from notify_site.relay.line.channel import current_settings
-from notify_site.relay.line.push import queue_push
+from notify_site.relay.line import monthly_limit, sync_delivery
+from notify_site.relay.line.channel import current_settings, require_settings
+from notify_site.relay.line.monthly_limit import PauseSchedule
+from notify_site.relay.line.push import push_policy, queue_push
 from notify_site.relay.models import (
     RelayAccessToken,
     RelayChat,
@@ -130,20 +139,54 @@ def _spend_or_refuse(
     return result.window
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """An accepted Notify call: the token's window after it and, in channel mode, its push
+    (``push_id``) and how long the call may wait for LINE's answer (sync_delivery.py)."""
+
+    window: RateWindow
+    push_id: int | None = None
+    wait_seconds: float = 0.0
+
+
 def deliver_notification(
-    token: TokenContext, payload: Content, *, limits: RateLimits, now: datetime
-) -> RateWindow:
+    token: TokenContext,
+    payload: Content,
+    *,
+    limits: RateLimits,
+    now: datetime,
+    wait_seconds: float = 0.0,
+) -> Accepted:
     """Spend a call (and an image upload) and write the message into the inbox, atomically.
 
     In channel mode, a LINE chat's message also gets its push row (with its retry key) in the
     same transaction; a worker sends it. Sandbox chats keep only the inbox row, in either mode.
 
+    The notification is charged to LINE's monthly quota in the same transaction
+    (``charging.py``): a call that would pass a monthly budget raises BudgetExceededError
+    (429) and queues nothing.
+
     Either both happen or neither: a refused call delivers nothing, a failed write spends
-    nothing. Returns the window after the call.
+    nothing. ``wait_seconds``: how long the caller will wait for LINE's answer (the push is
+    held back from the worker meanwhile).
     """
+    if token.chat_line_id is not None:
+        # Channel mode: while LINE refuses the channel's pushes for the month, say so now
+        # rather than queue a push that waits for the quota (monthly_limit.py).
+        paused = monthly_limit.paused_now(current_settings())
+        if paused is not None:
+            db.session.rollback()
+            raise MonthlyLimitError(paused.recheck_at.isoformat(timespec="seconds"))
     try:
         window = _spend_or_refuse(
             token, images=1 if payload.image_file is not None else 0, limits=limits, now=now
+        )
+        charge = charging.admit(
+            token_pk=token.token_pk,
+            person_id=token.person_id,
+            chat_id=token.chat_id,
+            config=current_app.config,
+            now=now,
         )
         image_id = None
         if payload.image_file is not None:
@@ -171,15 +214,67 @@ def deliver_notification(
             created_at=now,
         )
         db.session.add(message)
+        push = None
         if token.chat_line_id is not None and current_settings() is not None:
             # Channel mode: the push goes out from the outbox, its retry key fixed now.
             db.session.flush()
-            queue_push(message, token.chat_line_id, now=now)
+            push = queue_push(message, token.chat_line_id, now=now)
+            db.session.flush()
+            wait_seconds = sync_delivery.hold_for_caller(push, now, wait_seconds)
+        charging.record(
+            charge,
+            chat_id=token.chat_id,
+            token_pk=token.token_pk,
+            client_pk=token.client_pk,
+            person_id=token.person_id,
+            push_id=push.id if push is not None else None,
+        )
         db.session.commit()
     except BaseException:
         db.session.rollback()
         raise
-    return window
+    if push is None:
+        return Accepted(window)
+    return Accepted(window, push.id, wait_seconds)
+
+
+def await_line(accepted: Accepted, config: Mapping[str, Any]) -> sync_delivery.Delivery:
+    """Attempt the push a Notify call queued and wait (bounded) for LINE's answer: the
+    delivery when LINE accepted it or did not answer in time; LineRefusedError (400) or
+    MonthlyLimitError (429) when it refused it."""
+    settings = require_settings()
+    delivery = sync_delivery.deliver_now(
+        settings,
+        push_policy(config),
+        PauseSchedule.from_config(config),
+        accepted.push_id,
+        wait_seconds=accepted.wait_seconds,
+    )
+    if delivery.state == "monthly_limit":
+        paused = monthly_limit.current_pause(settings)
+        db.session.commit()
+        recheck = paused.recheck_at.isoformat(timespec="seconds") if paused else None
+        raise MonthlyLimitError(recheck)
+    if delivery.state == "failed":
+        raise LineRefusedError(delivery.reason or "refused", list(delivery.details))
+    return delivery
+
+
+def message_outcome(token: TokenContext, public_id: str) -> sync_delivery.Delivery:
+    """The state of a message the token sent (``GET /api/messages/<id>``); 404 for a message
+    it did not send (as for one that does not exist: ids are not probed)."""
+    row = db.session.execute(
+        select(RelayPush, RelayMessage)
+        .join(RelayMessage, RelayMessage.id == RelayPush.message_id)
+        .where(RelayPush.public_id == public_id)
+    ).one_or_none()
+    if (
+        row is None
+        or row.RelayMessage.chat_id != token.chat_id
+        or row.RelayMessage.client_pk != token.client_pk
+    ):
+        raise MessageNotFoundError()
+    return sync_delivery.stored_delivery(row.RelayPush)
 
 
 def token_status(token: TokenContext, *, limits: RateLimits, now: datetime) -> RateWindow:

@@ -83,6 +83,10 @@ def delete_account(user: User, password: str) -> None:
     :class:`AdminRuleError` when the account is the last enabled admin of a site with other
     accounts.
     """
+    if user.password_hash is None:
+        raise WrongPasswordError(
+            gettext("Your account has no password yet: set one in Settings, then confirm with it.")
+        )
     if not check_password_hash(user.password_hash, password):
         raise WrongPasswordError(gettext("That is not your password."))
     last_admin = gettext(

@@ -138,7 +138,8 @@ def authenticate(username: str, password: str) -> User | None:
     someone who knows the password learns that the account is disabled.
     """
     user = db.session.scalar(select(User).where(User.username == username.strip()))
-    if user is None:
+    if user is None or user.password_hash is None:
+        # No such account, or one that signs in only with LINE: the same cost and answer.
         check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
         return None
     if not check_password_hash(user.password_hash, password):
@@ -228,7 +229,9 @@ def change_password(user: User, current: str, new: str) -> None:
     The caller signs this browser in again (with the new epoch) so that it stays signed in.
     Raises :class:`WrongPasswordError` or :class:`PasswordRuleError`.
     """
-    if not check_password_hash(user.password_hash, current):
+    if user.password_hash is not None and not check_password_hash(user.password_hash, current):
+        # An account made by signing in with LINE has no password yet: it sets its first
+        # one without a current one (it is signed in, with LINE).
         raise WrongPasswordError(gettext("That is not your current password."))
     _check_new_password(new)
     user.password_hash = hash_password(new)

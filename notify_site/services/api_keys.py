@@ -222,17 +222,25 @@ _KEY_BY_HASH = (
 )
 
 
-def authenticate(plaintext: str | None) -> AuthenticatedKey | None:
+def may_be_a_key(plaintext: str | None) -> bool:
+    """Whether ``plaintext`` looks like a key at all (worth hashing and looking up)."""
+    return bool(plaintext) and plaintext.startswith(KEY_PREFIX) and len(plaintext) <= KEY_MAX_CHARS
+
+
+def authenticate(plaintext: str | None, digest: str | None = None) -> AuthenticatedKey | None:
     """The active key whose plaintext is ``plaintext``, with its owner, else None.
 
     The row is found by the hash (an index lookup: its timing tells nothing about the key, only
     about a SHA-256 of it), then the hashes are compared in constant time. A revoked key is
     refused at once: nothing about keys is cached. A key of a disabled account raises
     :class:`~notify_site.services.accounts.AccountDisabledError` (the API answers 403).
+    ``digest`` is :func:`hash_key` of ``plaintext`` when the caller has it already (the rate
+    limit hashed the same key to count it).
     """
-    if not plaintext or not plaintext.startswith(KEY_PREFIX) or len(plaintext) > KEY_MAX_CHARS:
+    if not may_be_a_key(plaintext):
         return None
-    digest = hash_key(plaintext)
+    if digest is None:
+        digest = hash_key(plaintext)
     row = db.session.execute(_KEY_BY_HASH, {"key_hash": digest}).first()
     if row is None or not hmac.compare_digest(row.key_hash, digest):
         return None

@@ -58,6 +58,10 @@ def rate_limit_values(rate: RateLimit, call: str) -> dict:
         "rate_reset_at": rate.reset_at,
         "rate_checked_at": utcnow(),
         "rate_checked_by": call,
+        # The relay's extension headers (None from a plain Notify server: nothing is shown).
+        "line_quota_limit": rate.monthly_limit,
+        "line_quota_remaining": rate.monthly_remaining,
+        "line_quota_reset_at": rate.monthly_reset_at,
     }
 
 
@@ -112,11 +116,12 @@ def mark_unreachable(connection: Connection) -> None:
 
 
 def list_connections(user: User) -> list[Connection]:
-    """The user's connections, active ones first, newest first within each group."""
+    """The user's connections, active ones first, newest first within each group; not the
+    revoked ones they removed from the list (:func:`remove_connection`)."""
     return list(
         db.session.scalars(
             select(Connection)
-            .where(Connection.owner_id == user.id)
+            .where(Connection.owner_id == user.id, Connection.removed_at.is_(None))
             .order_by((Connection.status == ConnectionStatus.REVOKED).asc(), Connection.id.desc())
         )
     )
@@ -127,6 +132,53 @@ def get_connection(user: User, connection_id: int) -> Connection:
     if connection is None or (connection.owner_id != user.id and not user.is_admin):
         raise ConnectionNotFoundError(gettext("No such connection."))
     return connection
+
+
+def _own_connection(user: User, connection_id: int) -> Connection:
+    connection = db.session.get(Connection, connection_id)
+    if connection is None or connection.owner_id != user.id or connection.removed_at:
+        raise ConnectionNotFoundError(gettext("No such connection."))
+    return connection
+
+
+def rename_connection(user: User, connection_id: int, label: str) -> Connection:
+    """Give one of the user's own connections a new label (checked by the form: 1 to 64
+    plain characters). Only its owner names it, an admin included."""
+    connection = _own_connection(user, connection_id)
+    connection.label = label
+    db.session.commit()
+    return connection
+
+
+def remove_connection(user: User, connection_id: int) -> Connection:
+    """Take a revoked connection off the lists; its notifications stay in the history. An
+    active one must be disconnected first (:class:`ConnectionActionError`)."""
+    connection = _own_connection(user, connection_id)
+    if connection.status != ConnectionStatus.REVOKED:
+        raise ConnectionActionError(
+            gettext("Disconnect “%(label)s” before removing it.", label=connection.label)
+        )
+    connection.removed_at = connection.removed_at or utcnow()
+    db.session.commit()
+    return connection
+
+
+def same_chat(connection: Connection) -> list[Connection]:
+    """The owner's other live connections to the chat ``connection`` reaches (same name and
+    type, as the Notify server reports them): sending to both sends twice."""
+    if not connection.target_name:
+        return []
+    return list(
+        db.session.scalars(
+            select(Connection).where(
+                Connection.owner_id == connection.owner_id,
+                Connection.id != connection.id,
+                Connection.status != ConnectionStatus.REVOKED,
+                Connection.target_name == connection.target_name,
+                Connection.target_type == connection.target_type,
+            )
+        )
+    )
 
 
 def token_of(connection: Connection) -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -152,6 +152,7 @@ def deliver_one(
         rate_limit = answer.rate_limit
     except NotifyError as caught:
         error = caught
+        answer = None
     call_seconds = time.perf_counter() - clock
     outcome = classify(
         error,
@@ -161,6 +162,9 @@ def deliver_one(
         now=utcnow(),
         policy=settings.policy,
     )
+    if answer is not None and answer.pending:
+        # Accepted, not delivered yet (this site's relay): followed by services/remote_pending.
+        outcome = replace(outcome, kind=OutcomeKind.AT_SERVER, remote_message_id=answer.message_id)
     fenced = retrying(finish, until, row.id, claim, outcome, attempt_id=attempt_id)
     metrics.delivery_finished(
         outcome,
@@ -190,6 +194,14 @@ def finish(
         values["attempts"] = Notification.attempts + 1
     if outcome.kind == OutcomeKind.DELIVERED:
         values.update(status=NotificationStatus.DELIVERED, finished_at=now)
+        values.update(columns("last_error", None))
+    elif outcome.kind == OutcomeKind.AT_SERVER:
+        follow = timedelta(seconds=float(current_app.config["DELIVERY_FOLLOW_SECONDS"]))
+        values.update(
+            status=NotificationStatus.AT_SERVER,
+            remote_message_id=outcome.remote_message_id,
+            next_attempt_at=now + follow,
+        )
         values.update(columns("last_error", None))
     elif outcome.kind in (OutcomeKind.FAILED, OutcomeKind.REVOKED, OutcomeKind.UNREACHABLE):
         values.update(status=NotificationStatus.FAILED, finished_at=now)

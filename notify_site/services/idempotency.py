@@ -8,9 +8,12 @@ same request gets that stored answer, byte for byte, and writes nothing; the sam
 different request is refused with :class:`IdempotencyKeyReusedError`.
 
 Concurrent repeats are decided by the unique constraint on ``(api_key_id, key)``: every request
-inserts its record *first*, before writing anything else. PostgreSQL makes a second insert of
-the same key wait for the first transaction and then fail; SQLite lets one writer in at a time.
-The loser rolls back, reads the winner's committed answer and replays it.
+*claims* the key first, before writing anything else, with one
+``INSERT … ON CONFLICT DO NOTHING RETURNING id`` — a new key costs that one statement and no
+read. PostgreSQL makes a second insert of the same key wait for the first transaction, then
+insert nothing (or insert, if the first rolled back); SQLite lets one writer in at a time.
+Only the loser reads: it ends its transaction, reads the winner's committed answer and replays
+it.
 
 Only answers that wrote something are stored. A request refused for bad input wrote nothing,
 so a corrected retry may reuse its key.
@@ -22,12 +25,14 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
+from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import ApiKey, IdempotencyRecord
 from notify_site.services import ServiceError
@@ -39,6 +44,8 @@ KEY_MAX_CHARS = 255
 # A claim can only fail because another request holds the key; that request has committed by
 # the time our insert fails, so the next look finds its answer. The bound is a safety net.
 MAX_CLAIMS = 3
+#: How long a key's answer is replayed: after that the same key is a new request.
+IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
 class IdempotencyKeyError(ServiceError):
@@ -100,16 +107,20 @@ def execute(
         return Answer(status_code, body)
 
     for _ in range(MAX_CLAIMS):
-        stored = stored_answer(api_key, key, request_hash)
-        if stored is not None:
-            return stored
-        record = _claim(api_key, key, request_hash)
-        if record is None:
-            continue  # another request holds the key: look again for its answer
+        record_id = _claim(api_key, key, request_hash)
+        if record_id is None:
+            # Another request holds the key: end this transaction (it wrote nothing) and read
+            # the answer it committed.
+            db.session.rollback()
+            stored = stored_answer(api_key, key, request_hash)
+            if stored is not None:
+                return stored
+            continue  # its holder rolled back meanwhile: claim again
         try:
             status_code, body = action()
-            record.status_code = status_code
-            record.response_json = body
+            db.session.execute(
+                _RECORD_ANSWER, {"record_id": record_id, "status_code": status_code, "body": body}
+            )
             db.session.commit()
         except Exception:
             db.session.rollback()
@@ -123,7 +134,10 @@ def execute(
 def stored_answer(api_key: ApiKey | AuthenticatedKey, key: str, request_hash: str) -> Answer | None:
     """The stored answer for ``key``, None if there is none.
 
-    Raises :class:`IdempotencyKeyReusedError` when it answered a different request.
+    A record older than 24 hours has expired (services/housekeeping.py deletes them in the
+    background): it is deleted here in the caller's transaction, before the new claim, and the
+    key is free again. Raises :class:`IdempotencyKeyReusedError` when it answered a different
+    request.
     """
     record = db.session.scalar(
         select(IdempotencyRecord).where(
@@ -131,6 +145,10 @@ def stored_answer(api_key: ApiKey | AuthenticatedKey, key: str, request_hash: st
         )
     )
     if record is None:
+        return None
+    if record.created_at < utcnow() - IDEMPOTENCY_TTL:
+        db.session.delete(record)
+        db.session.flush()
         return None
     if record.request_hash != request_hash:
         raise IdempotencyKeyReusedError(
@@ -142,24 +160,37 @@ def stored_answer(api_key: ApiKey | AuthenticatedKey, key: str, request_hash: st
     return Answer(record.status_code, record.response_json, replayed=True)
 
 
-def _claim(
-    api_key: ApiKey | AuthenticatedKey, key: str, request_hash: str
-) -> IdempotencyRecord | None:
-    """Insert the record that reserves ``key``; None if another request holds it.
+_records = IdempotencyRecord.__table__
+# Built once per dialect: the claim is the dialects' INSERT … ON CONFLICT DO NOTHING RETURNING,
+# which SQLAlchemy's generic insert() does not spell.
+_CLAIMS = {
+    name: dialect.insert(_records)
+    .on_conflict_do_nothing(index_elements=[_records.c.api_key_id, _records.c.key])
+    .returning(_records.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_RECORD_ANSWER = (
+    update(_records)
+    .where(_records.c.id == bindparam("record_id"))
+    .values(status_code=bindparam("status_code"), response_json=bindparam("body"))
+)
+
+
+def _claim(api_key: ApiKey | AuthenticatedKey, key: str, request_hash: str) -> int | None:
+    """Insert the record that reserves ``key`` and return its id; None if another request
+    holds it (nothing inserted, nothing read).
 
     This is the transaction's first write: the rows the action adds will share it.
     """
-    record = IdempotencyRecord(
-        api_key_id=api_key.id,
-        key=key,
-        request_hash=request_hash,
-        status_code=0,  # filled in before the commit: no one ever sees the placeholder
-        response_json="",
-    )
-    db.session.add(record)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        return None
-    return record
+    statement = _CLAIMS[db.session.get_bind().dialect.name]
+    return db.session.execute(
+        statement,
+        {
+            "api_key_id": api_key.id,
+            "key": key,
+            "request_hash": request_hash,
+            "status_code": 0,  # filled in before the commit: no one ever sees the placeholder
+            "response_json": "",
+            "created_at": utcnow(),
+        },
+    ).scalar()

@@ -9,6 +9,9 @@ Pure functions (no database, no HTTP), so that every rule of SPEC 4.4 is unit-te
   unreachable: the token is kept (the chat may come back), but its queued notifications fail
   with :data:`CHAT_UNREACHABLE`;
 - 429, or a window already spent → wait until Reset **without spending an attempt**;
+- 429 with ``"reason": "monthly_limit"`` (the relay's LINE channel spent its month) → failed,
+  "refused: monthly limit": the server refused it, and no hourly reset brings the month back;
+  likewise ``"reason": "monthly_budget"`` (a monthly LINE budget set at the relay is spent);
 - 5xx, timeouts, connection errors → retry after a full-jitter exponential backoff, capped;
   failed once the attempts or the age run out (the shared :class:`RetryPolicy` of
   :mod:`notify_site.outbox`, which the relay's LINE pushes use too).
@@ -48,11 +51,14 @@ class OutcomeKind:
     WAIT = "wait"  # rate limited: try again at Reset, no attempt spent
     REVOKED = "revoked"
     UNREACHABLE = "unreachable"  # the chat blocked the bot or removed it; the token is sound
+    AT_SERVER = "at_server"  # accepted, but pending at the Notify server (an extension)
 
 
 # A notification's last_error (English, with a code pages translate: stored_text.py).
 CONNECTION_REVOKED = site_text("connection_revoked")
 CHAT_UNREACHABLE = site_text("chat_unreachable")
+MONTHLY_LIMIT = site_text("refused_monthly_limit")
+MONTHLY_BUDGET = site_text("refused_monthly_budget")
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,8 @@ class Outcome:
     error: StoredText | None = None
     retry_at: datetime | None = None
     rate_limit: RateLimit | None = None
+    #: The server's message id, for AT_SERVER.
+    remote_message_id: str | None = None
 
 
 def wait_until(rate_limit: RateLimit | None, now: datetime, policy: RetryPolicy) -> datetime:
@@ -93,6 +101,13 @@ def classify(
     status = error.status_code
     limits = error.rate_limit or rate_limit
     reason = error_text(error)
+    if isinstance(error, RateLimitedError) and error.monthly_limit:
+        # The relay's LINE channel has spent its month: no hourly reset brings it back, and
+        # the server refused this message (it will not send it later).
+        return Outcome(OutcomeKind.FAILED, True, status, MONTHLY_LIMIT, None, limits)
+    if isinstance(error, RateLimitedError) and error.monthly_budget:
+        # A monthly LINE budget at the relay is spent: refused now, not sent later either.
+        return Outcome(OutcomeKind.FAILED, True, status, MONTHLY_BUDGET, None, limits)
     if isinstance(error, RateLimitedError):
         return Outcome(
             OutcomeKind.WAIT, False, status, reason, wait_until(limits, now, policy), limits

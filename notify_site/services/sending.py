@@ -28,13 +28,15 @@ What it raises is a :class:`~notify_site.services.ServiceError`: :class:`Unknown
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import and_, bindparam, or_, select
 
@@ -44,15 +46,13 @@ from notify_site.extensions import db
 from notify_site.i18n import status_word
 from notify_site.models import ApiKey, Connection, ConnectionStatus, NotificationStatus, User
 from notify_site.notify_content import Content
-from notify_site.services import ServiceError, idempotency, notifications
+from notify_site.services import ServiceError, group_commit, idempotency, notifications
+from notify_site.services.api_keys import TOUCH_INTERVAL, AuthenticatedKey, KeyOwner
 from notify_site.services.notifications import (
     ConnectionRef,
     QueuedNotification,
     ResolvedConnection,
 )
-
-if TYPE_CHECKING:
-    from notify_site.services.api_keys import AuthenticatedKey
 
 # Ids are 32-bit wherever we store them: a longer number cannot be an id, only a label.
 CONNECTION_ID_MAX = 2**31 - 1
@@ -336,7 +336,6 @@ def find_targets(sender: Sender, refs: Sequence[int | str]) -> list[ResolvedConn
     A string of digits is an id first, then a label. When several of the sender's connections
     share a label, the active one wins, then the newest. One query, whatever the refs.
     """
-    any_owner = sender.reaches_every_connection
     ids = {ref_id for ref in refs if (ref_id := _ref_id(ref)) is not None}
     labels = {ref for ref in refs if isinstance(ref, str)}
     if len(refs) == 1:
@@ -351,6 +350,22 @@ def find_targets(sender: Sender, refs: Sequence[int | str]) -> list[ResolvedConn
         statement = _CONNECTIONS_BY_REFS
         parameters = {"ids": list(ids), "owner_id": sender.id, "labels": list(labels)}
     candidates = [ResolvedConnection(*row) for row in db.session.execute(statement, parameters)]
+    found = choose_targets(sender, refs, candidates)
+    for connection in found:
+        if isinstance(connection, Exception):
+            raise connection
+    return found  # type: ignore[return-value]
+
+
+def choose_targets(
+    sender: Sender, refs: Sequence[int | str], candidates: list[ResolvedConnection]
+) -> list[ResolvedConnection | ServiceError]:
+    """The rules of :func:`find_targets` over rows already read (the fast path reads them with
+    the key): the connections in order, without repeats; or, for the first ref that names
+    none or an inactive one, the error alone."""
+    any_owner = sender.reaches_every_connection
+    ids = {ref_id for ref in refs if (ref_id := _ref_id(ref)) is not None}
+    labels = {ref for ref in refs if isinstance(ref, str)}
     by_id = {c.id: c for c in candidates if c.id in ids and (any_owner or c.owner_id == sender.id)}
     by_label: dict[str, ResolvedConnection] = {}
     for connection in sorted(candidates, key=_label_preference):
@@ -363,29 +378,32 @@ def find_targets(sender: Sender, refs: Sequence[int | str]) -> list[ResolvedConn
         if connection is None and isinstance(ref, str):
             connection = by_label.get(ref)
         if connection is None:
-            raise UnknownConnectionError(gettext("no connection %(ref)s", ref=repr(ref)))
-        _check_active(connection)
+            return [UnknownConnectionError(gettext("no connection %(ref)s", ref=repr(ref)))]
+        problem = _inactive_problem(connection)
+        if problem is not None:
+            return [problem]
         found.setdefault(connection.id, connection)
     return list(found.values())
 
 
-def _check_active(connection: ResolvedConnection) -> None:
+def _inactive_problem(connection: ResolvedConnection) -> InactiveConnectionError | None:
+    if connection.status == ConnectionStatus.ACTIVE:
+        return None
     if connection.status == ConnectionStatus.UNREACHABLE:
-        raise InactiveConnectionError(
+        return InactiveConnectionError(
             gettext(
                 "connection %(label)s is unreachable: the chat blocked the bot or removed it "
                 "from the group. Once it is back, press Refresh.",
                 label=repr(connection.label),
             )
         )
-    if connection.status != ConnectionStatus.ACTIVE:
-        raise InactiveConnectionError(
-            gettext(
-                "connection %(label)s is %(status)s; connect it again",
-                label=repr(connection.label),
-                status=status_word(connection.status),
-            )
+    return InactiveConnectionError(
+        gettext(
+            "connection %(label)s is %(status)s; connect it again",
+            label=repr(connection.label),
+            status=status_word(connection.status),
         )
+    )
 
 
 def _ref_id(ref: int | str) -> int | None:
@@ -399,3 +417,108 @@ def _ref_id(ref: int | str) -> int | None:
 
 def _label_preference(connection: ResolvedConnection) -> tuple[bool, int]:
     return connection.status == ConnectionStatus.ACTIVE, connection.id
+
+
+# ---------------------------------------------------------------------------- the fast path
+# The common accept — an API key, one connection by id or label, a checked content, no
+# idempotency key, no send-later — in one read and one write: the key, its owner and the
+# candidate connections in one query, then the row. Anything else, and any doubt (no such key,
+# revoked, a disabled owner, a key whose last use is due to be recorded, a connection that is
+# missing or inactive), returns None *before writing*, and the caller takes the general path,
+# which answers the same request in full (tests/unit/test_fast_accept.py checks that the two
+# agree on random keys, owners, labels, revocations and inputs).
+
+_api_keys = ApiKey.__table__
+_users = User.__table__
+_FAST_LOOKUP = (
+    select(
+        _api_keys.c.id,
+        _api_keys.c.key_hash,
+        _api_keys.c.revoked_at,
+        _api_keys.c.last_used_at,
+        _api_keys.c.owner_id,
+        _users.c.is_admin,
+        _users.c.disabled_at,
+        *_RESOLVED_COLUMNS,
+    )
+    .select_from(
+        _api_keys.join(_users, _users.c.id == _api_keys.c.owner_id).join(
+            _connections,
+            or_(
+                _connections.c.id == bindparam("id"),
+                and_(
+                    _connections.c.owner_id == _api_keys.c.owner_id,
+                    _connections.c.label == bindparam("label"),
+                ),
+            ),
+        )
+    )
+    .where(_api_keys.c.key_hash == bindparam("key_hash"))
+)
+
+
+def fast_send(key_hash: str, ref: int | str, content: Content) -> SendResult | None:
+    """Queue ``content`` to ``ref`` for the API key whose hash is ``key_hash``, in one read
+    and one write, when this is the common case that needs nothing more; else None, having
+    written nothing (see above). A revoked key is refused at once: the key is read every time.
+    """
+    group = current_app.config["GROUP_COMMIT"]
+    parameters = {
+        "key_hash": key_hash,
+        "id": _ref_id(ref),
+        "label": ref if isinstance(ref, str) else None,
+    }
+    if group:
+        # A plain connection (no ORM session: nothing here needs one), back in the pool
+        # before the request waits for the group's commit.
+        with db.engine.connect() as connection:
+            rows = connection.execute(_FAST_LOOKUP, parameters).all()
+    else:
+        rows = db.session.execute(_FAST_LOOKUP, parameters).all()
+    if not rows:
+        return _not_fast(group)
+    first = rows[0]
+    last_used = first.last_used_at
+    if (
+        not hmac.compare_digest(first.key_hash, key_hash)
+        or first.revoked_at is not None
+        or first.disabled_at is not None
+        or last_used is None
+        or utcnow() - last_used >= TOUCH_INTERVAL
+    ):
+        return _not_fast(group)
+    api_key = AuthenticatedKey(
+        id=first.id,
+        owner=KeyOwner(id=first.owner_id, is_admin=first.is_admin),
+        last_used_at=last_used,
+    )
+    sender = Sender.by_key(api_key)
+    candidates = [ResolvedConnection(row[7], row[8], row[9], row[10]) for row in rows]
+    found = choose_targets(sender, [ref], candidates)
+    if not found or isinstance(found[0], Exception):
+        return _not_fast(group)
+    if not group:
+        queued = notifications.queue_notifications(sender, found, content, api_key=api_key)
+    else:
+        # The row goes into the process's next shared transaction; the answer waits for its
+        # commit (services/group_commit.py).
+        (connection,) = found
+        writer = group_commit.committer(
+            current_app.extensions, db.engine, current_app.config["GROUP_COMMIT_WINDOW_MS"] / 1000
+        )
+        row_id = writer.insert(
+            notifications.INSERT_NOTIFICATION,
+            notifications.queued_row(connection, content, api_key),  # type: ignore[arg-type]
+        )
+        queued = [
+            QueuedNotification(id=row_id, connection=ConnectionRef(connection.id, connection.label))
+        ]
+    metrics.notifications_queued(Source.API, len(queued))
+    return SendResult(queued)
+
+
+def _not_fast(read_outside_the_session: bool) -> None:
+    """Leave the fast path having written nothing (ending the session's read, if it made one)."""
+    if not read_outside_the_session:
+        db.session.rollback()
+    return None

@@ -26,6 +26,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     g,
     jsonify,
@@ -39,7 +40,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
-from notify_site import serialisers
+from notify_site import seams, serialisers
 from notify_site.charts import Series, bar_chart, chart_key
 from notify_site.extensions import login_manager
 from notify_site.forms import ConfirmForm
@@ -233,6 +234,13 @@ def _page_context(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _notices() -> list[str]:
+    """What other houses want admins to see first (the relay: its monthly LINE quota)."""
+    return [
+        text for warnings in seams.items(current_app, seams.ADMIN_NOTICES) for text in warnings()
+    ]
+
+
 @bp.get("")
 def index():
     state = _state()
@@ -240,6 +248,7 @@ def index():
     return render_template(
         "admin/index.html",
         **context,
+        notices=_notices(),
         charts=_charts(context["summary"].chart),
         statuses=service.CONNECTION_STATUSES,
         stuck_after_minutes=int(service.STUCK_AFTER.total_seconds() // 60),

@@ -19,7 +19,8 @@ from flask_login import current_user, login_required, login_user, logout_user
 from notify_site.forms import ConfirmForm, LoginForm, RegisterForm
 from notify_site.ratelimit import client_address, login_throttle
 from notify_site.security import safe_local_path
-from notify_site.services import ServiceError, accounts
+from notify_site.services import ServiceError, accounts, line_accounts
+from notify_site.views import line_login
 
 bp = Blueprint("auth", __name__)
 
@@ -71,23 +72,38 @@ def login():
                 ),
                 "error",
             )
-            page = render_template("auth/login.html", form=form)
+            page = _login_page(form)
             return page, 429, {"Retry-After": str(wait)}
         try:
             user = accounts.authenticate(form.username.data, form.password.data)
         except accounts.AccountDisabledError as error:
             flash(str(error), "error")
-            return render_template("auth/login.html", form=form), 403
+            return _login_page(form), 403
         if user is None:
             form.password.errors.append(_("Wrong username or password."))
         else:
             throttle.succeeded(form.username.data, address)
             target = _safe_next()
+            # A LINE sign-in that no account held waits for this one (views/line_login.py).
+            pending = line_login.take_pending()
             # A fresh session at sign-in: nothing planted before it survives (session fixation).
             session.clear()
             _sign_in(user)
+            if pending is not None:
+                line_login.link_pending(user, pending)
+                return redirect(url_for("settings.index"))
             return redirect(target)
-    return render_template("auth/login.html", form=form)
+    return _login_page(form)
+
+
+def _login_page(form: LoginForm) -> str:
+    return render_template(
+        "auth/login.html",
+        form=form,
+        line_login=line_accounts.configured(),
+        line_form=ConfirmForm(formdata=None),
+        line_pending=line_login.pending_sign_in() is not None,
+    )
 
 
 def _sign_in(user) -> None:

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from notify_site.extensions import csrf
-from notify_site.forms import ConfirmForm, ConnectForm
+from notify_site.forms import ConfirmForm, ConnectForm, RenameForm
 from notify_site.services import connecting
 from notify_site.services import connections as service
 
@@ -99,6 +99,16 @@ def callback():
     else:
         message = _("Connected “%(label)s” to the chat.", label=connection.label)
     flash(message, "success")
+    twins = service.same_chat(connection)
+    if twins:
+        flash(
+            _(
+                "This chat is also connected as “%(labels)s”: a message sent to both arrives "
+                "twice. Disconnect the one you no longer need.",
+                labels="”, “".join(twin.label for twin in twins),
+            ),
+            "info",
+        )
     return redirect(url_for("connections.index"))
 
 
@@ -139,6 +149,46 @@ def revoke(connection_id: int):
             "dashboard.index" if request.args.get("next") == "dashboard" else "connections.index"
         )
     )
+
+
+@bp.post("/connections/<int:connection_id>/label")
+@login_required
+def rename(connection_id: int):
+    form = RenameForm()
+    if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            abort(400)
+        flash(" ".join(str(error) for error in form.label.errors), "error")
+        return redirect(url_for("connections.index"))
+    try:
+        old = service.get_connection(current_user, connection_id).label
+        connection = service.rename_connection(current_user, connection_id, form.label.data)
+    except service.ConnectionNotFoundError:
+        abort(404)
+    flash(_("“%(old)s” is now “%(label)s”.", old=old, label=connection.label), "success")
+    return redirect(url_for("connections.index"))
+
+
+@bp.post("/connections/<int:connection_id>/remove")
+@login_required
+def remove(connection_id: int):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        connection = service.remove_connection(current_user, connection_id)
+    except service.ConnectionNotFoundError:
+        abort(404)
+    except service.ConnectionActionError as error:
+        flash(str(error), "error")
+    else:
+        flash(
+            _(
+                "“%(label)s” is off the list; its notifications stay in the history.",
+                label=connection.label,
+            ),
+            "success",
+        )
+    return redirect(url_for("connections.index"))
 
 
 @bp.post("/connections/<int:connection_id>/refresh")

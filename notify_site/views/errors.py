@@ -49,7 +49,7 @@ def http_error(error: HTTPException):
     if answer is not None:
         return answer
     code = (error.name or "error").lower().replace(" ", "_")
-    return _render(error.code or 500, code, describe(error))
+    return _render(error.code or 500, code, describe(error, json=wants_json()))
 
 
 def unexpected_error(error: Exception):

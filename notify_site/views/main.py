@@ -1,8 +1,8 @@
-"""The landing page and the load balancer's health check."""
+"""The landing page, the load balancer's health check, and /favicon.ico."""
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, url_for
+from flask import Blueprint, current_app, redirect, render_template, send_from_directory, url_for
 from flask_login import current_user
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -17,6 +17,15 @@ def index():
     if current_user.is_authenticated:
         return redirect(url_for("dashboard.index"))
     return render_template("main/index.html")
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """The site's icon where browsers and tools look without reading the page (issue 20): the
+    same SVG the pages link to."""
+    return send_from_directory(
+        current_app.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=86400
+    )
 
 
 @bp.get("/healthz")

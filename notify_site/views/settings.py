@@ -21,9 +21,16 @@ from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from notify_site import i18n
-from notify_site.forms import DeleteAccountForm, LanguageForm, PasswordChangeForm, SettingsForm
+from notify_site.forms import (
+    ConfirmForm,
+    DeleteAccountForm,
+    LanguageForm,
+    PasswordChangeForm,
+    SetPasswordForm,
+    SettingsForm,
+)
 from notify_site.security import safe_local_path
-from notify_site.services import account_deletion, accounts
+from notify_site.services import account_deletion, accounts, line_accounts
 
 bp = Blueprint("settings", __name__)
 
@@ -72,11 +79,20 @@ def _settings_form() -> SettingsForm:
     return form
 
 
-def _settings_page(form: SettingsForm, password_form: PasswordChangeForm, status: int = 200):
+def _password_form(formdata=None) -> PasswordChangeForm | SetPasswordForm:
+    """Change the password; or, for an account made with LINE that has none, set one."""
+    if current_user.password_hash is None:
+        return SetPasswordForm(formdata=formdata)
+    return PasswordChangeForm(formdata=formdata)
+
+
+def _settings_page(form: SettingsForm, password_form, status: int = 200):
     return render_template(
         "settings/index.html",
         form=form,
         password_form=password_form,
+        line_login=line_accounts.configured(),
+        line_form=ConfirmForm(formdata=None),
         suggested_zones=SUGGESTED_ZONES,
         default_zone=i18n.DEFAULT_TIMEZONES.get(str(i18n.select_locale()), "UTC"),
     ), status
@@ -94,7 +110,7 @@ def _current_settings() -> SettingsForm:
 @login_required
 def index():
     if request.method == "GET":
-        return _settings_page(_current_settings(), PasswordChangeForm(formdata=None))
+        return _settings_page(_current_settings(), _password_form())
     form = _settings_form()
     if form.validate_on_submit():
         locale = form.locale.data or None
@@ -104,18 +120,17 @@ def index():
         response = redirect(url_for("settings.index"))
         return _remember(response, locale) if locale else response
     status = 400 if form.errors else 200
-    return _settings_page(form, PasswordChangeForm(formdata=None), status)
+    return _settings_page(form, _password_form(), status)
 
 
 @bp.post("/settings/password")
 @login_required
 def password():
-    form = PasswordChangeForm()
+    form = _password_form(request.form)
     if form.validate_on_submit():
+        current = form.current_password.data if hasattr(form, "current_password") else ""
         try:
-            accounts.change_password(
-                current_user, form.current_password.data, form.new_password.data
-            )
+            accounts.change_password(current_user, current, form.new_password.data)
         except accounts.WrongPasswordError as error:
             form.current_password.errors.append(str(error))
         except accounts.PasswordRuleError as error:

@@ -28,15 +28,20 @@ GENERIC_MESSAGES = {
     500: _l("Something went wrong on our side. Try again in a moment."),
     503: _l("The site is briefly unavailable. Try again in a moment."),
 }
+# A program reading JSON has no home page to go back to (issue 20).
+JSON_MESSAGES = {
+    404: _l("Nothing is at this address. The API's paths are listed in /api/v1/openapi.json."),
+}
 
 
-def describe(error: HTTPException) -> str:
-    """The error's own message (the views pass translated ones), else a translated generic one."""
+def describe(error: HTTPException, *, json: bool = False) -> str:
+    """The error's own message (the views pass translated ones), else a translated generic one
+    (``json``: worded for a program, not for a person in a browser)."""
     status = error.code or 500
     default = type(error).description
     if error.description and error.description != default:
         return error.description
-    generic = GENERIC_MESSAGES.get(status)
+    generic = (JSON_MESSAGES if json else {}).get(status) or GENERIC_MESSAGES.get(status)
     return str(generic) if generic is not None else (error.description or error.name)
 
 

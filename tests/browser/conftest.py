@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import Live
+from tests.factories import seed_every_page
+from tests.pages import SMOKE_CONFIG, collection_app, pages_for
+
 CHROMIUM = os.environ.get("NOTIFY_SITE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -43,3 +47,27 @@ def page(chromium):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+def _html_pages():
+    with collection_app() as app:
+        return [page for page in pages_for(app) if page.kind == "html"]
+
+
+#: The whole pages (kind "html") of the all-pages list, tests/pages.py.
+HTML_PAGES = _html_pages()
+
+
+@pytest.fixture(scope="module")
+def every_page_site(tmp_path_factory):
+    """A live site with data on every page (tests.factories.seed_every_page: the admin is
+    "root") and the path of each of :data:`HTML_PAGES`, as (page, path): for the tests that
+    walk every page (accessibility, phone width). One per module: the walks only read."""
+    live = Live(tmp_path_factory.mktemp("every-page"), **SMOKE_CONFIG)
+    try:
+        data = seed_every_page(live.app)
+        with live.app.test_request_context():
+            paths = [(page, page.url(data)) for page in HTML_PAGES]
+        yield live, paths
+    finally:
+        live.stop()

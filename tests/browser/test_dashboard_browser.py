@@ -1,5 +1,5 @@
 """A person in Chromium watches their dashboard: quota gauges with a ticking countdown, the
-chart of sends per hour, figures that refresh themselves, and Refresh / Revoke buttons."""
+chart of sends per hour, figures that refresh themselves, and Refresh / Disconnect buttons."""
 
 from __future__ import annotations
 
@@ -149,11 +149,11 @@ def test_a_chat_connected_meanwhile_appears_and_its_buttons_ask_first(live, page
     expect(night.locator("[data-field=status]")).to_have_text("active")
     assert page.evaluate("document.body.dataset.marker") == "same page"  # no reload
 
-    question = dismissed_question(page, night.get_by_role("button", name="Revoke"))
+    question = dismissed_question(page, night.get_by_role("button", name="Disconnect"))
     assert question == "Disconnect “Night shift”? Messages can no longer be sent to this chat."
     expect(night.locator("[data-field=status]")).to_have_text("active")
     page.once("dialog", lambda dialog: dialog.accept())
-    night.get_by_role("button", name="Revoke").click()
+    night.get_by_role("button", name="Disconnect").click()
     expect(page.locator(".flash-success")).to_contain_text("“Night shift” is disconnected")
     expect(night.locator("[data-field=status]")).to_have_text("revoked")
 
@@ -170,10 +170,10 @@ def test_refresh_and_revoke_return_to_the_dashboard(live, page):
     expect(family.locator("[data-gauge=calls] [data-field=remaining]")).to_have_text("998")
 
     page.once("dialog", lambda dialog: dialog.accept())
-    family.get_by_role("button", name="Revoke").click()
+    family.get_by_role("button", name="Disconnect").click()
     expect(page).to_have_url(f"{live.site}/dashboard")
     expect(page.locator(".flash-success")).to_contain_text("“Family alerts” is disconnected")
     expect(family.locator("[data-field=status]")).to_have_text("revoked")
     expect(family.get_by_role("button")).to_have_count(0)
-    expect(quota_card(page, "Me").get_by_role("button", name="Revoke")).to_be_visible()
+    expect(quota_card(page, "Me").get_by_role("button", name="Disconnect")).to_be_visible()
     screenshot(page, "dashboard-after-revoke")

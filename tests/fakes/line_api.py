@@ -1,9 +1,12 @@
 """A fake LINE Messaging API over real HTTP, for the relay's channel mode.
 
-It serves the endpoints the relay uses (push, reply, profile, group summary, bot info, quota,
-and the v2.1 channel access token issue / verify / revoke), records every call, and can be
+It serves the endpoints the relay uses (push, reply, profile, group summary, group and room
+member profiles, member counts, bot info, quota and consumption, and the v2.1 channel access
+token issue / verify / revoke), records every call, and can be
 told to answer the next calls to a path with chosen statuses (500, 429, 400...). Pushes follow
-LINE's retry-key rule: a key already accepted answers 409 and sends nothing again. (One fake
+LINE's retry-key rule: a key already accepted answers 409 and sends nothing again. It counts
+the month's consumption as LINE does (one unit per recipient: a group's members) and, over
+``quota``, answers LINE's monthly-limit 429 and sends nothing. (One fake
 server, past 400 lines on purpose: its endpoints share the recorded state.)
 
 **Held to LINE's own documents.** Every request the fake receives is checked against the
@@ -52,6 +55,8 @@ CHANNEL_ID = "1234567890"
 CHANNEL_SECRET = "fake-channel-secret-0123456789abcdef"
 STATIC_TOKEN = "fake-long-lived-channel-token"
 BOT_USER_ID = "U" + "b" * 32
+#: LINE's 429 message once the channel's month is spent (line-platform.md B5).
+MONTHLY_LIMIT_MESSAGE = MONTHLY_LIMIT = "You have reached your monthly limit."
 
 
 @dataclass
@@ -61,6 +66,8 @@ class Call:
     headers: dict[str, str]
     body: bytes
     status: int = 0
+    #: When the fake received it (time.monotonic(); the quota benchmark's latencies).
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def json(self) -> Any:
@@ -83,7 +90,15 @@ class FakeLine:
     valid_tokens: set[str] = field(default_factory=lambda: {STATIC_TOKEN})
     profiles: dict[str, str] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)
+    #: Who is in each group or room (its id → user ids), for the member profile endpoints.
+    members: dict[str, set[str]] = field(default_factory=dict)
+    #: Members of each group or room (``/members/count``; what a push to it costs). A group
+    #: or room not listed has 1 member.
+    member_counts: dict[str, int] = field(default_factory=dict)
     quota: int | None = 200
+    #: Seconds each push takes to answer (LINE is far away; the quota benchmark sets it).
+    push_latency: float = 0.0
+    #: Units spent this month, counted as LINE counts them: one per recipient of each push.
     consumption: int = 0
     bot_name: str = "Notify Relay Bot"
     token_expires_in: int = 30 * 24 * 3600
@@ -96,14 +111,16 @@ class FakeLine:
     #: Every rule of LINE's documents a request to the fake, or an answer of it, broke.
     violations: list[str] = field(default_factory=list)
     contract: LineContract = field(default_factory=line_contract, repr=False)
-    _failures: dict[str, list[int]] = field(default_factory=dict)
+    _failures: dict[str, list[int | tuple[int, dict]]] = field(default_factory=dict)
     _holds: dict[str, threading.Event] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     # --- test controls -------------------------------------------------------------------
 
-    def fail_next(self, path: str, *statuses: int) -> None:
+    def fail_next(self, path: str, *statuses: int | tuple[int, dict]) -> None:
+        """The next calls to ``path`` answer these statuses (with LINE's error body, or the
+        body given as ``(status, body)``: a 400 with ``details``, say)."""
         with self._lock:
             self._failures.setdefault(path, []).extend(statuses)
 
@@ -164,6 +181,8 @@ class FakeLine:
             held.wait(15)
         if refused:
             response = self._error(request.path, 400, "The request does not match the API")
+        elif isinstance(injected, tuple):
+            response = self._json(injected[1], injected[0])
         elif injected is not None:
             response = self._error(request.path, injected, f"injected {injected}")
         else:
@@ -209,6 +228,13 @@ class FakeLine:
             if user_id not in self.profiles:
                 return self._error(path, 404, "Not found")
             return self._json({"userId": user_id, "displayName": self.profiles[user_id]})
+        parts = path.split("/")
+        if len(parts) == 7 and parts[3] in ("group", "room") and parts[5] == "member":
+            chat_id, user_id = parts[4], parts[6]
+            if user_id not in self.members.get(chat_id, set()):
+                return self._error(path, 404, "Not found")
+            name = self.profiles.get(user_id, "LINE member")
+            return self._json({"displayName": name, "userId": user_id})
         if path.startswith("/v2/bot/group/") and path.endswith("/summary"):
             group_id = path.split("/")[4]
             if group_id not in self.groups:
@@ -224,6 +250,8 @@ class FakeLine:
                     "markAsReadMode": "auto",
                 }
             )
+        if path.endswith("/members/count") and path.startswith(("/v2/bot/group/", "/v2/bot/room/")):
+            return self._json({"count": self.member_counts.get(path.split("/")[4], 1)})
         if path == "/v2/bot/message/quota":
             if self.quota is None:
                 return self._json({"type": "none"})
@@ -233,6 +261,8 @@ class FakeLine:
         return self._error(path, 404, "Not found")
 
     def _push(self, call: Call) -> Response:
+        if self.push_latency:
+            time.sleep(self.push_latency)
         key = call.header("x-line-retry-key")
         with self._lock:
             if key and key in self.accepted_keys:
@@ -246,13 +276,24 @@ class FakeLine:
                 )
                 response.headers["x-line-accepted-request-id"] = previous["requestId"]
                 return response
+            # LINE counts one unit per recipient, whatever the number of message objects:
+            # a user costs 1, a group or room its members (line-platform.md B5, B8).
+            cost = self.cost_of(call.json.get("to", ""))
+            if self.quota is not None and self.consumption + cost > self.quota:
+                # Over the month's limit LINE sends nothing and says so (B5).
+                return self._error(call.path, 429, MONTHLY_LIMIT_MESSAGE)
             sent = [{"id": str(next(self._ids))} for _ in call.json.get("messages", [])]
             record = {"body": call.json, "retryKey": key, "sentMessages": sent}
             record["requestId"] = str(uuid.uuid4())
             self.accepted_keys[key or f"no-key-{len(self.accepted_keys)}"] = record
-            # LINE counts one message per recipient (a push to a user: one).
-            self.consumption += 1
+            self.consumption += cost
         return self._json({"sentMessages": sent})
+
+    def cost_of(self, to: str) -> int:
+        """What a push to ``to`` costs: 1 for a user, the member count for a group or room."""
+        if to.startswith(("C", "R")):
+            return self.member_counts.get(to, 1)
+        return 1
 
     def _oauth(self, request: Request, call: Call) -> Response:
         path = request.path

@@ -118,7 +118,7 @@ def test_list_shows_name_prefix_last_use_and_volume(app, signed_in):
     row = row[: row.index("</tr>")]
     assert "reporting" in row
     assert plaintext[:12] in row
-    assert '<td class="volume">2</td>' in row
+    assert '<td class="volume" data-label="Sent">2</td>' in row
     assert "never" not in row  # it was used
     assert 'data-confirm="Revoke the key' in row
 

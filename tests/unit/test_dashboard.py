@@ -101,11 +101,11 @@ def test_page_offers_refresh_and_revoke_that_come_back_here(app, signed_in, alic
     page = parse(signed_in.get("/dashboard").get_data(as_text=True))
     ops = card(page, connection_id)
     forms = {f.one("button").text: f for f in ops.find_all("form")}
-    assert set(forms) == {"Refresh", "Revoke"}
+    assert set(forms) == {"Refresh", "Disconnect"}
     base = f"/connections/{connection_id}"
     assert forms["Refresh"].attrs["action"] == f"{base}/refresh?next=dashboard"
-    assert forms["Revoke"].attrs["action"] == f"{base}/revoke?next=dashboard"
-    assert forms["Revoke"].attrs["data-confirm"].startswith("Disconnect “Night shift”?")
+    assert forms["Disconnect"].attrs["action"] == f"{base}/revoke?next=dashboard"
+    assert forms["Disconnect"].attrs["data-confirm"].startswith("Disconnect “Night shift”?")
     assert "spends one call" in ops.text
 
 

@@ -646,3 +646,64 @@ def test_is_spent_compares_instants_not_wall_clocks():
 def test_is_spent_refuses_a_naive_datetime():
     with pytest.raises(ValueError, match="aware"):
         RateLimit(remaining=0, reset=0).is_spent(datetime(2024, 1, 1))
+
+
+# --- The relay's extensions (issue 22) ---------------------------------------------------------
+
+
+def test_a_plain_200_is_delivered_and_not_pending(mocked, api):
+    mocked.post(NOTIFY_URL, json=OK)
+    result = api.notify(TOKEN, "hello")
+    assert (result.delivery, result.message_id, result.pending) == (None, None, False)
+
+
+def test_a_pending_200_carries_the_message_id(mocked, api):
+    mocked.post(NOTIFY_URL, json={**OK, "delivery": "pending", "messageId": "AbC_12-x"})
+    result = api.notify(TOKEN, "hello")
+    assert (result.delivery, result.message_id, result.pending) == ("pending", "AbC_12-x", True)
+
+
+@pytest.mark.parametrize("message_id", [None, 7, "../x", "a" * 65])
+def test_a_pending_200_without_a_usable_id_is_not_followed(mocked, api, message_id):
+    mocked.post(NOTIFY_URL, json={**OK, "delivery": "pending", "messageId": message_id})
+    assert api.notify(TOKEN, "hello").pending is False
+
+
+def test_message_state_reads_the_extension(mocked, api):
+    mocked.get(
+        f"{ORIGIN}/api/messages/AbC",
+        json={**OK, "messageId": "AbC", "delivery": "failed", "reason": f"no {TOKEN} here"},
+    )
+    state = api.message_state(TOKEN, "AbC")
+    assert state.delivery == "failed"
+    assert TOKEN not in state.reason
+    assert mocked.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_message_state_refuses_an_id_that_is_not_one(api):
+    with pytest.raises(ValueError, match="not a message id"):
+        api.message_state(TOKEN, "../../api/revoke")
+
+
+def test_a_429_with_reason_monthly_limit_sets_the_flag(mocked, api):
+    mocked.post(
+        NOTIFY_URL,
+        status=429,
+        json={"status": 429, "message": "Monthly", "reason": "monthly_limit"},
+    )
+    with pytest.raises(RateLimitedError) as caught:
+        api.notify(TOKEN, "hello")
+    assert caught.value.monthly_limit is True
+    mocked.post(NOTIFY_URL, status=429, json={"status": 429, "message": "Rate limit exceeded"})
+    with pytest.raises(RateLimitedError) as caught:
+        api.notify(TOKEN, "hello")
+    assert caught.value.monthly_limit is False
+    assert caught.value.monthly_budget is False
+    mocked.post(
+        NOTIFY_URL,
+        status=429,
+        json={"status": 429, "message": "budget spent", "reason": "monthly_budget"},
+    )
+    with pytest.raises(RateLimitedError) as caught:
+        api.notify(TOKEN, "hello")
+    assert (caught.value.monthly_budget, caught.value.monthly_limit) == (True, False)

@@ -166,6 +166,71 @@ def test_an_unreachable_redis_does_not_turn_requests_into_errors(tmp_path, caplo
     assert response.status_code == 302
 
 
+def test_with_the_fallback_off_an_unreachable_redis_fails_closed_with_a_json_503(tmp_path):
+    app = create_app(
+        make_test_config(
+            tmp_path,
+            API_RATE_LIMIT=f"{LIMIT} per minute",
+            RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0",
+            RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 0.5},
+            RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=False,
+        )
+    )
+    init_database(app)
+    key = make_key(app)
+    client = app.test_client()
+    for _ in range(2):  # the first tries Redis; the second is inside the retry pause
+        refused = client.post(
+            "/api/v1/notifications",
+            json={"connection": "Ops", "message": "hi"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert refused.status_code == 503
+        assert refused.get_json()["error"]["code"] == "service_unavailable"
+    with app.app_context():
+        from sqlalchemy import func, select
+
+        from notify_site.extensions import db
+        from notify_site.models import Notification
+
+        assert db.session.scalar(select(func.count()).select_from(Notification)) == 0
+
+
+@pytest.mark.parametrize("strategy", ["moving-window", "sliding-window-counter"])
+def test_the_other_strategies_limit_too(tmp_path, strategy):
+    app = create_app(
+        make_test_config(
+            tmp_path, API_RATE_LIMIT=f"{LIMIT} per minute", RATELIMIT_STRATEGY=strategy
+        )
+    )
+    init_database(app)
+    key = make_key(app)
+    client = app.test_client()
+    for remaining in range(LIMIT - 1, -1, -1):
+        response = api_get(client, key)
+        assert response.status_code == 200
+        assert response.headers["RateLimit-Remaining"] == str(remaining)
+    assert_rate_limited(api_get(client, key))
+
+
+def test_the_presented_key_is_hashed_once_per_request(app, client, monkeypatch):
+    from notify_site import ratelimit
+    from notify_site.services import api_keys
+
+    key = make_key(app)
+    hashed = []
+    real = api_keys.hash_key
+
+    def counting(plaintext):
+        hashed.append(plaintext)
+        return real(plaintext)
+
+    monkeypatch.setattr(api_keys, "hash_key", counting)
+    monkeypatch.setattr(ratelimit, "hash_key", counting)
+    assert api_get(client, key).status_code == 200
+    assert hashed == [key]
+
+
 # ---------------------------------------------------------------------------- sign-in
 
 
@@ -321,6 +386,26 @@ def test_with_redis_two_processes_share_one_api_budget(redis_config):
     assert keys, "the counts were not kept in Redis"
     # Keyed by the key's hash: the key itself is not in Redis.
     assert not any(key.encode() in name for name in keys)
+
+
+def test_with_redis_a_request_is_counted_in_one_round_trip(redis_config):
+    app = create_app(dict(redis_config))
+    init_database(app)
+    key = make_key(app)
+    client = app.test_client()
+    api_get(client, key)  # loads the script into Redis
+    windows = app.extensions["notify_site.key_limits"].shared
+    commands = []
+    real = windows.client.execute_command
+
+    def counting(*args, **kwargs):
+        commands.append(args[0])
+        return real(*args, **kwargs)
+
+    windows.client.execute_command = counting
+    response = api_get(client, key)
+    assert response.headers["RateLimit-Remaining"] == str(LIMIT - 2)
+    assert commands == ["EVALSHA"]
 
 
 def test_with_redis_two_processes_share_the_sign_in_throttle(redis_config):

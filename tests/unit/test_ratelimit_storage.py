@@ -89,4 +89,6 @@ def test_memory_uris_are_served_by_the_sweeping_storage(configured, used):
 
 def test_the_apps_limiter_counts_in_the_sweeping_storage(tmp_path):
     app = create_app(make_test_config(tmp_path))
-    assert isinstance(app.extensions[ratelimit.LIMITER].storage, SweepingMemoryStorage)
+    key_limits = app.extensions[ratelimit.KEY_LIMITS]
+    assert key_limits.shared is key_limits.memory
+    assert isinstance(key_limits.memory.storage, SweepingMemoryStorage)

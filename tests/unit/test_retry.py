@@ -20,6 +20,8 @@ from notify_site.notify_client import (
 from notify_site.services.retry import (
     CHAT_UNREACHABLE,
     CONNECTION_REVOKED,
+    MONTHLY_BUDGET,
+    MONTHLY_LIMIT,
     OutcomeKind,
     RetryPolicy,
     classify,
@@ -90,6 +92,29 @@ def test_429_waits_until_reset_without_spending_an_attempt():
     assert result.kind == OutcomeKind.WAIT
     assert result.spends_attempt is False
     assert result.retry_at == NOW + timedelta(minutes=20)
+
+
+def test_a_monthly_limit_429_is_a_refusal_not_a_wait():
+    """Issue 22: the relay's LINE channel spent its month; no hourly reset brings it back."""
+    error = RateLimitedError("Monthly message limit reached", status_code=429, monthly_limit=True)
+    result = outcome(error, rate_limit=RESET)
+    assert (result.kind, result.status_code, result.error) == (
+        OutcomeKind.FAILED,
+        429,
+        MONTHLY_LIMIT,
+    )
+
+
+def test_a_monthly_budget_429_is_a_refusal_not_a_wait():
+    """A monthly LINE budget set at the relay is spent (issue 15): refused, not retried hourly."""
+    error = RateLimitedError("budget spent", status_code=429, monthly_budget=True)
+    result = outcome(error, rate_limit=RESET)
+    assert (result.kind, result.status_code, result.error) == (
+        OutcomeKind.FAILED,
+        429,
+        MONTHLY_BUDGET,
+    )
+    assert result.spends_attempt is True
 
 
 def test_429_without_reset_waits_the_fallback():

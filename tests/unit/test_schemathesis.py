@@ -53,6 +53,7 @@ def api_key(app) -> str:
 OPERATIONS = {
     "POST /api/v1/notifications",
     "GET /api/v1/notifications/{notification_id}",
+    "GET /api/v1/notifications",
     "GET /api/v1/connections",
     "GET /api/v1/connections/{connection_id}",
     "GET /api/v1/webhooks",

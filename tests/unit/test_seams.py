@@ -79,6 +79,7 @@ def test_the_key_ring_registry_holds_both_houses_columns(tmp_path, relay_enabled
     assert tables == [
         ("connections", "token_ciphertext"),
         ("oauth_states", "verifier_ciphertext"),
+        ("line_login_states", "secrets_ciphertext"),
         ("api_key_reveals", "key_ciphertext"),
         ("relay_line_tokens", "token_ciphertext"),
     ]

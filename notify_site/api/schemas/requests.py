@@ -45,6 +45,7 @@ from notify_site.notify_content import (
     ContentError,
     check_content,
 )
+from notify_site.services import history
 from notify_site.services.notifications import describe_problem
 from notify_site.services.webhooks import manage as webhooks
 from notify_site.services.webhooks.manage import Settings
@@ -339,4 +340,48 @@ class WebhookRequestSchema(Schema):
                 locale=data["locale"],
                 dedupe_seconds=data["dedupe_seconds"],
             ),
+        )
+
+
+class HistoryTime(fields.AwareDateTime):
+    """A history filter's time: RFC 3339 with its offset."""
+
+    default_error_messages = {
+        "invalid": "an RFC 3339 date and time with its offset, e.g. 2031-05-06T07:30:00+09:00",
+        "invalid_awareness": "give the time with its offset (Z or +09:00)",
+    }
+
+
+class HistoryArgsSchema(Schema):
+    """The query of GET /notifications: filters, and the page (a cursor)."""
+
+    connection = fields.Integer(
+        validate=validate.Range(min=1, max=ID_MAX),
+        metadata={"description": "Only this connection's notifications (its id)"},
+    )
+    status = fields.String(
+        validate=validate.OneOf(history.STATUSES), metadata={"description": "Only this status"}
+    )
+    since = HistoryTime(metadata={"description": "Queued at or after this time (RFC 3339)"})
+    until = HistoryTime(metadata={"description": "Queued before this time (RFC 3339)"})
+    q = fields.String(
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "Text found in the message, whatever its case"},
+    )
+    cursor = fields.String(
+        validate=validate.Regexp(r"^[0-9]{1,18}$"),
+        metadata={"description": "The `next_cursor` of the page before: the next, older page"},
+    )
+    per_page = fields.Integer(
+        load_default=history.PER_PAGE_DEFAULT,
+        validate=validate.Range(min=1, max=history.PER_PAGE_MAX),
+    )
+
+    def to_filter(self, args: dict[str, Any]) -> history.HistoryFilter:
+        return history.HistoryFilter(
+            connection_id=args.get("connection"),
+            status=args.get("status"),
+            since=args.get("since"),
+            until=args.get("until"),
+            text=args.get("q"),
         )

@@ -14,6 +14,7 @@ from notify_site.security import external_url
 from notify_site.serialisers import (
     ConnectionSchema,
     NotificationRefSchema,
+    NotificationSchema,
     PaginationSchema,
     ScheduleSchema,
     UTCTimestamp,
@@ -44,6 +45,17 @@ class QueuedNotificationSchema(NotificationRefSchema):
         if data.get("send_at") is None:
             data.pop("send_at", None)
         return data
+
+
+class NotificationListSchema(Schema):
+    """A page of the history, newest first."""
+
+    notifications = fields.List(fields.Nested(NotificationSchema), attribute="items", required=True)
+    next_cursor = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "Give it as `cursor` for the next, older page; null: no more"},
+    )
 
 
 class QueuedResponseSchema(Schema):
@@ -91,7 +103,7 @@ class WebhookNotificationSchema(QueuedNotificationSchema):
 
     status = fields.String(
         required=True,
-        metadata={"enum": [*NotificationStatus.PENDING, *NotificationStatus.TERMINAL]},
+        metadata={"enum": list(NotificationStatus.ALL)},
     )
 
 

@@ -121,7 +121,17 @@ def settings_from_config(config: dict[str, Any]) -> ChannelSettings | None:
             "from it)"
         )
     if not public.startswith("https://"):
-        log.warning("RELAY_PUBLIC_BASE_URL is not https: LINE will not fetch images from it")
+        # LINE fetches images over HTTPS only (line-platform.md B1): every uploaded image would
+        # be refused. Only a development setup, knowingly, may run so.
+        if not config.get("RELAY_LINE_ALLOW_HTTP_PUBLIC_URL"):
+            raise ChannelConfigError(
+                "RELAY_PUBLIC_BASE_URL must start with https:// in channel mode (LINE fetches "
+                "images over HTTPS only); set RELAY_LINE_ALLOW_HTTP_PUBLIC_URL for development"
+            )
+        log.warning(
+            "RELAY_PUBLIC_BASE_URL is not https (allowed for development): LINE will refuse "
+            "uploaded images, which are then reported and their text sent without them"
+        )
     basic_id = config.get("RELAY_LINE_BOT_BASIC_ID") or None
     add_friend = config.get("RELAY_LINE_ADD_FRIEND_URL") or None
     if add_friend is None and basic_id:
@@ -449,3 +459,33 @@ def messaging_api(settings: ChannelSettings | None = None, token: str | None = N
     )
     client = messaging.ApiClient(configuration)
     return _point(messaging.MessagingApi(client), settings.api_base_url)
+
+
+@dataclass(frozen=True)
+class QuotaReading:
+    """This month's quota as LINE reports it: ``limit`` None when the plan has none."""
+
+    limit: int | None
+    #: Messages counted this month so far (LINE says: approximate).
+    used: int
+
+    @property
+    def exhausted(self) -> bool:
+        return self.limit is not None and self.used >= self.limit
+
+
+def read_quota(settings: ChannelSettings) -> QuotaReading:
+    """``GET /v2/bot/message/quota`` and ``/quota/consumption``; ChannelError when LINE
+    cannot be asked (two cheap calls that count no message)."""
+    from linebot.v3 import messaging
+
+    api = messaging_api(settings)
+    try:
+        quota = api.get_message_quota(_request_timeout=settings.timeout)
+        used = api.get_message_quota_consumption(_request_timeout=settings.timeout)
+    except messaging.ApiException as error:
+        raise ChannelError(f"LINE answered HTTP {error.status}", error.status) from None
+    except Exception as error:  # noqa: BLE001 - network errors
+        raise ChannelError(f"could not reach LINE ({type(error).__name__})") from None
+    limit = int(quota.value) if quota.type == "limited" and quota.value is not None else None
+    return QuotaReading(limit, int(used.total_usage or 0))

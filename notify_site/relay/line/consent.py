@@ -66,6 +66,24 @@ def agree_paired(
     return oauth.issue_code(auth, chat_id, offered, person_id=person_id, ttl=ttl)
 
 
+def agree_offered(
+    auth: oauth.AuthorizeRequest,
+    chat_id: int | None,
+    offered: list[RelayChat],
+    *,
+    person_id: int,
+    ttl: int,
+) -> str | None:
+    """**Agree and connect** with one of the chats ``offered`` to the person without a code
+    (their linked LINE chats and those paired to them, ``relay/line/linked.py``): its
+    authorization code, the chat paired to the person; None when it is none of those."""
+    chat = next((chat for chat in offered if chat.id == chat_id), None)
+    if chat is None:
+        return None
+    chats.pair_chat(chat, person_id)
+    return oauth.issue_code(auth, chat.id, offered, person_id=person_id, ttl=ttl)
+
+
 def confirm(poll_token: str, *, person_id: int, now: datetime) -> RelayChat | None:
     """My page's **Add this chat**: the chat My page's pairing matched, now paired to the
     person (commits), or None when it has matched no chat that can be reached."""

@@ -27,10 +27,16 @@ What each event does:
   profile endpoint; ``unfollow``: the chat stays, marked unreachable (the user blocked the bot).
 * ``join``: the group (or room) is registered or made reachable, named from the group-summary
   endpoint (rooms have no name); ``leave``: marked unreachable.
-* ``memberJoined`` / ``memberLeft``: the member list of the group.
-* ``message`` (every type): recorded as what the chat last sent; a text that is a pending
+* ``memberJoined`` / ``memberLeft``: the member list of the group; with ``join``, the
+  group's member count is read again from LINE (what a push to it costs, ``cost.py``).
+* ``message`` (every type): recorded as what the chat last sent (in a group or room, its
+  sender recorded as a member, as ``memberJoined`` would); a text that is a pending
   pairing code binds the pairing to the chat, and the bot replies to confirm (unless the
   channel is in standby mode, when another bot answers the chat).
+* ``unsend``: the person took a message back, so the relay keeps none of it: the stored
+  message event's text (and other content) is blanked, and so is the chat's summary if it was
+  that message. An unsend handled before its message (LINE does not order deliveries) is
+  honoured when the message comes.
 
 Events are applied in LINE's time order, not in the order they are handled: LINE does not
 promise to deliver them in order (it says to order them by ``timestamp``), and two processes
@@ -57,7 +63,7 @@ from sqlalchemy import case, func, literal, or_, select, update
 
 from notify_site.db_types import UTCDateTime, utcnow
 from notify_site.extensions import db
-from notify_site.relay.line import pairing
+from notify_site.relay.line import cost, pairing
 from notify_site.relay.line.channel import ChannelSettings, messaging_api
 from notify_site.relay.line.webhook import dialect_insert, pending_event_ids
 from notify_site.relay.models import ChatKind, RelayChat, RelayChatMember, RelayLineEvent
@@ -69,8 +75,12 @@ UNREACHABLE_BLOCKED = "The user blocked the bot or removed it as a friend."
 UNREACHABLE_LEFT = "The bot left the group or was removed from it."
 # What this module handles: anything else is ignored, whether or not the SDK parses it.
 HANDLED_TYPES = frozenset(
-    {"follow", "unfollow", "join", "leave", "memberJoined", "memberLeft", "message"}
+    {"follow", "unfollow", "join", "leave", "memberJoined", "memberLeft", "message", "unsend"}
 )
+#: What the admin page's summary says of a message its sender took back.
+UNSENT = "unsent"
+#: The fields of a stored message event that hold what the person wrote.
+CONTENT_FIELDS = ("text", "title", "address", "fileName", "emojis", "mention", "quotedMessageId")
 MESSAGE_TYPES = frozenset({"text", "image", "video", "audio", "file", "location", "sticker"})
 # LINE's user, group and room ids: a letter and 32 hex digits; the column holds 64.
 MAX_LINE_ID = 64
@@ -147,6 +157,8 @@ def _handle(settings: ChannelSettings, raw: dict[str, Any]) -> str:
     if kind in ("follow", "join"):
         chat = _chat_for(settings, source, refresh_name=True, when=when)
         applied = _set_reachable(chat, None, when)
+        if kind == "join":  # what a push to it costs (cost.py)
+            cost.read_member_count(settings, chat, utcnow())
         db.session.commit()
         return f"{kind}: chat {chat.id}" + ("" if applied else STALE)
     if kind in ("unfollow", "leave"):
@@ -161,8 +173,11 @@ def _handle(settings: ChannelSettings, raw: dict[str, Any]) -> str:
         members = _members(raw.get("joined" if joined else "left"))
         for user_id in members:
             _member(chat, user_id, joined=joined, when=when)
+        cost.read_member_count(settings, chat, utcnow())  # the push's price changed
         db.session.commit()
         return f"{kind}: chat {chat.id}, {len(members)}"
+    if kind == "unsend":
+        return _unsend(settings, source, raw, when)
     return _message(settings, source, raw, raw_message, when)
 
 
@@ -332,6 +347,58 @@ def _summary(raw_message: dict[str, Any]) -> str:
     return str(kind)
 
 
+def _unsent(message_id: Any) -> bool:
+    """Whether an ``unsend`` event for this LINE message id is stored."""
+    if not isinstance(message_id, str) or not message_id:
+        return False
+    return (
+        db.session.scalar(
+            select(RelayLineEvent.id)
+            .where(
+                RelayLineEvent.line_message_id == message_id,
+                RelayLineEvent.event_type == "unsend",
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _blank_content(raw_message: dict[str, Any]) -> dict[str, Any]:
+    kept = {k: v for k, v in raw_message.items() if k not in CONTENT_FIELDS}
+    if "text" in raw_message:
+        kept["text"] = ""
+    return kept
+
+
+def _unsend(
+    settings: ChannelSettings, source: tuple[str, str, str], raw: dict[str, Any], when: datetime
+) -> str:
+    """Blank what the relay stored of a message its sender took back."""
+    detail = raw.get("unsend") if isinstance(raw.get("unsend"), dict) else {}
+    message_id = detail.get("messageId")
+    if not isinstance(message_id, str) or not message_id:
+        return "ignored: unsend without a message id"
+    chat = _chat_for(settings, source, when=when)
+    blanked = 0
+    rows = db.session.scalars(
+        select(RelayLineEvent).where(
+            RelayLineEvent.line_message_id == message_id, RelayLineEvent.event_type == "message"
+        )
+    ).all()
+    for row in rows:
+        stored = json.loads(row.payload)
+        if isinstance(stored.get("message"), dict):
+            stored["message"] = _blank_content(stored["message"])
+        row.payload = json.dumps(stored, ensure_ascii=False)
+        blanked += 1
+        if chat.last_message_at is not None and chat.last_message_at == _event_time(stored):
+            chat.last_message_type = UNSENT
+            chat.last_message_summary = ""
+    db.session.commit()
+    return f"unsend: chat {chat.id}, {blanked} blanked"
+
+
 def _message(
     settings: ChannelSettings,
     source: tuple[str, str, str],
@@ -340,10 +407,27 @@ def _message(
     when: datetime,
 ) -> str:
     chat = _chat_for(settings, source, when=when)
+    sender = raw.get("source", {}).get("userId") if source[2] != "user" else None
+    if _line_id(sender):
+        # A message in a group or room shows its sender is a member there (LINE sends the
+        # sender's id when the member consented): the consent page offers them the group.
+        _member(chat, sender, joined=True, when=when)
     message_type = str(raw_message.get("type") or "")[:16]
+    if _unsent(raw_message.get("id")):
+        # Its unsend came first: keep nothing of it (the stored event is blanked too).
+        row = db.session.scalar(
+            select(RelayLineEvent).where(
+                RelayLineEvent.line_message_id == raw_message.get("id"),
+                RelayLineEvent.event_type == "message",
+            )
+        )
+        if row is not None:
+            row.payload = json.dumps({**raw, "message": _blank_content(raw_message)})
+        raw_message = _blank_content(raw_message)
+        message_type = UNSENT
     if chat.last_message_at is None or chat.last_message_at <= when:
         chat.last_message_type = message_type
-        chat.last_message_summary = _summary(raw_message)
+        chat.last_message_summary = _summary(raw_message) if message_type != UNSENT else ""
         chat.last_message_at = when
     # A message from a chat the relay thought unreachable proves it is reachable again.
     _set_reachable(chat, None, when)

@@ -13,9 +13,10 @@ A pure function (no database, no HTTP, no Flask), so that every rule is testable
   second send.
 
 A 429 is either LINE's rate limit (requests per second) or the channel's **monthly** message
-limit, told apart by LINE's message. Both back off the same way for now;
-:attr:`PushOutcome.monthly_limit` marks the second, where pausing the whole channel until the
-quota comes back belongs (issue 22).
+limit, told apart by LINE's message and the quota endpoints. Only the first is classified
+here; the push job hands the second to :mod:`monthly_limit`, which pauses the whole channel
+until the quota comes back. :attr:`PushOutcome.monthly_limit` still marks a 429 whose message
+names the monthly limit, for a caller that has no channel to pause.
 """
 
 from __future__ import annotations

@@ -98,6 +98,17 @@ def _storable(value: Any) -> Any:
     return value
 
 
+def _line_message_id(event: dict[str, Any]) -> str | None:
+    """The LINE message a ``message`` event carries, or an ``unsend`` event takes back: the id
+    that pairs them (events.py blanks what was unsent)."""
+    kind = event.get("type")
+    holder = event.get("message") if kind == "message" else event.get("unsend")
+    value = (
+        holder.get("id" if kind == "message" else "messageId") if isinstance(holder, dict) else None
+    )
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
+
+
 def _is_int64(value: Any) -> bool:
     """LINE's timestamps are int64 (webhook.yml); anything else is not stored as one."""
     return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
@@ -126,6 +137,7 @@ def store_events(body: bytes) -> StoredEvents:
         timestamp = event.get("timestamp")
         source_type, source_id = _source(event)
         values = {
+            "line_message_id": _line_message_id(event),
             "webhook_event_id": event_id,
             "event_type": str(event.get("type") or "")[:32],
             "source_type": source_type,

@@ -19,7 +19,12 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from notify_site.extensions import db
-from notify_site.relay.errors import InvalidTokenError, RateLimitExceededError, RelayError
+from notify_site.relay.errors import (
+    BudgetExceededError,
+    InvalidTokenError,
+    RateLimitExceededError,
+    RelayError,
+)
 from notify_site.relay.views.blueprint import bp
 from notify_site.web.errors import describe
 
@@ -32,6 +37,7 @@ JSON_ENDPOINTS = frozenset(
         "relay.api_notify",
         "relay.api_status",
         "relay.api_revoke",
+        "relay.api_message",
         "relay.inbox_json",
         "relay.line_webhook",
         "relay.line_pairing",
@@ -85,7 +91,10 @@ def _error_title(status: int, name: str) -> str:
 def relay_error(error: RelayError):
     if isinstance(error, RateLimitExceededError):
         g.relay_rate_window = error.window
+    if isinstance(error, BudgetExceededError):
+        g.relay_line_quota = error.figures
     extra = {"reason": error.reason} if getattr(error, "reason", None) else {}
+    extra.update(getattr(error, "extra", None) or {})
     response = answer(error.status, error.message, **extra)
     if isinstance(error, InvalidTokenError):
         response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'

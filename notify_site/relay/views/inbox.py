@@ -34,6 +34,7 @@ from notify_site.relay.accounts import Person, accounts, sign_in_url_here
 from notify_site.relay.errors import InvalidTokenError
 from notify_site.relay.line.channel import current_settings
 from notify_site.relay.models import RelayChat, RelayMessage
+from notify_site.relay.previews import preview_of
 from notify_site.relay.views.blueprint import bp, public_url
 from notify_site.relay.views.errors import answer
 
@@ -188,7 +189,21 @@ def image(public_id: str):
     if found is None or not _may_fetch(public_id, found[1]):
         abort(404)
     stored = found[0]
-    response = Response(stored.data, mimetype=stored.content_type)
+    return _image_response(stored.data, stored.content_type)
+
+
+@bp.get("/images/<string(maxlength=32):public_id>/preview")
+def image_preview(public_id: str):
+    """The image within LINE's 1 MB limit for previews (relay/previews.py), to the same
+    readers (LINE: with the image's signed URL)."""
+    found = relay_inbox.find_image(public_id)
+    if found is None or not _may_fetch(public_id, found[1]):
+        abort(404)
+    return _image_response(*preview_of(found[0].data, found[0].content_type))
+
+
+def _image_response(data: bytes, content_type: str) -> Response:
+    response = Response(data, mimetype=content_type)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response.headers["Cache-Control"] = "private, max-age=86400"

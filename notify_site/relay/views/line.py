@@ -5,14 +5,28 @@ from __future__ import annotations
 
 import logging
 
-from flask import Response, abort, current_app, jsonify, redirect, render_template, request
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
-from notify_site.relay import service
+from notify_site.relay import budgets, service
 from notify_site.relay.accounts import accounts
-from notify_site.relay.line import pairing, quota, webhook
+from notify_site.relay.errors import BudgetError
+from notify_site.relay.forms import BudgetForm
+from notify_site.relay.line import monthly_limit, pairing, quota, webhook
 from notify_site.relay.line.channel import ChannelConfigError, ChannelError, current_settings
+from notify_site.relay.quota import quota_overview
 from notify_site.relay.views.blueprint import bp
 from notify_site.relay.views.errors import answer
 
@@ -77,30 +91,86 @@ def line_pairing():
     return response
 
 
-@bp.get("/line/admin")
-def line_admin():
-    """The channel at a glance, for admins: quota, chats, pushes, webhook events."""
+def _admin_or_answer():
+    """The signed-in admin, or the answer for anyone else (a sign-in redirect, or 403)."""
     person = accounts().current_person()
     if person is None:
-        return redirect(
+        return None, redirect(
             accounts().sign_in_url(request.full_path if request.query_string else request.path)
         )
     if not person.is_admin:
         abort(403)
+    return person, None
+
+
+def _person_names() -> dict[int, str]:
+    from sqlalchemy import select
+
+    from notify_site.relay.models import RelayAccessToken
+
+    ids = db.session.scalars(
+        select(RelayAccessToken.person_id).where(RelayAccessToken.person_id.is_not(None)).distinct()
+    )
+    return accounts().display_names(list(ids))
+
+
+@bp.post("/line/budgets")
+def line_budget():
+    """An admin sets (or removes) a monthly budget of LINE units."""
+    person, refusal = _admin_or_answer()
+    if person is None:
+        return refusal
+    form = BudgetForm()
+    if form.validate_on_submit():
+        raw = (form.units.data or "").strip()
+        try:
+            units = int(raw) if raw else None
+        except ValueError:
+            flash(_("A budget is a whole number of units from 0 to 10,000,000."), "error")
+        else:
+            try:
+                budgets.save_budget(form.target.data or "", units, now=utcnow())
+            except BudgetError as error:
+                flash(error.message, "error")
+            else:
+                flash(_("The budget is saved."), "success")
+    else:
+        flash(
+            _("The form expired or was not sent from this page. Go back, reload it and try again."),
+            "error",
+        )
+    return redirect(url_for("relay.line_admin") + "#quota-title")
+
+
+@bp.get("/line/admin")
+def line_admin():
+    """The channel at a glance, for admins: the month's units and budgets, LINE's quota,
+    chats, pushes, webhook events. In sandbox mode: the month's units and budgets only."""
+    person, refusal = _admin_or_answer()
+    if person is None:
+        return refusal
     settings = current_settings()
-    report = report_error = None
+    report = report_error = pause = None
     if settings is not None:
+        pause = monthly_limit.current_pause(settings)
         try:
             report = quota.channel_report(settings)
         except (ChannelError, ChannelConfigError) as error:
             report_error = str(error)
     overview = service.channel_overview()
+    names = _person_names()
+    form = BudgetForm()
+    form.target.choices = budgets.budget_targets(names)
     response = Response(
         render_template(
             "relay/line_admin.html",
             settings=settings,
             report=report,
             report_error=report_error,
+            pause=pause,
+            recheck_minutes=current_app.config["RELAY_LINE_MONTHLY_RECHECK_MINUTES"],
+            quota=quota_overview(current_app.config, utcnow(), names),
+            budget_form=form,
             **overview,
         )
     )

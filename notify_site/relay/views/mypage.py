@@ -28,12 +28,12 @@ from flask import (
 from flask_babel import gettext as _
 
 from notify_site.db_types import utcnow
+from notify_site.relay import budgets, tokens
 from notify_site.relay import chats as relay_chats
-from notify_site.relay import tokens
 from notify_site.relay.accounts import Person, accounts, sign_in_url_here
 from notify_site.relay.errors import ChatNotAvailableError, TokenNameError, TokenNotFoundError
 from notify_site.relay.forms import ConfirmForm, GenerateTokenForm, PairForm
-from notify_site.relay.line import consent
+from notify_site.relay.line import consent, linked
 from notify_site.relay.line.channel import current_settings
 from notify_site.relay.models import RelayChat
 from notify_site.relay.ratelimit import RateLimits
@@ -51,10 +51,23 @@ _PAIR_NOTICES = {
 
 
 def _offered_chats(person: Person) -> list[RelayChat]:
-    """The chats the person may generate a token for: their own."""
+    """The chats the person may generate a token for: their own (in channel mode, their
+    linked LINE chats and those paired to them, ``relay/line/linked.py``)."""
     if current_settings() is None:
         return relay_chats.sandbox_chats_for(person, current_app.config)
-    return relay_chats.paired_line_chats(person.id, reachable_only=True)
+    return linked.offered_chats(person)[0]
+
+
+def _chat_label(person: Person):
+    """Names chats as the page shows them: the person's own 1-on-1 chat as "with you"."""
+    own_id = person.line_user_id
+
+    def label(chat: RelayChat) -> str:
+        if own_id is not None and chat.line_id == own_id:
+            return _("1-on-1 chat with you")
+        return relay_chats.chat_label(chat)
+
+    return label
 
 
 def _page(
@@ -70,6 +83,13 @@ def _page(
     services = tokens.connected_services(
         person.id, limits=RateLimits.from_config(current_app.config), now=now
     )
+    settings = current_settings()
+    # A person linked to LINE whose own chat is not on offer: not a friend of the bot yet.
+    own_missing = (
+        settings is not None
+        and person.line_user_id is not None
+        and all(chat.line_id != person.line_user_id for chat in offered)
+    )
     response = Response(
         render_template(
             "relay/my.html",
@@ -79,8 +99,10 @@ def _page(
             new_token=new_token,
             new_token_chat=new_token_chat,
             api_notify_url=public_url("relay.api_notify"),
-            channel_mode=current_settings() is not None,
-            chat_label=relay_chats.chat_label,
+            channel_mode=settings is not None,
+            add_friend_url=settings.add_friend_url if own_missing else None,
+            chat_label=_chat_label(person),
+            units=budgets.token_figures([s.token_pk for s in services], current_app.config, now),
         ),
         status,
     )
@@ -90,7 +112,9 @@ def _page(
 
 
 def _choices(form: GenerateTokenForm, offered: list[RelayChat]) -> None:
-    form.chat.choices = [(chat.id, relay_chats.chat_label(chat)) for chat in offered]
+    person = accounts().current_person()
+    label = _chat_label(person) if person else relay_chats.chat_label
+    form.chat.choices = [(chat.id, label(chat)) for chat in offered]
 
 
 @bp.get("/my/")
@@ -118,6 +142,12 @@ def generate_token():
     _choices(form, offered)
     if form.validate():
         try:
+            if current_settings() is not None:
+                # A linked LINE chat picked here is the person's from now on (no commit yet:
+                # the token's commit carries it, or a refusal drops it).
+                picked = next((chat for chat in offered if chat.id == form.chat.data), None)
+                if picked is not None:
+                    linked.keep(picked, person.id)
             token = tokens.generate_personal_token(
                 person.id, form.name.data, form.chat.data, offered
             )

@@ -3,6 +3,12 @@
 Every answer to a valid access token carries the ``X-RateLimit-*`` headers: authenticating
 puts the token's window in ``g``, and the relay's ``after_request`` hook writes it out, for
 errors too (a 429 sets the window it refused with).
+
+Extension (issue 15, ``relay/budgets.py``): when a monthly LINE budget applies to the token,
+answers also carry ``X-LineQuota-Limit``, ``X-LineQuota-Remaining`` and ``X-LineQuota-Reset``
+(the tightest budget; reset in epoch seconds), and ``/api/status`` adds ``lineQuota``:
+``{"scope", "limit", "used", "remaining", "reset"}``. A client that knows only LINE Notify
+ignores both.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 from flask import Response, current_app, g, request
 
 from notify_site.db_types import utcnow
-from notify_site.relay import service
+from notify_site.relay import budgets, notices, service
 from notify_site.relay.payload import FileField, parse_notify_fields
 from notify_site.relay.ratelimit import RateLimits, current_window, rate_limit_headers
 from notify_site.relay.service import TokenContext
@@ -28,13 +34,27 @@ def _authenticate(*, allow_unreachable: bool = False) -> TokenContext:
         request.headers.get("Authorization"), allow_unreachable=allow_unreachable
     )
     g.relay_rate_window = token.window
+    g.relay_quota_subject = (token.token_pk, token.person_id)
     return token
+
+
+def _quota_figures() -> budgets.QuotaFigures | None:
+    """The tightest monthly budget of the request's token (or the one that refused it)."""
+    refused = g.get("relay_line_quota")
+    if refused is not None:
+        return refused
+    subject = g.get("relay_quota_subject")
+    if subject is None:
+        return None
+    return budgets.tightest(budgets.figures_for(*subject, current_app.config, utcnow()))
 
 
 @bp.before_request
 def forget_rate_limit_window() -> None:
     # g lives as long as the app context, which a test (or a CLI) may share between requests.
     g.relay_rate_window = None
+    g.relay_quota_subject = None
+    g.relay_line_quota = None
 
 
 @bp.after_request
@@ -44,6 +64,8 @@ def add_rate_limit_headers(response: Response) -> Response:
         limits = _limits()
         window = current_window(window, utcnow(), limits)
         response.headers.update(rate_limit_headers(window, limits))
+    if response.status_code in (200, 429) and request.endpoint != "relay.api_revoke":
+        response.headers.update(budgets.quota_headers(_quota_figures()))
     return response
 
 
@@ -65,10 +87,32 @@ def api_notify():
     payload = parse_notify_fields(
         fields, image_file, image_max_bytes=int(current_app.config["RELAY_IMAGE_MAX_BYTES"])
     )
-    g.relay_rate_window = service.deliver_notification(
-        token, payload, limits=_limits(), now=utcnow()
+    accepted = service.deliver_notification(
+        token,
+        payload,
+        limits=_limits(),
+        now=utcnow(),
+        wait_seconds=float(current_app.config["RELAY_LINE_SYNC_WAIT_SECONDS"]),
     )
-    return answer(200, "ok")
+    g.relay_rate_window = accepted.window
+    notices.check_after_call(token.token_pk, token.person_id)
+    if accepted.push_id is None:
+        return answer(200, "ok")
+    # Channel mode: LINE's own answer when it comes in time (README "What a 200 means").
+    delivery = service.await_line(accepted, current_app.config)
+    if delivery.state == "delivered":
+        return answer(200, "ok")
+    return answer(200, "ok", delivery="pending", messageId=delivery.message_id)
+
+
+@bp.get("/api/messages/<string(maxlength=32):message_id>")
+def api_message(message_id: str):
+    """An extension: the state of a message this token sent (channel mode's ``messageId``).
+    Spends no call: a client that was told *pending* may look until it is final."""
+    token = _authenticate(allow_unreachable=True)
+    delivery = service.message_outcome(token, message_id)
+    extra = {"reason": delivery.reason} if delivery.reason else {}
+    return answer(200, "ok", messageId=delivery.message_id, delivery=delivery.state, **extra)
 
 
 @bp.get("/api/status")
@@ -76,7 +120,9 @@ def api_status():
     """The token's target; spends one call, as LINE's did."""
     token = _authenticate()
     g.relay_rate_window = service.token_status(token, limits=_limits(), now=utcnow())
-    return answer(200, "ok", targetType=token.chat_kind, target=token.chat_name)
+    figures = _quota_figures()
+    extra = {"lineQuota": figures.as_json()} if figures is not None else {}
+    return answer(200, "ok", targetType=token.chat_kind, target=token.chat_name, **extra)
 
 
 @bp.post("/api/revoke")

@@ -22,8 +22,9 @@ from notify_site.relay import oauth
 from notify_site.relay.accounts import Person, accounts
 from notify_site.relay.errors import AuthorizeRequestError, ChatNotAvailableError
 from notify_site.relay.forms import AuthorizeForm
-from notify_site.relay.line import consent
+from notify_site.relay.line import consent, linked
 from notify_site.relay.line.channel import ChannelSettings, current_settings
+from notify_site.relay.models import RelayChat
 from notify_site.relay.views.blueprint import bp
 from notify_site.relay.views.errors import error_page
 
@@ -114,28 +115,32 @@ def _to_sign_in(auth: oauth.AuthorizeRequest) -> Response:
 def _authorize_channel(
     auth: oauth.AuthorizeRequest, form: AuthorizeForm, settings: ChannelSettings, person: Person
 ) -> Response:
-    """The consent page in channel mode: a LINE chat paired to the person, or pair another
-    with a one-time code."""
+    """The consent page in channel mode: the person's own LINE chats when their account is
+    linked to LINE (``relay/line/linked.py``), those paired to them, or pair another with a
+    one-time code."""
     now = utcnow()
     ttl = current_app.config["RELAY_CODE_TTL"]
-    paired = relay_chats.paired_line_chats(person.id, reachable_only=True)
-    form.chat.choices = [(chat.id, relay_chats.chat_label(chat)) for chat in paired]
+    offered, own = linked.offered_chats(person)
+    form.chat.choices = [(chat.id, offered_label(chat, own)) for chat in offered]
     if request.method == "GET":
         page = consent.new_page(auth.client_pk, person.id, settings, now=now)
-        form.chat.data = paired[0].id if paired else None
+        form.chat.data = offered[0].id if offered else None
     else:
         if form.validate():
             if form.cancel.data:
                 return _declined(auth)
             if form.agree.data:
                 if form.chat.data is not None:
-                    code = consent.agree_paired(auth, form.chat.data, person_id=person.id, ttl=ttl)
+                    code = _agree_offered(auth, form, offered, settings, person, ttl)
                 else:
                     code = consent.agree(
                         auth, form.pairing.data or "", person_id=person.id, now=now, ttl=ttl
                     )
                 if code is not None:
                     return _oauth_answer(auth, {"code": code, "state": auth.state})
+        if form.chat.errors:  # a group LINE says they left: offered no more
+            offered, own = linked.offered_chats(person)
+            form.chat.choices = [(chat.id, offered_label(chat, own)) for chat in offered]
         page = consent.page_after_refusal(
             auth.client_pk,
             person.id,
@@ -151,12 +156,40 @@ def _authorize_channel(
             "relay/authorize_line.html",
             form=form,
             auth=auth,
-            paired=paired,
+            paired=offered,
+            line_linked=person.line_user_id is not None,
+            own_chat_missing=person.line_user_id is not None and own is None,
             **pairing_context(page, settings, NOTICES),
         )
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _agree_offered(
+    auth: oauth.AuthorizeRequest,
+    form: AuthorizeForm,
+    offered: list[RelayChat],
+    settings: ChannelSettings,
+    person: Person,
+    ttl: int,
+) -> str | None:
+    """**Agree and connect** with a chat on offer; a group known from the webhook only is
+    checked with LINE first (``linked.still_member``)."""
+    picked = next((chat for chat in offered if chat.id == form.chat.data), None)
+    if picked is None:
+        return None
+    if not linked.still_member(settings, picked, person):
+        form.chat.errors = [_("You are no longer a member of that group.")]
+        return None
+    return consent.agree_offered(auth, picked.id, offered, person_id=person.id, ttl=ttl)
+
+
+def offered_label(chat: RelayChat, own: RelayChat | None) -> str:
+    """How an offered LINE chat is named: the person's own 1-on-1 chat as LINE Notify did."""
+    if own is not None and chat.id == own.id:
+        return _("1-on-1 chat with you")
+    return relay_chats.chat_label(chat)
 
 
 def pairing_context(

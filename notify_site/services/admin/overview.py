@@ -30,6 +30,8 @@ class Summary:
     scheduled: CappedCount
     stuck: CappedCount
     failed_recently: CappedCount
+    #: Accepted by the Notify server but not delivered yet (services/remote_pending.py).
+    at_server: CappedCount
     connections_total: int
     connections_active: int
     connections_out_of_calls: int
@@ -64,13 +66,23 @@ def summary(hours: int = 24, *, now: datetime | None = None) -> Summary:
             capped_count_query(stuck_sending(now).conditions),
             capped_count_query(stuck_queued(now).conditions),
             capped_count_query(failed_recently(now).conditions),
+            capped_count_query((Notification.status == NotificationStatus.AT_SERVER,)),
             connections(),
             connections(Connection.status == ConnectionStatus.ACTIVE),
             connections(Connection.rate_remaining == 0),
             connections(Connection.rate_remaining.is_(None)),
         )
     ).one()
-    queued, sending, scheduled, stuck_sending_rows, stuck_queued_rows, failed, *counts = row
+    (
+        queued,
+        sending,
+        scheduled,
+        stuck_sending_rows,
+        stuck_queued_rows,
+        failed,
+        at_server,
+        *counts,
+    ) = row
     return Summary(
         generated_at=now,
         chart=deliveries_per_hour(hours, now=now),
@@ -79,6 +91,7 @@ def summary(hours: int = 24, *, now: datetime | None = None) -> Summary:
         scheduled=capped(scheduled),
         stuck=capped(stuck_sending_rows) + capped(stuck_queued_rows),
         failed_recently=capped(failed),
+        at_server=capped(at_server),
         connections_total=counts[0],
         connections_active=counts[1],
         connections_out_of_calls=counts[2],

@@ -72,7 +72,10 @@ def test_every_lotify_method_with_a_personal_token(server, browser, tmp_path):
     token = personal_token(browser, base, "lotify", "Family")
     lotify = Client(bot_origin=base, api_origin=base)
 
-    assert lotify.status(token) == {
+    status = lotify.status(token)
+    # The relay's extension (issue 15): the month's LINE figures, which Lotify passes through.
+    assert status.pop("lineQuota")["scope"] == "channel"
+    assert status == {
         "status": 200,
         "message": "ok",
         "targetType": "GROUP",

@@ -42,6 +42,7 @@ def app_config(tmp_path, fake_line):
     return make_test_config(
         tmp_path,
         RELAY_LINE_MAX_ATTEMPTS=3,
+        RELAY_LINE_SYNC_WAIT_SECONDS=0,  # the worker's path (test_line_sync.py: the caller's)
         **channel_config(fake_line, "https://relay.example/relay"),
     )
 
@@ -52,7 +53,7 @@ def alice(app, registered) -> int:
     return add_line_user_chat(app, registered)
 
 
-def test_notify_answers_as_in_sandbox_and_stores_the_retry_key_before_any_call(
+def test_notify_stores_the_retry_key_before_any_call(
     app,
     client,
     alice,
@@ -60,9 +61,15 @@ def test_notify_answers_as_in_sandbox_and_stores_the_retry_key_before_any_call(
 ):
     response = notify(client, message="Disk full")
     assert response.status_code == 200
-    assert response.get_json() == {"status": 200, "message": "ok"}
-    assert set(response.headers.keys()) >= RATE_HEADERS
     (push,) = pushes(app)
+    # Not waiting for LINE here (RELAY_LINE_SYNC_WAIT_SECONDS=0): pending, with its id.
+    assert response.get_json() == {
+        "status": 200,
+        "message": "ok",
+        "delivery": "pending",
+        "messageId": push.public_id,
+    }
+    assert set(response.headers.keys()) >= RATE_HEADERS
     assert push.status == PushStatus.PENDING
     assert uuid.UUID(push.retry_key).version == 4
     assert push.to_id == ALICE
@@ -113,6 +120,13 @@ def test_an_uploaded_image_is_pushed_from_the_public_base_url(app, client, alice
     image = fake_line.state.pushes[0].json["messages"][1]
     assert image["originalContentUrl"].startswith("https://relay.example/relay/images/")
     assert client.get(image["originalContentUrl"].removeprefix("https://relay.example")).data == PNG
+    # The preview has its own URL (a large upload is scaled into LINE's 1 MB), same signature.
+    original, query = image["originalContentUrl"].split("?")
+    assert image["previewImageUrl"] == f"{original}/preview?{query}"
+    preview = client.get(image["previewImageUrl"].removeprefix("https://relay.example"))
+    assert (preview.status_code, preview.data) == (200, PNG)
+    unsigned = client.get(image["previewImageUrl"].removeprefix("https://relay.example")[:-3])
+    assert unsigned.status_code == 404
 
 
 def test_a_server_error_is_retried_with_the_same_key_and_delivered_once(
@@ -290,3 +304,79 @@ def test_a_push_claimed_again_during_a_slow_call_is_finished_only_by_the_newer_c
     assert [c.status for c in fake_line.state.pushes] == [200, 409]
     assert len(fake_line.state.delivered) == 1
     assert pushes(app)[0].status == "delivered"
+
+
+IMAGE_REFUSED = (
+    400,
+    {
+        "message": "The request body has 1 error(s)",
+        "details": [
+            {"message": "must be a valid HTTPS URL", "property": "messages[1].originalContentUrl"}
+        ],
+    },
+)
+
+
+def test_lines_details_are_kept_in_the_reason(app, client, alice, fake_line):
+    fake_line.state.fail_next(
+        PUSH,
+        (
+            400,
+            {
+                "message": "The request body has 1 error(s)",
+                "details": [{"message": "Length must be between 0 and 5000", "property": "text"}],
+            },
+        ),
+    )
+    notify(client, message="long")
+    run(app)
+    (push,) = pushes(app)
+    assert push.status == PushStatus.FAILED
+    assert push.last_error == (
+        "HTTP 400: The request body has 1 error(s) (text: Length must be between 0 and 5000)"
+    )
+
+
+def test_an_image_refusal_keeps_the_text(app, client, alice, fake_line):
+    """Issue 22: LINE's 400 for the image used to fail the whole push, text and all."""
+    fake_line.state.fail_next(PUSH, IMAGE_REFUSED)
+    notify(
+        client,
+        message="Build failed",
+        imageThumbnail="https://img.example/t.png",
+        imageFullsize="https://img.example/f.png",
+        stickerPackageId="446",
+        stickerId="1988",
+    )
+    first_key = pushes(app)[0].retry_key
+    assert run(app) == 1
+    (push,) = pushes(app)
+    assert push.status == PushStatus.PENDING
+    assert "messages[1].originalContentUrl: must be a valid HTTPS URL" in push.image_error
+    assert push.retry_key != first_key  # stored before the text's own attempt
+    assert run(app) == 1
+    refused, sent = fake_line.state.pushes
+    assert [m["type"] for m in refused.json["messages"]] == ["text", "image", "sticker"]
+    assert [m["type"] for m in sent.json["messages"]] == ["text", "sticker"]
+    assert sent.header("x-line-retry-key") == pushes(app)[0].retry_key
+    (push,) = pushes(app)
+    assert (push.status, push.attempts) == (PushStatus.DELIVERED, 2)
+    assert push.image_error.startswith("HTTP 400")
+
+
+def test_a_refusal_not_about_the_image_stays_final(app, client, alice, fake_line):
+    fake_line.state.fail_next(
+        PUSH,
+        (400, {"message": "Bad", "details": [{"message": "too long", "property": "messages[0]"}]}),
+    )
+    notify(
+        client,
+        message="x",
+        imageThumbnail="https://i.example/t",
+        imageFullsize="https://i.example/f",
+    )
+    run(app)
+    assert run(app) == 0
+    (push,) = pushes(app)
+    assert (push.status, push.image_error) == (PushStatus.FAILED, None)
+    assert len(fake_line.state.pushes) == 1

@@ -163,6 +163,8 @@ def test_the_admin_page_shows_the_quota_to_admins_only(app, client, fake_line):
         ({"RELAY_LINE_CHANNEL_ID": None}, "RELAY_LINE_CHANNEL_ID"),
         ({"RELAY_LINE_CHANNEL_ACCESS_TOKEN": None}, "RELAY_LINE_PRIVATE_KEY_JWK"),
         ({"RELAY_PUBLIC_BASE_URL": None}, "RELAY_PUBLIC_BASE_URL"),
+        # LINE fetches images over HTTPS only (issue 22: the text was lost with the image).
+        ({"RELAY_PUBLIC_BASE_URL": "http://relay.example"}, "RELAY_LINE_ALLOW_HTTP_PUBLIC_URL"),
         (
             {
                 "RELAY_LINE_CHANNEL_ACCESS_TOKEN": None,
@@ -181,6 +183,18 @@ def test_a_half_configured_channel_stops_the_app_naming_the_key(
     with pytest.raises(ConfigError, match=key) as caught:
         create_app(config)
     assert "fake-channel-secret" not in str(caught.value)
+
+
+def test_an_http_public_url_runs_only_when_development_allows_it(tmp_path, fake_line):
+    config = make_test_config(
+        tmp_path,
+        **channel_config(
+            fake_line, "http://127.0.0.1:5000/relay", RELAY_LINE_ALLOW_HTTP_PUBLIC_URL=True
+        ),
+    )
+    app = create_app(config)
+    with app.app_context():
+        assert channel.current_settings().public_base_url == "http://127.0.0.1:5000/relay"
 
 
 def test_settings_repr_shows_no_secret(app):

@@ -587,3 +587,70 @@ def test_refused_events_that_cannot_be_read_either_register_nothing(app, client,
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(RelayChat)) == 0
+
+
+# --- Unsend (issue 22) -------------------------------------------------------------------
+
+
+def unsend(message_id: str, **kwargs) -> dict:
+    body = event("unsend", unsend={"messageId": message_id}, **kwargs)
+    body.pop("replyToken", None)  # LINE sends none with an unsend
+    return body
+
+
+def stored_texts(app) -> list[str]:
+    return [
+        json.loads(row.payload)["message"].get("text")
+        for row in stored(app)
+        if row.event_type == "message"
+    ]
+
+
+def test_unsend_blanks_the_stored_text_and_the_summary(app, client):
+    said = text_message("my card number is 1234", user=ALICE, timestamp=T)
+    post(client, webhook_body(said))
+    process(app)
+    assert chat(app, ALICE).last_message_summary == "my card number is 1234"
+    post(client, webhook_body(unsend(said["message"]["id"], user=ALICE, timestamp=T + 5000)))
+    process(app)
+    assert stored_texts(app) == [""]
+    assert (chat(app, ALICE).last_message_type, chat(app, ALICE).last_message_summary) == (
+        "unsent",
+        "",
+    )
+    assert stored(app)[1].outcome == f"unsend: chat {chat(app, ALICE).id}, 1 blanked"
+    assert "1234" not in "".join(row.payload for row in stored(app))
+
+
+def test_an_unsend_handled_before_its_message_is_still_honoured(app, client):
+    said = text_message("oops", user=ALICE, timestamp=T)
+    post(client, webhook_body(unsend(said["message"]["id"], user=ALICE, timestamp=T + 5000)))
+    process(app)
+    post(client, webhook_body(said))
+    process(app)
+    assert stored_texts(app) == [""]
+    assert chat(app, ALICE).last_message_summary == ""
+    assert "oops" not in "".join(row.payload for row in stored(app))
+
+
+def test_unsending_an_older_message_keeps_the_newer_summary(app, client):
+    older = text_message("older", user=ALICE, timestamp=T)
+    post(client, webhook_body(older, text_message("newer", user=ALICE, timestamp=T + 1000)))
+    process(app)
+    post(client, webhook_body(unsend(older["message"]["id"], user=ALICE, timestamp=T + 2000)))
+    process(app)
+    assert stored_texts(app) == ["", "newer"]
+    assert chat(app, ALICE).last_message_summary == "newer"
+
+
+@pytest.mark.parametrize("kind", ["message", "unsend"])
+def test_message_and_unsend_events_without_a_source_are_stored_and_ignored(
+    app, client, kind, caplog
+):
+    body = text_message("hi", user=ALICE) if kind == "message" else unsend("1", user=ALICE)
+    del body["source"]
+    post(client, webhook_body(body))
+    process(app)
+    (row,) = stored(app)
+    assert row.outcome.startswith("ignored"), row.outcome
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

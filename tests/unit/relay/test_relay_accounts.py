@@ -37,6 +37,10 @@ class FakeAccounts:
     def is_admin(self, person_id: int) -> bool:
         return person_id in self.admins
 
+    def display_names(self, person_ids) -> dict[int, str]:
+        # The LINE page names the people who have budgets or tokens (issue 15).
+        return {person_id: f"person {person_id}" for person_id in person_ids}
+
     def sign_in_url(self, next_url: str) -> str:
         return f"https://accounts.example/sign-in?next={next_url}"
 

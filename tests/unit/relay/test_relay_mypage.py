@@ -73,7 +73,10 @@ def test_generate_a_token_shown_once_with_a_curl_line(app, client, person):
     assert 'data-copy-target="relay-new-token"' in html
     # The copy button's script is a file: the CSP allows no inline script.
     scripts = re.findall(r"<script\b[^>]*>", html)
-    assert scripts == ['<script src="/relay/static/relay/copy.js" defer>']
+    assert scripts == [
+        '<script src="/web/static/js/error-focus.js" defer>',  # both layouts (issue 23)
+        '<script src="/relay/static/relay/copy.js" defer>',
+    ]
     assert "It sends to Family." in html
     # Listed as a connected service; shown nowhere again.
     again = client.get(MY).get_data(as_text=True)
@@ -95,7 +98,9 @@ def test_a_personal_token_works_with_the_notify_api_and_prefixes_its_name(app, c
     sent = app.test_client().post("/relay/api/notify", headers=bearer, data={"message": "done"})
     assert sent.status_code == 200
     status = app.test_client().get("/relay/api/status", headers=bearer).get_json()
+    quota = status.pop("lineQuota")  # the extension: a sandbox group of 5 costs 5 units
     assert status == {"status": 200, "message": "ok", "targetType": "GROUP", "target": "Family"}
+    assert (quota["used"], quota["remaining"]) == (5, 195)
     (message,) = client.get("/relay/inbox.json").get_json()["messages"]
     assert (message["client"], message["message"]) == ("Backup script", "done")
     html = client.get("/relay/inbox").get_data(as_text=True)

@@ -25,12 +25,16 @@ def bearer(token: str) -> dict[str, str]:
 def test_status_names_the_tokens_target(client, get_token, kind, name):
     response = client.get("/relay/api/status", headers=bearer(get_token(kind, name)))
     assert response.status_code == 200
-    assert response.get_json() == {
+    body = response.get_json()
+    # The extension (issue 15): the sandbox's monthly quota, nothing used yet.
+    quota = body.pop("lineQuota")
+    assert body == {
         "status": 200,
         "message": "ok",
         "targetType": kind,
         "target": name,
     }
+    assert (quota["scope"], quota["limit"], quota["used"]) == ("channel", 200, 0)
 
 
 def test_status_spends_a_call_and_carries_the_window(client, auth_headers):

@@ -1,0 +1,164 @@
+"""Instructions per accepted request, counted by callgrind around in-process WSGI calls.
+
+Instruction counts do not move with the machine's load, so they compare versions exactly
+(user space only: the commit's system calls are not in them). One run of this module under
+valgrind counts one variant::
+
+    BENCH_UNDER_VALGRIND=1 valgrind --tool=callgrind --instr-atstart=no \
+        --callgrind-out-file=/dev/null .venv/bin/python -m bench.instructions accept
+
+It builds a private instance (``flask setup``, as the other benchmarks), the app in this
+process, and calls its WSGI entry directly with a prepared environ: ``--warmup`` calls, then
+``--requests`` calls counted (callgrind's instrumentation is switched on and off around them
+with ``callgrind_control``), and prints instructions per request. Without valgrind it prints
+the CPU time per request instead. ``--all`` runs every variant under valgrind, one after the
+other, and prints the table bench/README.md shows.
+
+Variants: ``trivial`` (bench/trivial_app.py), ``accept`` (the API's POST, one connection by
+label, no Idempotency-Key), ``accept-idem`` (a fresh Idempotency-Key per request),
+``accept-nolimit`` (the per-key limit off), ``unauthorized`` (refused with 401 before the
+database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+from bench.common import BIN, ROOT, apply_env, bench_env, free_port, setup_instance, workdir
+
+VARIANTS = ("trivial", "accept", "accept-idem", "accept-nolimit", "unauthorized")
+MESSAGE = {"connection": "bench", "message": "Disk 91% full on web-1"}
+
+
+def build(variant: str, path):
+    """The WSGI app and a function giving a fresh environ for request number ``n``."""
+    from werkzeug.test import EnvironBuilder
+
+    body = json.dumps(MESSAGE).encode()
+    if variant == "trivial":
+        from bench.trivial_app import app
+
+        url, headers = "/ping", {}
+    else:
+        extra = {"RATELIMIT_ENABLED": "false"} if variant == "accept-nolimit" else {}
+        env = bench_env(free_port(), path, **extra)
+        apply_env(env)
+        setup_instance(env)
+        from notify_site import create_app
+        from notify_site.services.api_keys import create_api_key
+        from tests.factories import create_connection, create_user
+
+        app = create_app()
+        with app.app_context():
+            user = create_user("bench")
+            create_connection(user, label="bench")
+            _, key = create_api_key(user, "bench")
+        url = "/api/v1/notifications"
+        headers = {"Authorization": "Bearer " + ("nsk_wrong" if variant == "unauthorized" else key)}
+    base = EnvironBuilder(
+        path=url, method="POST", data=body, content_type="application/json", headers=headers
+    ).get_environ()
+
+    def environ(n: int) -> dict:
+        fresh = dict(base)
+        fresh["wsgi.input"] = io.BytesIO(body)
+        if variant == "accept-idem":
+            fresh["HTTP_IDEMPOTENCY_KEY"] = f"request-{n}"
+        return fresh
+
+    return app, environ
+
+
+def call(app, environ: dict, expected: int) -> None:
+    status: list[str] = []
+    chunks = app.wsgi_app(environ, lambda s, h, exc_info=None: status.append(s))
+    b"".join(chunks)
+    getattr(chunks, "close", lambda: None)()
+    if not status[0].startswith(str(expected)):
+        raise RuntimeError(f"unexpected answer {status[0]}")
+
+
+def callgrind(switch: str) -> None:
+    subprocess.run(
+        ["callgrind_control", "-i", switch, str(os.getpid())], check=True, capture_output=True
+    )
+
+
+def run_one(variant: str, warmup: int, requests: int, under_valgrind: bool) -> None:
+    expected = 401 if variant == "unauthorized" else 202
+    with workdir() as path:
+        app, environ = build(variant, path)
+        for n in range(warmup):
+            call(app, environ(n), expected)
+        if under_valgrind:
+            callgrind("on")
+        started = time.process_time()
+        for n in range(warmup, warmup + requests):
+            call(app, environ(n), expected)
+        spent = time.process_time() - started
+        if under_valgrind:
+            callgrind("off")
+            print(f"counted {requests} requests", flush=True)
+        else:
+            print(f"{variant}: {spent / requests * 1e3:.3f} ms CPU per request")
+
+
+def run_all(warmup: int, requests: int, variants: list[str]) -> None:
+    rows = []
+    for variant in variants:
+        out = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                "--callgrind-out-file=/dev/null",
+                str(BIN / "python"),
+                "-m",
+                "bench.instructions",
+                variant,
+                "--warmup",
+                str(warmup),
+                "--requests",
+                str(requests),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "BENCH_UNDER_VALGRIND": "1"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        # callgrind prints "Collected : N" for the instrumented part only
+        collected = int(re.search(r"Collected : (\d+)", out.stderr).group(1))
+        rows.append((variant, collected / requests / 1e6))
+        print(f"  {variant:<20} {collected / requests / 1e6:8.2f} M instructions / request")
+    print()
+    print("| variant | M instructions / request |")
+    print("|---|---|")
+    for variant, value in rows:
+        print(f"| {variant} | {value:.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variant", nargs="?", choices=VARIANTS, default="accept")
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--all", action="store_true", help="every variant, under valgrind")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    args = parser.parse_args()
+    if args.all:
+        run_all(args.warmup, args.requests, args.variants.split(","))
+        return
+    under_valgrind = bool(os.environ.get("BENCH_UNDER_VALGRIND"))
+    run_one(args.variant, args.warmup, args.requests, under_valgrind)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

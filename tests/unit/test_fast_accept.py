@@ -1,0 +1,233 @@
+"""The fast path of POST /api/v1/notifications (services/sending.py ``fast_send``) answers
+exactly as the general path does.
+
+Two apps, each on its own database, are given the same world and the same steps: one with
+the fast path (``API_FAST_ACCEPT``), one without. Hypothesis draws the steps — posts with
+random keys (valid, revoked, wrong, missing, of a disabled owner, of an admin), refs (ids, ids
+as text, labels, labels that look like ids, unknown), messages (valid or not), revocations,
+status changes, disabled owners, keys whose last use is due to be recorded — and every answer
+(status, body) and every row written must be the same in both.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, select, update
+
+from notify_site import create_app
+from notify_site.db_types import utcnow
+from notify_site.extensions import db
+from notify_site.models import (
+    ApiKey,
+    Connection,
+    ConnectionStatus,
+    IdempotencyRecord,
+    Notification,
+    User,
+)
+from tests.conftest import init_database, make_test_config
+from tests.factories import create_api_key, create_connection, create_user
+from tests.pg_schemas import ALL_ON_POSTGRES, PG_URL, PostgresSchemas
+
+USERS = ("root", "alice", "bob")  # root, the first, is an admin
+# (owner index, label): two of alice's share a label; one label looks like an id.
+CONNECTIONS = ((1, "Ops"), (1, "Ops"), (1, "Family"), (1, "2"), (2, "Ops"), (0, "Ops"))
+STATUSES = (
+    ConnectionStatus.ACTIVE,
+    ConnectionStatus.REVOKED,
+    ConnectionStatus.ERROR,
+    ConnectionStatus.UNREACHABLE,
+)
+ROW_COLUMNS = (
+    "id",
+    "owner_id",
+    "connection_id",
+    "api_key_id",
+    "message",
+    "sticker_package_id",
+    "sticker_id",
+    "image_thumbnail_url",
+    "image_fullsize_url",
+    "notification_disabled",
+    "status",
+    "send_at",
+)
+
+
+@pytest.fixture
+def apps(tmp_path):
+    """The fast app and the general one, each on a database of its own (two schemas on the
+    PostgreSQL pass)."""
+    schemas = PostgresSchemas(PG_URL) if ALL_ON_POSTGRES else None
+    made = []
+    try:
+        for fast in (True, False):
+            instance = tmp_path / ("fast" if fast else "general")
+            instance.mkdir()
+            url = schemas.new_url() if schemas else f"sqlite:///{instance / 'test.sqlite3'}"
+            config = make_test_config(
+                instance,
+                DATABASE_URL=url,
+                API_FAST_ACCEPT=fast,
+                API_RATE_LIMIT="1000000 per minute",
+            )
+            app = create_app(config)
+            init_database(app)
+            made.append(app)
+        yield made
+    finally:
+        for app in made:
+            with app.app_context():
+                db.engine.dispose()
+        if schemas:
+            schemas.drop_all()
+
+
+def build_world(app) -> list[str]:
+    """The same users, connections and keys in ``app``'s empty tables; the keys' plaintexts."""
+    with app.app_context():
+        for model in (IdempotencyRecord, Notification, ApiKey, Connection, User):
+            db.session.execute(delete(model))
+        db.session.commit()
+        users = [create_user(name) for name in USERS]
+        for owner, label in CONNECTIONS:
+            create_connection(users[owner], label=label)
+        # One key per user, and a second one of alice's; used a moment ago (no touch due), so
+        # that the fast path is open from the first post.
+        keys = [create_api_key(user, "k")[1] for user in (*users, users[1])]
+        db.session.execute(update(ApiKey).values(last_used_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+        return keys
+
+
+ref = st.one_of(
+    st.integers(min_value=-1, max_value=len(CONNECTIONS) + 2),
+    st.integers(min_value=1, max_value=len(CONNECTIONS) + 1).map(str),
+    st.sampled_from(["Ops", "Family", "2", "ops", "Nope", "", "０"]),
+)
+# After each change, every key posts to these (the change must show in the answers at once).
+PROBES = ("Ops", "Family", 2)
+post = st.tuples(
+    st.just("post"),
+    st.integers(min_value=-3, max_value=3),  # a key's index; -1 wrong, -2 none, -3 not Bearer
+    ref,
+    st.sampled_from(["hello", "", "x" * 1001, "line\nbreak"]),
+    st.booleans(),  # connections: [ref] instead of connection: ref
+)
+change = st.one_of(
+    st.tuples(st.just("revoke"), st.integers(min_value=0, max_value=3)),
+    st.tuples(
+        st.just("status"),
+        st.integers(min_value=0, max_value=len(CONNECTIONS) - 1),
+        st.sampled_from(STATUSES),
+    ),
+    st.tuples(st.just("disable"), st.integers(min_value=0, max_value=2), st.booleans()),
+    st.tuples(st.just("last_used"), st.integers(min_value=0, max_value=3), st.booleans()),
+)
+steps = st.lists(st.one_of(post, post, change), min_size=1, max_size=12)
+
+
+def apply_change(app, step) -> None:
+    with app.app_context():
+        kind = step[0]
+        if kind == "revoke":
+            key_id = db.session.scalars(select(ApiKey.id).order_by(ApiKey.id)).all()[step[1]]
+            db.session.execute(
+                update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=utcnow())
+            )
+        elif kind == "status":
+            ids = db.session.scalars(select(Connection.id).order_by(Connection.id)).all()
+            db.session.execute(
+                update(Connection).where(Connection.id == ids[step[1]]).values(status=step[2])
+            )
+        elif kind == "disable":
+            user_id = db.session.scalars(select(User.id).order_by(User.id)).all()[step[1]]
+            db.session.execute(
+                update(User)
+                .where(User.id == user_id)
+                .values(disabled_at=utcnow() if step[2] else None)
+            )
+        else:  # last used long ago (due to be recorded) or just now
+            key_id = db.session.scalars(select(ApiKey.id).order_by(ApiKey.id)).all()[step[1]]
+            when = utcnow() - (timedelta(hours=1) if step[2] else timedelta(seconds=1))
+            db.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when))
+        db.session.commit()
+
+
+def send(app, keys: list[str], step):
+    _, key_index, target, message, as_list = step
+    headers = {}
+    if key_index >= 0:
+        headers["Authorization"] = f"Bearer {keys[key_index]}"
+    elif key_index == -1:
+        headers["Authorization"] = "Bearer nsk_wrong"
+    elif key_index == -3:
+        headers["Authorization"] = f"Basic {keys[0]}"
+    body = {"connections": [target]} if as_list else {"connection": target}
+    answer = app.test_client().post(
+        "/api/v1/notifications", json={**body, "message": message}, headers=headers
+    )
+    return answer.status_code, answer.get_json()
+
+
+def rows(app) -> list[tuple]:
+    with app.app_context():
+        found = db.session.execute(
+            select(*(getattr(Notification, name) for name in ROW_COLUMNS)).order_by(Notification.id)
+        ).all()
+        touched = db.session.execute(
+            select(ApiKey.id, ApiKey.last_used_at.is_(None)).order_by(ApiKey.id)
+        ).all()
+        return [tuple(row) for row in found] + [("touched", *row) for row in touched]
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=steps)
+def test_the_fast_and_the_general_path_give_the_same_answers_and_rows(apps, steps):
+    fast, general = apps
+    keys = build_world(fast)
+    general_keys = build_world(general)  # the same keys by index (each app made its own)
+    for step in steps:
+        if step[0] == "post":
+            assert send(fast, keys, step) == send(general, general_keys, step), step
+        else:
+            apply_change(fast, step)
+            apply_change(general, step)
+            for key_index in range(len(keys)):
+                for target in PROBES:
+                    probe = ("post", key_index, target, "probe", False)
+                    assert send(fast, keys, probe) == send(general, general_keys, probe), (
+                        step,
+                        probe,
+                    )
+    assert rows(fast) == rows(general)
+
+
+def test_the_fast_path_is_taken_for_the_common_accept(apps, monkeypatch):
+    """Guard for the comparison above: the fast app does queue through fast_send."""
+    from notify_site.services import sending
+
+    fast, _ = apps
+    keys = build_world(fast)
+    apply_change(fast, ("last_used", 1, False))  # recorded just now: nothing to touch
+    taken = []
+    real = sending.fast_send
+
+    def spy(*args, **kwargs):
+        result = real(*args, **kwargs)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(sending, "fast_send", spy)
+    status, body = send(fast, keys, ("post", 1, "Family", "hello", False))
+    assert status == 202
+    assert taken == [True]
+    assert body["notifications"][0]["connection"]["label"] == "Family"
