@@ -101,7 +101,7 @@ clean-venv:
 # under notify_site/translations/, and compile the .mo files, which are committed (so a fresh
 # clone, `make run`, `make test` and `gunicorn wsgi:app` need no build step). Translate the new
 # or fuzzy entries of the .po files, then run this again to compile them.
-LOCALES ?= ja zh_Hant_TW
+LOCALES ?= ja zh_Hant_TW th
 TRANSLATIONS := notify_site/translations
 translations: $(BIN)/.runtime-installed
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k N_ --sort-output --omit-header \

@@ -1,7 +1,7 @@
 """Languages: which locale and time zone a request is served in, and how it shows times and
 figures.
 
-English is the source language; ``ja`` and ``zh_Hant_TW`` are translations under
+English is the source language; ``ja``, ``zh_Hant_TW`` and ``th`` are translations under
 ``notify_site/translations`` (``make translations`` extracts, updates and compiles them; the
 compiled ``.mo`` files are committed, so a fresh clone and ``gunicorn wsgi:app`` need no
 build step).
@@ -11,7 +11,12 @@ footer's switcher (a cookie, so it survives signing in and out), else the browse
 ``Accept-Language``, else English. The JSON API v1 has no pages and no session: its human
 ``message`` follows ``Accept-Language`` alone, so a program gets the same answer whoever is
 signed in in a browser. The time zone is the user's setting, else the language's usual zone
-(Asia/Tokyo for ``ja``, Asia/Taipei for ``zh_Hant_TW``), else UTC.
+(Asia/Tokyo for ``ja``, Asia/Taipei for ``zh_Hant_TW``, Asia/Bangkok for ``th``), else UTC.
+
+Thai dates are Gregorian (2031, not the Buddhist era's 2574): Babel formats only the
+Gregorian calendar, and the site's times sit beside ISO times in the API and the logs. The
+browser's ``Intl`` would pick the Buddhist calendar for ``th``, so the scripts are handed
+``th-u-ca-gregory`` (:data:`INTL_LOCALE`).
 """
 
 from __future__ import annotations
@@ -46,13 +51,22 @@ LANGUAGES: dict[str, str] = {
     "en": "English",
     "ja": "日本語",
     "zh_Hant_TW": "繁體中文",
+    "th": "ไทย",
 }
 
 # The catalogue's code -> the BCP 47 tag for <html lang> and for Intl in the browser.
-HTML_LANG: dict[str, str] = {"en": "en", "ja": "ja", "zh_Hant_TW": "zh-Hant-TW"}
+HTML_LANG: dict[str, str] = {"en": "en", "ja": "ja", "zh_Hant_TW": "zh-Hant-TW", "th": "th"}
+
+# The locale the scripts hand to Intl, where it differs from <html lang>: Intl's Thai counts
+# years in the Buddhist era, Babel's (the server's) in the Gregorian one; both say 2031.
+INTL_LOCALE: dict[str, str] = {"th": "th-u-ca-gregory"}
 
 # A user without a time zone of their own gets their language's usual one.
-DEFAULT_TIMEZONES: dict[str, str] = {"ja": "Asia/Tokyo", "zh_Hant_TW": "Asia/Taipei"}
+DEFAULT_TIMEZONES: dict[str, str] = {
+    "ja": "Asia/Tokyo",
+    "zh_Hant_TW": "Asia/Taipei",
+    "th": "Asia/Bangkok",
+}
 
 # The footer switcher's choice, for visitors (and as a fallback for users with no setting).
 COOKIE_NAME = "lang"
@@ -67,6 +81,8 @@ _ACCEPTED = {
     "zh-Hant-TW": "zh_Hant_TW",
     "zh-HK": "zh_Hant_TW",
     "zh-MO": "zh_Hant_TW",
+    "th": "th",
+    "th-TH": "th",
 }
 
 
@@ -123,13 +139,17 @@ def save_preferences(user: Any, *, locale: str | None, timezone: str | None) -> 
 # --------------------------------------------------------------------------- formatting
 
 # English keeps the site's unambiguous ISO-like style; other locales use their own short
-# forms (ja 2031/05/06 15:30, zh_Hant_TW 2031/5/6 下午3:30).
+# forms (ja 2031/05/06 15:30, zh_Hant_TW 2031/5/6 下午3:30). Thai's short date has a two-digit
+# year (6/5/31), so its "minute" style is its medium date and short time: 6 พ.ค. 2031 14:08.
 _EN_PATTERNS = {
     "minute": "yyyy-MM-dd HH:mm",
     "second": "yyyy-MM-dd HH:mm:ss",
     "time": "HH:mm:ss",
     "brief": "MM-dd HH:mm",
 }
+
+
+_LOCALE_PATTERNS: dict[str, dict[str, str]] = {"th": {"minute": "d MMM y HH:mm"}}
 
 
 def _is_utc() -> bool:
@@ -168,6 +188,8 @@ def time_text(value: datetime, style: str = "minute") -> str:
     code = _locale_code()
     if code == "en":
         text = format_datetime(value, _EN_PATTERNS[style])
+    elif style in _LOCALE_PATTERNS.get(code, {}):
+        text = format_datetime(value, _LOCALE_PATTERNS[code][style])
     elif style == "time":
         text = format_time(value, "medium")
     elif style == "brief":
@@ -273,6 +295,11 @@ def html_lang() -> str:
     return HTML_LANG.get(_locale_code(), "en")
 
 
+def intl_locale() -> str:
+    """The locale the page's scripts give ``Intl`` (``th-u-ca-gregory`` for Thai)."""
+    return INTL_LOCALE.get(_locale_code(), html_lang())
+
+
 def _page_context() -> dict[str, Any]:
     return {
         "html_lang": html_lang(),
@@ -280,7 +307,7 @@ def _page_context() -> dict[str, Any]:
         "current_locale": _locale_code(),
         "zone_name": zone_name,
         "js_i18n": lambda: {
-            "locale": html_lang(),
+            "locale": intl_locale(),
             "timeZone": str(get_timezone()),
             "strings": js_strings(),
             "statuses": {key: str(word) for key, word in STATUS_WORDS.items()},

@@ -51,8 +51,10 @@
       };
       text = patterns[style];
     } else {
+      // Thai's short date has a two-digit year (6/5/31): it takes its medium one, as the server.
+      const minuteDate = data.locale.startsWith("th") ? "medium" : "short";
       const options = {
-        minute: { dateStyle: "short", timeStyle: "short" },
+        minute: { dateStyle: minuteDate, timeStyle: "short" },
         second: { dateStyle: "medium", timeStyle: "medium" },
         time: { timeStyle: "medium" },
         brief: { month: "2-digit", day: "2-digit", hour: "numeric", minute: "2-digit" },

@@ -26,9 +26,12 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
+from notify_site.i18n import LANGUAGES
+
 ROOT = Path(__file__).resolve().parents[2]
 TRANSLATIONS = ROOT / "notify_site" / "translations"
-LOCALES = ["ja", "zh_Hant_TW"]
+# Every language the site offers but English, the source (so a new language is checked too).
+LOCALES = [code for code in LANGUAGES if code != "en"]
 KEYWORDS = {
     "_": None,
     "gettext": None,

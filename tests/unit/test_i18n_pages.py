@@ -4,6 +4,7 @@ times and figures follow the locale and the user's time zone."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -225,3 +226,79 @@ def test_a_locale_without_the_brief_skeletons_falls_back_to_its_short_form(app, 
     monkeypatch.setattr("notify_site.i18n.format_skeleton", missing)
     with app.test_request_context(headers={"Cookie": "lang=ja"}):
         assert time_text(BRIEF_MOMENT, "brief") == "2031/05/06 16:08"
+
+
+# ----------------------------------------------------------------------------- Thai (issue 20)
+
+
+@pytest.mark.parametrize("header", ["th", "th-TH", "th-TH,th;q=0.9,en;q=0.5"])
+def test_a_thai_browser_gets_thai(client, header):
+    page = client.get("/login", headers={"Accept-Language": header}).get_data(as_text=True)
+    assert html_lang(page) == "th"
+    assert "<h1>เข้าสู่ระบบ</h1>" in page
+    assert "Sign in" not in page
+
+
+def test_the_switcher_and_the_settings_offer_thai(client, app, alice):
+    page = client.get("/login").get_data(as_text=True)
+    button = '<button type="submit" name="locale" value="th" class="link" lang="th">ไทย</button>'
+    assert button in page
+    switch(client, "th", "/login")
+    assert html_lang(client.get("/login").get_data(as_text=True)) == "th"
+    login(client)
+    settings = client.get("/settings").get_data(as_text=True)
+    assert '<option value="th">ไทย</option>' in settings
+    saved = client.post("/settings", data={"locale": "th", "timezone": ""})
+    assert saved.status_code == 302
+    with app.app_context():
+        assert db.session.get(User, alice).locale == "th"
+    settings = client.get("/settings").get_data(as_text=True)
+    assert "บันทึกการตั้งค่าแล้ว" in settings
+    assert '<option selected value="th">ไทย</option>' in settings
+
+
+def test_a_thai_api_client_gets_thai_messages(client):
+    answer = client.get(
+        "/api/v1/connections", headers={"Accept-Language": "th-TH", "Authorization": "Bearer x"}
+    )
+    error = answer.get_json()["error"]
+    assert error["code"] == "invalid_api_key"
+    assert error["message"] == "คีย์ API ไม่ถูกต้องหรือถูกเพิกถอนแล้ว"
+
+
+def test_thai_times_are_bangkok_gregorian_and_figures_grouped(client, app, alice):
+    reset = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+    with app.app_context():
+        connection = create_connection(db.session.get(User, alice))
+        connection.rate_limit, connection.rate_remaining = 12000, 11999
+        connection.rate_reset_at = reset
+        connection.rate_checked_at = reset - timedelta(minutes=30)
+        connection.rate_checked_by = "status"
+        db.session.commit()
+    login(client)
+    switch(client, "th", "/connections")  # th: Asia/Bangkok unless the user chose a zone
+    page = client.get("/connections").get_data(as_text=True)
+    # 07:08 UTC is 14:08 in Bangkok; the year is the Gregorian 2031, not the Buddhist 2574.
+    assert "6 พ.ค. 2031 14:08" in page
+    assert "2574" not in page
+    assert "11,999" in page
+    dashboard = client.get("/dashboard").get_data(as_text=True)
+    assert "เวลาแสดงเป็นเวลาไทย" in dashboard
+    # The scripts get a locale whose Intl calendar is the Gregorian one.
+    data = re.search(r"data-i18n='([^']+)'", dashboard).group(1)
+    assert '"locale": "th-u-ca-gregory"' in html.unescape(data)
+    assert '"timeZone": "Asia/Bangkok"' in html.unescape(data)
+
+
+@pytest.mark.parametrize(
+    ("style", "expected"),
+    [
+        ("minute", "6 พ.ค. 2031 14:08"),
+        ("second", "6 พ.ค. 2031 14:08:09"),
+        ("time", "14:08:09"),
+        ("brief", "6/5 14:08 น."),
+    ],
+)
+def test_thai_time_styles(app, style, expected):
+    with app.test_request_context(headers={"Cookie": "lang=th"}):
+        assert time_text(BRIEF_MOMENT, style) == expected

@@ -113,6 +113,10 @@ def test_the_words_of_a_message_follow_the_webhooks_language():
     assert message("uptime-kuma", fixture("uptime-kuma-up.json"), "zh_Hant_TW").startswith(
         "✅ 恢復: My Website\n"
     )
+    assert message("alertmanager", fixture("alertmanager-firing.json"), "th").startswith(
+        "🔥 [กำลังแจ้งเตือน:2] InstanceDown\nความรุนแรง: page\n"
+    )
+    assert message("uptime-kuma", fixture("uptime-kuma-down.json"), "th").startswith("🔴 ล่ม: ")
 
 
 def test_groups_and_states_tell_repeats_from_changes():
