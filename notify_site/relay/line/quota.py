@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 
 from notify_site.extensions import db
+from notify_site.relay.line import channel
 from notify_site.relay.line.channel import ChannelError, ChannelSettings, messaging_api
 from notify_site.relay.models import RelayLineChannel
 
@@ -53,20 +54,11 @@ def channel_report(settings: ChannelSettings) -> ChannelReport:
 
 
 def read_quota(settings: ChannelSettings, now: datetime) -> tuple[int | None, int]:
-    """Ask LINE for the month's limit and consumption and keep them on the channel's row
-    (``relay_line_channels``); commits. Raises ChannelError when LINE does not answer."""
-    from linebot.v3 import messaging  # the SDK loads on first use (channel.py)
-
-    api = messaging_api(settings)
-    try:
-        quota = api.get_message_quota(_request_timeout=settings.timeout)
-        used = api.get_message_quota_consumption(_request_timeout=settings.timeout)
-    except messaging.ApiException as error:
-        raise ChannelError(f"LINE answered HTTP {error.status}", error.status) from None
-    except Exception as error:  # noqa: BLE001 - network errors
-        raise ChannelError(f"could not reach LINE ({type(error).__name__})") from None
-    limit = quota.value if quota.type == "limited" else None
-    total = int(used.total_usage or 0)
+    """Ask LINE for the month's limit and consumption (``channel.read_quota``, which the
+    monthly-limit pause asks too) and keep them on the channel's row (``relay_line_channels``);
+    commits. Raises ChannelError when LINE does not answer."""
+    reading = channel.read_quota(settings)
+    limit, total = reading.limit, reading.used
     _channel_row(settings)
     db.session.execute(
         update(RelayLineChannel)
