@@ -207,16 +207,19 @@ _api_keys = ApiKey.__table__
 _users = User.__table__
 # One Core query for the whole check, built once: the key, its state and its owner's role.
 # Loading the ApiKey and then its owner through the ORM cost two queries and most of a request.
+#: What a key's check reads: the key, its state and its owner's role (services/sending.py's
+#: fast path reads the same, with the connection beside it).
+KEY_CHECK_COLUMNS = (
+    _api_keys.c.id,
+    _api_keys.c.key_hash,
+    _api_keys.c.revoked_at,
+    _api_keys.c.last_used_at,
+    _api_keys.c.owner_id,
+    _users.c.is_admin,
+    _users.c.disabled_at,
+)
 _KEY_BY_HASH = (
-    select(
-        _api_keys.c.id,
-        _api_keys.c.key_hash,
-        _api_keys.c.revoked_at,
-        _api_keys.c.last_used_at,
-        _api_keys.c.owner_id,
-        _users.c.is_admin,
-        _users.c.disabled_at,
-    )
+    select(*KEY_CHECK_COLUMNS)
     .join(_users, _users.c.id == _api_keys.c.owner_id)
     .where(_api_keys.c.key_hash == bindparam("key_hash"))
 )

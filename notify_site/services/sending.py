@@ -47,7 +47,12 @@ from notify_site.i18n import status_word
 from notify_site.models import ApiKey, Connection, ConnectionStatus, NotificationStatus, User
 from notify_site.notify_content import Content
 from notify_site.services import ServiceError, group_commit, idempotency, notifications
-from notify_site.services.api_keys import TOUCH_INTERVAL, AuthenticatedKey, KeyOwner
+from notify_site.services.api_keys import (
+    KEY_CHECK_COLUMNS,
+    TOUCH_INTERVAL,
+    AuthenticatedKey,
+    KeyOwner,
+)
 from notify_site.services.notifications import (
     ConnectionRef,
     QueuedNotification,
@@ -431,16 +436,7 @@ def _label_preference(connection: ResolvedConnection) -> tuple[bool, int]:
 _api_keys = ApiKey.__table__
 _users = User.__table__
 _FAST_LOOKUP = (
-    select(
-        _api_keys.c.id,
-        _api_keys.c.key_hash,
-        _api_keys.c.revoked_at,
-        _api_keys.c.last_used_at,
-        _api_keys.c.owner_id,
-        _users.c.is_admin,
-        _users.c.disabled_at,
-        *_RESOLVED_COLUMNS,
-    )
+    select(*KEY_CHECK_COLUMNS, *_RESOLVED_COLUMNS)
     .select_from(
         _api_keys.join(_users, _users.c.id == _api_keys.c.owner_id).join(
             _connections,
