@@ -19,9 +19,16 @@ from notify_site.extensions import db
 from notify_site.relay.clients import register_client
 from notify_site.relay.models import RelayChat
 from tests.factories import SignedIn, add_person
+from tests.fakes.line_api import serve_fake
 
 REDIRECT_URI = "https://service.example/callback"
 SERVICE_NAME = "Example Service"
+
+
+@pytest.fixture
+def fake_line():
+    """The fake Messaging API over real HTTP (channel mode's tests aim the relay at it)."""
+    yield from serve_fake()
 
 
 @pytest.fixture

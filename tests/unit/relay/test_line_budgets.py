@@ -19,16 +19,11 @@ from notify_site.relay.quota_models import RelayBudget
 from notify_site.relay.views import notify_api
 from tests.conftest import make_test_config
 from tests.factories import create_relay_token, create_user
-from tests.fakes.line_api import channel_config, serve_fake
+from tests.fakes.line_api import channel_config
 from tests.unit.relay.line_pushes import run
 
 GROUP = "C" + "e" * 32
 USER = "U" + "a" * 32
-
-
-@pytest.fixture
-def fake_line():
-    yield from serve_fake()
 
 
 @pytest.fixture

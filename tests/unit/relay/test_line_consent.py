@@ -16,15 +16,10 @@ from notify_site.relay.line.channel import current_settings
 from notify_site.relay.models import ChatKind, RelayAuthorizationCode, RelayChat
 from notify_site.relay.secrets_util import hash_secret
 from tests.conftest import make_test_config
-from tests.fakes.line_api import channel_config, serve_fake
+from tests.fakes.line_api import channel_config
 
 # The accounts port's id of the person on the page (the relay keeps no accounts).
 PERSON, OTHER = 7, 8
-
-
-@pytest.fixture
-def fake_line():
-    yield from serve_fake()
 
 
 @pytest.fixture

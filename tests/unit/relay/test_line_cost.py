@@ -19,7 +19,7 @@ from notify_site.relay.models import RelayChat
 from notify_site.relay.quota_models import RelayLineUsage, UsageState
 from tests.conftest import make_test_config
 from tests.factories import create_relay_token
-from tests.fakes.line_api import channel_config, event, serve_fake, sign, webhook_body
+from tests.fakes.line_api import channel_config, event, sign, webhook_body
 from tests.unit.relay.line_pushes import run
 
 GROUP = "C" + "e" * 32
@@ -71,11 +71,6 @@ def test_a_member_count_is_read_again_after_a_day():
 
 
 # --- Against the fake Messaging API ------------------------------------------------------
-
-
-@pytest.fixture
-def fake_line():
-    yield from serve_fake()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from notify_site.relay.line.channel import current_settings
 from notify_site.relay.line.events import process_events
 from notify_site.relay.models import RelayAccessToken, RelayChat, RelayChatPerson
 from tests.conftest import make_test_config
-from tests.fakes.line_api import channel_config, event, serve_fake, sign, text_message, webhook_body
+from tests.fakes.line_api import channel_config, event, sign, text_message, webhook_body
 
 KEIKO_LINE = "U" + "c" * 32
 OTHER_LINE = "U" + "d" * 32
@@ -25,11 +25,6 @@ SHARED = "C" + "1" * 32
 OTHERS = "C" + "2" * 32
 LEFT = "C" + "3" * 32
 CHATTED = "R" + "4" * 32
-
-
-@pytest.fixture
-def fake_line():
-    yield from serve_fake()
 
 
 @pytest.fixture

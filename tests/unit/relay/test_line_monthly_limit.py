@@ -17,17 +17,12 @@ from notify_site.extensions import db
 from notify_site.relay.line.monthly_limit import PauseSchedule
 from notify_site.relay.models import PushStatus, RelayLineChannel
 from tests.conftest import make_test_config
-from tests.fakes.line_api import MONTHLY_LIMIT_MESSAGE, channel_config, serve_fake
+from tests.fakes.line_api import MONTHLY_LIMIT_MESSAGE, channel_config
 from tests.unit.relay.line_pushes import add_line_user_chat, notify, pushes, run
 
 PUSH = "/v2/bot/message/push"
 QUOTA = "/v2/bot/message/quota"
 START = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def fake_line():
-    yield from serve_fake()
 
 
 @pytest.fixture

@@ -11,15 +11,10 @@ from notify_site.extensions import db
 from notify_site.relay.models import PushStatus, RelayPush
 from notify_site.relay.quota_models import RelayLineUsage
 from tests.conftest import make_test_config
-from tests.fakes.line_api import channel_config, serve_fake
+from tests.fakes.line_api import channel_config
 from tests.unit.relay.line_pushes import add_line_user_chat, notify, pushes, run
 
 PUSH = "/v2/bot/message/push"
-
-
-@pytest.fixture
-def fake_line():
-    yield from serve_fake()
 
 
 @pytest.fixture

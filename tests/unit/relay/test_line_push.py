@@ -17,7 +17,7 @@ from notify_site.relay.line.push import LEASE, PUSHES
 from notify_site.relay.models import PushStatus, RelayChat, RelayPush
 from tests import images
 from tests.conftest import make_test_config
-from tests.fakes.line_api import channel_config, serve_fake
+from tests.fakes.line_api import channel_config
 from tests.servers import wait_until
 from tests.unit.relay.line_pushes import ALICE, TOKEN, add_line_user_chat, notify, pushes, run
 
@@ -30,11 +30,6 @@ RATE_HEADERS = {
     "X-RateLimit-ImageRemaining",
     "X-RateLimit-Reset",
 }
-
-
-@pytest.fixture
-def fake_line():
-    yield from serve_fake()
 
 
 @pytest.fixture

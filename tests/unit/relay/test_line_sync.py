@@ -12,16 +12,11 @@ from notify_site.relay.clients import find_client, register_client
 from notify_site.relay.models import PushStatus
 from tests.conftest import make_test_config
 from tests.factories import create_relay_token
-from tests.fakes.line_api import channel_config, serve_fake
+from tests.fakes.line_api import channel_config
 from tests.unit.relay.line_pushes import TOKEN, add_line_user_chat, notify, pushes, run
 
 PUSH = "/v2/bot/message/push"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def fake_line():
-    yield from serve_fake()
 
 
 @pytest.fixture

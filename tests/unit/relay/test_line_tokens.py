@@ -21,15 +21,10 @@ from notify_site.relay.line import channel, push
 from notify_site.relay.models import RelayLineChannel, RelayLineToken
 from tests.conftest import init_database, make_test_config
 from tests.factories import PASSWORD, create_user
-from tests.fakes.line_api import CHANNEL_ID, channel_config, serve_fake
+from tests.fakes.line_api import CHANNEL_ID, channel_config
 
 TOKEN_EXP = 7 * 24 * 3600
 RENEW_BEFORE = 24 * 3600
-
-
-@pytest.fixture
-def fake_line():
-    yield from serve_fake()
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,6 @@ from tests.fakes.line_api import (
     CHANNEL_SECRET,
     channel_config,
     event,
-    serve_fake,
     sign,
     text_message,
     webhook_body,
@@ -41,11 +40,6 @@ BOB = "U" + "c" * 32
 CAROL = "U" + "d" * 32
 GROUP = "C" + "e" * 32
 ROOM = "R" + "f" * 32
-
-
-@pytest.fixture
-def fake_line():
-    yield from serve_fake()
 
 
 @pytest.fixture

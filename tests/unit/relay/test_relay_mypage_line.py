@@ -11,14 +11,9 @@ from notify_site.relay.line.channel import current_settings
 from notify_site.relay.line.events import process_events
 from tests.conftest import make_test_config
 from tests.factories import add_person
-from tests.fakes.line_api import channel_config, event, serve_fake, sign, text_message, webhook_body
+from tests.fakes.line_api import channel_config, event, sign, text_message, webhook_body
 
 LINE_USER = "U" + "b" * 32
-
-
-@pytest.fixture
-def fake_line():
-    yield from serve_fake()
 
 
 @pytest.fixture
