@@ -66,12 +66,15 @@ def check_thresholds(
             if not figures.limit or figures.percent < threshold:
                 continue
             subject = _subject(figures, subject_id)
+            # RETURNING says whether this call claimed the notice: on PostgreSQL the rowcount of
+            # an INSERT … ON CONFLICT DO NOTHING read -1 here, so no notice was ever sent there.
             claimed = db.session.execute(
                 dialect_insert(RelayQuotaNotice)
                 .values(month=month, subject=subject, threshold=threshold, sent_at=now)
                 .on_conflict_do_nothing(index_elements=["month", "subject", "threshold"])
-            ).rowcount
-            if claimed != 1:
+                .returning(RelayQuotaNotice.threshold)
+            ).first()
+            if claimed is None:
                 continue
             text = (
                 f"LINE quota: {subject} has used {figures.percent}% of its monthly budget "

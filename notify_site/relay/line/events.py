@@ -317,8 +317,9 @@ def _member(chat: RelayChat, user_id: str, *, joined: bool, when: datetime) -> N
             chat_id=chat.id, line_user_id=user_id, joined_at=when, left_at=None if joined else when
         )
         .on_conflict_do_nothing(index_elements=["chat_id", "line_user_id"])
-    )
-    if added.rowcount == 1:
+        .returning(RelayChatMember.line_user_id)
+    ).first()
+    if added is not None:  # RETURNING, not rowcount: psycopg reads -1 for ON CONFLICT inserts
         return
     last_change = func.coalesce(RelayChatMember.left_at, RelayChatMember.joined_at)
     db.session.execute(
