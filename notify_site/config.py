@@ -10,6 +10,9 @@ Order of precedence, lowest first:
 5. the ``test_config`` mapping given to :func:`notify_site.create_app`.
 
 Every key is described in ``instance/config.example.py``.
+
+Past 400 lines on purpose: one idea, the configuration; most lines are the commented
+defaults, which read best as one table.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """The site's tables, as typed SQLAlchemy 2.0 models. No business logic lives here.
 
 The relay keeps its own tables in :mod:`notify_site.relay.models`; the site never reads them.
+
+Past 400 lines on purpose: declarations only, one table per class; models carry no logic.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ are stored only as SHA-256 hex digests.
 Rows that belong to a person (a private sandbox chat, a LINE chat someone paired, a token, a
 pairing) keep the accounts port's person id (``relay/accounts.py``) in a plain integer column,
 with no foreign key into the site's tables: the relay reads no account table.
+
+Past 400 lines on purpose: one idea, the relay's tables (declarations only; the quota's
+tables already live in quota_models.py).
 """
 
 from __future__ import annotations

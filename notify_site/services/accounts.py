@@ -17,6 +17,9 @@ two admins demoting each other at once cannot both succeed.
 **The audit.** Each of those changes, password changes and deletions
 (services/account_deletion.py) is an :class:`~notify_site.models.AccountEvent`, which outlives
 the account.
+
+Past 400 lines on purpose: one idea, the account's life (its sessions, password and
+standing are checked together on every request); splitting them would scatter one rule set.
 """
 
 from __future__ import annotations

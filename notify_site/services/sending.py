@@ -23,6 +23,9 @@ incoming webhooks and the scheduled sends will too. It owns, in this order:
 What it raises is a :class:`~notify_site.services.ServiceError`: :class:`UnknownConnectionError`,
 :class:`InactiveConnectionError`, the idempotency errors, and
 :class:`~notify_site.services.notifications.NotificationValidationError` for no target.
+
+Past 400 lines on purpose: one idea, the send use case; the fast path (its second half)
+must give the same answers as the general path, so the two stay side by side.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ No function here logs, raises or returns a secret except :func:`access_token` (t
 The SDK and joserfc are imported inside the functions that use them, here and in the other
 ``line`` modules: importing line-bot-sdk takes about a second (its many pydantic models), which
 every web and worker process would otherwise pay at start, channel or no channel.
+
+Past 400 lines on purpose: one idea, the channel's credentials and the SDK clients that
+use them; the token lease and the quota read share the same settings and errors.
 """
 
 from __future__ import annotations

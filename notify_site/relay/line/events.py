@@ -47,6 +47,9 @@ nothing (conditional UPDATEs, so no race can undo a later event).
 
 An event without a usable ``source`` (``webhook.yml`` makes it optional, and ``userId``
 optional on a user source) names no chat: it is logged and marked ignored.
+
+Past 400 lines on purpose: one idea, applying LINE's events to the chat registry in
+timestamp order; every handler shares the claim and the ordering rules.
 """
 
 from __future__ import annotations

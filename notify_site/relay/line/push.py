@@ -21,6 +21,9 @@ next attempt carries the same key and LINE answers 409: still exactly one messag
 Issue 15 adds, each in its own module: the push's price in LINE's quota (``cost.py``: a
 day-old member count is read again first) settled in the ledger when the push finishes, and
 packing (``packing.py``): the chat's pushes queued behind this one ride in the same request.
+
+Past 400 lines on purpose: one idea, one push's attempt and its fenced outcome; packing,
+the monthly pause, cost and refusals already live in modules of their own.
 """
 
 from __future__ import annotations
