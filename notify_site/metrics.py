@@ -169,8 +169,13 @@ def count_api_request(response: Response) -> Response:
     """An ``after_request`` hook of the API blueprint: count the answer."""
     rule = request.url_rule
     endpoint = rule.endpoint if rule is not None else "unmatched"
-    API_REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+    count_api_answer(request.method, endpoint, response.status_code)
     return response
+
+
+def count_api_answer(method: str, endpoint: str, status_code: int) -> None:
+    """One JSON API answer (the API's fast path counts its own: it answers before Flask)."""
+    API_REQUESTS.labels(method, endpoint, str(status_code)).inc()
 
 
 # --- Reading ---------------------------------------------------------------------------------

@@ -46,12 +46,18 @@ def test_a_batch_is_one_transaction_and_a_bad_row_fails_alone(app, world):
     with app.app_context():
         writer = group_commit.GroupCommitter(db.engine)
         batch = [
-            group_commit._Row(notifications.INSERT_NOTIFICATION, row(world, "first")),
+            group_commit._Row(
+                group_commit.insert_job(notifications.INSERT_NOTIFICATION, row(world, "first"))
+            ),
             # No such connection: the foreign key refuses this one row.
             group_commit._Row(
-                notifications.INSERT_NOTIFICATION, row(world, "bad", connection_id=999_999)
+                group_commit.insert_job(
+                    notifications.INSERT_NOTIFICATION, row(world, "bad", connection_id=999_999)
+                )
             ),
-            group_commit._Row(notifications.INSERT_NOTIFICATION, row(world, "third")),
+            group_commit._Row(
+                group_commit.insert_job(notifications.INSERT_NOTIFICATION, row(world, "third"))
+            ),
         ]
         writer._write(batch)
         first, bad, third = (item.done for item in batch)
@@ -61,7 +67,9 @@ def test_a_batch_is_one_transaction_and_a_bad_row_fails_alone(app, world):
         assert messages == {first.result(timeout=0): "first", third.result(timeout=0): "third"}
 
         good = [
-            group_commit._Row(notifications.INSERT_NOTIFICATION, row(world, f"m{n}"))
+            group_commit._Row(
+                group_commit.insert_job(notifications.INSERT_NOTIFICATION, row(world, f"m{n}"))
+            )
             for n in range(5)
         ]
         writer._write(good)
