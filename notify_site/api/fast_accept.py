@@ -116,7 +116,7 @@ class FastAcceptMiddleware:
         idempotency_key = environ.get("HTTP_IDEMPOTENCY_KEY")
         if idempotency_key is not None and not idempotency.is_usable_key(idempotency_key):
             return None
-        trusted_hosts = self.app.config["TRUSTED_HOSTS"]
+        trusted_hosts = self.app.config.get("TRUSTED_HOSTS")
         if trusted_hosts:
             try:
                 get_host(environ, trusted_hosts)

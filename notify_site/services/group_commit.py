@@ -67,6 +67,7 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._writer: threading.Thread | None = None
         self._held: Connection | None = None  # the writer thread's alone
+        self._last_batch = 0
 
     def insert(self, statement: Executable, parameters: dict[str, Any]) -> Any:
         """Run ``statement`` (an INSERT … RETURNING one value) with ``parameters`` in the
@@ -118,7 +119,10 @@ class GroupCommitter:
                         return
                 continue
             batch = [first]
-            deadline = time.monotonic() + self.window
+            # The window is waited only under concurrency (the last batch shared its commit):
+            # a lone request is not kept waiting for company that is not coming.
+            window = self.window if self._last_batch > 1 else 0.0
+            deadline = time.monotonic() + window
             while len(batch) < MAX_BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -130,6 +134,7 @@ class GroupCommitter:
                         batch.append(self._queue.get(timeout=left))
                     except queue.Empty:
                         break
+            self._last_batch = len(batch)
             self._write(batch)
 
     def _write(self, batch: list[_Row]) -> None:

@@ -61,9 +61,11 @@ ROW_COLUMNS = (
 
 
 @pytest.fixture
-def apps(tmp_path):
+def apps(tmp_path, request):
     """The fast app and the general one, each on a database of its own (two schemas on the
-    PostgreSQL pass)."""
+    PostgreSQL pass); a test may add settings with ``@pytest.mark.app_settings(...)``."""
+    marker = request.node.get_closest_marker("app_settings")
+    settings = marker.kwargs if marker else {}
     schemas = PostgresSchemas(PG_URL) if ALL_ON_POSTGRES else None
     made = []
     try:
@@ -76,6 +78,7 @@ def apps(tmp_path):
                 DATABASE_URL=url,
                 API_FAST_ACCEPT=fast,
                 API_RATE_LIMIT="1000000 per minute",
+                **settings,
             )
             app = create_app(config)
             init_database(app)
@@ -298,3 +301,26 @@ def test_the_fast_insert_is_compiled_for_the_row_it_is_given():
         AuthenticatedKey(1, KeyOwner(1, False), None),
     )
     assert sorted(row) == sorted(QUEUED_ROW_KEYS)
+
+
+@pytest.mark.app_settings(TRUSTED_HOSTS=["good.test"])
+@pytest.mark.parametrize("base_url", ["https://good.test", "http://good.test", "https://evil.test"])
+def test_https_and_untrusted_hosts_are_answered_alike(apps, base_url):
+    """HSTS over HTTPS, and a Host outside TRUSTED_HOSTS refused (400), on both paths."""
+    fast, general = apps
+    answers = []
+    for app, keys in ((fast, build_world(fast)), (general, build_world(general))):
+        apply_change(app, ("last_used", 1, False))
+        answer = app.test_client().post(
+            "/api/v1/notifications",
+            json={"connection": "Family", "message": "hello"},
+            headers={"Authorization": f"Bearer {keys[1]}"},
+            base_url=base_url,
+        )
+        answers.append((answer.status_code, sorted(answer.headers.items()), answer.get_data()))
+    assert answers[0] == answers[1]
+    status, headers, _ = answers[0]
+    assert status == (400 if "evil" in base_url else 202)
+    assert any(name == "Strict-Transport-Security" for name, _ in headers) == (
+        base_url.startswith("https:")
+    )

@@ -110,3 +110,31 @@ def test_concurrent_api_posts_are_each_answered_after_their_row_is_committed(app
         writer = app.extensions[group_commit.EXTENSION][1]
         assert writer.rows == 40
         assert 1 <= writer.batches <= 40
+
+
+def test_a_lone_row_does_not_wait_out_the_window(app, world):
+    """The window is waited only once a commit was shared: with an hour's window, a lone
+    request is still answered (its commit is not held for company)."""
+    with app.app_context():
+        writer = group_commit.GroupCommitter(db.engine, window=3600.0)
+        first = writer.insert(notifications.INSERT_NOTIFICATION, row(world, "alone"))
+        second = writer.insert(notifications.INSERT_NOTIFICATION, row(world, "alone again"))
+        assert second > first
+        assert writer.batches == 2
+
+
+def test_a_job_sees_its_batch_transaction_and_a_failed_job_leaves_nothing(app, world):
+    """A job writes through the connection it is given; when it raises, nothing it wrote
+    stays, and the writer's next batch works on a fresh connection."""
+    with app.app_context():
+        writer = group_commit.GroupCommitter(db.engine)
+
+        def insert_then_fail(connection):
+            connection.execute(notifications.INSERT_NOTIFICATION, row(world, "half"))
+            raise RuntimeError("the job failed after its insert")
+
+        with pytest.raises(RuntimeError):
+            writer.run(insert_then_fail)
+        kept = writer.insert(notifications.INSERT_NOTIFICATION, row(world, "whole"))
+        messages = db.session.execute(select(Notification.id, Notification.message)).all()
+        assert [tuple(m) for m in messages] == [(kept, "whole")]
