@@ -4,11 +4,12 @@ An API key sending to one connection — by id or label, checked content, no sen
 file, with or without an ``Idempotency-Key`` — is most of the API's traffic. The API's edge
 (notify_site/api/fast_accept.py) reads the request and hands it here, before Flask sees it:
 
-1. **One read** on this thread's own database connection: the key (by its hash), its owner's
-   role and state, and the candidate connections (by id, or the owner's by label), in one
-   statement compiled once for the database at hand. The connection is the engine's (so the
-   engine's connect hooks ran: SQLite's pragmas) but kept out of the pool and in autocommit,
-   so a read costs one round trip: no pool checkout, no ping, no BEGIN/ROLLBACK.
+1. **One read** on a database connection of the fast path's own: the key (by its hash), its
+   owner's role and state, and the candidate connections (by id, or the owner's by label), in
+   one statement compiled once for the database at hand. The connection is the engine's (so
+   the engine's connect hooks ran: SQLite's pragmas) but kept out of the pool, in autocommit,
+   in a small stack of its own (:data:`KEEP_IDLE`), so a read costs one round trip: no pool
+   checkout, no ping, no BEGIN/ROLLBACK.
 2. **The same rules** as the general path: the key's hash compared in constant time, a revoked
    key or a disabled owner refused at once (nothing about keys is cached), the targets picked
    by :func:`~notify_site.services.sending.pick_targets`.
@@ -63,6 +64,10 @@ from notify_site.services.sending import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Connections kept between reads, per process (more are opened when more reads run at once,
+#: and closed after). A gunicorn process runs at most its threads' worth of reads at a time.
+KEEP_IDLE = 8
 
 _keys = ApiKey.__table__
 _users = User.__table__
@@ -163,49 +168,50 @@ class FastAccept:
         )
         self.record_answer = _Statement(idempotency.RECORD_ANSWER, engine)
         self.database_errors: tuple[type[BaseException], ...] = (engine.dialect.loaded_dbapi.Error,)
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._opened: set[Any] = set()
+        self._idle: list[Any] = []  # connections between two reads, the last used on top
+        self._pid = os.getpid()
+        self._inherited: list[Any] = []  # a parent process's: never used, never closed here
         event.listen(engine, "engine_disposed", lambda _engine: self.close())
 
     # -------------------------------------------------------------------------- the read
 
-    def _cursor(self) -> Any:
-        local = self._local
-        pid = os.getpid()
-        if getattr(local, "pid", None) != pid:  # first use in this thread, or after a fork
-            local.pid = pid
-            local.connection = None
-        if local.connection is None:
-            fairy = self.engine.raw_connection()
-            driver = fairy.driver_connection
-            fairy.detach()  # ours alone, closed with it: never back in the pool in autocommit
-            if self.engine.dialect.name == "sqlite":
-                driver.isolation_level = None  # no transaction around a lone read
-            else:
-                driver.autocommit = True
-            local.connection = fairy
-            with self._lock:
-                self._opened.add(fairy)
-        return local.connection.cursor()
+    def _take(self) -> Any:
+        """A connection for one read: an idle one, else a new one."""
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's connections stay the parent's
+                self._inherited, self._idle, self._pid = self._idle, [], os.getpid()
+            if self._idle:
+                return self._idle.pop()
+        fairy = self.engine.raw_connection()
+        driver = fairy.driver_connection
+        fairy.detach()  # ours alone, closed with it: never back in the pool in autocommit
+        if self.engine.dialect.name == "sqlite":
+            driver.isolation_level = None  # no transaction around a lone read
+        else:
+            driver.autocommit = True
+        return fairy
+
+    def _give_back(self, fairy: Any) -> None:
+        """Keep ``fairy`` for the next read, or close it when enough are kept already (a
+        server that starts a thread per request never holds more than its peak)."""
+        with self._lock:
+            if len(self._idle) < KEEP_IDLE and self._pid == os.getpid():
+                self._idle.append(fairy)
+                return
+        self._close(fairy)
+
+    def _close(self, fairy: Any) -> None:
+        with contextlib.suppress(*self.database_errors):  # already broken: nothing to close
+            fairy.close()
 
     def close(self) -> None:
-        """Close every thread's connection (when the engine is disposed: a detached
-        connection is not the pool's to close)."""
+        """Close the idle connections (when the engine is disposed: a detached connection is
+        not the pool's to close)."""
         with self._lock:
-            opened, self._opened = self._opened, set()
-        for fairy in opened:
-            with contextlib.suppress(*self.database_errors):
-                fairy.close()
-
-    def _forget_connection(self) -> None:
-        fairy = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if fairy is not None:
-            with self._lock:
-                self._opened.discard(fairy)
-            with contextlib.suppress(*self.database_errors):  # already broken: nothing to close
-                fairy.close()
+            idle, self._idle = self._idle, []
+        for fairy in idle:
+            self._close(fairy)
 
     def read(self, key_hash: str, ref: int | str) -> list[tuple] | None:
         """The key's row joined with each candidate connection (empty: no key or no
@@ -218,17 +224,22 @@ class FastAccept:
                 "label": ref if isinstance(ref, str) else None,
             }
         )
+        fairy = None
         try:
-            cursor = self._cursor()
+            fairy = self._take()
+            cursor = fairy.cursor()
             try:
                 cursor.execute(self.lookup.sql, parameters)
-                return cursor.fetchall()
+                rows = cursor.fetchall()
             finally:
                 cursor.close()
         except self.database_errors as error:
             log.warning("fast accept: read failed (%s); the general path answers", error)
-            self._forget_connection()
+            if fairy is not None:
+                self._close(fairy)  # it may be broken: the next read opens a fresh one
             return None
+        self._give_back(fairy)
+        return rows
 
     # -------------------------------------------------------------------------- the accept
 
