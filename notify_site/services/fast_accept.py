@@ -120,25 +120,32 @@ class _Statement:
     ) -> None:
         compiled = statement.compile(dialect=engine.dialect, column_keys=column_keys)
         self.sql = str(compiled)
-        self.order = compiled.positiontup if compiled.positional else None
-        self.defaults = [
-            (column.key, column.default) for column in getattr(compiled, "insert_prefetch", ())
-        ]
-        self.processors = {
-            name: processor
-            for name, bind in compiled.binds.items()
-            if (processor := bind.type.bind_processor(engine.dialect)) is not None
+        self.positional = compiled.positional
+        defaults = {
+            column.key: column.default for column in getattr(compiled, "insert_prefetch", ())
         }
+        names = compiled.positiontup if compiled.positional else list(compiled.binds)
+        # Per parameter, in order: its name, its bind processor, its column's default.
+        self.plan = [
+            (name, compiled.binds[name].type.bind_processor(engine.dialect), defaults.get(name))
+            for name in names
+        ]
 
     def parameters(self, values: dict[str, Any]) -> Any:
-        values = dict(values)
-        for key, default in self.defaults:
-            values[key] = default.arg(None) if default.is_callable else default.arg
-        for name, processor in self.processors.items():
-            values[name] = processor(values[name])
-        if self.order is None:
-            return values
-        return tuple(values[name] for name in self.order)
+        """The DB-API parameters for ``values`` (a sequence or a mapping, as the driver
+        takes them). SQLAlchemy's processors pass None through, so None is not processed."""
+        out = []
+        for name, processor, default in self.plan:
+            if default is None:
+                value = values[name]
+            else:
+                value = default.arg(None) if default.is_callable else default.arg
+            if processor is not None and value is not None:
+                value = processor(value)
+            out.append(value)
+        if self.positional:
+            return out
+        return {name: value for (name, _, _), value in zip(self.plan, out, strict=True)}
 
     def run(self, cursor: Any, values: dict[str, Any]) -> Any:
         """Execute with ``values``; the first column of the first row returned (None: none)."""
