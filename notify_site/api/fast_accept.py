@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from typing import Any
 
 from flask import Flask
@@ -77,6 +78,7 @@ class FastAcceptMiddleware:
         self.app = app
         self.wsgi_app = wsgi_app
         self._accept: FastAccept | None = None
+        self._lock = threading.Lock()
 
     def __call__(self, environ: dict, start_response: Any) -> Any:
         if environ.get("PATH_INFO") == PATH and environ.get("REQUEST_METHOD") == "POST":
@@ -91,18 +93,23 @@ class FastAcceptMiddleware:
     def accept(self) -> FastAccept:
         """The app's :class:`FastAccept`, made on first use (the engine exists by then)."""
         if self._accept is None:
-            app = self.app
-            with app.app_context():
-                engine = db.engine
-            committer = None
-            if app.config["GROUP_COMMIT"]:
-                window = app.config["GROUP_COMMIT_WINDOW_MS"] / 1000
-
-                def committer() -> group_commit.GroupCommitter:
-                    return group_commit.committer(app.extensions, engine, window)
-
-            self._accept = FastAccept(engine, committer)
+            with self._lock:  # one per app, however many threads ask first
+                if self._accept is None:
+                    self._accept = self._make_accept()
         return self._accept
+
+    def _make_accept(self) -> FastAccept:
+        app = self.app
+        with app.app_context():
+            engine = db.engine
+        if not app.config["GROUP_COMMIT"]:
+            return FastAccept(engine, None)
+        window = app.config["GROUP_COMMIT_WINDOW_MS"] / 1000
+
+        def committer() -> group_commit.GroupCommitter:
+            return group_commit.committer(app.extensions, engine, window)
+
+        return FastAccept(engine, committer)
 
     def _answer(self, environ: dict) -> tuple[list[tuple[str, str]], bytes] | None:
         """The 202's headers and body, or None to leave the request to Flask."""
