@@ -1,4 +1,4 @@
-"""Four `flask --app wsgi worker` processes share PostgreSQL: 5,000 notifications, 50 connections.
+"""Four `flask --app wsgi worker` processes share PostgreSQL: 2,000 notifications, 10 connections.
 
 Everything goes through the built-in relay of a live server whose database is this test's
 PostgreSQL schema. The relay's window is small (``LIMIT`` calls per ``WINDOW`` seconds per
@@ -49,15 +49,18 @@ from tests.worker_processes import (
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-TOTAL = 5000
-CONNECTIONS = 50
+TOTAL = 2000
+CONNECTIONS = 10
 WORKERS = 4
 THREADS = 4
 # The relay admits LIMIT calls per WINDOW seconds per token. A worker thread calls one
 # connection at a time in a row, faster than LIMIT per WINDOW, so every claim runs into the
-# limit: each connection's 100 notifications need at least 10 windows.
-LIMIT = 10
+# limit: each connection's 200 notifications need at least 40 windows.
+LIMIT = 5
 WINDOW = 4  # seconds
+# Sized so that the limit binds at a pace this machine's relay keeps (it runs in the test's
+# process): 10 connections × 5 per 4 s = 12.5 calls a second at most. (With 50 connections and
+# 10 per 4 s the limit asked 125 a second of a relay that took 25-30: the windows never filled.)
 # How long after a kill the relay may still start on a request the killed worker sent.
 LATE = timedelta(seconds=5)
 DELIVERED = Notification.status == NotificationStatus.DELIVERED
@@ -161,7 +164,7 @@ def relay_calls(live) -> RelayCalls:
     return recorder
 
 
-def test_four_workers_deliver_5000_once_within_every_window(live, relay_calls, tmp_path):
+def test_four_workers_deliver_2000_once_within_every_window(live, relay_calls, tmp_path):
     assert live.app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
     tokens = connect_many(live, CONNECTIONS)
     # Connecting called /api/status once per token: let those windows pass, so that every
@@ -195,8 +198,8 @@ def test_four_workers_deliver_5000_once_within_every_window(live, relay_calls, t
     over = {connection: counts for connection, counts in windows.items() if max(counts) > LIMIT}
     assert over == {}
     # The windows mattered: the limit was reached, on average at least twice per connection.
-    # (On a quiet machine a connection's 100 notifications fill 9 or 10 windows; on one loaded
-    # ~20 deep, the workers were slower than LIMIT per WINDOW and filled 257 of ~500.)
+    # (With 50 connections at 10 per 4 s, a loaded machine filled 257 of ~500 windows and, on
+    # 2026-12-06, a quiet one 19-29: the relay, not the limit, set the pace.)
     full = sum(counts.count(LIMIT) for counts in windows.values())
     assert full >= 2 * CONNECTIONS
     statuses = relay_calls.statuses()
