@@ -181,12 +181,12 @@ class Lease:
         return self.release(self.key == key, token=token, values=values) == 1
 
     def _update(self, where: ColumnElement[bool], values: dict[str, Any]) -> int:
-        return db.session.execute(
-            update(self.key.class_)
-            .where(where)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        # A Core UPDATE of the table: the ORM-enabled form (update(Model)) runs the ORM's bulk
+        # path on every statement (bench/README.md, "where a delivery's time goes"), for
+        # nothing: these updates never touched the session's objects (synchronize_session was
+        # off). Values are keyed by column name, which every leased model keeps equal to its
+        # attribute name.
+        return db.session.execute(update(self.key.table).where(where).values(**values)).rowcount
 
 
 @dataclass(frozen=True)

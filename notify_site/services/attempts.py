@@ -54,22 +54,34 @@ def start(notification_id: int, lease_token: str, worker: str) -> int | None:
     of the same row either waits for this commit (and then sees the attempt, which it marks
     interrupted) or has already changed the token (and this records nothing).
     """
-    now = utcnow()
-    if not NOTIFICATIONS.lease.touch(notification_id, lease_token, {"updated_at": now}):
+    attempt_id = begin(notification_id, lease_token, worker)
+    if attempt_id is None:
         db.session.rollback()
         return None
-    attempt_id = db.session.execute(
-        insert(DeliveryAttempt)
-        .values(
-            notification_id=notification_id,
-            worker=worker[:64],
-            lease_token=lease_token,
-            started_at=now,
-        )
-        .returning(DeliveryAttempt.id)
-    ).scalar_one()
     db.session.commit()
     return attempt_id
+
+
+def begin(notification_id: int, lease_token: str, worker: str) -> int | None:
+    """:func:`start` without its commit, for a caller that commits it with other writes (the
+    previous row's finish) before making the call; None, with nothing written, if the row
+    is no longer held under ``lease_token``."""
+    now = utcnow()
+    if not NOTIFICATIONS.lease.touch(notification_id, lease_token, {"updated_at": now}):
+        return None
+    return db.session.execute(
+        _INSERT_ATTEMPT,
+        {
+            "notification_id": notification_id,
+            "worker": worker[:64],
+            "lease_token": lease_token,
+            "started_at": now,
+        },
+    ).scalar_one()
+
+
+_attempts = DeliveryAttempt.__table__
+_INSERT_ATTEMPT = insert(_attempts).returning(_attempts.c.id)
 
 
 def finish_values(outcome: Outcome, now: datetime) -> dict:
@@ -84,10 +96,7 @@ def finish_values(outcome: Outcome, now: datetime) -> dict:
 def finish(attempt_id: int, outcome: Outcome, now: datetime) -> None:
     """Write the outcome on the attempt (no commit: part of the notification's finish)."""
     db.session.execute(
-        update(DeliveryAttempt)
-        .where(DeliveryAttempt.id == attempt_id)
-        .values(**finish_values(outcome, now))
-        .execution_options(synchronize_session=False)
+        update(_attempts).where(_attempts.c.id == attempt_id).values(**finish_values(outcome, now))
     )
 
 
