@@ -21,8 +21,15 @@ Variants, which together split a delivery's cost:
 - ``deliver``: the worker delivering to the in-process relay (worker + relay + database);
 - ``deliver-stub``: the worker against a stub transport that answers every call 200 with
   rate-limit headers (the worker and its own database work, no relay);
-- ``relay``: the relay's side alone: a kept-alive session posting straight to
-  ``/relay/api/notify`` (what bench/deliver.py's "relay capacity" baseline asks of it).
+- ``relay``: a kept-alive session posting straight to ``/relay/api/notify`` (what
+  bench/deliver.py's "relay capacity" baseline asks of the relay, plus its client);
+- ``client``: that same session posting to the stub transport (the baseline's client alone).
+
+So per notification: worker = ``deliver-stub`` (its requests client included), relay =
+``relay`` − ``client``, and the baseline's client = ``client``. The database's share of the
+worker is printed by ``--all --out-dir`` from the callgrind files (inclusive cost of the
+sqlite3 module's execute and commit, i.e. SQLite itself; SQLAlchemy's Python is counted as
+the worker's).
 
 ``--all`` runs every variant under valgrind and prints the table bench/README.md shows;
 ``--profile`` runs one variant under cProfile instead and prints the top functions (the
@@ -55,7 +62,7 @@ from bench.common import (
     workdir,
 )
 
-VARIANTS = ("deliver", "deliver-stub", "relay")
+VARIANTS = ("deliver", "deliver-stub", "relay", "client")
 
 
 class WSGIAdapter(BaseAdapter):
@@ -143,7 +150,7 @@ def build(variant: str, path, connections: int):
     app = create_app()
     origin = app.config["NOTIFY_API_ORIGIN"]
     with app.app_context():
-        adapter = StubAdapter() if variant == "deliver-stub" else WSGIAdapter(app)
+        adapter = StubAdapter() if variant in ("deliver-stub", "client") else WSGIAdapter(app)
         notify_client().session.mount(origin, adapter)
         rows = list(db.session.scalars(select(Connection).order_by(Connection.id)))
         owner_id = rows[0].owner_id
@@ -174,7 +181,7 @@ def callgrind(switch: str) -> None:
 def run_one(args, under_valgrind: bool) -> None:
     with workdir() as path:
         app, origin, tokens, queue, adapter = build(args.variant, path, args.connections)
-        if args.variant == "relay":
+        if args.variant in ("relay", "client"):
             session = requests.Session()
             session.mount(origin, adapter)
 
@@ -199,7 +206,7 @@ def run_one(args, under_valgrind: bool) -> None:
         done = work(0, args.warmup)
         if done != args.warmup:
             raise RuntimeError(f"warm-up delivered {done} of {args.warmup}")
-        if args.variant != "relay":
+        if args.variant not in ("relay", "client"):
             queue(args.warmup, args.notifications)
             work = _deliver_only(worker)
         profiler = None
@@ -273,13 +280,37 @@ def run_all(args) -> None:
         )
         collected = int(re.search(r"Collected : (\d+)", out.stderr).group(1))
         per = collected / args.notifications / 1e6
-        rows.append((variant, per))
+        sqlite = None
+        if args.out_dir:
+            sqlite = sqlite_share(f"{args.out_dir}/callgrind.{variant}") / args.notifications / 1e6
+        rows.append((variant, per, sqlite))
         print(f"  {variant:<14} {per:8.3f} M instructions / notification", flush=True)
     print()
-    print("| variant | M instructions / notification |")
-    print("|---|---|")
-    for variant, value in rows:
-        print(f"| {variant} | {value:.3f} |")
+    print("| variant | M instructions / notification | of which in SQLite |")
+    print("|---|---|---|")
+    for variant, value, sqlite in rows:
+        print(f"| {variant} | {value:.3f} | {'' if sqlite is None else f'{sqlite:.3f}'} |")
+
+
+#: SQLite's entry points that the sqlite3 module calls for a statement or a commit; their
+#: inclusive costs do not overlap (a prepared statement is cached, and stepped).
+SQLITE_ENTRY_POINTS = ("sqlite3_step", "sqlite3_prepare_v2", "sqlite3_prepare_v3")
+
+
+def sqlite_share(path: str) -> int:
+    """Instructions spent inside SQLite itself (inclusive of its entry points)."""
+    out = subprocess.run(
+        ["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    total = 0
+    for line in out.splitlines():
+        match = re.match(r"\s*([\d,]+) .*?:(\w+) ", line)
+        if match and match.group(2) in SQLITE_ENTRY_POINTS:
+            total += int(match.group(1).replace(",", ""))
+    return total
 
 
 def main() -> None:

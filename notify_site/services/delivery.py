@@ -39,7 +39,6 @@ from notify_site.keyring import keyring
 from notify_site.models import (
     Connection,
     ConnectionStatus,
-    Notification,
     NotificationImage,
     NotificationStatus,
 )
@@ -261,8 +260,6 @@ def finish(
         **columns("last_error", outcome.error),
         "updated_at": now,
     }
-    if outcome.spends_attempt:
-        values["attempts"] = Notification.attempts + 1
     if outcome.kind == OutcomeKind.DELIVERED:
         values.update(status=NotificationStatus.DELIVERED, finished_at=now)
         values.update(columns("last_error", None))
@@ -278,7 +275,8 @@ def finish(
         values.update(status=NotificationStatus.FAILED, finished_at=now)
     else:  # RETRY and WAIT: back in the queue until retry_at
         values.update(status=NotificationStatus.QUEUED, next_attempt_at=outcome.retry_at)
-    if not NOTIFICATIONS.lease.finish(notification_id, claim.token, values):
+    spent = ("attempts",) if outcome.spends_attempt else ()
+    if not NOTIFICATIONS.lease.finish(notification_id, claim.token, values, increment=spent):
         db.session.rollback()
         log.warning(
             "notification %s: lease lost, outcome %s discarded", notification_id, outcome.kind
