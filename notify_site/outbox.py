@@ -207,16 +207,19 @@ class Lease:
         shape = (tuple(sorted(values)), increment)
         statement = self._statements.get(shape)
         if statement is None:
-            table = self.key.table
+            # The table's own columns, not the model's attributes: a statement that names
+            # those is run through the ORM's bulk-update path on every execution.
+            columns = self.key.table.c
+            row_key, held_by = columns[self.key.key], columns[self.token.key]
             sets: dict[str, Any] = {
-                name: bindparam(f"set_{name}", type_=table.c[name].type) for name in shape[0]
+                name: bindparam(f"set_{name}", type_=columns[name].type) for name in shape[0]
             }
-            sets.update({name: table.c[name] + 1 for name in increment})
+            sets.update({name: columns[name] + 1 for name in increment})
             statement = (
-                update(table)
+                update(self.key.table)
                 .where(
-                    self.key == bindparam("held_key", type_=self.key.type),
-                    self.token == bindparam("held_token", type_=self.token.type),
+                    row_key == bindparam("held_key", type_=row_key.type),
+                    held_by == bindparam("held_token", type_=held_by.type),
                 )
                 .values(sets)
             )
