@@ -10,6 +10,8 @@ How a worker works (SPEC 4.4):
    the Notify API (no transaction is open during the call), then :func:`finish` writes the
    outcome **only if the row still carries the worker's token**: a worker whose lease
    expired, and whose rows were claimed again by another, cannot overwrite the newer attempt.
+   Within a claim, a row's finish and the next row's start share one commit
+   (:func:`_finish_then_start`): one commit per call rather than two.
 3. :func:`process_claim` runs one claim: the connection's rows in order, stopping at a spent
    window, a revoked token or an unreachable server, and gives back what it did not send.
 
