@@ -538,9 +538,9 @@ class EnvironmentOnceSession(requests.Session):
     requests looks them up for each request (every ``*_proxy`` variable, by a scan of the whole
     environment, then ``no_proxy`` matching): for a worker that calls one server thousands of
     times that was a tenth of its cost per delivery under cProfile (bench/README.md, "where a
-    delivery's time goes"). The answer depends on the environment and the server's scheme and host only;
-    a process's proxy settings do not change while it runs. Everything else is requests' own
-    :meth:`requests.Session.merge_environment_settings`.
+    delivery's time goes"). The answer depends on the environment and the server's scheme and
+    host only; a process's proxy settings do not change while it runs. Everything else is
+    requests' own :meth:`requests.Session.merge_environment_settings`.
     """
 
     def __init__(self) -> None:
