@@ -253,9 +253,9 @@ def writer_turn() -> AbstractContextManager:
 
     SQLite has one write lock per database file, and a writer that finds it taken sleeps
     (1, 2, 5, 10… ms: SQLite's busy handler) before it looks again. A worker's eight threads
-    polling for it against the relay's writers waited 57–88 ms per delivery in all
-    (bench/deliver.py ``--db-timing``); taking turns in the process first, on a lock that is
-    handed over at once, leaves one of them polling (11–18 ms). Only the write after each
+    polling for it against the relay's writers spent 53–82 ms per delivery in statements, in
+    all (bench/deliver.py ``--db-timing``); taking turns in the process first, on a lock that
+    is handed over at once, leaves one of them polling (11–22 ms). Only the write after each
     call takes turns: the thread holding the turn waits for SQLite's lock alone, and no thread
     holds SQLite's lock while it waits for a turn, so this cannot deadlock. PostgreSQL locks
     rows, not the database: nothing to take turns for.
