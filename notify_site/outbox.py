@@ -229,11 +229,10 @@ class Lease:
         return db.session.execute(statement, params).rowcount
 
     def _update(self, where: ColumnElement[bool], values: dict[str, Any]) -> int:
-        # A Core UPDATE of the table: the ORM-enabled form (update(Model)) runs the ORM's bulk
-        # path on every statement (bench/README.md, "where a delivery's time goes"), for
-        # nothing: these updates never touched the session's objects (synchronize_session was
-        # off). Values are keyed by column name, which every leased model keeps equal to its
-        # attribute name.
+        # An UPDATE of the table rather than of the model (these never touched the session's
+        # objects: synchronize_session was off). Conditions that name model attributes still
+        # take SQLAlchemy's ORM path; the hot one-row writes avoid that (_update_held). Values
+        # are keyed by column name, which every leased model keeps equal to its attribute name.
         return db.session.execute(update(self.key.table).where(where).values(**values)).rowcount
 
 

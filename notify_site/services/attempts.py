@@ -83,16 +83,14 @@ def begin(notification_id: int, lease_token: str, worker: str) -> int | None:
 # Built once: a worker writes these around every call (bench/README.md, "where a delivery's
 # time goes").
 _attempts = DeliveryAttempt.__table__
+#: What :func:`finish_values` writes (a test checks they agree).
+_FINISH_COLUMNS = ("outcome", "status_code", "error", "error_code", "error_params", "finished_at")
 _INSERT_ATTEMPT = insert(_attempts).returning(_attempts.c.id)
 _FINISH_ATTEMPT = (
     update(_attempts)
     .where(_attempts.c.id == bindparam("attempt"))
     .values(
-        {
-            name: bindparam(f"set_{name}", type_=_attempts.c[name].type)
-            for name in ("outcome", "status_code", "error", "error_code", "error_params")
-            + ("finished_at",)
-        }
+        {name: bindparam(f"set_{name}", type_=_attempts.c[name].type) for name in _FINISH_COLUMNS}
     )
 )
 
@@ -109,9 +107,8 @@ def finish_values(outcome: Outcome, now: datetime) -> dict:
 def finish(attempt_id: int, outcome: Outcome, now: datetime) -> None:
     """Write the outcome on the attempt (no commit: part of the notification's finish)."""
     values = finish_values(outcome, now)
-    db.session.execute(
-        _FINISH_ATTEMPT, {"attempt": attempt_id, **{f"set_{k}": v for k, v in values.items()}}
-    )
+    params = {f"set_{name}": values[name] for name in _FINISH_COLUMNS}
+    db.session.execute(_FINISH_ATTEMPT, {"attempt": attempt_id, **params})
 
 
 def record_late(attempt_id: int, outcome: Outcome, now: datetime) -> None:

@@ -18,10 +18,12 @@ from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import DeliveryAttempt, Notification, NotificationStatus
 from notify_site.notify_content import Content
-from notify_site.services import delivery
+from notify_site.services import attempts, delivery
 from notify_site.services.claims import claim_connections
 from notify_site.services.delivery import process_claim, worker_settings
 from notify_site.services.notifications import add_notifications
+from notify_site.services.retry import Outcome, OutcomeKind
+from notify_site.stored_text import StoredText
 from notify_site.worker import Worker
 from tests.conftest import make_test_config
 from tests.factories import create_connection, create_user
@@ -54,12 +56,12 @@ def seen_from_outside(app) -> list[tuple]:
     """Every notification's status and every attempt's outcome, as committed."""
     with app.app_context(), db.engine.connect() as other:
         statuses = other.execute(select(Notification.status).order_by(Notification.id)).all()
-        attempts = other.execute(
+        history = other.execute(
             select(DeliveryAttempt.notification_id, DeliveryAttempt.outcome).order_by(
                 DeliveryAttempt.id
             )
         ).all()
-    return [tuple(s for (s,) in statuses), [tuple(a) for a in attempts]]
+    return [tuple(s for (s,) in statuses), [tuple(a) for a in history]]
 
 
 @contextmanager
@@ -110,12 +112,12 @@ def test_each_call_finds_the_last_outcome_and_its_own_attempt_committed(app, row
         Worker(app, threads=1).run_until_idle()
 
     assert len(seen) == ROWS
-    for n, (statuses, attempts) in enumerate(seen):
+    for n, (statuses, history) in enumerate(seen):
         # The rows before this call are delivered, their attempts finished; this row's
         # attempt is on record, open, before the server has the call.
         assert statuses[:n] == (NotificationStatus.DELIVERED,) * n
         assert statuses[n] == NotificationStatus.SENDING
-        assert attempts == [(i, "delivered") for i in row_ids[:n]] + [(row_ids[n], None)]
+        assert history == [(i, "delivered") for i in row_ids[:n]] + [(row_ids[n], None)]
     assert attempts_of(app) == [(i, "delivered") for i in row_ids]
     # One writing commit per call (the first row's start alone, then each finish with the
     # next start, the last finish alone), plus the claim's own three (the connection, the
@@ -231,3 +233,15 @@ def test_on_sqlite_the_write_after_each_call_takes_its_turn(app, row_ids, mocked
         on_sqlite = db.engine.dialect.name == "sqlite"
     # One turn per call, each taken before that call's outcome was written.
     assert turns == (list(range(ROWS)) if on_sqlite else [])
+
+
+@pytest.mark.parametrize("error", [None, "server answered 500"])
+def test_the_prepared_attempt_finish_writes_every_outcome_column(error):
+    outcome = Outcome(
+        kind=OutcomeKind.RETRY,
+        spends_attempt=True,
+        status_code=500,
+        error=StoredText(error) if error else None,
+    )
+    written = attempts.finish_values(outcome, utcnow())
+    assert tuple(sorted(written)) == tuple(sorted(attempts._FINISH_COLUMNS))
