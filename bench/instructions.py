@@ -16,8 +16,11 @@ other, and prints the table bench/README.md shows.
 
 Variants: ``trivial`` (bench/trivial_app.py), ``accept`` (the API's POST, one connection by
 label, no Idempotency-Key), ``accept-idem`` (a fresh Idempotency-Key per request),
-``accept-nolimit`` (the per-key limit off), ``unauthorized`` (refused with 401 before the
-database).
+``accept-nolimit`` (the per-key limit off), ``unauthorized`` (a wrong key: refused with 401).
+
+``--threads N`` (without valgrind) calls from N threads at once and prints the CPU time per
+request, kernel time included (SQLite's fsync), with how many rows shared each commit: what a
+gunicorn process with N threads spends on its app, without gunicorn, wrk or the network.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 from bench.common import BIN, ROOT, apply_env, bench_env, free_port, setup_instance, workdir
@@ -91,23 +95,43 @@ def callgrind(switch: str) -> None:
     )
 
 
-def run_one(variant: str, warmup: int, requests: int, under_valgrind: bool) -> None:
+def run_one(
+    variant: str, warmup: int, requests: int, under_valgrind: bool, threads: int = 1
+) -> None:
     expected = 401 if variant == "unauthorized" else 202
     with workdir() as path:
         app, environ = build(variant, path)
         for n in range(warmup):
             call(app, environ(n), expected)
+        numbers = iter(range(warmup, warmup + requests))
+        lock = threading.Lock()
+
+        def caller() -> None:
+            while True:
+                with lock:
+                    n = next(numbers, None)
+                if n is None:
+                    return
+                call(app, environ(n), expected)
+
         if under_valgrind:
             callgrind("on")
         started = time.process_time()
-        for n in range(warmup, warmup + requests):
-            call(app, environ(n), expected)
+        callers = [threading.Thread(target=caller) for _ in range(threads)]
+        for thread in callers:
+            thread.start()
+        for thread in callers:
+            thread.join()
         spent = time.process_time() - started
         if under_valgrind:
             callgrind("off")
             print(f"counted {requests} requests", flush=True)
         else:
-            print(f"{variant}: {spent / requests * 1e3:.3f} ms CPU per request")
+            print(f"{variant}: {spent / requests * 1e3:.3f} ms CPU per request ({threads} threads)")
+            group = getattr(app, "extensions", {}).get("notify_site.group_commit")
+            if group is not None:
+                writer = group[1]
+                print(f"  group commit: {writer.rows} rows in {writer.batches} transactions")
 
 
 def run_all(warmup: int, requests: int, variants: list[str]) -> None:
@@ -152,12 +176,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--all", action="store_true", help="every variant, under valgrind")
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument(
+        "--threads", type=int, default=1, help="callers at once (CPU time mode, group commit)"
+    )
     args = parser.parse_args()
     if args.all:
         run_all(args.warmup, args.requests, args.variants.split(","))
         return
     under_valgrind = bool(os.environ.get("BENCH_UNDER_VALGRIND"))
-    run_one(args.variant, args.warmup, args.requests, under_valgrind)
+    run_one(args.variant, args.warmup, args.requests, under_valgrind, args.threads)
 
 
 if __name__ == "__main__":

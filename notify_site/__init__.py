@@ -47,6 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     from notify_site import i18n, log_redaction, pages_only, security, stored_text
+    from notify_site.api import fast_accept
     from notify_site.services import (
         accounts,
         encrypted_columns,
@@ -65,6 +66,9 @@ def register_extensions(app: Flask) -> None:
     # No session, remember-cookie hook or CSRF hook on the JSON API (notify_site/pages_only.py).
     pages_only.install(app, remember_hook=login_manager._update_remember_cookie)
     encrypted_columns.init_app(app)  # the site's columns under the key ring (keyring.py)
+    # The common API accept, answered before Flask (notify_site/api/fast_accept.py): inside
+    # the proxy and body-limit middleware that security wraps around it next.
+    fast_accept.install(app)
     security.init_app(app)
     i18n.init_app(app, babel)
     stored_text.init_app(app)

@@ -209,16 +209,17 @@ DEFAULTS: dict[str, Any] = {
     # Requests one API key may make to /api/v1, all endpoints together. Requests without a key
     # are counted per client address.
     "API_RATE_LIMIT": "600 per minute",
-    # POST /api/v1/notifications takes a fast path for the common case (one connection, no
-    # Idempotency-Key, no send_at, no file): one read and one write (services/sending.py
-    # fast_send). False sends everything the general way (the answers are the same).
+    # The plain POST /api/v1/notifications (JSON, one connection, with or without an
+    # Idempotency-Key; no send_at, no file) is answered before Flask, in one read and one
+    # shared write (notify_site/api/fast_accept.py). False sends everything the general way
+    # (the answers are the same).
     "API_FAST_ACCEPT": True,
     # The fast path's rows of concurrent requests in one process share one transaction and
     # one commit (services/group_commit.py); each 202 still waits for its row's commit.
-    # The window is how long the writer waits for more rows after the first (0: it takes
-    # those already waiting, which are the ones that arrived during the previous commit).
+    # The window is how long the writer waits for more rows after the first, once the last
+    # commit was shared (a lone request never waits; 0: only those already waiting).
     "GROUP_COMMIT": True,
-    "GROUP_COMMIT_WINDOW_MS": 0,
+    "GROUP_COMMIT_WINDOW_MS": 2,
     # Failed sign-ins allowed for one username from one address before sign-in is refused
     # for that pair until the window has passed.
     "LOGIN_FAILURE_LIMIT": "5 per 15 minutes",

@@ -66,6 +66,8 @@ KEY_LIMITS = "notify_site.key_limits"
 LOGIN_THROTTLE = "notify_site.login_throttle"
 API_SCOPE = "api"
 HOOKS_SCOPE = "hooks"
+#: Where the API's fast path leaves the counts of a request it counted and then left to Flask.
+COUNTED_ENVIRON_KEY = "notify_site.key_limit_counts"
 #: After Redis failed, how long requests count in memory before Redis is tried again.
 REDIS_RETRY_SECONDS = 1.0
 
@@ -300,15 +302,19 @@ def init_app(
         if identity is None:
             return None
         try:
-            counts = key_limits.hit(request.blueprint, identity())  # type: ignore[arg-type]
+            # Counted already when the API's fast path saw the request first and left it to
+            # Flask (notify_site/api/fast_accept.py): a request is counted once.
+            counts = request.environ.get(COUNTED_ENVIRON_KEY) or key_limits.hit(
+                request.blueprint,  # type: ignore[arg-type]
+                identity(),
+            )
         except RateLimitUnavailableError:
             return error_response(
                 503,
                 "service_unavailable",
                 gettext("Rate limiting is unavailable. Nothing was done; retry in a few seconds."),
             )
-        # The headers describe the limit closest to running out.
-        g.rate_limit = shown = min(counts, key=lambda c: (not c.breached, c.remaining))
+        g.rate_limit = shown = shown_count(counts)
         if shown.breached:
             return rate_limited(shown)
         return None
@@ -391,13 +397,25 @@ def add_rate_limit_headers(response: Response) -> Response:
     shown: Count | None = g.get("rate_limit")
     if shown is None:
         return response
-    item = shown.item
-    headers = response.headers
-    headers["RateLimit-Limit"] = str(item.amount)
-    headers["RateLimit-Remaining"] = str(shown.remaining)
-    headers["RateLimit-Reset"] = str(_seconds_until(shown.reset_at))
-    headers["RateLimit-Policy"] = f"{item.amount};w={item.get_expiry()}"
+    for name, value in rate_limit_headers(shown):
+        response.headers[name] = value
     return response
+
+
+def shown_count(counts: list[Count]) -> Count:
+    """The count the headers describe: the limit closest to running out."""
+    return min(counts, key=lambda c: (not c.breached, c.remaining))
+
+
+def rate_limit_headers(shown: Count) -> list[tuple[str, str]]:
+    """The RateLimit fields for ``shown`` (see :func:`shown_count`)."""
+    item = shown.item
+    return [
+        ("RateLimit-Limit", str(item.amount)),
+        ("RateLimit-Remaining", str(shown.remaining)),
+        ("RateLimit-Reset", str(_seconds_until(shown.reset_at))),
+        ("RateLimit-Policy", f"{item.amount};w={item.get_expiry()}"),
+    ]
 
 
 def rate_limited(shown: Count) -> Response:

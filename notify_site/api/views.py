@@ -101,18 +101,11 @@ def errors_doc(*statuses: int):
     return decorator
 
 
-FAST_ACCEPT_ENDPOINT = "api.post_notification"
-
-
 @bp.before_request
 def authenticate_api_key() -> None:
     # The key is the whole authentication: nothing here reads the session cookie or asks
     # Flask-Login for a user. One query reads the key and its owner's role (see api_keys).
     if request.endpoint in PUBLIC_ENDPOINTS or request.method == "OPTIONS":
-        return
-    if request.endpoint == FAST_ACCEPT_ENDPOINT and current_app.config["API_FAST_ACCEPT"]:
-        # POST /notifications reads the key with its connection (sending.fast_send), and
-        # authenticates here only when it takes the general path: see post_notification.
         return
     _authenticate()
 
@@ -148,15 +141,6 @@ def _presented_hash(credentials: str) -> str | None:
     """The key's hash if the per-key rate limit computed it already (notify_site/ratelimit.py)."""
     presented, digest = g.get("presented_key_hash") or (None, None)
     return digest if presented == credentials else None
-
-
-def _fast_key_hash() -> str | None:
-    """The presented key's hash when it can be an API key, for the fast path."""
-    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
-    credentials = credentials.strip()
-    if scheme.lower() != "bearer" or not api_keys.may_be_a_key(credentials):
-        return None
-    return _presented_hash(credentials) or api_keys.hash_key(credentials)
 
 
 def _caller() -> User:
@@ -196,26 +180,8 @@ def post_notification():
     multipart/form-data to attach an image file (`image_file`). With `send_at` it waits as
     `scheduled` until then, and may be cancelled until a worker takes it.
     """
-    if "api_key" not in g:  # authentication deferred to here (authenticate_api_key)
-        try:
-            payload = _read_notification_request()
-            key = _idempotency_key()
-        except Exception:
-            _authenticate()  # a bad key answers 401/403 before a bad body answers 400/413/415
-            raise
-        if key is None and payload.send_at is None and len(payload.refs) == 1:
-            key_hash = _fast_key_hash()
-            result = None
-            if key_hash is not None and payload.content.image_file is None:
-                result = sending.fast_send(key_hash, payload.refs[0], payload.content)
-            if result is not None:
-                return current_app.response_class(
-                    _queued_json(result.notifications), status=202, mimetype="application/json"
-                )
-        _authenticate()  # the general path: it answers whatever the fast path left
-    else:
-        payload = _read_notification_request()
-        key = _idempotency_key()
+    payload = _read_notification_request()
+    key = _idempotency_key()
     try:
         result = sending.send(
             sending.Sender.by_key(g.api_key),

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 from flask_babel import gettext
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, scoped_session
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
@@ -73,9 +75,18 @@ def check_key(key: str) -> str:
     """``key`` if it is a usable Idempotency-Key (1–255 printable ASCII characters)."""
     if not key or len(key) > KEY_MAX_CHARS:
         raise IdempotencyKeyError(gettext("must be 1 to %(max)s characters", max=KEY_MAX_CHARS))
-    if not all(" " <= char <= "~" for char in key):
+    if not _printable_ascii(key):
         raise IdempotencyKeyError(gettext("must be printable ASCII"))
     return key
+
+
+def is_usable_key(key: str) -> bool:
+    """Whether :func:`check_key` takes ``key`` (no words: for a caller with no language)."""
+    return 0 < len(key) <= KEY_MAX_CHARS and _printable_ascii(key)
+
+
+def _printable_ascii(key: str) -> bool:
+    return key.isascii() and key.isprintable()
 
 
 def fingerprint(request: Mapping[str, Any]) -> str:
@@ -118,9 +129,7 @@ def execute(
             continue  # its holder rolled back meanwhile: claim again
         try:
             status_code, body = action()
-            db.session.execute(
-                _RECORD_ANSWER, {"record_id": record_id, "status_code": status_code, "body": body}
-            )
+            record_answer_in(db.session, record_id, status_code, body)
             db.session.commit()
         except Exception:
             db.session.rollback()
@@ -169,7 +178,7 @@ _CLAIMS = {
     .returning(_records.c.id)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
-_RECORD_ANSWER = (
+RECORD_ANSWER = (
     update(_records)
     .where(_records.c.id == bindparam("record_id"))
     .values(status_code=bindparam("status_code"), response_json=bindparam("body"))
@@ -182,15 +191,43 @@ def _claim(api_key: ApiKey | AuthenticatedKey, key: str, request_hash: str) -> i
 
     This is the transaction's first write: the rows the action adds will share it.
     """
-    statement = _CLAIMS[db.session.get_bind().dialect.name]
-    return db.session.execute(
-        statement,
-        {
-            "api_key_id": api_key.id,
-            "key": key,
-            "request_hash": request_hash,
-            "status_code": 0,  # filled in before the commit: no one ever sees the placeholder
-            "response_json": "",
-            "created_at": utcnow(),
-        },
+    return claim_in(db.session, api_key.id, key, request_hash)
+
+
+def claim_in(
+    connection: Connection | Session | scoped_session, api_key_id: int, key: str, request_hash: str
+) -> int | None:
+    """:func:`_claim` on any connection or session."""
+    bind = connection if isinstance(connection, Connection) else connection.get_bind()
+    return connection.execute(
+        claim_statement(bind.dialect.name), claim_values(api_key_id, key, request_hash)
     ).scalar()
+
+
+def claim_statement(dialect_name: str) -> Any:
+    """The claim's ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` for a database."""
+    return _CLAIMS[dialect_name]
+
+
+def claim_values(api_key_id: int, key: str, request_hash: str) -> dict[str, Any]:
+    """The claim's values (the API's fast path runs the claim itself, services/fast_accept.py)."""
+    return {
+        "api_key_id": api_key_id,
+        "key": key,
+        "request_hash": request_hash,
+        "status_code": 0,  # filled in before the commit: no one ever sees the placeholder
+        "response_json": "",
+        "created_at": utcnow(),
+    }
+
+
+def record_answer_in(
+    connection: Connection | Session | scoped_session, record_id: int, status_code: int, body: str
+) -> None:
+    """Keep the answer of the claim ``record_id``, in the claim's transaction."""
+    connection.execute(RECORD_ANSWER, answer_values(record_id, status_code, body))
+
+
+def answer_values(record_id: int, status_code: int, body: str) -> dict[str, Any]:
+    """The values of :data:`RECORD_ANSWER`."""
+    return {"record_id": record_id, "status_code": status_code, "body": body}

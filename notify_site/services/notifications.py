@@ -267,6 +267,23 @@ def queued_row(
 
 #: One row's INSERT … RETURNING id (with :func:`queued_row`'s parameters).
 INSERT_NOTIFICATION = _INSERT_NOTIFICATIONS
+#: The keys of :func:`queued_row` (what the fast path compiles the INSERT for).
+QUEUED_ROW_KEYS = (
+    "owner_id",
+    "connection_id",
+    "api_key_id",
+    "message",
+    "sticker_package_id",
+    "sticker_id",
+    "image_thumbnail_url",
+    "image_fullsize_url",
+    "image_id",
+    "notification_disabled",
+    "status",
+    "send_at",
+    "occurrence_id",
+    "next_attempt_at",
+)
 
 
 def queue_notifications(

@@ -24,14 +24,13 @@ What it raises is a :class:`~notify_site.services.ServiceError`: :class:`Unknown
 :class:`InactiveConnectionError`, the idempotency errors, and
 :class:`~notify_site.services.notifications.NotificationValidationError` for no target.
 
-Past 400 lines on purpose: one idea, the send use case; the fast path (its second half)
-must give the same answers as the general path, so the two stay side by side.
+The API's fast path (services/fast_accept.py) reads with its key what :func:`find_targets`
+reads, and picks with :func:`pick_targets`, the same rules without words.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,7 +38,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import and_, bindparam, or_, select
 
@@ -49,12 +47,9 @@ from notify_site.extensions import db
 from notify_site.i18n import status_word
 from notify_site.models import ApiKey, Connection, ConnectionStatus, NotificationStatus, User
 from notify_site.notify_content import Content
-from notify_site.services import ServiceError, group_commit, idempotency, notifications
+from notify_site.services import ServiceError, idempotency, notifications
 from notify_site.services.api_keys import (
-    KEY_CHECK_COLUMNS,
-    TOUCH_INTERVAL,
     AuthenticatedKey,
-    KeyOwner,
 )
 from notify_site.services.notifications import (
     ConnectionRef,
@@ -226,7 +221,7 @@ def send(
         rows = notifications.add_notifications(
             sender, found, content, api_key=sender.api_key, **timing
         )
-        return ACCEPTED, _receipt(rows)
+        return ACCEPTED, receipt(rows)
 
     answer = idempotency.execute(
         sender.api_key, idempotency_key.key, idempotency_key.fingerprint, queue
@@ -276,7 +271,7 @@ def request_fingerprint(
 # before this module kept the API's answer, which holds the same keys (and more, ignored).
 
 
-def _receipt(rows: list[QueuedNotification]) -> str:
+def receipt(rows: list[QueuedNotification]) -> str:
     items = []
     for row in rows:
         item: dict[str, Any] = {
@@ -344,13 +339,13 @@ def find_targets(sender: Sender, refs: Sequence[int | str]) -> list[ResolvedConn
     A string of digits is an id first, then a label. When several of the sender's connections
     share a label, the active one wins, then the newest. One query, whatever the refs.
     """
-    ids = {ref_id for ref in refs if (ref_id := _ref_id(ref)) is not None}
+    ids = {number for ref in refs if (number := ref_id(ref)) is not None}
     labels = {ref for ref in refs if isinstance(ref, str)}
     if len(refs) == 1:
         (ref,) = refs
         statement = _CONNECTION_BY_REF
         parameters = {
-            "id": _ref_id(ref),
+            "id": ref_id(ref),
             "owner_id": sender.id,
             "label": ref if isinstance(ref, str) else None,
         }
@@ -368,11 +363,26 @@ def find_targets(sender: Sender, refs: Sequence[int | str]) -> list[ResolvedConn
 def choose_targets(
     sender: Sender, refs: Sequence[int | str], candidates: list[ResolvedConnection]
 ) -> list[ResolvedConnection | ServiceError]:
-    """The rules of :func:`find_targets` over rows already read (the fast path reads them with
-    the key): the connections in order, without repeats; or, for the first ref that names
-    none or an inactive one, the error alone."""
+    """The rules of :func:`find_targets` over rows already read: the connections in order,
+    without repeats; or, for the first ref that names none or an inactive one, the error
+    alone."""
+    picked = pick_targets(sender, refs, candidates)
+    if isinstance(picked, list):
+        return picked  # type: ignore[return-value]
+    ref, connection = picked
+    if connection is None:
+        return [UnknownConnectionError(gettext("no connection %(ref)s", ref=repr(ref)))]
+    return [_inactive_problem(connection)]  # type: ignore[list-item]
+
+
+def pick_targets(
+    sender: Sender, refs: Sequence[int | str], candidates: list[ResolvedConnection]
+) -> list[ResolvedConnection] | tuple[int | str, ResolvedConnection | None]:
+    """:func:`choose_targets` without words (the API's fast path has no language to word
+    them in): the connections, or the first ref that fails with the connection it named
+    (None: it named none; else the connection is not active)."""
     any_owner = sender.reaches_every_connection
-    ids = {ref_id for ref in refs if (ref_id := _ref_id(ref)) is not None}
+    ids = {number for ref in refs if (number := ref_id(ref)) is not None}
     labels = {ref for ref in refs if isinstance(ref, str)}
     by_id = {c.id: c for c in candidates if c.id in ids and (any_owner or c.owner_id == sender.id)}
     by_label: dict[str, ResolvedConnection] = {}
@@ -382,14 +392,11 @@ def choose_targets(
 
     found: dict[int, ResolvedConnection] = {}
     for ref in refs:
-        connection = by_id.get(_ref_id(ref))
+        connection = by_id.get(ref_id(ref))
         if connection is None and isinstance(ref, str):
             connection = by_label.get(ref)
-        if connection is None:
-            return [UnknownConnectionError(gettext("no connection %(ref)s", ref=repr(ref)))]
-        problem = _inactive_problem(connection)
-        if problem is not None:
-            return [problem]
+        if connection is None or connection.status != ConnectionStatus.ACTIVE:
+            return ref, connection
         found.setdefault(connection.id, connection)
     return list(found.values())
 
@@ -414,7 +421,7 @@ def _inactive_problem(connection: ResolvedConnection) -> InactiveConnectionError
     )
 
 
-def _ref_id(ref: int | str) -> int | None:
+def ref_id(ref: int | str) -> int | None:
     """The id a ref names, if it can name one."""
     if isinstance(ref, str):
         if not ref.isdecimal():  # what int() reads; isdigit() would let "²" through
@@ -425,99 +432,3 @@ def _ref_id(ref: int | str) -> int | None:
 
 def _label_preference(connection: ResolvedConnection) -> tuple[bool, int]:
     return connection.status == ConnectionStatus.ACTIVE, connection.id
-
-
-# ---------------------------------------------------------------------------- the fast path
-# The common accept — an API key, one connection by id or label, a checked content, no
-# idempotency key, no send-later — in one read and one write: the key, its owner and the
-# candidate connections in one query, then the row. Anything else, and any doubt (no such key,
-# revoked, a disabled owner, a key whose last use is due to be recorded, a connection that is
-# missing or inactive), returns None *before writing*, and the caller takes the general path,
-# which answers the same request in full (tests/unit/test_fast_accept.py checks that the two
-# agree on random keys, owners, labels, revocations and inputs).
-
-_api_keys = ApiKey.__table__
-_users = User.__table__
-_FAST_LOOKUP = (
-    select(*KEY_CHECK_COLUMNS, *_RESOLVED_COLUMNS)
-    .select_from(
-        _api_keys.join(_users, _users.c.id == _api_keys.c.owner_id).join(
-            _connections,
-            or_(
-                _connections.c.id == bindparam("id"),
-                and_(
-                    _connections.c.owner_id == _api_keys.c.owner_id,
-                    _connections.c.label == bindparam("label"),
-                ),
-            ),
-        )
-    )
-    .where(_api_keys.c.key_hash == bindparam("key_hash"))
-)
-
-
-def fast_send(key_hash: str, ref: int | str, content: Content) -> SendResult | None:
-    """Queue ``content`` to ``ref`` for the API key whose hash is ``key_hash``, in one read
-    and one write, when this is the common case that needs nothing more; else None, having
-    written nothing (see above). A revoked key is refused at once: the key is read every time.
-    """
-    group = current_app.config["GROUP_COMMIT"]
-    parameters = {
-        "key_hash": key_hash,
-        "id": _ref_id(ref),
-        "label": ref if isinstance(ref, str) else None,
-    }
-    if group:
-        # A plain connection (no ORM session: nothing here needs one), back in the pool
-        # before the request waits for the group's commit.
-        with db.engine.connect() as connection:
-            rows = connection.execute(_FAST_LOOKUP, parameters).all()
-    else:
-        rows = db.session.execute(_FAST_LOOKUP, parameters).all()
-    if not rows:
-        return _not_fast(group)
-    first = rows[0]
-    last_used = first.last_used_at
-    if (
-        not hmac.compare_digest(first.key_hash, key_hash)
-        or first.revoked_at is not None
-        or first.disabled_at is not None
-        or last_used is None
-        or utcnow() - last_used >= TOUCH_INTERVAL
-    ):
-        return _not_fast(group)
-    api_key = AuthenticatedKey(
-        id=first.id,
-        owner=KeyOwner(id=first.owner_id, is_admin=first.is_admin),
-        last_used_at=last_used,
-    )
-    sender = Sender.by_key(api_key)
-    candidates = [ResolvedConnection(row[7], row[8], row[9], row[10]) for row in rows]
-    found = choose_targets(sender, [ref], candidates)
-    if not found or isinstance(found[0], Exception):
-        return _not_fast(group)
-    if not group:
-        queued = notifications.queue_notifications(sender, found, content, api_key=api_key)
-    else:
-        # The row goes into the process's next shared transaction; the answer waits for its
-        # commit (services/group_commit.py).
-        (connection,) = found
-        writer = group_commit.committer(
-            current_app.extensions, db.engine, current_app.config["GROUP_COMMIT_WINDOW_MS"] / 1000
-        )
-        row_id = writer.insert(
-            notifications.INSERT_NOTIFICATION,
-            notifications.queued_row(connection, content, api_key),  # type: ignore[arg-type]
-        )
-        queued = [
-            QueuedNotification(id=row_id, connection=ConnectionRef(connection.id, connection.label))
-        ]
-    metrics.notifications_queued(Source.API, len(queued))
-    return SendResult(queued)
-
-
-def _not_fast(read_outside_the_session: bool) -> None:
-    """Leave the fast path having written nothing (ending the session's read, if it made one)."""
-    if not read_outside_the_session:
-        db.session.rollback()
-    return None

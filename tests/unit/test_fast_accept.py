@@ -1,16 +1,18 @@
-"""The fast path of POST /api/v1/notifications (services/sending.py ``fast_send``) answers
-exactly as the general path does.
+"""The fast path of POST /api/v1/notifications (notify_site/api/fast_accept.py, answering
+before Flask, and services/fast_accept.py) answers exactly as the general path does.
 
 Two apps, each on its own database, are given the same world and the same steps: one with
 the fast path (``API_FAST_ACCEPT``), one without. Hypothesis draws the steps — posts with
 random keys (valid, revoked, wrong, missing, of a disabled owner, of an admin), refs (ids, ids
-as text, labels, labels that look like ids, unknown), messages (valid or not), revocations,
-status changes, disabled owners, keys whose last use is due to be recorded — and every answer
-(status, body) and every row written must be the same in both.
+as text, labels, labels that look like ids, unknown), messages (valid or not), stickers, image
+URLs, silent sends, idempotency keys (new, repeated with the same or another request),
+revocations, status changes, disabled owners, keys whose last use is due to be recorded — and
+every answer (status, headers, body bytes) and every row written must be the same in both.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -59,9 +61,11 @@ ROW_COLUMNS = (
 
 
 @pytest.fixture
-def apps(tmp_path):
+def apps(tmp_path, request):
     """The fast app and the general one, each on a database of its own (two schemas on the
-    PostgreSQL pass)."""
+    PostgreSQL pass); a test may add settings with ``@pytest.mark.app_settings(...)``."""
+    marker = request.node.get_closest_marker("app_settings")
+    settings = marker.kwargs if marker else {}
     schemas = PostgresSchemas(PG_URL) if ALL_ON_POSTGRES else None
     made = []
     try:
@@ -74,6 +78,7 @@ def apps(tmp_path):
                 DATABASE_URL=url,
                 API_FAST_ACCEPT=fast,
                 API_RATE_LIMIT="1000000 per minute",
+                **settings,
             )
             app = create_app(config)
             init_database(app)
@@ -111,12 +116,28 @@ ref = st.one_of(
 )
 # After each change, every key posts to these (the change must show in the answers at once).
 PROBES = ("Ops", "Family", 2)
+# What a body may carry besides its target and message: the plain cases the fast path takes,
+# and their near misses, which it must leave to the general path.
+EXTRAS = (
+    {},
+    {"sticker": {"package_id": 446, "sticker_id": 1988}},
+    {"sticker": {"package_id": True, "sticker_id": 1988}},
+    {"sticker": {"package_id": 446}},
+    {"image": {"thumbnail_url": "https://e.test/t.jpg", "fullsize_url": "https://e.test/f.jpg"}},
+    {"image": {"thumbnail_url": "http://e.test/t.jpg", "fullsize_url": "https://e.test/f.jpg"}},
+    {"notification_disabled": True},
+    {"notification_disabled": "yes"},
+    {"unknown": 1},
+    {"send_at": "2031-05-06T07:30:00+09:00"},
+)
 post = st.tuples(
     st.just("post"),
     st.integers(min_value=-3, max_value=3),  # a key's index; -1 wrong, -2 none, -3 not Bearer
     ref,
-    st.sampled_from(["hello", "", "x" * 1001, "line\nbreak"]),
+    st.sampled_from(["hello", "", "x" * 1001, "line\nbreak", "\u3053\u3093\u306b\u3061\u306f"]),
     st.booleans(),  # connections: [ref] instead of connection: ref
+    st.sampled_from(range(len(EXTRAS))),
+    st.sampled_from([None, None, "retry-1", "retry-2", "", "caf\u00e9"]),  # Idempotency-Key
 )
 change = st.one_of(
     st.tuples(st.just("revoke"), st.integers(min_value=0, max_value=3)),
@@ -159,7 +180,7 @@ def apply_change(app, step) -> None:
 
 
 def send(app, keys: list[str], step):
-    _, key_index, target, message, as_list = step
+    _, key_index, target, message, as_list, extra, idempotency_key = step
     headers = {}
     if key_index >= 0:
         headers["Authorization"] = f"Bearer {keys[key_index]}"
@@ -167,11 +188,21 @@ def send(app, keys: list[str], step):
         headers["Authorization"] = "Bearer nsk_wrong"
     elif key_index == -3:
         headers["Authorization"] = f"Basic {keys[0]}"
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
     body = {"connections": [target]} if as_list else {"connection": target}
     answer = app.test_client().post(
-        "/api/v1/notifications", json={**body, "message": message}, headers=headers
+        "/api/v1/notifications",
+        json={**body, "message": message, **EXTRAS[extra]},
+        headers=headers,
     )
-    return answer.status_code, answer.get_json()
+    return answer.status_code, comparable(answer.headers), answer.get_data()
+
+
+def comparable(headers) -> list[tuple[str, str]]:
+    """The headers, sorted, with the seconds until each app's own rate-limit window resets
+    kept only as present (each app's window started when its first request came)."""
+    return sorted((name, "…" if name == "RateLimit-Reset" else value) for name, value in headers)
 
 
 def rows(app) -> list[tuple]:
@@ -182,7 +213,20 @@ def rows(app) -> list[tuple]:
         touched = db.session.execute(
             select(ApiKey.id, ApiKey.last_used_at.is_(None)).order_by(ApiKey.id)
         ).all()
-        return [tuple(row) for row in found] + [("touched", *row) for row in touched]
+        records = db.session.execute(
+            select(
+                IdempotencyRecord.api_key_id,
+                IdempotencyRecord.key,
+                IdempotencyRecord.request_hash,
+                IdempotencyRecord.status_code,
+                IdempotencyRecord.response_json,
+            ).order_by(IdempotencyRecord.api_key_id, IdempotencyRecord.key)
+        ).all()
+        return (
+            [tuple(row) for row in found]
+            + [("touched", *row) for row in touched]
+            + [("record", *row) for row in records]
+        )
 
 
 @settings(
@@ -203,7 +247,7 @@ def test_the_fast_and_the_general_path_give_the_same_answers_and_rows(apps, step
             apply_change(general, step)
             for key_index in range(len(keys)):
                 for target in PROBES:
-                    probe = ("post", key_index, target, "probe", False)
+                    probe = ("post", key_index, target, "probe", False, 0, None)
                     assert send(fast, keys, probe) == send(general, general_keys, probe), (
                         step,
                         probe,
@@ -211,23 +255,104 @@ def test_the_fast_and_the_general_path_give_the_same_answers_and_rows(apps, step
     assert rows(fast) == rows(general)
 
 
-def test_the_fast_path_is_taken_for_the_common_accept(apps, monkeypatch):
-    """Guard for the comparison above: the fast app does queue through fast_send."""
-    from notify_site.services import sending
+@pytest.mark.parametrize("extra", [0, 1, 4, 6])
+@pytest.mark.parametrize("idempotency_key", [None, "retry-1"])
+def test_the_fast_path_is_taken_for_the_common_accept(apps, monkeypatch, extra, idempotency_key):
+    """Guard for the comparison above: the fast app does queue through the fast path, with
+    each plain content and with an idempotency key; a repeat of the key is the general
+    path's to replay."""
+    from notify_site.services.fast_accept import FastAccept
 
     fast, _ = apps
     keys = build_world(fast)
     apply_change(fast, ("last_used", 1, False))  # recorded just now: nothing to touch
     taken = []
-    real = sending.fast_send
+    real = FastAccept.accept
 
-    def spy(*args, **kwargs):
-        result = real(*args, **kwargs)
+    def spy(self, *args, **kwargs):
+        result = real(self, *args, **kwargs)
         taken.append(result is not None)
         return result
 
-    monkeypatch.setattr(sending, "fast_send", spy)
-    status, body = send(fast, keys, ("post", 1, "Family", "hello", False))
+    monkeypatch.setattr(FastAccept, "accept", spy)
+    step = ("post", 1, "Family", "hello", False, extra, idempotency_key)
+    status, headers, body = send(fast, keys, step)
     assert status == 202
     assert taken == [True]
-    assert body["notifications"][0]["connection"]["label"] == "Family"
+    assert json.loads(body)["notifications"][0]["connection"]["label"] == "Family"
+    again = send(fast, keys, step)
+    if idempotency_key is None:
+        assert taken == [True, True]
+        assert again[2] != body  # a second row
+    else:
+        assert taken == [True, False]  # claimed already: replayed by the general path
+        assert again[2] == body
+        assert ("Idempotent-Replayed", "true") in again[1]
+
+
+def test_the_fast_insert_is_compiled_for_the_row_it_is_given():
+    """services/fast_accept.py compiles the INSERT for QUEUED_ROW_KEYS: they must be exactly
+    the keys of queued_row, or a value would be dropped (or a row refused)."""
+    from notify_site.notify_content import check_content
+    from notify_site.services.api_keys import AuthenticatedKey, KeyOwner
+    from notify_site.services.notifications import (
+        QUEUED_ROW_KEYS,
+        ResolvedConnection,
+        queued_row,
+    )
+
+    row = queued_row(
+        ResolvedConnection(1, 1, "Ops", ConnectionStatus.ACTIVE),
+        check_content(message="hello"),
+        AuthenticatedKey(1, KeyOwner(1, False), None),
+    )
+    assert sorted(row) == sorted(QUEUED_ROW_KEYS)
+
+
+@pytest.mark.app_settings(TRUSTED_HOSTS=["good.test"])
+@pytest.mark.parametrize("base_url", ["https://good.test", "http://good.test", "https://evil.test"])
+def test_https_and_untrusted_hosts_are_answered_alike(apps, base_url):
+    """HSTS over HTTPS, and a Host outside TRUSTED_HOSTS refused (400), on both paths."""
+    fast, general = apps
+    answers = []
+    for app, keys in ((fast, build_world(fast)), (general, build_world(general))):
+        apply_change(app, ("last_used", 1, False))
+        answer = app.test_client().post(
+            "/api/v1/notifications",
+            json={"connection": "Family", "message": "hello"},
+            headers={"Authorization": f"Bearer {keys[1]}"},
+            base_url=base_url,
+        )
+        answers.append((answer.status_code, comparable(answer.headers), answer.get_data()))
+    assert answers[0] == answers[1]
+    status, headers, _ = answers[0]
+    assert status == (400 if "evil" in base_url else 202)
+    assert any(name == "Strict-Transport-Security" for name, _ in headers) == (
+        base_url.startswith("https:")
+    )
+
+
+def test_a_thread_per_request_server_reuses_the_fast_paths_connections(apps):
+    """Reads done one after another from new threads (werkzeug's threaded server starts one
+    per request) share one kept connection: none is left open per thread."""
+    import threading
+
+    from notify_site.api.fast_accept import FastAcceptMiddleware
+
+    fast, _ = apps
+    keys = build_world(fast)
+    answers = []
+
+    def post() -> None:
+        step = ("post", 1, "Family", "hello", False, 0, None)
+        answers.append(send(fast, keys, step)[0])
+
+    for _ in range(12):
+        thread = threading.Thread(target=post)
+        thread.start()
+        thread.join()
+    middleware = fast.wsgi_app
+    while not isinstance(middleware, FastAcceptMiddleware):
+        middleware = middleware.app
+    assert answers == [202] * 12
+    assert len(middleware.accept._idle) == 1

@@ -46,12 +46,18 @@ def test_a_batch_is_one_transaction_and_a_bad_row_fails_alone(app, world):
     with app.app_context():
         writer = group_commit.GroupCommitter(db.engine)
         batch = [
-            group_commit._Row(notifications.INSERT_NOTIFICATION, row(world, "first")),
+            group_commit._Row(
+                group_commit.insert_job(notifications.INSERT_NOTIFICATION, row(world, "first"))
+            ),
             # No such connection: the foreign key refuses this one row.
             group_commit._Row(
-                notifications.INSERT_NOTIFICATION, row(world, "bad", connection_id=999_999)
+                group_commit.insert_job(
+                    notifications.INSERT_NOTIFICATION, row(world, "bad", connection_id=999_999)
+                )
             ),
-            group_commit._Row(notifications.INSERT_NOTIFICATION, row(world, "third")),
+            group_commit._Row(
+                group_commit.insert_job(notifications.INSERT_NOTIFICATION, row(world, "third"))
+            ),
         ]
         writer._write(batch)
         first, bad, third = (item.done for item in batch)
@@ -61,7 +67,9 @@ def test_a_batch_is_one_transaction_and_a_bad_row_fails_alone(app, world):
         assert messages == {first.result(timeout=0): "first", third.result(timeout=0): "third"}
 
         good = [
-            group_commit._Row(notifications.INSERT_NOTIFICATION, row(world, f"m{n}"))
+            group_commit._Row(
+                group_commit.insert_job(notifications.INSERT_NOTIFICATION, row(world, f"m{n}"))
+            )
             for n in range(5)
         ]
         writer._write(good)
@@ -102,3 +110,31 @@ def test_concurrent_api_posts_are_each_answered_after_their_row_is_committed(app
         writer = app.extensions[group_commit.EXTENSION][1]
         assert writer.rows == 40
         assert 1 <= writer.batches <= 40
+
+
+def test_a_lone_row_does_not_wait_out_the_window(app, world):
+    """The window is waited only once a commit was shared: with an hour's window, a lone
+    request is still answered (its commit is not held for company)."""
+    with app.app_context():
+        writer = group_commit.GroupCommitter(db.engine, window=3600.0)
+        first = writer.insert(notifications.INSERT_NOTIFICATION, row(world, "alone"))
+        second = writer.insert(notifications.INSERT_NOTIFICATION, row(world, "alone again"))
+        assert second > first
+        assert writer.batches == 2
+
+
+def test_a_job_sees_its_batch_transaction_and_a_failed_job_leaves_nothing(app, world):
+    """A job writes through the connection it is given; when it raises, nothing it wrote
+    stays, and the writer's next batch works on a fresh connection."""
+    with app.app_context():
+        writer = group_commit.GroupCommitter(db.engine)
+
+        def insert_then_fail(connection):
+            connection.execute(notifications.INSERT_NOTIFICATION, row(world, "half"))
+            raise RuntimeError("the job failed after its insert")
+
+        with pytest.raises(RuntimeError):
+            writer.run(insert_then_fail)
+        kept = writer.insert(notifications.INSERT_NOTIFICATION, row(world, "whole"))
+        messages = db.session.execute(select(Notification.id, Notification.message)).all()
+        assert [tuple(m) for m in messages] == [(kept, "whole")]

@@ -388,6 +388,44 @@ def test_with_redis_two_processes_share_one_api_budget(redis_config):
     assert not any(key.encode() in name for name in keys)
 
 
+def api_post(client, key: str, connection: str = "Ops"):
+    return client.post(
+        "/api/v1/notifications",
+        json={"connection": connection, "message": "disk full"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+
+
+def test_with_redis_fast_accepts_share_the_budget_and_each_request_counts_once(
+    redis_config, monkeypatch
+):
+    """The accept answered before Flask (notify_site/api/fast_accept.py) counts in the same
+    shared budget; a POST it leaves to Flask (no such connection: 404) is counted once."""
+    from notify_site.services.fast_accept import FastAccept
+
+    first, second = two_processes(redis_config)
+    key = make_key(first)
+    api_get(first.test_client(), key)  # records the key's use: the fast path is open
+    taken = []
+    real = FastAccept.accept
+
+    def spy(self, *args, **kwargs):
+        result = real(self, *args, **kwargs)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(FastAccept, "accept", spy)
+    answer = api_post(second.test_client(), key)
+    assert answer.status_code == 202
+    assert answer.headers["RateLimit-Remaining"] == str(LIMIT - 2)
+    missing = api_post(first.test_client(), key, connection="Nope")
+    assert missing.status_code == 404
+    assert missing.headers["RateLimit-Remaining"] == "0"  # 3 of 3: counted once, not twice
+    assert taken == [True, False]
+    assert_rate_limited(api_post(second.test_client(), key))
+    assert taken == [True, False]  # over the limit: refused before any read
+
+
 def test_with_redis_a_request_is_counted_in_one_round_trip(redis_config):
     app = create_app(dict(redis_config))
     init_database(app)

@@ -1,0 +1,326 @@
+"""The common accept in one read and one shared write, outside Flask (issue 18).
+
+An API key sending to one connection — by id or label, checked content, no send-later, no
+file, with or without an ``Idempotency-Key`` — is most of the API's traffic. The API's edge
+(notify_site/api/fast_accept.py) reads the request and hands it here, before Flask sees it:
+
+1. **One read** on a database connection of the fast path's own: the key (by its hash), its
+   owner's role and state, and the candidate connections (by id, or the owner's by label), in
+   one statement compiled once for the database at hand. The connection is the engine's (so
+   the engine's connect hooks ran: SQLite's pragmas) but kept out of the pool, in autocommit,
+   in a small stack of its own (:data:`KEEP_IDLE`), so a read costs one round trip: no pool
+   checkout, no ping, no BEGIN/ROLLBACK.
+2. **The same rules** as the general path: the key's hash compared in constant time, a revoked
+   key or a disabled owner refused at once (nothing about keys is cached), the targets picked
+   by :func:`~notify_site.services.sending.pick_targets`.
+3. **One write**, in the process's next group commit (services/group_commit.py): claim the
+   idempotency key when there is one (``INSERT … ON CONFLICT DO NOTHING RETURNING``), insert
+   the row, keep the receipt as the key's answer — all in one transaction, released once it
+   has committed.
+
+Anything else, and any doubt, returns None **having written nothing**, and the request goes
+on to Flask, whose general path answers it in full: no such key, revoked, a disabled owner, a
+key whose last use is due to be recorded, a connection that is missing or inactive, an
+idempotency key already claimed (the general path replays its answer or refuses it), a
+database error (the general path answers 503 when the database is down). The two paths agree
+on every answer and row (tests/unit/test_fast_accept.py: a property test over random keys,
+owners, labels, revocations and inputs).
+
+A write that fails (the group's commit raised) also returns None: nothing of it was written
+unless the database lost the connection *during* COMMIT, which neither path can tell apart
+from a commit that failed; the general path then writes the row again — a duplicate, once,
+for a request without an ``Idempotency-Key``, as a client's own retry would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import and_, bindparam, event, or_, select
+from sqlalchemy.engine import Connection, Engine
+
+from notify_site import metrics
+from notify_site.db_types import UTCDateTime, utcnow
+from notify_site.models import ApiKey, User
+from notify_site.models import Connection as ConnectionRow
+from notify_site.notify_content import Content
+from notify_site.services import group_commit, idempotency, notifications
+from notify_site.services.api_keys import TOUCH_INTERVAL, AuthenticatedKey, KeyOwner
+from notify_site.services.notifications import ConnectionRef, QueuedNotification, ResolvedConnection
+from notify_site.services.sending import (
+    ACCEPTED,
+    IdempotencyKey,
+    Sender,
+    Source,
+    pick_targets,
+    receipt,
+    ref_id,
+)
+
+log = logging.getLogger(__name__)
+
+#: Connections kept between reads, per process (more are opened when more reads run at once,
+#: and closed after). A gunicorn process runs at most its threads' worth of reads at a time.
+KEEP_IDLE = 8
+
+_keys = ApiKey.__table__
+_users = User.__table__
+_connections = ConnectionRow.__table__
+# The key, its state and its owner's, and the candidate connections: the general path's two
+# reads (api_keys.authenticate, sending.find_targets) in one. Whether the key's last use is
+# recent enough not to be recorded is decided here too, so no time comes back to be converted.
+_LOOKUP = (
+    select(
+        _keys.c.id,
+        _keys.c.key_hash,
+        _keys.c.revoked_at.is_(None),
+        _keys.c.last_used_at >= bindparam("fresh_after", type_=UTCDateTime()),
+        _keys.c.owner_id,
+        _users.c.is_admin,
+        _users.c.disabled_at.is_(None),
+        _connections.c.id,
+        _connections.c.owner_id,
+        _connections.c.label,
+        _connections.c.status,
+    )
+    .select_from(
+        _keys.join(_users, _users.c.id == _keys.c.owner_id).join(
+            _connections,
+            or_(
+                _connections.c.id == bindparam("id"),
+                and_(
+                    _connections.c.owner_id == _keys.c.owner_id,
+                    _connections.c.label == bindparam("label"),
+                ),
+            ),
+        )
+    )
+    .where(_keys.c.key_hash == bindparam("key_hash"))
+)
+
+
+class _Statement:
+    """A statement compiled once for one engine's database, run on a DB-API cursor: what
+    SQLAlchemy does at each execution (bind processing, Python-side column defaults), done
+    with the processors and defaults it compiled, without its per-execution machinery.
+
+    ``column_keys`` names the values an INSERT is given; the table's other columns with a
+    Python-side default (``default=utcnow``, ``default=0``) get it at each run, as SQLAlchemy
+    would give it.
+    """
+
+    def __init__(
+        self, statement: Any, engine: Engine, column_keys: list[str] | None = None
+    ) -> None:
+        compiled = statement.compile(dialect=engine.dialect, column_keys=column_keys)
+        self.sql = str(compiled)
+        self.positional = compiled.positional
+        defaults = {
+            column.key: column.default for column in getattr(compiled, "insert_prefetch", ())
+        }
+        names = compiled.positiontup if compiled.positional else list(compiled.binds)
+        # Per parameter, in order: its name, its bind processor, its column's default.
+        self.plan = [
+            (name, compiled.binds[name].type.bind_processor(engine.dialect), defaults.get(name))
+            for name in names
+        ]
+
+    def parameters(self, values: dict[str, Any]) -> Any:
+        """The DB-API parameters for ``values`` (a sequence or a mapping, as the driver
+        takes them). SQLAlchemy's processors pass None through, so None is not processed."""
+        out = []
+        for name, processor, default in self.plan:
+            if default is None:
+                value = values[name]
+            else:
+                value = default.arg(None) if default.is_callable else default.arg
+            if processor is not None and value is not None:
+                value = processor(value)
+            out.append(value)
+        if self.positional:
+            return out
+        return {name: value for (name, _, _), value in zip(self.plan, out, strict=True)}
+
+    def run(self, cursor: Any, values: dict[str, Any]) -> Any:
+        """Execute with ``values``; the first column of the first row returned (None: none)."""
+        cursor.execute(self.sql, self.parameters(values))
+        if cursor.description is None:  # no rows to return (an UPDATE)
+            return None
+        row = cursor.fetchone()
+        return None if row is None else row[0]
+
+
+class FastAccept:
+    """The fast accept of one app's engine: its compiled read, its threads' connections."""
+
+    def __init__(
+        self, engine: Engine, committer: Callable[[], group_commit.GroupCommitter] | None
+    ) -> None:
+        self.engine = engine
+        self.committer = committer  # None: each accept commits alone
+        self.lookup = _Statement(_LOOKUP, engine)
+        self.insert = _Statement(
+            notifications.INSERT_NOTIFICATION, engine, list(notifications.QUEUED_ROW_KEYS)
+        )
+        self.claim = _Statement(
+            idempotency.claim_statement(engine.dialect.name),
+            engine,
+            list(idempotency.claim_values(0, "", "")),
+        )
+        self.record_answer = _Statement(idempotency.RECORD_ANSWER, engine)
+        self.database_errors: tuple[type[BaseException], ...] = (engine.dialect.loaded_dbapi.Error,)
+        self._lock = threading.Lock()
+        self._idle: list[Any] = []  # connections between two reads, the last used on top
+        self._pid = os.getpid()
+        self._inherited: list[Any] = []  # a parent process's: never used, never closed here
+        event.listen(engine, "engine_disposed", lambda _engine: self.close())
+
+    # -------------------------------------------------------------------------- the read
+
+    def _take(self) -> Any:
+        """A connection for one read: an idle one, else a new one."""
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's connections stay the parent's
+                self._inherited, self._idle, self._pid = self._idle, [], os.getpid()
+            if self._idle:
+                return self._idle.pop()
+        fairy = self.engine.raw_connection()
+        driver = fairy.driver_connection
+        fairy.detach()  # ours alone, closed with it: never back in the pool in autocommit
+        if self.engine.dialect.name == "sqlite":
+            driver.isolation_level = None  # no transaction around a lone read
+        else:
+            driver.autocommit = True
+        return fairy
+
+    def _give_back(self, fairy: Any) -> None:
+        """Keep ``fairy`` for the next read, or close it when enough are kept already (a
+        server that starts a thread per request never holds more than its peak)."""
+        with self._lock:
+            if len(self._idle) < KEEP_IDLE and self._pid == os.getpid():
+                self._idle.append(fairy)
+                return
+        self._close(fairy)
+
+    def _close(self, fairy: Any) -> None:
+        with contextlib.suppress(*self.database_errors):  # already broken: nothing to close
+            fairy.close()
+
+    def close(self) -> None:
+        """Close the idle connections (when the engine is disposed: a detached connection is
+        not the pool's to close)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for fairy in idle:
+            self._close(fairy)
+
+    def read(self, key_hash: str, ref: int | str) -> list[tuple] | None:
+        """The key's row joined with each candidate connection (empty: no key or no
+        candidate); None when the database failed (the connection is dropped)."""
+        parameters = self.lookup.parameters(
+            {
+                "key_hash": key_hash,
+                "fresh_after": utcnow() - TOUCH_INTERVAL,
+                "id": ref_id(ref),
+                "label": ref if isinstance(ref, str) else None,
+            }
+        )
+        fairy = None
+        try:
+            fairy = self._take()
+            cursor = fairy.cursor()
+            try:
+                cursor.execute(self.lookup.sql, parameters)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        except self.database_errors as error:
+            log.warning("fast accept: read failed (%s); the general path answers", error)
+            if fairy is not None:
+                self._close(fairy)  # it may be broken: the next read opens a fresh one
+            return None
+        self._give_back(fairy)
+        return rows
+
+    # -------------------------------------------------------------------------- the accept
+
+    def accept(
+        self,
+        key_hash: str,
+        ref: int | str,
+        content: Content,
+        idempotency_key: str | None = None,
+    ) -> QueuedNotification | None:
+        """Queue ``content`` to ``ref`` for the key whose hash is ``key_hash``, durably, when
+        this is the common case; else None, having written nothing (see the module)."""
+        rows = self.read(key_hash, ref)
+        if not rows:
+            return None
+        key_id, stored_hash, active, fresh, owner_id, is_admin, enabled = rows[0][:7]
+        if not (hmac.compare_digest(stored_hash, key_hash) and active and fresh and enabled):
+            return None
+        api_key = AuthenticatedKey(
+            id=key_id, owner=KeyOwner(id=owner_id, is_admin=bool(is_admin)), last_used_at=None
+        )
+        picked = pick_targets(
+            Sender.by_key(api_key),
+            [ref],
+            [ResolvedConnection(row[7], row[8], row[9], row[10]) for row in rows],
+        )
+        if not isinstance(picked, list):
+            return None
+        (connection,) = picked
+        row = notifications.queued_row(connection, content, api_key)
+        key = (
+            None
+            if idempotency_key is None
+            else IdempotencyKey.for_request(idempotency_key, [ref], content)
+        )
+
+        def write(transaction: Connection) -> int | None:
+            # On the transaction's own DB-API connection: SQLAlchemy begins and commits it.
+            cursor = transaction.connection.cursor()
+            try:
+                record_id = None
+                if key is not None:
+                    record_id = self.claim.run(
+                        cursor, idempotency.claim_values(key_id, key.key, key.fingerprint)
+                    )
+                    if record_id is None:  # claimed before: the general path replays or refuses
+                        return None
+                notification_id = self.insert.run(cursor, row)
+                if record_id is not None:
+                    queued = _queued(notification_id, connection)
+                    self.record_answer.run(
+                        cursor,
+                        idempotency.answer_values(record_id, ACCEPTED, receipt([queued])),
+                    )
+                return notification_id
+            finally:
+                cursor.close()
+
+        try:
+            if self.committer is None:
+                with self.engine.begin() as transaction:
+                    notification_id = write(transaction)
+            else:
+                notification_id = self.committer().run(write)
+        except Exception as error:  # noqa: BLE001 - the general path answers (module docstring)
+            log.warning("fast accept: write failed (%s); the general path answers", error)
+            return None
+        if notification_id is None:
+            return None
+        metrics.notifications_queued(Source.API, 1)
+        return _queued(notification_id, connection)
+
+
+def _queued(notification_id: int, connection: ResolvedConnection) -> QueuedNotification:
+    return QueuedNotification(
+        id=notification_id, connection=ConnectionRef(connection.id, connection.label)
+    )
