@@ -8,7 +8,7 @@ every relay API call (as a real, distant server has). Two baselines in each run:
   kept-alive session (the best any client could do);
 - a plain loop: one request at a time, a new connection per request.
 
-Targets (issue: "Send notifications"): worker / relay ≥ 0.5, worker / plain loop ≥ 5. On a local
+Targets: worker / relay ≥ 0.9 at 0 ms (issue 18; it was 0.5), worker / plain loop ≥ 5. On a local
 relay with no latency both the relay and the plain loop are bound by the same two CPU cores, so
 the plain-loop ratio is only meaningful with latency; the report shows both.
 """
@@ -168,7 +168,7 @@ def run(args, latency: float) -> None:
             ("relay /api/notify capacity (direct, keep-alive)", relay_rate, "req/s"),
             ("plain loop (one at a time, new connection)", plain_rate, "req/s"),
             ("worker delivered", worker_rate, "notif/s"),
-            ("worker / relay capacity (target >= 0.5)", worker_rate / relay_rate, "x"),
+            ("worker / relay capacity (target >= 0.9)", worker_rate / relay_rate, "x"),
             ("worker / plain loop (target >= 5)", worker_rate / plain_rate, "x"),
             ("failed notifications", failed, ""),
         ],
