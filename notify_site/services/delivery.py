@@ -26,9 +26,7 @@ once: a crash between the server's 200 and the commit repeats one message.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -233,36 +231,14 @@ def _finish_then_start(
     committed apart (a crash after this commit leaves the next attempt open, to be marked
     interrupted, exactly as a crash after its own start commit did).
     """
-    with writer_turn():
-        if then is None:
-            return finish(notification_id, claim, outcome, attempt_id=attempt_id), None
-        fenced = finish(notification_id, claim, outcome, attempt_id=attempt_id, commit=False)
-        if not fenced:  # finish rolled back and recorded the answer late; nothing is open
-            return False, None
-        next_attempt = attempts.begin(then.id, claim.token, worker)
-        db.session.commit()
-        return True, next_attempt
-
-
-#: Taken by this process's delivery threads around their write on SQLite (:func:`writer_turn`).
-_SQLITE_WRITER = threading.Lock()
-
-
-def writer_turn() -> AbstractContextManager:
-    """On SQLite, this process's delivery threads write one at a time.
-
-    SQLite has one write lock per database file, and a writer that finds it taken sleeps
-    (1, 2, 5, 10… ms: SQLite's busy handler) before it looks again. A worker's eight threads
-    polling for it against the relay's writers spent 53–82 ms per delivery in statements, in
-    all (bench/deliver.py ``--db-timing``); taking turns in the process first, on a lock that
-    is handed over at once, leaves one of them polling (11–22 ms). Only the write after each
-    call takes turns: the thread holding the turn waits for SQLite's lock alone, and no thread
-    holds SQLite's lock while it waits for a turn, so this cannot deadlock. PostgreSQL locks
-    rows, not the database: nothing to take turns for.
-    """
-    if db.engine.dialect.name == "sqlite":
-        return _SQLITE_WRITER
-    return nullcontext()
+    if then is None:
+        return finish(notification_id, claim, outcome, attempt_id=attempt_id), None
+    fenced = finish(notification_id, claim, outcome, attempt_id=attempt_id, commit=False)
+    if not fenced:  # finish rolled back and recorded the answer late; nothing is open
+        return False, None
+    next_attempt = attempts.begin(then.id, claim.token, worker)
+    db.session.commit()
+    return True, next_attempt
 
 
 def finish(

@@ -18,7 +18,7 @@ from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import DeliveryAttempt, Notification, NotificationStatus
 from notify_site.notify_content import Content
-from notify_site.services import attempts, delivery
+from notify_site.services import attempts
 from notify_site.services.claims import claim_connections
 from notify_site.services.delivery import process_claim, worker_settings
 from notify_site.services.notifications import add_notifications
@@ -211,28 +211,6 @@ def test_a_next_row_lost_during_the_call_is_not_called_and_the_outcome_is_kept(
     with app.app_context():
         first = db.session.get(Notification, row_ids[0])
         assert first.status == NotificationStatus.DELIVERED
-
-
-def test_on_sqlite_the_write_after_each_call_takes_its_turn(app, row_ids, mocked_http, monkeypatch):
-    turns = []
-
-    class RecordingLock:
-        def __enter__(self):
-            with app.app_context():  # the write inside happens while the turn is held
-                turns.append(seen_from_outside(app)[0].count(NotificationStatus.DELIVERED))
-
-        def __exit__(self, *exc_info):
-            return False
-
-    monkeypatch.setattr(delivery, "_SQLITE_WRITER", RecordingLock())
-    mocked_http.post(NOTIFY_URL, body=OK_BODY)
-
-    Worker(app, threads=1).run_until_idle()
-
-    with app.app_context():
-        on_sqlite = db.engine.dialect.name == "sqlite"
-    # One turn per call, each taken before that call's outcome was written.
-    assert turns == (list(range(ROWS)) if on_sqlite else [])
 
 
 @pytest.mark.parametrize("error", [None, "server answered 500"])
