@@ -32,13 +32,13 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, bindparam, or_, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
@@ -122,6 +122,8 @@ class Lease:
     key: Any
     token: Any
     expires: Any
+    #: The statements of :meth:`_update_held`, by the columns they write (a handful each).
+    _statements: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def free(self, now: datetime) -> ColumnElement[bool]:
         """Rows nobody holds: never leased, or their lease has run out."""
@@ -159,7 +161,7 @@ class Lease:
         Also a way to *check* the hold under the row's lock: the UPDATE waits for a
         concurrent claim of the row to commit, and then no longer matches.
         """
-        return self._update(and_(self.key == key, self.held_by(token)), dict(values)) == 1
+        return self._update_held(key, token, values, ()) == 1
 
     def release(
         self,
@@ -174,19 +176,64 @@ class Lease:
             {**(values or {}), self.token.key: None, self.expires.key: None},
         )
 
-    def finish(self, key: Any, token: str, values: Mapping[str, Any]) -> bool:
+    def finish(
+        self,
+        key: Any,
+        token: str,
+        values: Mapping[str, Any],
+        increment: Collection[str] = (),
+    ) -> bool:
         """The fenced finish of one row: write its outcome and let it go, if ``token`` still
-        holds it. False when the fence refused: the lease was lost and the row is another
-        claim's, whose attempt is newer."""
-        return self.release(self.key == key, token=token, values=values) == 1
+        holds it; the columns named in ``increment`` go up by one. False when the fence
+        refused: the lease was lost and the row is another claim's, whose attempt is newer."""
+        released = {**values, self.token.key: None, self.expires.key: None}
+        return self._update_held(key, token, released, tuple(increment)) == 1
+
+    def _update_held(
+        self, key: Any, token: str, values: Mapping[str, Any], increment: tuple[str, ...]
+    ) -> int:
+        """UPDATE the row ``key`` if ``token`` holds it: the one-row fenced write a worker
+        makes around every call (:meth:`touch`, :meth:`finish`).
+
+        The statement is built once per set of columns written and then only bound: building
+        and keying an UPDATE each time was most of its cost (bench/README.md, "where a
+        delivery's time goes"). Only plain values are bound; a SQL expression among the
+        values (``increment`` covers the one the workers need) makes a statement of its own,
+        built for that call alone.
+        """
+        if any(isinstance(value, ClauseElement) for value in values.values()):
+            sets = {**values, **{name: self.key.table.c[name] + 1 for name in increment}}
+            return self._update(and_(self.key == key, self.held_by(token)), sets)
+        shape = (tuple(sorted(values)), increment)
+        statement = self._statements.get(shape)
+        if statement is None:
+            # The table's own columns, not the model's attributes: a statement that names
+            # those is run through the ORM's bulk-update path on every execution.
+            columns = self.key.table.c
+            row_key, held_by = columns[self.key.key], columns[self.token.key]
+            sets: dict[str, Any] = {
+                name: bindparam(f"set_{name}", type_=columns[name].type) for name in shape[0]
+            }
+            sets.update({name: columns[name] + 1 for name in increment})
+            statement = (
+                update(self.key.table)
+                .where(
+                    row_key == bindparam("held_key", type_=row_key.type),
+                    held_by == bindparam("held_token", type_=held_by.type),
+                )
+                .values(sets)
+            )
+            self._statements[shape] = statement
+        params = {f"set_{name}": value for name, value in values.items()}
+        params.update(held_key=key, held_token=token)
+        return db.session.execute(statement, params).rowcount
 
     def _update(self, where: ColumnElement[bool], values: dict[str, Any]) -> int:
-        return db.session.execute(
-            update(self.key.class_)
-            .where(where)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        # An UPDATE of the table rather than of the model (these never touched the session's
+        # objects: synchronize_session was off). Conditions that name model attributes still
+        # take SQLAlchemy's ORM path; the hot one-row writes avoid that (_update_held). Values
+        # are keyed by column name, which every leased model keeps equal to its attribute name.
+        return db.session.execute(update(self.key.table).where(where).values(**values)).rowcount
 
 
 @dataclass(frozen=True)

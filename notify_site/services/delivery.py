@@ -10,6 +10,8 @@ How a worker works (SPEC 4.4):
    the Notify API (no transaction is open during the call), then :func:`finish` writes the
    outcome **only if the row still carries the worker's token**: a worker whose lease
    expired, and whose rows were claimed again by another, cannot overwrite the newer attempt.
+   Within a claim, a row's finish and the next row's start share one commit
+   (:func:`_finish_then_start`): one commit per call rather than two.
 3. :func:`process_claim` runs one claim: the connection's rows in order, stopping at a spent
    window, a revoked token or an unreachable server, and gives back what it did not send.
 
@@ -39,7 +41,6 @@ from notify_site.keyring import keyring
 from notify_site.models import (
     Connection,
     ConnectionStatus,
-    Notification,
     NotificationImage,
     NotificationStatus,
 )
@@ -125,16 +126,44 @@ def deliver_one(
     :func:`retrying`; now + the lease when not given).
     """
     until = until or utcnow() + settings.lease
-    image_file = None
-    if row.image_id is not None:
-        image = db.session.get(NotificationImage, row.image_id)
-        image_file = (image.filename, image.data, image.content_type)
-        db.session.commit()  # no transaction stays open during the call
-
     attempt_id = retrying(attempts.start, until, row.id, claim.token, worker)
     if attempt_id is None:
         log.warning("notification %s: lease lost before the call, not sent", row.id)
         return None
+    outcome, _ = _call_and_finish(row, token, claim, settings, worker, until, attempt_id)
+    return outcome
+
+
+def _call_and_finish(
+    row: ClaimedRow,
+    token: str,
+    claim: ConnectionClaim,
+    settings: WorkerSettings,
+    worker: str,
+    until: datetime,
+    attempt_id: int,
+    then: ClaimedRow | None = None,
+    go_on=None,
+) -> tuple[Outcome, int | None]:
+    """Call the Notify API for ``row``, whose attempt ``attempt_id`` is already on record, and
+    write the outcome; with ``then``, start that row's attempt in the same transaction, if
+    the claim goes on after this outcome (``go_on(outcome)`` says yes, and it is not one
+    after which :func:`process_claim` stops).
+
+    Returns the outcome and ``then``'s attempt id (None when ``then`` was not started: no
+    ``then``, the fence refused this row's outcome, or ``then`` is no longer the claim's).
+    """
+    image_file = None
+    if row.image_id is not None:
+        image_file = db.session.execute(
+            select(
+                NotificationImage.filename,
+                NotificationImage.data,
+                NotificationImage.content_type,
+            ).where(NotificationImage.id == row.image_id)
+        ).one()
+        image_file = tuple(image_file)
+        db.session.commit()  # no transaction stays open during the call
     clock = time.perf_counter()
     error: NotifyError | None = None
     rate_limit: RateLimit | None = None
@@ -165,7 +194,11 @@ def deliver_one(
     if answer is not None and answer.pending:
         # Accepted, not delivered yet (this site's relay): followed by services/remote_pending.
         outcome = replace(outcome, kind=OutcomeKind.AT_SERVER, remote_message_id=answer.message_id)
-    fenced = retrying(finish, until, row.id, claim, outcome, attempt_id=attempt_id)
+    if then is not None and (_ends_claim(outcome) or (go_on is not None and not go_on(outcome))):
+        then = None
+    fenced, next_attempt = retrying(
+        _finish_then_start, until, row.id, claim, outcome, attempt_id, then, worker
+    )
     metrics.delivery_finished(
         outcome,
         call_seconds=call_seconds,
@@ -173,16 +206,55 @@ def deliver_one(
         attempts=row.attempts + (1 if outcome.spends_attempt else 0),
         fenced=fenced,
     )
-    return outcome
+    return outcome, next_attempt
+
+
+def _ends_claim(outcome: Outcome) -> bool:
+    """After this outcome the claim calls no more (:func:`process_claim` gives the rest back)."""
+    return outcome.kind in (OutcomeKind.REVOKED, OutcomeKind.UNREACHABLE, OutcomeKind.WAIT) or (
+        outcome.kind == OutcomeKind.RETRY and outcome.status_code is None
+    )
+
+
+def _finish_then_start(
+    notification_id: int,
+    claim: ConnectionClaim,
+    outcome: Outcome,
+    attempt_id: int,
+    then: ClaimedRow | None,
+    worker: str,
+) -> tuple[bool, int | None]:
+    """:func:`finish`, and with ``then`` the start of its attempt, in one transaction.
+
+    One commit between two calls instead of two: the outcome of the call just made and the
+    record of the next call are both written before that next call, as when they were
+    committed apart (a crash after this commit leaves the next attempt open, to be marked
+    interrupted, exactly as a crash after its own start commit did).
+    """
+    if then is None:
+        return finish(notification_id, claim, outcome, attempt_id=attempt_id), None
+    fenced = finish(notification_id, claim, outcome, attempt_id=attempt_id, commit=False)
+    if not fenced:  # finish rolled back and recorded the answer late; nothing is open
+        return False, None
+    next_attempt = attempts.begin(then.id, claim.token, worker)
+    db.session.commit()
+    return True, next_attempt
 
 
 def finish(
-    notification_id: int, claim: ConnectionClaim, outcome: Outcome, *, attempt_id: int
+    notification_id: int,
+    claim: ConnectionClaim,
+    outcome: Outcome,
+    *,
+    attempt_id: int,
+    commit: bool = True,
 ) -> bool:
     """Write an attempt's outcome if the row still carries the claim's token.
 
     Returns False when the fence refused it: the lease was lost and another worker owns the
     row. The attempt itself still gets the server's answer (:func:`attempts.record_late`).
+    With ``commit=False`` an outcome the fence let through is left uncommitted in the
+    session's transaction, for the caller to add to (a refused one is always settled here).
     """
     now = utcnow()
     values: dict = {
@@ -190,8 +262,6 @@ def finish(
         **columns("last_error", outcome.error),
         "updated_at": now,
     }
-    if outcome.spends_attempt:
-        values["attempts"] = Notification.attempts + 1
     if outcome.kind == OutcomeKind.DELIVERED:
         values.update(status=NotificationStatus.DELIVERED, finished_at=now)
         values.update(columns("last_error", None))
@@ -207,7 +277,8 @@ def finish(
         values.update(status=NotificationStatus.FAILED, finished_at=now)
     else:  # RETRY and WAIT: back in the queue until retry_at
         values.update(status=NotificationStatus.QUEUED, next_attempt_at=outcome.retry_at)
-    if not NOTIFICATIONS.lease.finish(notification_id, claim.token, values):
+    spent = ("attempts",) if outcome.spends_attempt else ()
+    if not NOTIFICATIONS.lease.finish(notification_id, claim.token, values, increment=spent):
         db.session.rollback()
         log.warning(
             "notification %s: lease lost, outcome %s discarded", notification_id, outcome.kind
@@ -236,7 +307,8 @@ def finish(
             .execution_options(synchronize_session=False)
         )
         fail_pending_notifications(claim.connection_id, CHAT_UNREACHABLE)
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return True
 
 
@@ -286,25 +358,52 @@ def process_claim(
             claim_batch, until, claim, settings.batch_size, settings.lease, settings.policy
         )
         renew_at = utcnow() + settings.lease / 2
+        # The next row's attempt, when it was started in the same commit as the last finish.
+        started: int | None = None
         for index, row in enumerate(rows):
             rest = [r.id for r in rows[index:]]
-            if should_stop():
-                retrying(release_rows, until, claim, rest, None)
-                break
-            if snapshot is not None and snapshot.is_spent(utcnow()):
-                spent_until = snapshot.reset_at
-            if spent_until is not None:
-                retrying(release_rows, until, claim, rest, spent_until)
-                metrics.window_spent_wait()
-                break
-            if utcnow() >= renew_at:
-                if not retrying(renew_lease, until, claim, settings.lease):
+            if started is not None:
+                attempt_id, started = started, None
+            else:
+                if should_stop():
+                    retrying(release_rows, until, claim, rest, None)
                     break
-                until = utcnow() + settings.lease
-                renew_at = utcnow() + settings.lease / 2
-            outcome = deliver_one(row, token, claim, settings, worker, until)
-            if outcome is None:  # this row is no longer ours (cancelled, or the lease lost)
-                continue
+                if snapshot is not None and snapshot.is_spent(utcnow()):
+                    spent_until = snapshot.reset_at
+                if spent_until is not None:
+                    retrying(release_rows, until, claim, rest, spent_until)
+                    metrics.window_spent_wait()
+                    break
+                if utcnow() >= renew_at:
+                    if not retrying(renew_lease, until, claim, settings.lease):
+                        break
+                    until = utcnow() + settings.lease
+                    renew_at = utcnow() + settings.lease / 2
+                attempt_id = retrying(attempts.start, until, row.id, claim.token, worker)
+                if attempt_id is None:  # no longer ours (cancelled, or the lease lost)
+                    log.warning("notification %s: lease lost before the call, not sent", row.id)
+                    continue
+
+            def go_on(
+                outcome: Outcome,
+                snapshot: RateLimit | None = snapshot,
+                renew_at: datetime = renew_at,
+            ) -> bool:
+                # Everything the checks above would ask before the next row, so that its
+                # attempt may be started in the same commit as this row's finish; when one
+                # of them says no, the next round asks it again and acts on it.
+                seen = outcome.rate_limit
+                latest = seen if seen is not None and seen.limit is not None else snapshot
+                return (
+                    not should_stop()
+                    and not (latest is not None and latest.is_spent(utcnow()))
+                    and utcnow() < renew_at
+                )
+
+            then = rows[index + 1] if index + 1 < len(rows) else None
+            outcome, started = _call_and_finish(
+                row, token, claim, settings, worker, until, attempt_id, then, go_on
+            )
             calls += 1
             if outcome.rate_limit is not None and outcome.rate_limit.limit is not None:
                 snapshot = outcome.rate_limit

@@ -15,6 +15,7 @@ import pytest
 import requests
 import responses
 
+from notify_site import notify_client
 from notify_site.notify_client import (
     CHAT_UNREACHABLE_REASON,
     AuthError,
@@ -513,7 +514,9 @@ def test_the_client_creates_one_session_and_uses_it_throughout(mocked):
     mocked.post(NOTIFY_URL, json=OK)
     mocked.get(STATUS_URL, json=OK)
 
-    with mock.patch.object(requests, "Session", wraps=requests.Session) as factory:
+    with mock.patch.object(
+        notify_client, "EnvironmentOnceSession", wraps=notify_client.EnvironmentOnceSession
+    ) as factory:
         own = NotifyClient(ORIGIN)
         own.notify(TOKEN, "a")
         own.notify(TOKEN, "b")
