@@ -21,6 +21,9 @@ Leases, fences, backoff and the give-up rule are the outbox machinery both house
 A crash anywhere leaves rows ``sending`` with a lease that expires; they are claimed again, and
 the attempt the crash cut off stays in the history as interrupted. So delivery is at least
 once: a crash between the server's 200 and the commit repeats one message.
+
+Past 400 lines on purpose: one idea, a call and its fenced record; the shared finish-and-start
+commit must see the call loop's stop rules, so the loop and the commits stay together.
 """
 
 from __future__ import annotations

@@ -26,6 +26,9 @@ What it raises is a :class:`~notify_site.services.ServiceError`: :class:`Unknown
 
 The API's fast path (services/fast_accept.py) reads with its key what :func:`find_targets`
 reads, and picks with :func:`pick_targets`, the same rules without words.
+
+Past 400 lines on purpose: one idea, the send use case; its targets' rules, its idempotency
+and its receipt are read together when a send is checked against what it promised.
 """
 
 from __future__ import annotations
