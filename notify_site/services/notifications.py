@@ -8,6 +8,9 @@ Once the rows are committed they are on disk: a crash loses nothing.
 What may be sent is checked before it gets here, by :mod:`notify_site.notify_content`, the
 rules the relay checks with too: the services take its checked :class:`Content`, and
 :func:`describe_problem` words its reasons for people.
+
+Past 400 lines on purpose: one idea, the outbox's rows as the site writes and reads them; the
+queued row's shape (``queued_row``, ``QUEUED_ROW_KEYS``) stays beside the INSERT it feeds.
 """
 
 from __future__ import annotations
