@@ -248,3 +248,21 @@ def in_process_worker(live) -> Iterator[BackgroundWorker]:
     worker = BackgroundWorker(live.app, poll_interval=0.05).start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def fast_accepts_taken(monkeypatch) -> list[bool]:
+    """Whether each accept the app tried before Flask took the fast path (in order): True when
+    notify_site/services/fast_accept.py answered, False when it left the request to Flask."""
+    from notify_site.services.fast_accept import FastAccept
+
+    taken: list[bool] = []
+    real = FastAccept.accept
+
+    def spy(self, *args, **kwargs):
+        result = real(self, *args, **kwargs)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(FastAccept, "accept", spy)
+    return taken

@@ -257,24 +257,16 @@ def test_the_fast_and_the_general_path_give_the_same_answers_and_rows(apps, step
 
 @pytest.mark.parametrize("extra", [0, 1, 4, 6])
 @pytest.mark.parametrize("idempotency_key", [None, "retry-1"])
-def test_the_fast_path_is_taken_for_the_common_accept(apps, monkeypatch, extra, idempotency_key):
+def test_the_fast_path_is_taken_for_the_common_accept(
+    apps, fast_accepts_taken, extra, idempotency_key
+):
     """Guard for the comparison above: the fast app does queue through the fast path, with
     each plain content and with an idempotency key; a repeat of the key is the general
     path's to replay."""
-    from notify_site.services.fast_accept import FastAccept
-
     fast, _ = apps
     keys = build_world(fast)
     apply_change(fast, ("last_used", 1, False))  # recorded just now: nothing to touch
-    taken = []
-    real = FastAccept.accept
-
-    def spy(self, *args, **kwargs):
-        result = real(self, *args, **kwargs)
-        taken.append(result is not None)
-        return result
-
-    monkeypatch.setattr(FastAccept, "accept", spy)
+    taken = fast_accepts_taken
     step = ("post", 1, "Family", "hello", False, extra, idempotency_key)
     status, headers, body = send(fast, keys, step)
     assert status == 202

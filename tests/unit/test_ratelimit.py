@@ -397,24 +397,14 @@ def api_post(client, key: str, connection: str = "Ops"):
 
 
 def test_with_redis_fast_accepts_share_the_budget_and_each_request_counts_once(
-    redis_config, monkeypatch
+    redis_config, fast_accepts_taken
 ):
     """The accept answered before Flask (notify_site/api/fast_accept.py) counts in the same
     shared budget; a POST it leaves to Flask (no such connection: 404) is counted once."""
-    from notify_site.services.fast_accept import FastAccept
-
     first, second = two_processes(redis_config)
     key = make_key(first)
     api_get(first.test_client(), key)  # records the key's use: the fast path is open
-    taken = []
-    real = FastAccept.accept
-
-    def spy(self, *args, **kwargs):
-        result = real(self, *args, **kwargs)
-        taken.append(result is not None)
-        return result
-
-    monkeypatch.setattr(FastAccept, "accept", spy)
+    taken = fast_accepts_taken
     answer = api_post(second.test_client(), key)
     assert answer.status_code == 202
     assert answer.headers["RateLimit-Remaining"] == str(LIMIT - 2)
