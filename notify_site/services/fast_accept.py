@@ -165,9 +165,8 @@ class FastAccept:
         self.engine = engine
         self.committer = committer  # None: each accept commits alone
         self.lookup = _Statement(_LOOKUP, engine)
-        self.insert = _Statement(
-            notifications.INSERT_NOTIFICATION, engine, list(notifications.QUEUED_ROW_KEYS)
-        )
+        # Compiled for the keys of the first row it is given (notifications.queued_row's).
+        self._insert: _Statement | None = None
         self.claim = _Statement(
             idempotency.claim_statement(engine.dialect.name),
             engine,
@@ -180,6 +179,14 @@ class FastAccept:
         self._pid = os.getpid()
         self._inherited: list[Any] = []  # a parent process's: never used, never closed here
         event.listen(engine, "engine_disposed", lambda _engine: self.close())
+
+    def _insert_for(self, row: dict[str, Any]) -> _Statement:
+        """The INSERT compiled for ``row``'s keys: every row is made by
+        ``notifications.queued_row``, so the first one's keys are every row's. (Two threads
+        that compile it at once make the same statement; the last one kept.)"""
+        if self._insert is None:
+            self._insert = _Statement(notifications.INSERT_NOTIFICATION, self.engine, list(row))
+        return self._insert
 
     # -------------------------------------------------------------------------- the read
 
@@ -294,7 +301,7 @@ class FastAccept:
                     )
                     if record_id is None:  # claimed before: the general path replays or refuses
                         return None
-                notification_id = self.insert.run(cursor, row)
+                notification_id = self._insert_for(row).run(cursor, row)
                 if record_id is not None:
                     queued = _queued(notification_id, connection)
                     self.record_answer.run(

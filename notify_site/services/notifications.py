@@ -10,7 +10,7 @@ rules the relay checks with too: the services take its checked :class:`Content`,
 :func:`describe_problem` words its reasons for people.
 
 Past 400 lines on purpose: one idea, the outbox's rows as the site writes and reads them; the
-queued row's shape (``queued_row``, ``QUEUED_ROW_KEYS``) stays beside the INSERT it feeds.
+queued row's shape (``queued_row``) stays beside the INSERT it feeds.
 """
 
 from __future__ import annotations
@@ -270,23 +270,6 @@ def queued_row(
 
 #: One row's INSERT … RETURNING id (with :func:`queued_row`'s parameters).
 INSERT_NOTIFICATION = _INSERT_NOTIFICATIONS
-#: The keys of :func:`queued_row` (what the fast path compiles the INSERT for).
-QUEUED_ROW_KEYS = (
-    "owner_id",
-    "connection_id",
-    "api_key_id",
-    "message",
-    "sticker_package_id",
-    "sticker_id",
-    "image_thumbnail_url",
-    "image_fullsize_url",
-    "image_id",
-    "notification_disabled",
-    "status",
-    "send_at",
-    "occurrence_id",
-    "next_attempt_at",
-)
 
 
 def queue_notifications(

@@ -282,25 +282,6 @@ def test_the_fast_path_is_taken_for_the_common_accept(
         assert ("Idempotent-Replayed", "true") in again[1]
 
 
-def test_the_fast_insert_is_compiled_for_the_row_it_is_given():
-    """services/fast_accept.py compiles the INSERT for QUEUED_ROW_KEYS: they must be exactly
-    the keys of queued_row, or a value would be dropped (or a row refused)."""
-    from notify_site.notify_content import check_content
-    from notify_site.services.api_keys import AuthenticatedKey, KeyOwner
-    from notify_site.services.notifications import (
-        QUEUED_ROW_KEYS,
-        ResolvedConnection,
-        queued_row,
-    )
-
-    row = queued_row(
-        ResolvedConnection(1, 1, "Ops", ConnectionStatus.ACTIVE),
-        check_content(message="hello"),
-        AuthenticatedKey(1, KeyOwner(1, False), None),
-    )
-    assert sorted(row) == sorted(QUEUED_ROW_KEYS)
-
-
 @pytest.mark.app_settings(TRUSTED_HOSTS=["good.test"])
 @pytest.mark.parametrize("base_url", ["https://good.test", "http://good.test", "https://evil.test"])
 def test_https_and_untrusted_hosts_are_answered_alike(apps, base_url):
