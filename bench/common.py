@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -142,3 +143,36 @@ def report(title: str, rows: list[tuple[str, float, str]]) -> None:
     print(f"\n== {title}")
     for name, value, unit in rows:
         print(f"  {name:<48} {value:>10.2f} {unit}")
+
+
+def callgrind(switch: str) -> None:
+    """Switch callgrind's instrumentation of this process "on" or "off" (under valgrind with
+    ``--instr-atstart=no``, only what runs between the two is counted)."""
+    subprocess.run(
+        ["callgrind_control", "-i", switch, str(os.getpid())], check=True, capture_output=True
+    )
+
+
+def count_instructions(module: str, arguments: list[str], out_file: str | None = None) -> int:
+    """Instructions callgrind counted while ``python -m module *arguments`` had them switched
+    on (:func:`callgrind`); the module sees ``BENCH_UNDER_VALGRIND=1``. ``out_file`` keeps the
+    callgrind file (for callgrind_annotate)."""
+    out = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out_file or '/dev/null'}",
+            str(BIN / "python"),
+            "-m",
+            module,
+            *arguments,
+        ],
+        cwd=ROOT,
+        env={**os.environ, "BENCH_UNDER_VALGRIND": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # callgrind prints "Collected : N" for the instrumented part only
+    return int(re.search(r"Collected : (\d+)", out.stderr).group(1))

@@ -52,10 +52,10 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 from bench.common import (
-    BIN,
-    ROOT,
     apply_env,
     bench_env,
+    callgrind,
+    count_instructions,
     free_port,
     gunicorn,
     setup_instance,
@@ -172,12 +172,6 @@ def build(variant: str, path, connections: int):
     return app, origin, tokens, queue, adapter
 
 
-def callgrind(switch: str) -> None:
-    subprocess.run(
-        ["callgrind_control", "-i", switch, str(os.getpid())], check=True, capture_output=True
-    )
-
-
 def run_one(args, under_valgrind: bool) -> None:
     with workdir() as path:
         app, origin, tokens, queue, adapter = build(args.variant, path, args.connections)
@@ -253,17 +247,9 @@ def _deliver_only(worker):
 def run_all(args) -> None:
     rows = []
     for variant in args.variants.split(","):
-        out = subprocess.run(
+        collected = count_instructions(
+            "bench.deliver_instructions",
             [
-                "valgrind",
-                "--tool=callgrind",
-                "--instr-atstart=no",
-                f"--callgrind-out-file={args.out_dir}/callgrind.{variant}"
-                if args.out_dir
-                else "--callgrind-out-file=/dev/null",
-                str(BIN / "python"),
-                "-m",
-                "bench.deliver_instructions",
                 variant,
                 "--warmup",
                 str(args.warmup),
@@ -272,13 +258,8 @@ def run_all(args) -> None:
                 "--connections",
                 str(args.connections),
             ],
-            cwd=ROOT,
-            env={**os.environ, "BENCH_UNDER_VALGRIND": "1"},
-            capture_output=True,
-            text=True,
-            check=True,
+            f"{args.out_dir}/callgrind.{variant}" if args.out_dir else None,
         )
-        collected = int(re.search(r"Collected : (\d+)", out.stderr).group(1))
         per = collected / args.notifications / 1e6
         sqlite = None
         if args.out_dir:

@@ -29,13 +29,19 @@ import argparse
 import io
 import json
 import os
-import re
-import subprocess
 import sys
 import threading
 import time
 
-from bench.common import BIN, ROOT, apply_env, bench_env, free_port, setup_instance, workdir
+from bench.common import (
+    apply_env,
+    bench_env,
+    callgrind,
+    count_instructions,
+    free_port,
+    setup_instance,
+    workdir,
+)
 
 VARIANTS = ("trivial", "accept", "accept-idem", "accept-nolimit", "unauthorized")
 MESSAGE = {"connection": "bench", "message": "Disk 91% full on web-1"}
@@ -89,12 +95,6 @@ def call(app, environ: dict, expected: int) -> None:
         raise RuntimeError(f"unexpected answer {status[0]}")
 
 
-def callgrind(switch: str) -> None:
-    subprocess.run(
-        ["callgrind_control", "-i", switch, str(os.getpid())], check=True, capture_output=True
-    )
-
-
 def run_one(
     variant: str, warmup: int, requests: int, under_valgrind: bool, threads: int = 1
 ) -> None:
@@ -137,29 +137,10 @@ def run_one(
 def run_all(warmup: int, requests: int, variants: list[str]) -> None:
     rows = []
     for variant in variants:
-        out = subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--instr-atstart=no",
-                "--callgrind-out-file=/dev/null",
-                str(BIN / "python"),
-                "-m",
-                "bench.instructions",
-                variant,
-                "--warmup",
-                str(warmup),
-                "--requests",
-                str(requests),
-            ],
-            cwd=ROOT,
-            env={**os.environ, "BENCH_UNDER_VALGRIND": "1"},
-            capture_output=True,
-            text=True,
-            check=True,
+        collected = count_instructions(
+            "bench.instructions",
+            [variant, "--warmup", str(warmup), "--requests", str(requests)],
         )
-        # callgrind prints "Collected : N" for the instrumented part only
-        collected = int(re.search(r"Collected : (\d+)", out.stderr).group(1))
         rows.append((variant, collected / requests / 1e6))
         print(f"  {variant:<20} {collected / requests / 1e6:8.2f} M instructions / request")
     print()
