@@ -29,8 +29,13 @@ setup: $(BIN)/.runtime-installed
 run: setup
 	$(FLASK) serve --host $(HOST) --port $(PORT)
 
+# The suite runs in TEST_PROCESSES processes (pytest-xdist; "auto": one per core, 0: none).
+# Most of a test's time is spent waiting on a browser, a server or a subprocess, so two
+# processes on two cores take well under the time of one.
+TEST_PROCESSES ?= auto
+
 test: $(BIN)/.dev-installed $(AXE)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) $(PYTEST_ARGS)
 
 # axe-core, the accessibility engine the browser tests inject into every page (issue 23):
 # npm's package in a folder of its own, not a dependency of the site (nothing is served from
@@ -41,6 +46,8 @@ $(AXE):
 
 # The whole suite again with every test on a fresh PostgreSQL schema, plus the slow scale and
 # restart tests of tests/postgres/ (see tests/conftest.py). Needs a PostgreSQL server.
+# The slow tests run after the rest, alone: one stops and starts the PostgreSQL server every
+# other test uses, and the scale test wants both cores to itself.
 # The schemathesis fuzz test is left out here: it checks the API's validation and answers, not
 # the database, and `make scan` and `make test` run it already (a third run only added a third
 # chance of a Hypothesis-internal "inconsistent replay" flake).
@@ -48,7 +55,11 @@ $(AXE):
 test-postgres: $(BIN)/.dev-installed $(AXE)
 	NOTIFY_SITE_TEST_ALL_ON_POSTGRES=1 \
 	NOTIFY_SITE_TEST_DATABASE_URL=$${NOTIFY_SITE_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
-	$(BIN)/python -m pytest --ignore=tests/unit/test_schemathesis.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) -m "not slow" \
+	  --ignore=tests/unit/test_schemathesis.py $(PYTEST_ARGS)
+	NOTIFY_SITE_TEST_ALL_ON_POSTGRES=1 \
+	NOTIFY_SITE_TEST_DATABASE_URL=$${NOTIFY_SITE_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
+	$(BIN)/python -m pytest -m slow --ignore=tests/unit/test_schemathesis.py $(PYTEST_ARGS)
 
 # The delivery figures of docs/reliability.md (kill -9 of workers and of the web process,
 # PostgreSQL restarts, upstream chaos, a 401, 1,000 failures at once, 400s, one Idempotency-Key),

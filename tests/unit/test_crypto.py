@@ -203,7 +203,9 @@ def test_rotation_of_a_value_under_a_missing_key_fails(ring):
     ("keys", "message"),
     [
         ([], "non-empty list"),
-        ("k1:" + key_text(NEW), "non-empty list"),
+        # The key is new each run: its own id keeps the test's name the same everywhere
+        # (pytest-xdist's processes must collect the same names).
+        pytest.param("k1:" + key_text(NEW), "non-empty list", id="a-string-not-a-list"),
         ([None], "entry 1 is not a string"),
         ([NEW, key_text(OLD)], "entry 2 is not in the form"),
         ([f"bad id:{key_text(NEW)}"], "entry 1 has an invalid key id"),
