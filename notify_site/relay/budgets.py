@@ -177,10 +177,13 @@ def admit(
     units: int,
     config: Mapping[str, Any],
     now: datetime,
-) -> QuotaFigures | None:
+) -> list[QuotaFigures]:
     """Check that ``units`` more fit every budget of the token, in the caller's transaction;
-    returns the tightest budget's figures *after* spending them, or raises
-    :class:`BudgetExceededError` with the budget that refused."""
+    returns every budget's figures *after* spending them (the channel's first), or raises
+    :class:`BudgetExceededError` with the budget that refused.
+
+    The call's answer headers and its threshold notices use these figures, so one Notify call
+    sums the month's ledger once for each budget, not once per use."""
     _serialise_checks()
     figures = figures_for(token_pk, person_id, config, now)
     for budget in figures:
@@ -192,8 +195,7 @@ def admit(
                 f"it resets at {when}",
                 budget,
             )
-    after = [QuotaFigures(f.scope, f.limit, f.used + units, f.reset) for f in figures]
-    return tightest(after)
+    return [QuotaFigures(f.scope, f.limit, f.used + units, f.reset) for f in figures]
 
 
 def quota_headers(figures: QuotaFigures | None) -> dict[str, str]:

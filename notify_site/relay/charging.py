@@ -35,6 +35,8 @@ class Charge:
     units: int
     #: True in channel mode (units reserved until LINE takes the push).
     pushed: bool
+    #: Every budget the units count against, as it stands once they are spent.
+    figures: tuple[budgets.QuotaFigures, ...] = ()
 
 
 def admit(
@@ -55,8 +57,8 @@ def admit(
     if pushed and chat.member_count is None and needs_count(chat, now):
         read_member_count(settings, chat, now)
     units = units_for(chat, config)
-    budgets.admit(token_pk, person_id, units, config, now)
-    return Charge(billing_month(now, billing_zone(config)), units, pushed)
+    after = budgets.admit(token_pk, person_id, units, config, now)
+    return Charge(billing_month(now, billing_zone(config)), units, pushed, tuple(after))
 
 
 def record(

@@ -51,15 +51,24 @@ def check_thresholds(
     *,
     token_pk: int | None = None,
     person_id: int | None = None,
+    counted: tuple[budgets.QuotaFigures, ...] | None = None,
 ) -> int:
     """Send the notices due for the channel's budget and, when given, the person's and the
-    token's; returns how many were sent. Commits."""
+    token's; returns how many were sent. Commits.
+
+    ``counted``: those budgets' figures as a call just left them (:func:`budgets.admit`),
+    instead of summing the month's ledger again."""
     month = billing_month(now, billing_zone(config))
-    candidates = [(budgets.channel_figures(config, now), None)]
-    for scope, subject_id in ((BudgetScope.PERSON, person_id), (BudgetScope.TOKEN, token_pk)):
-        figures = budgets.scoped_figures(scope, subject_id, config, now)
-        if figures is not None:
-            candidates.append((figures, subject_id))
+    subjects = {BudgetScope.CHANNEL: None, BudgetScope.PERSON: person_id}
+    subjects[BudgetScope.TOKEN] = token_pk
+    if counted is not None:
+        candidates = [(figures, subjects[figures.scope]) for figures in counted]
+    else:
+        candidates = [(budgets.channel_figures(config, now), None)]
+        for scope in (BudgetScope.PERSON, BudgetScope.TOKEN):
+            figures = budgets.scoped_figures(scope, subjects[scope], config, now)
+            if figures is not None:
+                candidates.append((figures, subjects[scope]))
     sent = 0
     for figures, subject_id in candidates:
         for threshold in budgets.THRESHOLDS:
@@ -87,10 +96,21 @@ def check_thresholds(
     return sent
 
 
-def check_after_call(token_pk: int, person_id: int | None) -> None:
-    """After an accepted Notify call: a notice must never cost the caller its 200."""
+def check_after_call(
+    token_pk: int,
+    person_id: int | None,
+    counted: tuple[budgets.QuotaFigures, ...] | None = None,
+) -> None:
+    """After an accepted Notify call (``counted``: the budgets it counted against, as it left
+    them): a notice must never cost the caller its 200."""
     try:
-        check_thresholds(current_app.config, utcnow(), token_pk=token_pk, person_id=person_id)
+        check_thresholds(
+            current_app.config,
+            utcnow(),
+            token_pk=token_pk,
+            person_id=person_id,
+            counted=counted,
+        )
     except Exception:
         db.session.rollback()
         log.exception("relay: checking the quota's thresholds failed")

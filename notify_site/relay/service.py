@@ -18,7 +18,7 @@ from sqlalchemy.orm import joinedload
 
 from notify_site.extensions import db
 from notify_site.notify_content import Content
-from notify_site.relay import charging
+from notify_site.relay import budgets, charging
 from notify_site.relay.errors import (
     ChatUnreachableError,
     InvalidTokenError,
@@ -147,6 +147,8 @@ class Accepted:
     window: RateWindow
     push_id: int | None = None
     wait_seconds: float = 0.0
+    #: The monthly budgets the call counted against, once it counted (None: not charged).
+    quota: tuple[budgets.QuotaFigures, ...] | None = None
 
 
 def deliver_notification(
@@ -233,9 +235,10 @@ def deliver_notification(
     except BaseException:
         db.session.rollback()
         raise
+    quota = None if charge is None else charge.figures
     if push is None:
-        return Accepted(window)
-    return Accepted(window, push.id, wait_seconds)
+        return Accepted(window, quota=quota)
+    return Accepted(window, push.id, wait_seconds, quota)
 
 
 def await_line(accepted: Accepted, config: Mapping[str, Any]) -> sync_delivery.Delivery:

@@ -43,6 +43,9 @@ def _quota_figures() -> budgets.QuotaFigures | None:
     refused = g.get("relay_line_quota")
     if refused is not None:
         return refused
+    counted = g.get("relay_quota_counted")
+    if counted is not None:  # what the accepted call counted against, as it left them
+        return budgets.tightest(list(counted))
     subject = g.get("relay_quota_subject")
     if subject is None:
         return None
@@ -55,6 +58,7 @@ def forget_rate_limit_window() -> None:
     g.relay_rate_window = None
     g.relay_quota_subject = None
     g.relay_line_quota = None
+    g.relay_quota_counted = None
 
 
 @bp.after_request
@@ -95,7 +99,8 @@ def api_notify():
         wait_seconds=float(current_app.config["RELAY_LINE_SYNC_WAIT_SECONDS"]),
     )
     g.relay_rate_window = accepted.window
-    notices.check_after_call(token.token_pk, token.person_id)
+    g.relay_quota_counted = accepted.quota
+    notices.check_after_call(token.token_pk, token.person_id, accepted.quota)
     if accepted.push_id is None:
         return answer(200, "ok")
     # Channel mode: LINE's own answer when it comes in time (README "What a 200 means").

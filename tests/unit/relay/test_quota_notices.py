@@ -101,3 +101,34 @@ def test_the_channels_thresholds_show_on_the_sites_admin(app, client, group_toke
     # no budget refuses: a notice that the budget is spent must get through.
     assert "The channel has used 120% of its monthly budget (12 of 10 units)." in page
     assert notices(app) == [("channel", 80), ("channel", 100)]
+
+
+def test_an_accepted_call_sums_the_ledger_once_per_budget(app, client, group_token):
+    """The budgets' figures as the call left them serve its check, its answer's X-LineQuota
+    headers and its threshold notices: the month's ledger is summed once per budget (here the
+    channel's and the token's), not again for the headers and the notices."""
+    from sqlalchemy import event
+
+    sums = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        if "sum(relay_line_usage.units)" in statement.lower():
+            sums.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        answer = client.post(
+            "/relay/api/notify",
+            headers={"Authorization": f"Bearer {group_token}"},
+            data={"message": "a"},
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert answer.status_code == 200
+    assert len(sums) == 2
+    # 5 units of the token's 5: the tightest budget, spent, after this call.
+    assert answer.headers["X-LineQuota-Limit"] == "5"
+    assert answer.headers["X-LineQuota-Remaining"] == "0"
+    assert notices(app) == [("token:1", 80), ("token:1", 100)]
