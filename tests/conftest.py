@@ -9,7 +9,9 @@ either pass (:class:`~tests.pg_schemas.PostgresSchemas`).
 
 from __future__ import annotations
 
+import ast
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +26,22 @@ from notify_site.worker import BackgroundWorker
 from tests.factories import create_user, login
 from tests.pg_schemas import ALL_ON_POSTGRES, PG_URL, PostgresSchemas, SchemaPool, tables_script
 from tests.servers import LiveServer, RequestLog
+
+# CPython before 3.12 keeps ast.parse's recursion bookkeeping in one place per interpreter, not
+# per call: when two threads parse at once (one of them switched out mid-parse, say by a garbage
+# collection running a finalizer), one fails with "SystemError: AST constructor recursion depth
+# mismatch". Hypothesis parses a library's source when it first describes a lambda of it (the
+# LINE webhook fuzz test failed so in CI while the live relay's threads ran), and inspect parses
+# builtins' signatures: in the tests, one parse at a time.
+if sys.version_info < (3, 12):
+    _parse_lock = threading.RLock()
+    _parse_alone = ast.parse
+
+    def _parse_one_at_a_time(*args, **kwargs):
+        with _parse_lock:
+            return _parse_alone(*args, **kwargs)
+
+    ast.parse = _parse_one_at_a_time
 
 # pytest imports this file as "conftest"; test modules import it as "tests.conftest". Make
 # both names one module, so that they share the schema of the running test (below).
