@@ -31,7 +31,7 @@ seconds of the next billing month), and as ``lineQuota`` in ``/api/status``; the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -160,7 +160,7 @@ def figures_for(
     return found
 
 
-def tightest(figures: list[QuotaFigures]) -> QuotaFigures | None:
+def tightest(figures: Sequence[QuotaFigures]) -> QuotaFigures | None:
     """The budget with the least remaining (None when no budget has a limit)."""
     limited = [f for f in figures if f.limit is not None]
     return min(limited, key=lambda f: f.remaining) if limited else None

@@ -59,8 +59,11 @@ def check_thresholds(
     ``counted``: those budgets' figures as a call just left them (:func:`budgets.admit`),
     instead of summing the month's ledger again."""
     month = billing_month(now, billing_zone(config))
-    subjects = {BudgetScope.CHANNEL: None, BudgetScope.PERSON: person_id}
-    subjects[BudgetScope.TOKEN] = token_pk
+    subjects = {
+        BudgetScope.CHANNEL: None,
+        BudgetScope.PERSON: person_id,
+        BudgetScope.TOKEN: token_pk,
+    }
     if counted is not None:
         candidates = [(figures, subjects[figures.scope]) for figures in counted]
     else:

@@ -45,7 +45,7 @@ def _quota_figures() -> budgets.QuotaFigures | None:
         return refused
     counted = g.get("relay_quota_counted")
     if counted is not None:  # what the accepted call counted against, as it left them
-        return budgets.tightest(list(counted))
+        return budgets.tightest(counted)
     subject = g.get("relay_quota_subject")
     if subject is None:
         return None
