@@ -163,3 +163,67 @@ def assert_old_texts_get_their_codes(app) -> None:
         ("revoked_here", None),
         (None, None),
     ]
+
+
+# Ledger rows before the running totals (month, chat, token, person, units, state), and the
+# totals the migration must give them.
+OLD_LEDGER = (
+    ("2026-11", 1, 1, 7, 5, "spent"),
+    ("2026-11", 1, 1, 7, 5, "refunded"),
+    ("2026-12", 1, 1, 7, 5, "reserved"),
+    ("2026-12", 1, 2, 8, 3, "spent"),
+    ("2026-12", 1, None, None, 1, "spent"),
+    ("2026-12", 1, 2, 8, 2, "refunded"),
+)
+FILLED_TOTALS = {
+    ("2026-11", "channel"): 5,
+    ("2026-11", "person:7"): 5,
+    ("2026-11", "token:1"): 5,
+    ("2026-12", "channel"): 9,
+    ("2026-12", "channel:reserved"): 5,
+    ("2026-12", "person:7"): 5,
+    ("2026-12", "person:8"): 3,
+    ("2026-12", "token:1"): 5,
+    ("2026-12", "token:2"): 3,
+}
+
+
+def assert_ledger_totals_are_filled(app, before: str) -> None:
+    """The running totals migration (84158f795694) sums the ledger already there; ``before``
+    is the revision it follows."""
+    with app.app_context():
+        upgrade(revision=before)
+        with db.engine.begin() as connection:
+            run = lambda sql, **values: connection.execute(text(sql), values)  # noqa: E731
+            run(
+                "INSERT INTO relay_clients (id, client_id, secret_hash, name, redirect_uri,"
+                " created_at) VALUES (1, 'c', 'h', 'Svc', 'https://x/cb', '2026-11-01')"
+            )
+            run(
+                "INSERT INTO relay_chats (id, kind, name, created_at)"
+                " VALUES (1, 'GROUP', 'Family', '2026-11-01')"
+            )
+            for token_id in (1, 2):
+                run(
+                    "INSERT INTO relay_access_tokens (id, token_hash, client_pk, chat_id,"
+                    " created_at) VALUES (:t, :h, 1, 1, '2026-11-01')",
+                    t=token_id,
+                    h=f"hash{token_id}",
+                )
+            for month, chat, token, person, units, state in OLD_LEDGER:
+                run(
+                    "INSERT INTO relay_line_usage (month, chat_id, token_pk, person_id, units,"
+                    " state, created_at) VALUES (:m, :c, :t, :p, :u, :s, '2026-11-01')",
+                    m=month,
+                    c=chat,
+                    t=token,
+                    p=person,
+                    u=units,
+                    s=state,
+                )
+        upgrade()
+        with db.engine.connect() as connection:
+            found = connection.execute(
+                text("SELECT month, subject, units FROM relay_line_totals")
+            ).all()
+    assert {(month, subject): units for month, subject, units in found} == FILLED_TOTALS

@@ -37,7 +37,7 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select, text
+from sqlalchemy import and_, bindparam, func, or_, select, text
 
 from notify_site.extensions import db
 from notify_site.relay import ledger
@@ -115,22 +115,7 @@ def line_quota() -> tuple[int | None, int | None]:
 
 def channel_figures(config: Mapping[str, Any], now: datetime) -> QuotaFigures:
     """The channel's budget this month: its limit and the units counted against it."""
-    zone = billing_zone(config)
-    month = billing_month(now, zone)
-    reset = next_month_start(now, zone)
-    used = ledger.counted(month)
-    row = budget_row(BudgetScope.CHANNEL, 0)
-    if current_settings() is None:
-        limit = int(config.get("RELAY_SANDBOX_MONTHLY_QUOTA", 200))
-    else:
-        limit, line_used = line_quota()
-        if line_used is not None:
-            # LINE also counts what other systems sent on the channel: trust the larger.
-            reserved = ledger.counted(month, state=UsageState.RESERVED)
-            used = max(used, line_used + reserved)
-    if row is not None:
-        limit = row.monthly_units
-    return QuotaFigures(BudgetScope.CHANNEL, limit, used, reset)
+    return figures_for(None, None, config, now)[0]
 
 
 def scoped_figures(
@@ -139,24 +124,67 @@ def scoped_figures(
     """A person's or token's budget this month, or None when no budget is set."""
     if subject_id is None:
         return None
-    row = budget_row(scope, subject_id)
-    if row is None:
-        return None
-    zone = billing_zone(config)
-    column = RelayLineUsage.person_id if scope == BudgetScope.PERSON else RelayLineUsage.token_pk
-    used = ledger.counted(billing_month(now, zone), column == subject_id)
-    return QuotaFigures(scope, row.monthly_units, used, next_month_start(now, zone))
+    person, token = (subject_id, None) if scope == BudgetScope.PERSON else (None, subject_id)
+    found = figures_for(token, person, config, now)[1:]
+    return found[0] if found else None
+
+
+#: The budgets that may apply to one notification, read at once (:func:`figures_for`).
+_BUDGETS = select(RelayBudget.scope, RelayBudget.subject_id, RelayBudget.monthly_units).where(
+    or_(
+        and_(RelayBudget.scope == BudgetScope.CHANNEL, RelayBudget.subject_id == 0),
+        and_(
+            RelayBudget.scope == BudgetScope.PERSON, RelayBudget.subject_id == bindparam("person")
+        ),
+        and_(RelayBudget.scope == BudgetScope.TOKEN, RelayBudget.subject_id == bindparam("token")),
+    )
+)
 
 
 def figures_for(
-    token_pk: int, person_id: int | None, config: Mapping[str, Any], now: datetime
+    token_pk: int | None, person_id: int | None, config: Mapping[str, Any], now: datetime
 ) -> list[QuotaFigures]:
-    """Every budget a token's notifications count against (the channel's first)."""
-    found = [channel_figures(config, now)]
-    for scope, subject in ((BudgetScope.PERSON, person_id), (BudgetScope.TOKEN, token_pk)):
-        figures = scoped_figures(scope, subject, config, now)
-        if figures is not None:
-            found.append(figures)
+    """Every budget a token's notifications count against: the channel's first, then the
+    person's and the token's when an admin set them (None leaves that one out).
+
+    Two lookups, whatever the month's volume: the budgets that apply, and the ledger's running
+    totals of their subjects (``ledger.totals``)."""
+    zone = billing_zone(config)
+    month = billing_month(now, zone)
+    reset = next_month_start(now, zone)
+    limits = {
+        (scope, subject): units
+        for scope, subject, units in db.session.execute(
+            _BUDGETS, {"person": person_id, "token": token_pk}
+        )
+    }
+    scoped = [
+        (scope, subject, ledger_subject)
+        for scope, subject, ledger_subject in (
+            (BudgetScope.PERSON, person_id, ledger.person_subject),
+            (BudgetScope.TOKEN, token_pk, ledger.token_subject),
+        )
+        if subject is not None and (scope, subject) in limits
+    ]
+    used = ledger.totals(
+        month,
+        [ledger.CHANNEL, ledger.CHANNEL_RESERVED]
+        + [to_subject(subject) for _scope, subject, to_subject in scoped],
+    )
+    channel_used = used[ledger.CHANNEL]
+    if current_settings() is None:
+        limit = int(config.get("RELAY_SANDBOX_MONTHLY_QUOTA", 200))
+    else:
+        limit, line_used = line_quota()
+        if line_used is not None:
+            # LINE also counts what other systems sent on the channel: trust the larger.
+            channel_used = max(channel_used, line_used + used[ledger.CHANNEL_RESERVED])
+    limit = limits.get((BudgetScope.CHANNEL, 0), limit)
+    found = [QuotaFigures(BudgetScope.CHANNEL, limit, channel_used, reset)]
+    for scope, subject, to_subject in scoped:
+        found.append(
+            QuotaFigures(scope, limits[(scope, subject)], used[to_subject(subject)], reset)
+        )
     return found
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from notify_site.extensions import db
+from notify_site.relay import ledger
 from notify_site.relay.accounts import Person
 from notify_site.relay.models import (
     ChatKind,
@@ -151,6 +152,10 @@ def forget_person(person_id: int) -> None:
     images = select(RelayMessage.image_id).where(
         RelayMessage.chat_id.in_(own), RelayMessage.image_id.is_not(None)
     )
+    tokens = select(RelayAccessToken.id).where(
+        or_(RelayAccessToken.person_id == person_id, RelayAccessToken.chat_id.in_(own))
+    )
+    ledger.forget_person(person_id, own, tokens)
     for statement in (
         delete(RelayImage).where(RelayImage.id.in_(images)),
         delete(RelayAccessToken).where(RelayAccessToken.person_id == person_id),

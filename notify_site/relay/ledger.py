@@ -10,19 +10,55 @@ A row is written in the transaction that accepts the Notify call, so that the bu
   charged once, on its first push);
 * sandbox mode: ``spent`` at once (the inbox row is the delivery).
 
+Beside the rows, the month's running totals (``relay_line_totals``): what counts for the
+channel, each person and each token, and what the channel still has reserved. Every write of
+a row here changes them in the same transaction, so the budgets read a figure with one lookup
+(:func:`totals`) instead of summing the month's rows on every Notify call; the admin's
+tables of top spenders (:func:`top`) still read the rows. Totals are written in the order of
+their subjects, which always starts with "channel": two transactions never hold each
+other's totals on PostgreSQL.
+
 Every function works in the caller's transaction and does not commit.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Select, bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from notify_site.extensions import db
-from notify_site.relay.quota_models import RelayLineUsage, UsageState
+from notify_site.relay.quota_models import RelayLineTotal, RelayLineUsage, UsageState
+
+#: The totals' subjects for the whole channel: what counts, and what is still reserved.
+CHANNEL = "channel"
+CHANNEL_RESERVED = "channel:reserved"
+
+
+def person_subject(person_id: int) -> str:
+    return f"person:{person_id}"
+
+
+def token_subject(token_pk: int) -> str:
+    return f"token:{token_pk}"
+
+
+def subjects_of(state: str, token_pk: int | None, person_id: int | None) -> list[str]:
+    """The totals a row in ``state`` counts in (none for a refunded row), in lock order."""
+    if state not in UsageState.COUNTED:
+        return []
+    found = [CHANNEL]
+    if state == UsageState.RESERVED:
+        found.append(CHANNEL_RESERVED)
+    if person_id is not None:
+        found.append(person_subject(person_id))
+    if token_pk is not None:
+        found.append(token_subject(token_pk))
+    return found
 
 
 def record(
@@ -47,6 +83,7 @@ def record(
         state=state,
     )
     db.session.add(row)
+    _add(month, dict.fromkeys(subjects_of(state, token_pk, person_id), units))
     return row
 
 
@@ -54,6 +91,21 @@ def settle(push_ids: list[int], state: str, units: int | None = None) -> None:
     """Mark the ledger rows of ``push_ids`` ``state`` (and re-price them to ``units``)."""
     if not push_ids:
         return
+    changes: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
+    rows = db.session.execute(
+        select(
+            RelayLineUsage.month,
+            RelayLineUsage.state,
+            RelayLineUsage.units,
+            RelayLineUsage.token_pk,
+            RelayLineUsage.person_id,
+        ).where(RelayLineUsage.push_id.in_(push_ids))
+    ).all()
+    for month, was, had, token_pk, person_id in rows:
+        for subject in subjects_of(was, token_pk, person_id):
+            changes[month][subject] -= had
+        for subject in subjects_of(state, token_pk, person_id):
+            changes[month][subject] += had if units is None else units
     values: dict[str, Any] = {"state": state}
     if units is not None:
         values["units"] = units
@@ -63,19 +115,40 @@ def settle(push_ids: list[int], state: str, units: int | None = None) -> None:
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+    for month in sorted(changes):
+        _add(month, changes[month])
 
 
-def counted(month: str, *where: ColumnElement[bool], state: str | None = None) -> int:
-    """Units of ``month`` that count (reserved or spent; or only ``state``) matching ``where``."""
-    states = (state,) if state else UsageState.COUNTED
-    return int(
-        db.session.scalar(
-            select(func.coalesce(func.sum(RelayLineUsage.units), 0)).where(
-                RelayLineUsage.month == month, RelayLineUsage.state.in_(states), *where
-            )
+def _add(month: str, changes: dict[str, int]) -> None:
+    """Add ``changes`` (units by subject) to ``month``'s totals, in one statement."""
+    rows = [
+        {"month": month, "subject": subject, "units": units}
+        for subject, units in sorted(changes.items())
+        if units
+    ]
+    if not rows:
+        return
+    dialect = db.session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(RelayLineTotal)
+    db.session.execute(
+        insert.values(rows).on_conflict_do_update(
+            index_elements=["month", "subject"],
+            set_={"units": RelayLineTotal.units + insert.excluded.units},
         )
-        or 0
     )
+
+
+_TOTALS = select(RelayLineTotal.subject, RelayLineTotal.units).where(
+    RelayLineTotal.month == bindparam("month"),
+    RelayLineTotal.subject.in_(bindparam("subjects", expanding=True)),
+)
+
+
+def totals(month: str, subjects: Iterable[str]) -> dict[str, int]:
+    """``month``'s running totals of ``subjects`` (0 for a subject with none yet)."""
+    wanted = list(subjects)
+    found = dict(db.session.execute(_TOTALS, {"month": month, "subjects": wanted}).all())
+    return {subject: int(found.get(subject, 0)) for subject in wanted}
 
 
 @dataclass(frozen=True)
@@ -96,3 +169,34 @@ def top(month: str, column: Any, limit: int = 5) -> list[LedgerLine]:
         .limit(limit)
     ).all()
     return [LedgerLine(row[0], int(row[1])) for row in rows]
+
+
+def forget_person(person_id: int, chats: Select, token_pks: Select) -> None:
+    """Before a person's sandbox ``chats`` and tokens (``token_pks``) are deleted with their
+    account (``chats.forget_person``): their rows in those chats leave the channel's totals
+    (they go with the chats), and nothing of theirs stays under an id that a new account or
+    token may be given later (SQLite reuses the highest row id): their person and token totals
+    go, and their rows in LINE chats, which stay, no longer name them."""
+    gone = db.session.execute(
+        select(RelayLineUsage.month, RelayLineUsage.state, func.sum(RelayLineUsage.units))
+        .where(RelayLineUsage.chat_id.in_(chats), RelayLineUsage.state.in_(UsageState.COUNTED))
+        .group_by(RelayLineUsage.month, RelayLineUsage.state)
+    ).all()
+    changes: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for month, state, units in gone:
+        for subject in subjects_of(state, None, None):
+            changes[month][subject] -= int(units)
+    for month in sorted(changes):
+        _add(month, changes[month])
+    tokens = [token_subject(pk) for pk in db.session.scalars(token_pks)]
+    db.session.execute(
+        delete(RelayLineTotal).where(
+            RelayLineTotal.subject.in_([person_subject(person_id), *tokens])
+        )
+    )
+    db.session.execute(
+        update(RelayLineUsage)
+        .where(RelayLineUsage.person_id == person_id)
+        .values(person_id=None)
+        .execution_options(synchronize_session=False)
+    )

@@ -68,6 +68,28 @@ class RelayLineUsage(db.Model):
         return f"<RelayLineUsage {self.id} {self.month} {self.units} {self.state}>"
 
 
+class RelayLineTotal(db.Model):
+    """The ledger's running sums for one billing month: the units that count (reserved or
+    spent) for the channel (``subject`` "channel"), for each person ("person:<id>") and each
+    token ("token:<id>"), and the channel's units still reserved ("channel:reserved").
+
+    ``ledger.py`` keeps them in the transaction of every ledger write, so a Notify call reads
+    its budgets' figures with one lookup, however many messages the month already holds (it
+    summed the month's rows on every call, under SQLite's write lock: bench/README.md). They
+    count what was accepted: a chat or token deleted later does not give its units back, as
+    LINE does not.
+    """
+
+    __tablename__ = "relay_line_totals"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(40), primary_key=True)
+    units: Mapped[int]
+
+    def __repr__(self) -> str:
+        return f"<RelayLineTotal {self.month} {self.subject} {self.units}>"
+
+
 class BudgetScope:
     CHANNEL = "channel"
     PERSON = "person"

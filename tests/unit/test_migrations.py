@@ -9,7 +9,11 @@ from sqlalchemy import text
 from notify_site import create_app
 from notify_site.extensions import db
 from tests.conftest import make_test_config
-from tests.migration_checks import assert_migrations_match_models, assert_old_texts_get_their_codes
+from tests.migration_checks import (
+    assert_ledger_totals_are_filled,
+    assert_migrations_match_models,
+    assert_old_texts_get_their_codes,
+)
 
 
 def test_migrations_match_models_on_sqlite(tmp_path):
@@ -163,3 +167,11 @@ def test_the_shared_sandbox_chats_and_tokens_go_to_the_first_admin(tmp_path):
             assert connection.execute(
                 text("SELECT token_hash FROM relay_access_tokens ORDER BY id")
             ).scalars().all() == ["hash1", "hash2"]
+
+
+def test_the_ledger_totals_start_from_the_ledger(tmp_path):
+    url = "sqlite:///" + str(tmp_path / "totals.sqlite3")
+    app = create_app(make_test_config(tmp_path, DATABASE_URL=url))
+    with app.app_context():
+        before = revision_before(app, "84158f795694")
+    assert_ledger_totals_are_filled(app, before)

@@ -13,16 +13,59 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from notify_site.extensions import db
 from notify_site.relay.clients import register_client
 from notify_site.relay.models import RelayChat
+from notify_site.relay.quota_models import RelayLineTotal, RelayLineUsage, UsageState
 from tests.factories import SignedIn, add_person
 from tests.fakes.line_api import serve_fake
 
 REDIRECT_URI = "https://service.example/callback"
 SERVICE_NAME = "Example Service"
+
+
+@pytest.fixture(autouse=True)
+def ledger_totals_agree(request):
+    """After every relay test that has an app: the ledger's running totals equal the sums of
+    its rows, month by month and subject by subject (relay/ledger.py keeps them in step)."""
+    app = request.getfixturevalue("app") if "app" in request.fixturenames else None
+    yield
+    if app is None:
+        return
+    with app.app_context():
+        kept = {(month, subject): units for month, subject, units in ledger_totals_rows()}
+        summed = {key: units for key, units in ledger_sums().items() if units}
+        db.session.remove()
+    assert {key: units for key, units in kept.items() if units} == summed
+
+
+def ledger_totals_rows():
+    return db.session.execute(
+        select(RelayLineTotal.month, RelayLineTotal.subject, RelayLineTotal.units)
+    ).all()
+
+
+def ledger_sums() -> dict[tuple[str, str], int]:
+    """The totals as the ledger's rows give them (the rule of ledger.subjects_of, in SQL)."""
+    usage = RelayLineUsage
+    counted = usage.state.in_(UsageState.COUNTED)
+    sums: dict[tuple[str, str], int] = {}
+    for name, column, where in (
+        ("channel", None, counted),
+        ("channel:reserved", None, usage.state == UsageState.RESERVED),
+        ("person", usage.person_id, counted),
+        ("token", usage.token_pk, counted),
+    ):
+        keys = [usage.month] + ([column] if column is not None else [])
+        query = select(*keys, func.sum(usage.units)).where(where).group_by(*keys)
+        if column is not None:
+            query = query.where(column.is_not(None))
+        for row in db.session.execute(query):
+            subject = name if column is None else f"{name}:{row[1]}"
+            sums[(row[0], subject)] = int(row[-1])
+    return sums
 
 
 @pytest.fixture

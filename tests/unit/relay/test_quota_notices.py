@@ -103,17 +103,22 @@ def test_the_channels_thresholds_show_on_the_sites_admin(app, client, group_toke
     assert notices(app) == [("channel", 80), ("channel", 100)]
 
 
-def test_an_accepted_call_sums_the_ledger_once_per_budget(app, client, group_token):
+def test_an_accepted_call_reads_its_budgets_once_and_never_sums_the_ledger(
+    app, client, group_token
+):
     """The budgets' figures as the call left them serve its check, its answer's X-LineQuota
-    headers and its threshold notices: the month's ledger is summed once per budget (here the
-    channel's and the token's), not again for the headers and the notices."""
+    headers and its threshold notices: one read of the running totals (here the channel's and
+    the token's) and no sum over the month's ledger rows, whose cost grew with the month."""
     from sqlalchemy import event
 
-    sums = []
+    sums, reads = [], []
 
     def count(_conn, _cursor, statement, *_args) -> None:
-        if "sum(relay_line_usage.units)" in statement.lower():
+        lowered = statement.lower()
+        if "sum(relay_line_usage.units)" in lowered:
             sums.append(statement)
+        if lowered.startswith("select") and "from relay_line_totals" in lowered:
+            reads.append(statement)
 
     with app.app_context():
         engine = db.engine
@@ -127,7 +132,7 @@ def test_an_accepted_call_sums_the_ledger_once_per_budget(app, client, group_tok
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert answer.status_code == 200
-    assert len(sums) == 2
+    assert (len(sums), len(reads)) == (0, 1)
     # 5 units of the token's 5: the tightest budget, spent, after this call.
     assert answer.headers["X-LineQuota-Limit"] == "5"
     assert answer.headers["X-LineQuota-Remaining"] == "0"

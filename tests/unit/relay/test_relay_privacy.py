@@ -20,6 +20,7 @@ from notify_site.relay.accounts import Person
 from notify_site.relay.chats import visible_chats
 from notify_site.relay.inbox import signed_image_query
 from notify_site.relay.models import RelayChat, RelayImage
+from notify_site.relay.quota_models import RelayLineTotal, RelayLineUsage
 from notify_site.relay.ratelimit import RateLimits
 from notify_site.relay.tokens import connected_services
 from notify_site.services.account_deletion import delete_account
@@ -194,3 +195,16 @@ def test_a_deleted_account_leaves_nothing_for_the_next_one(app, client, keikos, 
         assert visible_chats(same_id) == []
         limits = RateLimits.from_config(app.config)
         assert connected_services(person.id, limits=limits, now=utcnow()) == []
+        # Nor any of her LINE units: no ledger row names her, no running total is hers.
+        assert (
+            db.session.scalars(
+                select(RelayLineUsage.id).where(RelayLineUsage.person_id == person.id)
+            ).all()
+            == []
+        )
+        assert (
+            db.session.scalars(
+                select(RelayLineTotal.subject).where(RelayLineTotal.subject.like("person:%"))
+            ).all()
+            == []
+        )
