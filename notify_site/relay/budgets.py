@@ -13,7 +13,7 @@ refused with :class:`BudgetExceededError` (429) at once: nothing is queued and L
 called. The units of every accepted notification are reserved in the ledger in the same
 transaction (``ledger.py``), so a burst cannot pass a budget between two checks: on
 PostgreSQL the check takes a transaction-scoped advisory lock first (concurrent calls queue
-for it for the few milliseconds of a sum); on SQLite the rate window's UPDATE before it
+for it while the check reads the budgets and the ledger's running totals); on SQLite the rate window's UPDATE before it
 already made the transaction the one writer.
 
 **Pushes already queued when a budget runs out** (an admin lowered it, or LINE's count says
