@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from notify_site.extensions import db
 from notify_site.relay.errors import InvalidTokenError
@@ -121,6 +121,45 @@ class SpendResult:
     window: RateWindow
 
 
+# Built once: every accepted Notify call runs one of these under SQLite's write lock (the
+# first write of its transaction), and RETURNING gives the window without another read.
+_tokens = RelayAccessToken.__table__
+_now = bindparam("now", type_=_tokens.c.window_reset_at.type)
+_images = bindparam("images", type_=_tokens.c.images_used.type)
+_WINDOW_COLUMNS = (_tokens.c.window_reset_at, _tokens.c.calls_used, _tokens.c.images_used)
+_SPEND_WITHIN = (
+    update(_tokens)
+    .where(
+        _tokens.c.id == bindparam("token_pk"),
+        _tokens.c.revoked_at.is_(None),
+        _tokens.c.window_reset_at > _now,
+        _tokens.c.calls_used < bindparam("calls"),
+        _tokens.c.images_used + _images <= bindparam("image_limit"),
+    )
+    .values(
+        calls_used=_tokens.c.calls_used + 1,
+        images_used=_tokens.c.images_used + _images,
+        last_used_at=_now,
+    )
+    .returning(*_WINDOW_COLUMNS)
+)
+_START_WINDOW = (
+    update(_tokens)
+    .where(
+        _tokens.c.id == bindparam("token_pk"),
+        _tokens.c.revoked_at.is_(None),
+        or_(_tokens.c.window_reset_at.is_(None), _tokens.c.window_reset_at <= _now),
+    )
+    .values(
+        window_reset_at=bindparam("reset_at", type_=_tokens.c.window_reset_at.type),
+        calls_used=bindparam("calls_used"),
+        images_used=bindparam("images_used"),
+        last_used_at=_now,
+    )
+    .returning(*_WINDOW_COLUMNS)
+)
+
+
 def spend_call(token_pk: int, *, images: int, limits: RateLimits, now: datetime) -> SpendResult:
     """Spend one call (and ``images`` uploads) of the token's window, atomically.
 
@@ -129,59 +168,45 @@ def spend_call(token_pk: int, *, images: int, limits: RateLimits, now: datetime)
     ``last_used_at`` (My page shows it), in the same UPDATE. Raises
     :class:`InvalidTokenError` if the token was revoked meanwhile.
     """
-    token = RelayAccessToken
-    admitted = False
     fresh = spend(RateWindow(None), now, images, limits)
+    spend_params = {
+        "token_pk": token_pk,
+        "now": now,
+        "images": images,
+        "calls": limits.calls,
+        "image_limit": limits.images,
+    }
+    spent: RateWindow | None = None
     for _attempt in range(3):
-        within = (
-            update(token)
-            .where(
-                token.id == token_pk,
-                token.revoked_at.is_(None),
-                token.window_reset_at > now,
-                token.calls_used < limits.calls,
-                token.images_used + images <= limits.images,
-            )
-            .values(
-                calls_used=token.calls_used + 1,
-                images_used=token.images_used + images,
-                last_used_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if db.session.execute(within).rowcount == 1:
-            admitted = True
+        row = db.session.execute(_SPEND_WITHIN, spend_params).one_or_none()
+        if row is not None:
+            spent = RateWindow(*row)
             break
         if fresh is None:
             break
-        renew = (
-            update(token)
-            .where(
-                token.id == token_pk,
-                token.revoked_at.is_(None),
-                or_(token.window_reset_at.is_(None), token.window_reset_at <= now),
-            )
-            .values(
-                window_reset_at=fresh.reset_at,
-                calls_used=fresh.calls_used,
-                images_used=fresh.images_used,
-                last_used_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if db.session.execute(renew).rowcount == 1:
-            admitted = True
+        row = db.session.execute(
+            _START_WINDOW,
+            {
+                "token_pk": token_pk,
+                "now": now,
+                "reset_at": fresh.reset_at,
+                "calls_used": fresh.calls_used,
+                "images_used": fresh.images_used,
+            },
+        ).one_or_none()
+        if row is not None:
+            spent = RateWindow(*row)
             break
         # Neither matched: another process started a new window in between, or this one is
         # spent. Look again; a spent live window fails both statements next time too.
-        row = _read_window(token_pk)
-        if row is None or not admits(current_window(row, now, limits), images, limits):
+        stored = _read_window(token_pk)
+        if stored is None or not admits(current_window(stored, now, limits), images, limits):
             break
 
-    window = _read_window(token_pk)
+    window = spent if spent is not None else _read_window(token_pk)
     if window is None:
         raise InvalidTokenError()
-    return SpendResult(admitted, current_window(window, now, limits))
+    return SpendResult(spent is not None, current_window(window, now, limits))
 
 
 def _read_window(token_pk: int) -> RateWindow | None:
