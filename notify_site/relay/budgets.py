@@ -13,8 +13,9 @@ refused with :class:`BudgetExceededError` (429) at once: nothing is queued and L
 called. The units of every accepted notification are reserved in the ledger in the same
 transaction (``ledger.py``), so a burst cannot pass a budget between two checks: on
 PostgreSQL the check takes a transaction-scoped advisory lock first (concurrent calls queue
-for it while the check reads the budgets and the ledger's running totals); on SQLite the rate window's UPDATE before it
-already made the transaction the one writer.
+for it while the check reads the ledger's running totals); on SQLite the rate window's UPDATE
+before it already made the transaction the one writer. The budgets themselves (the limits)
+are read before the transaction's first write (:class:`Budgets`), out of that lock.
 
 **Pushes already queued when a budget runs out** (an admin lowered it, or LINE's count says
 the month is spent): they are delivered. Their units were reserved when they were accepted,
@@ -129,7 +130,26 @@ def scoped_figures(
     return found[0] if found else None
 
 
-#: The budgets that may apply to one notification, read at once (:func:`figures_for`).
+@dataclass(frozen=True)
+class Budgets:
+    """The budgets a token's notifications count against, as they stand this month: the
+    channel's limit (with LINE's last count of the month, in channel mode) and the limits an
+    admin set for the token's person and for the token itself.
+
+    Read before a Notify call's transaction writes anything (:func:`budgets_for`), so they stay
+    out of SQLite's write lock; an admin's change applies to the calls that start after it.
+    What the month has used is read under the lock (:func:`figures_under`)."""
+
+    month: str
+    reset: datetime
+    channel_limit: int | None
+    #: LINE's own count of the month's messages as last read (channel mode), else None.
+    line_used: int | None
+    #: (scope, monthly units, the ledger's subject) for the person's and the token's budget.
+    scoped: tuple[tuple[str, int, str], ...]
+
+
+#: The budgets that may apply to one notification, read at once (:func:`budgets_for`).
 _BUDGETS = select(RelayBudget.scope, RelayBudget.subject_id, RelayBudget.monthly_units).where(
     or_(
         and_(RelayBudget.scope == BudgetScope.CHANNEL, RelayBudget.subject_id == 0),
@@ -141,51 +161,63 @@ _BUDGETS = select(RelayBudget.scope, RelayBudget.subject_id, RelayBudget.monthly
 )
 
 
-def figures_for(
+def budgets_for(
     token_pk: int | None, person_id: int | None, config: Mapping[str, Any], now: datetime
-) -> list[QuotaFigures]:
-    """Every budget a token's notifications count against: the channel's first, then the
-    person's and the token's when an admin set them (None leaves that one out).
-
-    Two lookups, whatever the month's volume: the budgets that apply, and the ledger's running
-    totals of their subjects (``ledger.totals``)."""
+) -> Budgets:
+    """The budgets of a token's notifications this month (None leaves the person's or the
+    token's out): one read of ``relay_budgets``, and in channel mode LINE's figures."""
     zone = billing_zone(config)
-    month = billing_month(now, zone)
-    reset = next_month_start(now, zone)
     limits = {
         (scope, subject): units
         for scope, subject, units in db.session.execute(
             _BUDGETS, {"person": person_id, "token": token_pk}
         )
     }
-    scoped = [
-        (scope, subject, ledger_subject)
-        for scope, subject, ledger_subject in (
-            (BudgetScope.PERSON, person_id, ledger.person_subject),
-            (BudgetScope.TOKEN, token_pk, ledger.token_subject),
-        )
-        if subject is not None and (scope, subject) in limits
-    ]
-    used = ledger.totals(
-        month,
-        [ledger.CHANNEL, ledger.CHANNEL_RESERVED]
-        + [to_subject(subject) for _scope, subject, to_subject in scoped],
-    )
-    channel_used = used[ledger.CHANNEL]
+    line_used = None
     if current_settings() is None:
         limit = int(config.get("RELAY_SANDBOX_MONTHLY_QUOTA", 200))
     else:
         limit, line_used = line_quota()
-        if line_used is not None:
-            # LINE also counts what other systems sent on the channel: trust the larger.
-            channel_used = max(channel_used, line_used + used[ledger.CHANNEL_RESERVED])
-    limit = limits.get((BudgetScope.CHANNEL, 0), limit)
-    found = [QuotaFigures(BudgetScope.CHANNEL, limit, channel_used, reset)]
-    for scope, subject, to_subject in scoped:
-        found.append(
-            QuotaFigures(scope, limits[(scope, subject)], used[to_subject(subject)], reset)
+    scoped = tuple(
+        (scope, limits[(scope, subject)], to_subject(subject))
+        for scope, subject, to_subject in (
+            (BudgetScope.PERSON, person_id, ledger.person_subject),
+            (BudgetScope.TOKEN, token_pk, ledger.token_subject),
         )
+        if subject is not None and (scope, subject) in limits
+    )
+    return Budgets(
+        month=billing_month(now, zone),
+        reset=next_month_start(now, zone),
+        channel_limit=limits.get((BudgetScope.CHANNEL, 0), limit),
+        line_used=line_used,
+        scoped=scoped,
+    )
+
+
+def figures_under(budgets: Budgets) -> list[QuotaFigures]:
+    """Each of ``budgets`` with what the month has used (the channel's first): one read of the
+    ledger's running totals (``ledger.totals``), whatever the month's volume."""
+    used = ledger.totals(
+        budgets.month,
+        [ledger.CHANNEL, ledger.CHANNEL_RESERVED] + [subject for *_, subject in budgets.scoped],
+    )
+    channel_used = used[ledger.CHANNEL]
+    if budgets.line_used is not None:
+        # LINE also counts what other systems sent on the channel: trust the larger.
+        channel_used = max(channel_used, budgets.line_used + used[ledger.CHANNEL_RESERVED])
+    found = [QuotaFigures(BudgetScope.CHANNEL, budgets.channel_limit, channel_used, budgets.reset)]
+    for scope, limit, subject in budgets.scoped:
+        found.append(QuotaFigures(scope, limit, used[subject], budgets.reset))
     return found
+
+
+def figures_for(
+    token_pk: int | None, person_id: int | None, config: Mapping[str, Any], now: datetime
+) -> list[QuotaFigures]:
+    """Every budget a token's notifications count against, with what the month has used: the
+    channel's first, then the person's and the token's when an admin set them."""
+    return figures_under(budgets_for(token_pk, person_id, config, now))
 
 
 def tightest(figures: Sequence[QuotaFigures]) -> QuotaFigures | None:
@@ -199,21 +231,15 @@ def _serialise_checks() -> None:
         db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
 
 
-def admit(
-    token_pk: int,
-    person_id: int | None,
-    units: int,
-    config: Mapping[str, Any],
-    now: datetime,
-) -> list[QuotaFigures]:
-    """Check that ``units`` more fit every budget of the token, in the caller's transaction;
+def admit(budgets: Budgets, units: int, config: Mapping[str, Any]) -> list[QuotaFigures]:
+    """Check that ``units`` more fit every one of ``budgets``, in the caller's transaction;
     returns every budget's figures *after* spending them (the channel's first), or raises
     :class:`BudgetExceededError` with the budget that refused.
 
     The call's answer headers and its threshold notices use these figures, so one Notify call
-    sums the month's ledger once for each budget, not once per use."""
+    reads the month's totals once, not once per use."""
     _serialise_checks()
-    figures = figures_for(token_pk, person_id, config, now)
+    figures = figures_under(budgets)
     for budget in figures:
         if budget.limit is not None and budget.used + units > budget.limit:
             when = budget.reset.astimezone(billing_zone(config)).isoformat(timespec="minutes")

@@ -19,14 +19,23 @@ from notify_site.extensions import db
 from notify_site.relay import budgets, ledger
 from notify_site.relay.line.channel import current_settings
 from notify_site.relay.line.cost import (
-    billing_month,
-    billing_zone,
     needs_count,
     read_member_count,
     units_for,
 )
 from notify_site.relay.models import RelayChat
 from notify_site.relay.quota_models import UsageState
+
+
+@dataclass(frozen=True)
+class Price:
+    """What a notification will cost and the budgets it counts against, worked out before its
+    transaction writes anything (:func:`price`): reads only, kept out of SQLite's write lock."""
+
+    units: int
+    #: True in channel mode (units reserved until LINE takes the push).
+    pushed: bool
+    budgets: budgets.Budgets
 
 
 @dataclass(frozen=True)
@@ -39,16 +48,16 @@ class Charge:
     figures: tuple[budgets.QuotaFigures, ...] = ()
 
 
-def admit(
+def price(
     *,
     token_pk: int,
     person_id: int | None,
     chat_id: int,
     config: Mapping[str, Any],
     now: datetime,
-) -> Charge | None:
-    """Price the notification and check the budgets (raises BudgetExceededError); None when
-    it is not charged. Reads a group's member count from LINE only if it was never read."""
+) -> Price | None:
+    """Price the notification and read its budgets; None when it is not charged. Reads a
+    group's member count from LINE only if it was never read."""
     settings = current_settings()
     chat = db.session.get(RelayChat, chat_id)
     pushed = settings is not None and chat.line_id is not None
@@ -56,9 +65,18 @@ def admit(
         return None
     if pushed and chat.member_count is None and needs_count(chat, now):
         read_member_count(settings, chat, now)
-    units = units_for(chat, config)
-    after = budgets.admit(token_pk, person_id, units, config, now)
-    return Charge(billing_month(now, billing_zone(config)), units, pushed, tuple(after))
+    return Price(
+        units_for(chat, config), pushed, budgets.budgets_for(token_pk, person_id, config, now)
+    )
+
+
+def admit(price: Price | None, config: Mapping[str, Any]) -> Charge | None:
+    """Check the budgets (raises BudgetExceededError) in the caller's transaction, after its
+    first write: what the month has used is read under the lock that serialises the checks."""
+    if price is None:
+        return None
+    after = budgets.admit(price.budgets, price.units, config)
+    return Charge(price.budgets.month, price.units, price.pushed, tuple(after))
 
 
 def record(

@@ -180,16 +180,19 @@ def deliver_notification(
             db.session.rollback()
             raise MonthlyLimitError(paused.recheck_at.isoformat(timespec="seconds"))
     try:
-        window = _spend_or_refuse(
-            token, images=1 if payload.image_file is not None else 0, limits=limits, now=now
-        )
-        charge = charging.admit(
+        # Reads first: the first write (the rate window's) takes SQLite's write lock until the
+        # commit, and every call waits its turn for that lock.
+        price = charging.price(
             token_pk=token.token_pk,
             person_id=token.person_id,
             chat_id=token.chat_id,
             config=current_app.config,
             now=now,
         )
+        window = _spend_or_refuse(
+            token, images=1 if payload.image_file is not None else 0, limits=limits, now=now
+        )
+        charge = charging.admit(price, current_app.config)
         image_id = None
         if payload.image_file is not None:
             image = RelayImage(

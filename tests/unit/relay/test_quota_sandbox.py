@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import event
 
+from notify_site.extensions import db
 from notify_site.relay.chats import ensure_sandbox_chats
 from tests.conftest import make_test_config
 from tests.factories import create_user
@@ -88,3 +90,30 @@ def test_line_check_prints_the_sandbox_ledger(app, client, person):
     assert "5 units used, channel budget 12" in result.output
     assert "Top tokens: #1 Backup script (5)" in result.output
     assert "sandbox mode" in result.output
+
+
+def test_an_accepted_call_reads_only_the_months_totals_after_its_first_write(app, client, person):
+    """The first write of a Notify call (its rate window's UPDATE) takes SQLite's write lock
+    until the commit, so everything the call can read earlier it reads earlier: after that
+    write, the only read is the month's running totals, which must be read under the lock
+    (on PostgreSQL, under the budgets' advisory lock)."""
+    token = new_token(generate(client, "Me", own_chat(app, person, "USER", "Sandbox user")))
+    statements = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        statements.append(" ".join(statement.lower().split()))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        sent = app.test_client().post(
+            "/relay/api/notify", headers={"Authorization": f"Bearer {token}"}, data={"message": "x"}
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert sent.status_code == 200
+    writes = [n for n, s in enumerate(statements) if s.startswith(("insert", "update", "delete"))]
+    assert statements[writes[0]].startswith("update relay_access_tokens")
+    reads = [s for s in statements[writes[0] : writes[-1]] if s.startswith("select")]
+    assert [("from relay_line_totals" in s) for s in reads] == [True]
