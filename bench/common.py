@@ -176,3 +176,23 @@ def count_instructions(module: str, arguments: list[str], out_file: str | None =
     )
     # callgrind prints "Collected : N" for the instrumented part only
     return int(re.search(r"Collected : (\d+)", out.stderr).group(1))
+
+
+def wait_until_delivered(poll: float = 0.05) -> None:
+    """Wait until no notification is pending (inside the app context of the database the
+    workers deliver from), looking every ``poll`` seconds."""
+    from sqlalchemy import func, select
+
+    from notify_site.extensions import db
+    from notify_site.models import Notification, NotificationStatus
+
+    while True:
+        pending = db.session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.status.in_(NotificationStatus.PENDING))
+        )
+        db.session.rollback()
+        if pending == 0:
+            return
+        time.sleep(poll)

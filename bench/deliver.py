@@ -35,6 +35,7 @@ from bench.common import (
     gunicorn,
     report,
     setup_instance,
+    wait_until_delivered,
     workdir,
 )
 
@@ -143,16 +144,7 @@ def run(args, latency: float) -> None:
                 started = time.perf_counter()
                 runner.start()
                 with app.app_context():
-                    while True:
-                        pending = db.session.scalar(
-                            select(db.func.count())
-                            .select_from(Notification)
-                            .where(Notification.status.in_(NotificationStatus.PENDING))
-                        )
-                        db.session.rollback()
-                        if pending == 0:
-                            break
-                        time.sleep(0.05)
+                    wait_until_delivered()
                 rate = per_round / (time.perf_counter() - started)
                 worker.stop()
                 runner.join()

@@ -38,6 +38,7 @@ from bench.common import (
     gunicorn,
     report,
     setup_instance,
+    wait_until_delivered,
     workdir,
 )
 
@@ -126,16 +127,7 @@ def deliveries_per_second(app, processes: int, threads: int, total: int, env: di
                 add_notifications(owner, [connections[n % len(connections)]], content)
             db.session.commit()
             started = time.perf_counter()
-            while True:
-                pending = db.session.scalar(
-                    select(func.count())
-                    .select_from(Notification)
-                    .where(Notification.status.in_(NotificationStatus.PENDING))
-                )
-                db.session.rollback()
-                if pending == 0:
-                    break
-                time.sleep(0.05)
+            wait_until_delivered()
             elapsed = time.perf_counter() - started
             failed = db.session.scalar(
                 select(func.count())
