@@ -115,5 +115,9 @@ def test_an_accepted_call_reads_only_the_months_totals_after_its_first_write(app
     assert sent.status_code == 200
     writes = [n for n, s in enumerate(statements) if s.startswith(("insert", "update", "delete"))]
     assert statements[writes[0]].startswith("update relay_access_tokens")
-    reads = [s for s in statements[writes[0] : writes[-1]] if s.startswith("select")]
+    reads = [
+        s
+        for s in statements[writes[0] : writes[-1]]
+        if s.startswith("select") and "pg_advisory_xact_lock" not in s  # the lock itself
+    ]
     assert [("from relay_line_totals" in s) for s in reads] == [True]
