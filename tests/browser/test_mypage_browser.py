@@ -137,6 +137,10 @@ def test_my_page_screenshots(live, chromium, language, viewport):
         page.locator("input[name=chat]").nth(1).check()
         page.locator("#generate").click()
         expect(page.locator("#relay-new-token")).to_be_visible()
+        # The form's answer is a new page: measure it once its stylesheets have loaded (a
+        # layout read earlier lays the long token out unstyled, 1,047 px wide on a loaded CI
+        # machine).
+        page.wait_for_load_state("load")
         html_lang = page.locator("html").get_attribute("lang")
         assert html_lang == language
         # Nothing wider than the screen: the page scrolls only down.
