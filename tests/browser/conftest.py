@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import Live
 from tests.factories import seed_every_page
@@ -22,6 +23,13 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+
+
+# Playwright's assertions wait as long as the pages' actions do (15 s, the page fixture):
+# under CI's load, with the suite's processes on both cores, 5 s was too short for a
+# preview's round trip (test_webhooks_browser.py failed once waiting for one). A check
+# that passes waits no longer than it did.
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="session")
