@@ -42,6 +42,7 @@ from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
+from notify_site.prepared import PreparedCache, session_cursor
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,9 @@ class Lease:
     token: Any
     expires: Any
     #: The statements of :meth:`_update_held`, by the columns they write (a handful each).
-    _statements: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _statements: PreparedCache = field(
+        default_factory=PreparedCache, init=False, repr=False, compare=False
+    )
 
     def free(self, now: datetime) -> ColumnElement[bool]:
         """Rows nobody holds: never leased, or their lease has run out."""
@@ -195,18 +198,19 @@ class Lease:
         """UPDATE the row ``key`` if ``token`` holds it: the one-row fenced write a worker
         makes around every call (:meth:`touch`, :meth:`finish`).
 
-        The statement is built once per set of columns written and then only bound: building
-        and keying an UPDATE each time was most of its cost (bench/README.md, "where a
-        delivery's time goes"). Only plain values are bound; a SQL expression among the
-        values (``increment`` covers the one the workers need) makes a statement of its own,
-        built for that call alone.
+        The statement is built and compiled once per set of columns written and dialect, then
+        only bound and run on the Session's DB-API cursor (:mod:`notify_site.prepared`), in
+        its transaction: building and keying an UPDATE each time, then SQLAlchemy's execution
+        around it, were most of its cost (bench/README.md). Only plain values are bound; a SQL
+        expression among the values (``increment`` covers the one the workers need) makes a
+        statement of its own, built for that call alone.
         """
         if any(isinstance(value, ClauseElement) for value in values.values()):
             sets = {**values, **{name: self.key.table.c[name] + 1 for name in increment}}
             return self._update(and_(self.key == key, self.held_by(token)), sets)
         shape = (tuple(sorted(values)), increment)
-        statement = self._statements.get(shape)
-        if statement is None:
+
+        def build() -> Any:
             # The table's own columns, not the model's attributes: a statement that names
             # those is run through the ORM's bulk-update path on every execution.
             columns = self.key.table.c
@@ -215,7 +219,7 @@ class Lease:
                 name: bindparam(f"set_{name}", type_=columns[name].type) for name in shape[0]
             }
             sets.update({name: columns[name] + 1 for name in increment})
-            statement = (
+            return (
                 update(self.key.table)
                 .where(
                     row_key == bindparam("held_key", type_=row_key.type),
@@ -223,10 +227,11 @@ class Lease:
                 )
                 .values(sets)
             )
-            self._statements[shape] = statement
+
         params = {f"set_{name}": value for name, value in values.items()}
         params.update(held_key=key, held_token=token)
-        return db.session.execute(statement, params).rowcount
+        with session_cursor(db.session) as cursor:
+            return cursor.rowcount(self._statements.get(shape, cursor.dialect, build), params)
 
     def _update(self, where: ColumnElement[bool], values: dict[str, Any]) -> int:
         # An UPDATE of the table rather than of the model (these never touched the session's

@@ -34,6 +34,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import DeliveryAttempt, Notification, NotificationStatus
+from notify_site.prepared import PreparedCache, session_cursor
 from notify_site.services.notifications import NOTIFICATIONS
 from notify_site.services.retry import Outcome, RetryPolicy
 from notify_site.stored_text import columns, site_text
@@ -69,19 +70,20 @@ def begin(notification_id: int, lease_token: str, worker: str) -> int | None:
     now = utcnow()
     if not NOTIFICATIONS.lease.touch(notification_id, lease_token, {"updated_at": now}):
         return None
-    return db.session.execute(
-        _INSERT_ATTEMPT,
-        {
-            "notification_id": notification_id,
-            "worker": worker[:64],
-            "lease_token": lease_token,
-            "started_at": now,
-        },
-    ).scalar_one()
+    values = {
+        "notification_id": notification_id,
+        "worker": worker[:64],
+        "lease_token": lease_token,
+        "started_at": now,
+    }
+    with session_cursor(db.session) as cursor:
+        prepared = _PREPARED.get("insert", cursor.dialect, lambda: _INSERT_ATTEMPT, list(values))
+        return cursor.run(prepared, values)
 
 
-# Built once: a worker writes these around every call (bench/README.md, "where a delivery's
-# time goes").
+# Built once, compiled once per dialect and run on the Session's cursor (notify_site.prepared):
+# a worker writes these around every call (bench/README.md, "where a delivery's time goes").
+_PREPARED = PreparedCache()
 _attempts = DeliveryAttempt.__table__
 #: What :func:`finish_values` writes (a test checks they agree).
 _FINISH_COLUMNS = ("outcome", "status_code", "error", "error_code", "error_params", "finished_at")
@@ -108,7 +110,9 @@ def finish(attempt_id: int, outcome: Outcome, now: datetime) -> None:
     """Write the outcome on the attempt (no commit: part of the notification's finish)."""
     values = finish_values(outcome, now)
     params = {f"set_{name}": values[name] for name in _FINISH_COLUMNS}
-    db.session.execute(_FINISH_ATTEMPT, {"attempt": attempt_id, **params})
+    with session_cursor(db.session) as cursor:
+        prepared = _PREPARED.get("finish", cursor.dialect, lambda: _FINISH_ATTEMPT)
+        cursor.run(prepared, {"attempt": attempt_id, **params})
 
 
 def record_late(attempt_id: int, outcome: Outcome, now: datetime) -> None:

@@ -50,6 +50,7 @@ from notify_site.db_types import UTCDateTime, utcnow
 from notify_site.models import ApiKey, User
 from notify_site.models import Connection as ConnectionRow
 from notify_site.notify_content import Content
+from notify_site.prepared import Prepared
 from notify_site.services import group_commit, idempotency, notifications
 from notify_site.services.api_keys import TOUCH_INTERVAL, AuthenticatedKey, KeyOwner
 from notify_site.services.notifications import ConnectionRef, QueuedNotification, ResolvedConnection
@@ -105,57 +106,6 @@ _LOOKUP = (
 )
 
 
-class _Statement:
-    """A statement compiled once for one engine's database, run on a DB-API cursor: what
-    SQLAlchemy does at each execution (bind processing, Python-side column defaults), done
-    with the processors and defaults it compiled, without its per-execution machinery.
-
-    ``column_keys`` names the values an INSERT is given; the table's other columns with a
-    Python-side default (``default=utcnow``, ``default=0``) get it at each run, as SQLAlchemy
-    would give it.
-    """
-
-    def __init__(
-        self, statement: Any, engine: Engine, column_keys: list[str] | None = None
-    ) -> None:
-        compiled = statement.compile(dialect=engine.dialect, column_keys=column_keys)
-        self.sql = str(compiled)
-        self.positional = compiled.positional
-        defaults = {
-            column.key: column.default for column in getattr(compiled, "insert_prefetch", ())
-        }
-        names = compiled.positiontup if compiled.positional else list(compiled.binds)
-        # Per parameter, in order: its name, its bind processor, its column's default.
-        self.plan = [
-            (name, compiled.binds[name].type.bind_processor(engine.dialect), defaults.get(name))
-            for name in names
-        ]
-
-    def parameters(self, values: dict[str, Any]) -> Any:
-        """The DB-API parameters for ``values`` (a sequence or a mapping, as the driver
-        takes them). SQLAlchemy's processors pass None through, so None is not processed."""
-        out = []
-        for name, processor, default in self.plan:
-            if default is None:
-                value = values[name]
-            else:
-                value = default.arg(None) if default.is_callable else default.arg
-            if processor is not None and value is not None:
-                value = processor(value)
-            out.append(value)
-        if self.positional:
-            return out
-        return {name: value for (name, _, _), value in zip(self.plan, out, strict=True)}
-
-    def run(self, cursor: Any, values: dict[str, Any]) -> Any:
-        """Execute with ``values``; the first column of the first row returned (None: none)."""
-        cursor.execute(self.sql, self.parameters(values))
-        if cursor.description is None:  # no rows to return (an UPDATE)
-            return None
-        row = cursor.fetchone()
-        return None if row is None else row[0]
-
-
 class FastAccept:
     """The fast accept of one app's engine: its compiled read, its threads' connections."""
 
@@ -164,15 +114,15 @@ class FastAccept:
     ) -> None:
         self.engine = engine
         self.committer = committer  # None: each accept commits alone
-        self.lookup = _Statement(_LOOKUP, engine)
+        self.lookup = Prepared(_LOOKUP, engine.dialect)
         # Compiled for the keys of the first row it is given (notifications.queued_row's).
-        self._insert: _Statement | None = None
-        self.claim = _Statement(
+        self._insert: Prepared | None = None
+        self.claim = Prepared(
             idempotency.claim_statement(engine.dialect.name),
-            engine,
+            engine.dialect,
             list(idempotency.claim_values(0, "", "")),
         )
-        self.record_answer = _Statement(idempotency.RECORD_ANSWER, engine)
+        self.record_answer = Prepared(idempotency.RECORD_ANSWER, engine.dialect)
         self.database_errors: tuple[type[BaseException], ...] = (engine.dialect.loaded_dbapi.Error,)
         self._lock = threading.Lock()
         self._idle: list[Any] = []  # connections between two reads, the last used on top
@@ -180,12 +130,14 @@ class FastAccept:
         self._inherited: list[Any] = []  # a parent process's: never used, never closed here
         event.listen(engine, "engine_disposed", lambda _engine: self.close())
 
-    def _insert_for(self, row: dict[str, Any]) -> _Statement:
+    def _insert_for(self, row: dict[str, Any]) -> Prepared:
         """The INSERT compiled for ``row``'s keys: every row is made by
         ``notifications.queued_row``, so the first one's keys are every row's. (Two threads
         that compile it at once make the same statement; the last one kept.)"""
         if self._insert is None:
-            self._insert = _Statement(notifications.INSERT_NOTIFICATION, self.engine, list(row))
+            self._insert = Prepared(
+                notifications.INSERT_NOTIFICATION, self.engine.dialect, list(row)
+            )
         return self._insert
 
     # -------------------------------------------------------------------------- the read
