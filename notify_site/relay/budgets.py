@@ -119,17 +119,6 @@ def channel_figures(config: Mapping[str, Any], now: datetime) -> QuotaFigures:
     return figures_for(None, None, config, now)[0]
 
 
-def scoped_figures(
-    scope: str, subject_id: int | None, config: Mapping[str, Any], now: datetime
-) -> QuotaFigures | None:
-    """A person's or token's budget this month, or None when no budget is set."""
-    if subject_id is None:
-        return None
-    person, token = (subject_id, None) if scope == BudgetScope.PERSON else (None, subject_id)
-    found = figures_for(token, person, config, now)[1:]
-    return found[0] if found else None
-
-
 @dataclass(frozen=True)
 class Budgets:
     """The budgets a token's notifications count against, as they stand this month: the

@@ -57,21 +57,16 @@ def check_thresholds(
     token's; returns how many were sent. Commits.
 
     ``counted``: those budgets' figures as a call just left them (:func:`budgets.admit`),
-    instead of summing the month's ledger again."""
+    instead of reading them again."""
     month = billing_month(now, billing_zone(config))
     subjects = {
         BudgetScope.CHANNEL: None,
         BudgetScope.PERSON: person_id,
         BudgetScope.TOKEN: token_pk,
     }
-    if counted is not None:
-        candidates = [(figures, subjects[figures.scope]) for figures in counted]
-    else:
-        candidates = [(budgets.channel_figures(config, now), None)]
-        for scope in (BudgetScope.PERSON, BudgetScope.TOKEN):
-            figures = budgets.scoped_figures(scope, subjects[scope], config, now)
-            if figures is not None:
-                candidates.append((figures, subjects[scope]))
+    if counted is None:  # every budget in one read of the limits and one of the totals
+        counted = tuple(budgets.figures_for(token_pk, person_id, config, now))
+    candidates = [(figures, subjects[figures.scope]) for figures in counted]
     sent = 0
     for figures, subject_id in candidates:
         for threshold in budgets.THRESHOLDS:

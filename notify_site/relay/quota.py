@@ -95,6 +95,13 @@ def _spenders(lines: list[ledger.LedgerLine], names: Mapping[Any, str]) -> list[
     return [Spender(names.get(line.key, "—"), line.units) for line in lines]
 
 
+#: The ledger's subject of a person's or a token's budget.
+_LEDGER_SUBJECT = {
+    BudgetScope.PERSON: ledger.person_subject,
+    BudgetScope.TOKEN: ledger.token_subject,
+}
+
+
 def quota_overview(
     config: Mapping[str, Any], now: datetime, person_names: Mapping[int, str] | None = None
 ) -> QuotaOverview:
@@ -126,12 +133,18 @@ def quota_overview(
             )
         )
     )
-    for row in db.session.scalars(
-        select(RelayBudget)
-        .where(RelayBudget.scope != BudgetScope.CHANNEL)
-        .order_by(RelayBudget.scope, RelayBudget.subject_id)
-    ):
-        figures = budgets.scoped_figures(row.scope, row.subject_id, config, now)
+    rows = list(
+        db.session.scalars(
+            select(RelayBudget)
+            .where(RelayBudget.scope != BudgetScope.CHANNEL)
+            .order_by(RelayBudget.scope, RelayBudget.subject_id)
+        )
+    )
+    # Every budget's month in one read of the running totals (not two reads per budget).
+    subjects = [_LEDGER_SUBJECT[row.scope](row.subject_id) for row in rows]
+    used = ledger.totals(month, subjects)
+    for row, subject in zip(rows, subjects, strict=True):
+        figures = budgets.QuotaFigures(row.scope, row.monthly_units, used[subject], channel.reset)
         if row.scope == BudgetScope.PERSON:
             name = people.get(row.subject_id, f"#{row.subject_id}")
         else:
