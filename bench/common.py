@@ -14,8 +14,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from cryptography.fernet import Fernet
 
@@ -64,6 +66,32 @@ def workdir():
         yield Path(path)
 
 
+@contextmanager
+def fresh_schema(base_url: str):
+    """A URL whose connections use a new schema, dropped (with its connections) afterwards."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(base_url)
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base_url else "?"
+    options = quote(f"-csearch_path={schema}")
+    try:
+        yield f"{base_url}{separator}options={options}&application_name={schema}"
+    finally:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+                    " WHERE application_name = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": schema},
+            )
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
 def setup_instance(env: dict) -> None:
     subprocess.run(
         [str(BIN / "flask"), "--app", "wsgi", "setup"],
@@ -75,10 +103,12 @@ def setup_instance(env: dict) -> None:
 
 
 @contextmanager
-def gunicorn(app: str, port: int, env: dict, *, workers: int = 2, threads: int = 1):
-    """Serve ``app`` with gunicorn until the block ends."""
+def gunicorn(app: str, port: int, env: dict, *, workers: int = 2, threads: int = 1, cpus: str = ""):
+    """Serve ``app`` with gunicorn until the block ends (on the CPUs ``cpus`` names, as
+    ``taskset -c`` reads them, if given)."""
     process = subprocess.Popen(
         [
+            *(["taskset", "-c", cpus] if cpus else []),
             str(BIN / "gunicorn"),
             "--workers",
             str(workers),

@@ -16,28 +16,96 @@ The relay's capacity and the worker take turns over ``--rounds`` rounds (each ro
 share of the notifications, then measures both, every other round in the reverse order), and
 the report gives the median of the rounds' ratios with the lowest and highest: on a shared
 machine a neighbour's burst then lands in one round instead of deciding the run.
+
+Where the relay lives: built in (the default: the relay and the worker share one database,
+and on SQLite its one write lock), or ``--relay-apart`` (an instance of its own with its own
+database, as LINE or any real Notify server is), with ``--split-cores`` also on a CPU of its
+own while this process takes the other (as if the relay were another machine).
+``--database-url`` runs on PostgreSQL (a fresh schema per instance). Each report also gives
+this process's CPU time per call in each phase: the direct clients' against the worker's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 import requests
 
 from bench.common import (
+    BIN,
+    ROOT,
     apply_env,
     bench_env,
     free_port,
+    fresh_schema,
     gunicorn,
     report,
     setup_instance,
     wait_until_delivered,
     workdir,
 )
+
+
+def database(stack: ExitStack, args) -> str | None:
+    """A fresh PostgreSQL schema for one instance (None: a SQLite file in its folder)."""
+    if not args.database_url:
+        return None
+    return stack.enter_context(fresh_schema(args.database_url))
+
+
+@contextmanager
+def relay_instance(args, folder: Path, url: str | None, latency: float, site_port: int):
+    """The relay served by an instance of its own, with its own database (a second SQLite
+    file: its own write lock), the site registered as its client; yields its root URL and the
+    site's settings that point there.
+
+    Its host is ``localhost`` where the site is ``127.0.0.1``, so the two keep their session
+    cookies apart (a browser does not tell hosts apart by port).
+    """
+    folder.mkdir()
+    port = free_port()
+    env = bench_env(port, folder, url)
+    env["BENCH_RELAY_LATENCY_MS"] = str(latency)
+    setup_instance(env)
+    registered = subprocess.run(
+        [
+            str(BIN / "flask"),
+            "--app",
+            "wsgi",
+            "relay",
+            "add-client",
+            "--name",
+            "bench site",
+            "--redirect-uri",
+            f"http://127.0.0.1:{site_port}/callback",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    answers = dict(line.split(": ", 1) for line in registered.splitlines() if ": " in line)
+    root = f"http://localhost:{port}"
+    settings = {
+        "NOTIFY_SITE_NOTIFY_BOT_ORIGIN": f"{root}/relay",
+        "NOTIFY_SITE_NOTIFY_API_ORIGIN": f"{root}/relay",
+        "NOTIFY_SITE_NOTIFY_CLIENT_ID": answers["client_id"],
+        "NOTIFY_SITE_NOTIFY_CLIENT_SECRET": answers["client_secret"],
+    }
+    cpus = "0" if args.split_cores else ""
+    with gunicorn("bench.slow_app:app", port, env, workers=2, threads=args.threads, cpus=cpus):
+        if args.split_cores:
+            os.sched_setaffinity(0, {1})
+        yield root, settings
 
 
 def connect_chats(site: str, count: int) -> None:
@@ -65,11 +133,28 @@ def main() -> None:
         "--latency", type=float, action="append", help="ms added per relay call (repeatable)"
     )
     parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL URL: each run works in fresh schemas there (default: SQLite files)",
+    )
+    parser.add_argument(
+        "--relay-apart",
+        action="store_true",
+        help="serve the relay from its own instance and database, as any real Notify server is",
+    )
+    parser.add_argument(
+        "--split-cores",
+        action="store_true",
+        help="with --relay-apart: the relay on the first CPU, this process (worker or direct "
+        "clients) on the second, as if the relay were another machine",
+    )
+    parser.add_argument(
         "--db-timing",
         action="store_true",
         help="also time the worker's statements, commits and Notify calls (wall, per delivery)",
     )
     args = parser.parse_args()
+    if args.split_cores and not args.relay_apart:
+        parser.error("--split-cores needs --relay-apart")
     for latency in args.latency or [0.0, 50.0]:
         run(args, latency)
 
@@ -77,14 +162,26 @@ def main() -> None:
 def run(args, latency: float) -> None:
     rounds = max(1, args.rounds)
     per_round = args.notifications // rounds
-    with workdir() as path:
+    with workdir() as path, ExitStack() as stack:
         port = free_port()
-        env = bench_env(port, path, WORKER_BATCH_SIZE=50)
+        env = bench_env(port, path, database(stack, args), WORKER_BATCH_SIZE=50)
         env["BENCH_RELAY_LATENCY_MS"] = str(latency)
+        site = f"http://127.0.0.1:{port}"
+        relay_root = site
+        if args.relay_apart:
+            relay_root, settings = stack.enter_context(
+                relay_instance(args, path / "relay", database(stack, args), latency, port)
+            )
+            env.update(settings)
         apply_env(env)
         setup_instance(env)
+        # The site is served with the relay's settings; apart, it only answers the OAuth flow.
         with gunicorn("bench.slow_app:app", port, env, workers=2, threads=args.threads):
-            site = f"http://127.0.0.1:{port}"
+            if args.relay_apart:
+                from tests.integration.helpers import register
+
+                # The person signs in at the relay's host to consent, as at LINE.
+                register(requests.Session(), relay_root, "bench")
             connect_chats(site, args.connections)
 
             from sqlalchemy import select
@@ -117,7 +214,7 @@ def run(args, latency: float) -> None:
                         )
                     db.session.commit()
 
-            notify_url = f"{site}/relay/api/notify"
+            notify_url = f"{relay_root}/relay/api/notify"
             local = threading.local()
 
             def direct(n: int) -> None:
@@ -139,7 +236,11 @@ def run(args, latency: float) -> None:
                 return count / (time.perf_counter() - started)
 
             def worker_rate() -> float:
-                worker = Worker(app, threads=args.threads, poll_interval=0.05)
+                # The configured poll interval (1 s), as a deployed worker has: it paces the
+                # worker's jobs thread (schedules, pushes), which ran 20 times a second at the
+                # 0.05 s used before. Deliveries do not wait on it: a finished claim wakes the
+                # loop at once.
+                worker = Worker(app, threads=args.threads)
                 runner = threading.Thread(target=worker.run)
                 started = time.perf_counter()
                 runner.start()
@@ -166,14 +267,27 @@ def run(args, latency: float) -> None:
 
             timing = DatabaseTiming(app) if args.db_timing else None
             relay_rates, worker_rates, ratios = [], [], []
+            # This process's CPU time per call in each phase (the direct clients', or the
+            # worker's: its claims, its writes and its Notify client), ms per call.
+            cpu = {relay_capacity: [], worker_rate: []}
+
+            def measured(phase) -> float:
+                before = os.times()
+                started = time.perf_counter()
+                rate = phase()
+                after = os.times()
+                used = after.user + after.system - before.user - before.system
+                cpu[phase].append(used / (rate * (time.perf_counter() - started)) * 1e3)
+                return rate
+
             for turn in range(rounds):
                 queue(per_round, turn * per_round)
                 # Every other round in the reverse order: what the machine does meanwhile
                 # lands on both sides, and so does the growth of the relay's tables.
                 if turn % 2 == 0:
-                    relay, worker = relay_capacity(), worker_rate()
+                    relay, worker = measured(relay_capacity), measured(worker_rate)
                 else:
-                    worker, relay = worker_rate(), relay_capacity()
+                    worker, relay = measured(worker_rate), measured(relay_capacity)
                 relay_rates.append(relay)
                 worker_rates.append(worker)
                 ratios.append(worker / relay)
@@ -189,10 +303,14 @@ def run(args, latency: float) -> None:
                 )
 
     worker = statistics.median(worker_rates)
+    cpu_direct, cpu_worker = cpu[relay_capacity], cpu[worker_rate]
     report(
         f"deliver: {per_round * rounds} notifications in {rounds} round(s), "
         f"{args.connections} connections, {args.threads} threads, "
-        f"{latency:g} ms added per relay call",
+        f"{latency:g} ms added per relay call, "
+        f"{'PostgreSQL' if args.database_url else 'SQLite'}, "
+        f"relay {'apart (its own instance and database)' if args.relay_apart else 'built in'}"
+        f"{', relay and this process on a core each' if args.split_cores else ''}",
         [
             (
                 "relay /api/notify capacity (direct, keep-alive)",
@@ -205,6 +323,8 @@ def run(args, latency: float) -> None:
             ("  lowest round", min(ratios), "x"),
             ("  highest round", max(ratios), "x"),
             ("worker / plain loop (target >= 5)", worker / plain_rate, "x"),
+            ("this process's CPU per direct call", statistics.median(cpu_direct), "ms"),
+            ("this process's CPU per delivery (worker)", statistics.median(cpu_worker), "ms"),
             ("failed notifications", failed, ""),
         ],
     )

@@ -23,9 +23,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from contextlib import contextmanager
-from urllib.parse import quote
 
 import requests
 
@@ -35,6 +32,7 @@ from bench.common import (
     apply_env,
     bench_env,
     free_port,
+    fresh_schema,
     gunicorn,
     report,
     setup_instance,
@@ -44,32 +42,6 @@ from bench.common import (
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 METRICS_TOKEN = "bench-metrics-token"
-
-
-@contextmanager
-def fresh_schema(base_url: str):
-    """A URL whose connections use a new schema, dropped (with its connections) afterwards."""
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(base_url)
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with engine.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in base_url else "?"
-    options = quote(f"-csearch_path={schema}")
-    try:
-        yield f"{base_url}{separator}options={options}&application_name={schema}"
-    finally:
-        with engine.begin() as connection:
-            connection.execute(
-                sa.text(
-                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
-                    " WHERE application_name = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": schema},
-            )
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
 
 
 def start_workers(count: int, threads: int, env: dict) -> list[tuple[subprocess.Popen, int]]:
