@@ -46,7 +46,7 @@ from notify_site.relay.errors import BudgetError, BudgetExceededError
 from notify_site.relay.line.channel import current_settings
 from notify_site.relay.line.cost import billing_month, billing_zone, next_month_start
 from notify_site.relay.models import RelayAccessToken, RelayLineChannel
-from notify_site.relay.quota_models import BudgetScope, RelayBudget, RelayLineUsage, UsageState
+from notify_site.relay.quota_models import BudgetScope, RelayBudget
 
 #: The advisory lock key that serialises budget checks on PostgreSQL ("LINEQUOT" in ASCII).
 ADVISORY_LOCK_KEY = 0x4C494E4551554F54
@@ -303,17 +303,10 @@ def token_figures(
         return {}
     zone = billing_zone(config)
     month, reset = billing_month(now, zone), next_month_start(now, zone)
-    used = dict(
-        db.session.execute(
-            select(RelayLineUsage.token_pk, func.sum(RelayLineUsage.units))
-            .where(
-                RelayLineUsage.month == month,
-                RelayLineUsage.state.in_(UsageState.COUNTED),
-                RelayLineUsage.token_pk.in_(token_pks),
-            )
-            .group_by(RelayLineUsage.token_pk)
-        ).all()
-    )
+    # The running totals (ledger.py), not a sum over the month's ledger rows.
+    subjects = {pk: ledger.token_subject(pk) for pk in token_pks}
+    totals = ledger.totals(month, subjects.values())
+    used = {pk: totals[subject] for pk, subject in subjects.items()}
     limits = dict(
         db.session.execute(
             select(RelayBudget.subject_id, RelayBudget.monthly_units).where(
