@@ -10,8 +10,9 @@ its parameters go through the bind processors SQLAlchemy compiled for it, and an
 Python-side column defaults are applied as SQLAlchemy would apply them.
 
 Running on the cursor of the Session's own connection (:func:`session_cursor`) keeps the
-statement inside the Session's transaction: it commits or rolls back with it, and the
-engine's cursor events still fire for it.
+statement inside the Session's transaction: it commits or rolls back with it, the
+engine's cursor events still fire for it, and a driver's error comes out as SQLAlchemy's
+(the connection invalidated when it is gone), so callers catch what they caught before.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 #: A parameter the caller must give (a ``bindparam`` without a value of its own).
@@ -151,16 +153,19 @@ class SessionCursor:
     def _execute(self, prepared: Prepared, values: dict[str, Any]) -> None:
         parameters = prepared.parameters(values)
         dispatch = self.connection.dispatch
-        if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+        heard = bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+        if heard:
             dispatch.before_cursor_execute(
                 self.connection, self.cursor, prepared.sql, parameters, None, False
             )
+        try:
             self.cursor.execute(prepared.sql, parameters)
+        except self.dialect.loaded_dbapi.Error as error:
+            raise _wrapped(self.connection, self.cursor, error, prepared.sql, parameters) from error
+        if heard:
             dispatch.after_cursor_execute(
                 self.connection, self.cursor, prepared.sql, parameters, None, False
             )
-        else:
-            self.cursor.execute(prepared.sql, parameters)
 
 
 @contextmanager
@@ -171,8 +176,32 @@ def session_cursor(session: Session) -> Iterator[SessionCursor]:
     if session.autoflush:
         session.flush()
     connection = session.connection()
-    cursor = connection.connection.cursor()
+    try:
+        cursor = connection.connection.cursor()
+    except connection.dialect.loaded_dbapi.Error as error:
+        raise _wrapped(connection, None, error, "", None) from error
     try:
         yield SessionCursor(connection, cursor)
     finally:
         cursor.close()
+
+
+def _wrapped(
+    connection: Connection, cursor: Any, error: Exception, sql: str, parameters: Any
+) -> DBAPIError:
+    """The driver's error as SQLAlchemy raises it from ``execute`` (its own
+    OperationalError, IntegrityError…, which the callers' retries catch), the connection
+    invalidated first when the error says it is gone, as SQLAlchemy would do it: the pool
+    then opens a new one instead of handing the dead one out again."""
+    dialect = connection.dialect
+    gone = dialect.is_disconnect(error, connection.connection.dbapi_connection, cursor)
+    if gone:
+        connection.invalidate(error)
+    return DBAPIError.instance(
+        sql,
+        parameters,
+        error,
+        dialect.loaded_dbapi.Error,
+        connection_invalidated=gone,
+        dialect=dialect,
+    )

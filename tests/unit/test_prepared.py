@@ -13,10 +13,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import String, bindparam, cast, event, select, update
+from sqlalchemy import String, bindparam, cast, event, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from notify_site.extensions import db
-from notify_site.models import Notification, NotificationStatus
+from notify_site.models import DeliveryAttempt, Notification, NotificationStatus
 from notify_site.outbox import Lease
 from notify_site.prepared import PreparedCache, session_cursor
 from tests.factories import create_connection, create_notification, create_user
@@ -162,3 +163,36 @@ def test_the_cache_compiles_once_per_dialect(app):
         assert cache.get("k", cursor.dialect, build) is first
         db.session.rollback()
     assert built == [1]
+
+
+def test_a_drivers_error_comes_out_as_sqlalchemys(app, two_rows):
+    with app.app_context():
+        values = {
+            "notification_id": 10**9,
+            "worker": "w",
+            "lease_token": "t",
+            "started_at": WHOLE_SECOND,
+        }
+        with session_cursor(db.session) as cursor:
+            prepared = PreparedCache().get(
+                "insert", cursor.dialect, lambda: insert(DeliveryAttempt.__table__), list(values)
+            )
+            with pytest.raises(IntegrityError):  # no such notification: the key refuses
+                cursor.run(prepared, values)
+        db.session.rollback()
+        assert stored(two_rows[0])[0][2] == 1  # the session is usable again
+
+
+def test_a_lost_connection_is_invalidated_and_the_next_one_works(app, two_rows):
+    (row_id, _), token = two_rows
+    with app.app_context():
+        # The driver's connection goes away under the Session (a database restart, say).
+        db.session.connection().connection.dbapi_connection.close()
+        with pytest.raises(DBAPIError) as raised:
+            LEASE.touch(row_id, token, {"attempts": 7})
+        assert raised.value.connection_invalidated
+        db.session.rollback()
+        # The pool hands out a new connection, not the dead one.
+        assert LEASE.touch(row_id, token, {"attempts": 7})
+        db.session.commit()
+        assert stored([row_id])[0][2] == 7
