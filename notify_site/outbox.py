@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam, or_, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
 from notify_site.db_types import utcnow
@@ -296,7 +296,12 @@ def retrying(
     while True:
         try:
             return step(*args, **kwargs)
-        except OperationalError as error:
+        except DBAPIError as error:
+            # OperationalError is the database being away; any other class of error counts
+            # too when SQLAlchemy found the connection gone (a driver may call a dropped
+            # connection an InterfaceError or a ProgrammingError).
+            if not (isinstance(error, OperationalError) or error.connection_invalidated):
+                raise
             db.session.rollback()
             if utcnow() + timedelta(seconds=DATABASE_RETRY_SECONDS) >= until:
                 raise
