@@ -50,6 +50,11 @@ from notify_site.relay.quota_models import BudgetScope, RelayBudget
 
 #: The advisory lock key that serialises budget checks on PostgreSQL ("LINEQUOT" in ASCII).
 ADVISORY_LOCK_KEY = 0x4C494E4551554F54
+#: The running total (ledger.py) a person's or a token's budget is held against.
+LEDGER_SUBJECT = {
+    BudgetScope.PERSON: ledger.person_subject,
+    BudgetScope.TOKEN: ledger.token_subject,
+}
 #: The shares of a budget at which admins are warned (``notices.py``), in percent.
 THRESHOLDS = (80, 100)
 
@@ -168,11 +173,8 @@ def budgets_for(
     else:
         limit, line_used = line_quota()
     scoped = tuple(
-        (scope, limits[(scope, subject)], to_subject(subject))
-        for scope, subject, to_subject in (
-            (BudgetScope.PERSON, person_id, ledger.person_subject),
-            (BudgetScope.TOKEN, token_pk, ledger.token_subject),
-        )
+        (scope, limits[(scope, subject)], LEDGER_SUBJECT[scope](subject))
+        for scope, subject in ((BudgetScope.PERSON, person_id), (BudgetScope.TOKEN, token_pk))
         if subject is not None and (scope, subject) in limits
     )
     return Budgets(

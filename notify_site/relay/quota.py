@@ -95,13 +95,6 @@ def _spenders(lines: list[ledger.LedgerLine], names: Mapping[Any, str]) -> list[
     return [Spender(names.get(line.key, "—"), line.units) for line in lines]
 
 
-#: The ledger's subject of a person's or a token's budget.
-_LEDGER_SUBJECT = {
-    BudgetScope.PERSON: ledger.person_subject,
-    BudgetScope.TOKEN: ledger.token_subject,
-}
-
-
 def quota_overview(
     config: Mapping[str, Any], now: datetime, person_names: Mapping[int, str] | None = None
 ) -> QuotaOverview:
@@ -141,7 +134,7 @@ def quota_overview(
         )
     )
     # Every budget's month in one read of the running totals (not two reads per budget).
-    subjects = [_LEDGER_SUBJECT[row.scope](row.subject_id) for row in rows]
+    subjects = [budgets.LEDGER_SUBJECT[row.scope](row.subject_id) for row in rows]
     used = ledger.totals(month, subjects)
     for row, subject in zip(rows, subjects, strict=True):
         figures = budgets.QuotaFigures(row.scope, row.monthly_units, used[subject], channel.reset)
