@@ -80,15 +80,10 @@ def fresh_schema(base_url: str):
     try:
         yield f"{base_url}{separator}options={options}&application_name={schema}"
     finally:
+        from tests.pg_schemas import drop_schema_on
+
         with engine.begin() as connection:
-            connection.execute(
-                sa.text(
-                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
-                    " WHERE application_name = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": schema},
-            )
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            drop_schema_on(connection, schema)
         engine.dispose()
 
 

@@ -75,16 +75,23 @@ def create_schema(schema: str, *, with_tables: bool = False) -> None:
 
 def drop_schema(schema: str) -> None:
     with admin_engine().begin() as connection:
-        # Connections left open (an app not disposed, a killed worker's) would hold locks the
-        # DROP waits for: end them first.
-        connection.execute(
-            sa.text(
-                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
-                " WHERE application_name = :name AND pid <> pg_backend_pid()"
-            ),
-            {"name": schema},
-        )
-        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        drop_schema_on(connection, schema)
+
+
+def drop_schema_on(connection: sa.Connection, schema: str) -> None:
+    """Drop ``schema`` with what is in it, on ``connection`` (the benchmarks use it too).
+
+    Connections left open (an app not disposed, a killed worker's) would hold locks the DROP
+    waits for: those named after the schema (``application_name``) are ended first.
+    """
+    connection.execute(
+        sa.text(
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+            " WHERE application_name = :name AND pid <> pg_backend_pid()"
+        ),
+        {"name": schema},
+    )
+    connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 def new_schema_name() -> str:
