@@ -9,7 +9,9 @@ offers, and the answer must be:
 * of the route's kind (a page, a fragment, JSON...);
 * in that language: ``<html lang>`` says so, and no English text of the site's catalogue shows
   where the catalogue has a translation (a missing translation, a string not marked for
-  translation, a Babel format falling back to English), and no placeholder is left unfilled.
+  translation, a Babel format falling back to English), and no placeholder is left unfilled;
+* with every element id used once (a label's ``for`` finds the first element with its id: the
+  LINE page's budget label pointed at a section, not its input).
 
 The relay's pages are requested a second time with the relay in channel mode (a LINE channel
 on the fake Messaging API, with LINE chats, a push and webhook events), where its consent
@@ -122,6 +124,8 @@ class _Readable(HTMLParser):
         #: The scripts' strings: their placeholders are filled in the browser.
         self.script_strings: list[str] = []
         self.lang: str | None = None
+        #: Every element id, in order: a label's ``for`` and ARIA references need them unique.
+        self.ids: list[str] = []
         self._skip = 0
 
     def handle_starttag(self, tag, attrs):
@@ -130,6 +134,8 @@ class _Readable(HTMLParser):
         for name, value in attrs:
             if value is None:
                 continue
+            if name == "id":
+                self.ids.append(value)
             if tag == "html" and name == "lang":
                 self.lang = value
             elif name == "data-i18n":
@@ -284,6 +290,8 @@ def check_page(smoke: Smoke, page: Page, locale: str) -> None:
         texts, templates = reader.parts, reader.script_strings
         if kind == "html":
             assert reader.lang == HTML_LANG[locale], f"GET {url}: <html lang={reader.lang!r}>"
+        repeated = sorted({i for i in reader.ids if reader.ids.count(i) > 1})
+        assert not repeated, f"GET {url}: ids used more than once: {repeated}"
     leaks = _untranslated(texts, locale, templates=templates)
     assert not leaks, f"GET {url} in {locale}:\n" + "\n".join(leaks)
 
