@@ -118,7 +118,12 @@ WHITE_RING = "solid 3px rgb(255, 255, 255)"  # on the relay's dark top bar (rela
 
 def tab_walk(page, steps: int) -> list[dict]:
     """Press Tab up to ``steps`` times from where the focus is; each focused element's ring
-    (until the focus leaves the page, which leaves it on <body>)."""
+    (until the focus leaves the page, which leaves it on <body>).
+
+    Waits for the page's load event first: a page reached by a redirect can be walked before
+    its stylesheet applies, and then shows the browser's own ring (it did once, under CI's
+    load, on the relay's consent page)."""
+    page.wait_for_load_state("load")
     rings = []
     for _ in range(steps):
         page.keyboard.press("Tab")
