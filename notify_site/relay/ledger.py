@@ -18,7 +18,10 @@ tables of top spenders (:func:`top`) still read the rows. Totals are written in 
 their subjects, which always starts with "channel": two transactions never hold each
 other's totals on PostgreSQL.
 
-Every function works in the caller's transaction and does not commit.
+Every function works in the caller's transaction and does not commit. The two writes every
+Notify call makes (:func:`record`'s row and its totals) run as statements compiled once
+(:mod:`notify_site.prepared`): built and executed through the Session they were about a third
+of the relay's work per call (bench/README.md, "Issue 18, sixth round").
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from sqlalchemy import Select, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from notify_site.extensions import db
+from notify_site.prepared import PreparedCache, session_cursor
 from notify_site.relay.quota_models import RelayLineTotal, RelayLineUsage, UsageState
 
 #: The totals' subjects for the whole channel: what counts, and what is still reserved.
@@ -71,20 +75,21 @@ def record(
     client_pk: int | None = None,
     person_id: int | None = None,
     push_id: int | None = None,
-) -> RelayLineUsage:
-    row = RelayLineUsage(
-        month=month,
-        chat_id=chat_id,
-        token_pk=token_pk,
-        client_pk=client_pk,
-        person_id=person_id,
-        push_id=push_id,
-        units=units,
-        state=state,
-    )
-    db.session.add(row)
+) -> None:
+    """Write one notification's row and add its units to the month's totals."""
+    values = {
+        "month": month,
+        "chat_id": chat_id,
+        "token_pk": token_pk,
+        "client_pk": client_pk,
+        "person_id": person_id,
+        "push_id": push_id,
+        "units": units,
+        "state": state,
+    }
+    with session_cursor(db.session) as cursor:
+        cursor.run(_PREPARED.get("record", cursor.dialect, lambda: _RECORD, list(values)), values)
     _add(month, dict.fromkeys(subjects_of(state, token_pk, person_id), units))
-    return row
 
 
 def settle(push_ids: list[int], state: str, units: int | None = None) -> None:
@@ -119,23 +124,46 @@ def settle(push_ids: list[int], state: str, units: int | None = None) -> None:
         _add(month, changes[month])
 
 
+_PREPARED = PreparedCache()
+_RECORD = RelayLineUsage.__table__.insert()
+_totals = RelayLineTotal.__table__
+
+
+def _upsert(dialect: str, count: int) -> Any:
+    """``INSERT … ON CONFLICT DO UPDATE`` adding ``count`` subjects' units to one month (the
+    ``units_<n>`` and ``subject_<n>`` parameters, in lock order)."""
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_totals)
+    month = bindparam("month", type_=_totals.c.month.type)
+    rows = [
+        {
+            "month": month,
+            "subject": bindparam(f"subject_{n}", type_=_totals.c.subject.type),
+            "units": bindparam(f"units_{n}", type_=_totals.c.units.type),
+        }
+        for n in range(count)
+    ]
+    insert = insert.values(rows)
+    return insert.on_conflict_do_update(
+        index_elements=["month", "subject"],
+        set_={"units": _totals.c.units + insert.excluded.units},
+    )
+
+
 def _add(month: str, changes: dict[str, int]) -> None:
     """Add ``changes`` (units by subject) to ``month``'s totals, in one statement."""
-    rows = [
-        {"month": month, "subject": subject, "units": units}
-        for subject, units in sorted(changes.items())
-        if units
-    ]
+    rows = [(subject, units) for subject, units in sorted(changes.items()) if units]
     if not rows:
         return
-    dialect = db.session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(RelayLineTotal)
-    db.session.execute(
-        insert.values(rows).on_conflict_do_update(
-            index_elements=["month", "subject"],
-            set_={"units": RelayLineTotal.units + insert.excluded.units},
+    values: dict[str, Any] = {"month": month}
+    for n, (subject, units) in enumerate(rows):
+        values[f"subject_{n}"] = subject
+        values[f"units_{n}"] = units
+    with session_cursor(db.session) as cursor:
+        dialect = cursor.dialect.name
+        upsert = _PREPARED.get(
+            ("add", len(rows)), cursor.dialect, lambda: _upsert(dialect, len(rows))
         )
-    )
+        cursor.run(upsert, values)
 
 
 _TOTALS = select(RelayLineTotal.subject, RelayLineTotal.units).where(

@@ -9,7 +9,7 @@ import io
 import logging
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from notify_site.extensions import db
 from notify_site.relay import service
@@ -421,17 +421,20 @@ def test_an_unexpected_error_is_a_json_500_logged_without_the_token(
     assert messages(app) == []
 
 
-def test_delivery_is_atomic_a_failed_write_spends_no_call(app, client, auth_headers, monkeypatch):
-    original = db.session.add
-
-    def failing_add(obj, *args, **kwargs):
-        if isinstance(obj, RelayMessage):
+def test_delivery_is_atomic_a_failed_write_spends_no_call(app, client, auth_headers):
+    # The inbox row's INSERT fails in the database, after the window was spent in the same
+    # transaction: nothing of the call may stay.
+    def failing_insert(_conn, _cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO RELAY_MESSAGES"):
             raise RuntimeError("write failed")
-        return original(obj, *args, **kwargs)
 
-    monkeypatch.setattr(db.session, "add", failing_add, raising=False)
-    response = client.post(URL, headers=auth_headers, data={"message": "m"})
-    monkeypatch.undo()
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", failing_insert)
+    try:
+        response = client.post(URL, headers=auth_headers, data={"message": "m"})
+    finally:
+        event.remove(engine, "before_cursor_execute", failing_insert)
     assert response.status_code == 500
     status = client.get("/relay/api/status", headers=auth_headers)
     # Only the status call itself was spent.
