@@ -268,8 +268,10 @@ def run(args, latency: float) -> None:
             timing = DatabaseTiming(app) if args.db_timing else None
             relay_rates, worker_rates, ratios = [], [], []
             # This process's CPU time per call in each phase (the direct clients', or the
-            # worker's: its claims, its writes and its Notify client), ms per call.
+            # worker's: its claims, its writes and its Notify client), ms per call, and the
+            # kernel's part of it (sockets, SQLite's locks and fsyncs).
             cpu = {relay_capacity: [], worker_rate: []}
+            kernel = {relay_capacity: [], worker_rate: []}
 
             def measured(phase) -> float:
                 before = os.times()
@@ -277,7 +279,9 @@ def run(args, latency: float) -> None:
                 rate = phase()
                 after = os.times()
                 used = after.user + after.system - before.user - before.system
-                cpu[phase].append(used / (rate * (time.perf_counter() - started)) * 1e3)
+                calls = rate * (time.perf_counter() - started)
+                cpu[phase].append(used / calls * 1e3)
+                kernel[phase].append((after.system - before.system) / calls * 1e3)
                 return rate
 
             for turn in range(rounds):
@@ -325,6 +329,8 @@ def run(args, latency: float) -> None:
             ("worker / plain loop (target >= 5)", worker / plain_rate, "x"),
             ("this process's CPU per direct call", statistics.median(cpu_direct), "ms"),
             ("this process's CPU per delivery (worker)", statistics.median(cpu_worker), "ms"),
+            ("  of which in the kernel, direct", statistics.median(kernel[relay_capacity]), "ms"),
+            ("  of which in the kernel, worker", statistics.median(kernel[worker_rate]), "ms"),
             ("failed notifications", failed, ""),
         ],
     )
