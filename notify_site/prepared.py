@@ -65,6 +65,13 @@ class Prepared:
             )
             for name in names
         ]
+        # What a SELECT or a RETURNING gives back, turned into Python values by each column's
+        # type as SQLAlchemy's result would turn them (SQLite's text into a datetime, the
+        # project's UTC datetimes given their zone); None where the driver's value is kept.
+        self.result = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in getattr(statement, "exported_columns", ())
+        ]
 
     def parameters(self, values: dict[str, Any]) -> Any:
         """The DB-API parameters for ``values`` (a sequence or a mapping, as the driver
@@ -144,6 +151,18 @@ class SessionCursor:
             return None
         row = self.cursor.fetchone()
         return None if row is None else row[0]
+
+    def row(self, prepared: Prepared, values: dict[str, Any]) -> tuple | None:
+        """The first row a SELECT or a RETURNING gives back, its values turned into Python
+        ones by their columns' types (as SQLAlchemy's own result turns them); None: no row."""
+        self._execute(prepared, values)
+        found = self.cursor.fetchone()
+        if found is None:
+            return None
+        return tuple(
+            value if process is None else process(value)
+            for process, value in zip(prepared.result, found, strict=True)
+        )
 
     def rowcount(self, prepared: Prepared, values: dict[str, Any]) -> int:
         """Execute an UPDATE or DELETE; the rows it matched."""

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select, update
 
 from notify_site.extensions import db
+from notify_site.prepared import PreparedCache, session_cursor
 from notify_site.relay.errors import InvalidTokenError
 from notify_site.relay.models import RelayAccessToken
 
@@ -121,8 +122,10 @@ class SpendResult:
     window: RateWindow
 
 
-# Built once: every accepted Notify call runs one of these under SQLite's write lock (the
-# first write of its transaction), and RETURNING gives the window without another read.
+# Built once and compiled once per dialect (notify_site.prepared): every accepted Notify call
+# runs one of these under SQLite's write lock (the first write of its transaction), and
+# RETURNING gives the window without another read.
+_PREPARED = PreparedCache()
 _tokens = RelayAccessToken.__table__
 _now = bindparam("now", type_=_tokens.c.window_reset_at.type)
 _images = bindparam("images", type_=_tokens.c.images_used.type)
@@ -178,22 +181,26 @@ def spend_call(token_pk: int, *, images: int, limits: RateLimits, now: datetime)
     }
     spent: RateWindow | None = None
     for _attempt in range(3):
-        row = db.session.execute(_SPEND_WITHIN, spend_params).one_or_none()
+        with session_cursor(db.session) as cursor:
+            row = cursor.row(
+                _PREPARED.get("within", cursor.dialect, lambda: _SPEND_WITHIN), spend_params
+            )
         if row is not None:
             spent = RateWindow(*row)
             break
         if fresh is None:
             break
-        row = db.session.execute(
-            _START_WINDOW,
-            {
-                "token_pk": token_pk,
-                "now": now,
-                "reset_at": fresh.reset_at,
-                "calls_used": fresh.calls_used,
-                "images_used": fresh.images_used,
-            },
-        ).one_or_none()
+        start_params = {
+            "token_pk": token_pk,
+            "now": now,
+            "reset_at": fresh.reset_at,
+            "calls_used": fresh.calls_used,
+            "images_used": fresh.images_used,
+        }
+        with session_cursor(db.session) as cursor:
+            row = cursor.row(
+                _PREPARED.get("start", cursor.dialect, lambda: _START_WINDOW), start_params
+            )
         if row is not None:
             spent = RateWindow(*row)
             break

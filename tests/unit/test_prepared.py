@@ -150,6 +150,37 @@ def test_an_update_gets_its_columns_onupdate_value(app, two_rows):
         assert db.session.get(Notification, row_id).updated_at > before
 
 
+def test_a_row_read_back_is_what_sqlalchemys_result_gives(app, two_rows):
+    (row_id, _), token = two_rows
+    columns = _notifications.c
+    read = select(columns.next_attempt_at, columns.status, columns.attempts, columns.lease_token)
+    by_id = read.where(columns.id == bindparam("row"))
+    returning = (
+        update(_notifications)
+        .where(columns.id == bindparam("row"))
+        .values(attempts=columns.attempts + 1)
+        .returning(columns.lease_expires_at, columns.attempts, columns.lease_token)
+    )
+    with app.app_context():
+        expected = db.session.execute(by_id, {"row": row_id}).one()
+        with session_cursor(db.session) as cursor:
+            cache = PreparedCache()
+            selected = cursor.row(
+                cache.get("select", cursor.dialect, lambda: by_id), {"row": row_id}
+            )
+            updated = cursor.row(
+                cache.get("update", cursor.dialect, lambda: returning), {"row": row_id}
+            )
+            missing = cursor.row(cache.get("select", cursor.dialect, lambda: by_id), {"row": -1})
+        db.session.rollback()
+        # Equal, and of the same types: a datetime with its zone, not SQLite's text.
+        assert selected == tuple(expected)
+        assert [type(value) for value in selected] == [type(value) for value in expected]
+        assert updated == (WHOLE_SECOND, 2, token)
+        assert updated[0].tzinfo is not None
+        assert missing is None
+
+
 def test_the_cache_compiles_once_per_dialect(app):
     cache = PreparedCache()
     built = []
