@@ -5,7 +5,9 @@ A statement executed through a Session costs ~80 µs of Python on this project's
 (cache key, compiled-cache lookup, execution context, result set-up) around ~15 µs of work in
 the driver. Where a statement runs on every request or every delivery — the API's fast accept
 (services/fast_accept.py), a worker's fenced finish and its next attempt (outbox.py,
-services/attempts.py) — it is compiled here once per database dialect and then only bound:
+services/attempts.py), the relay's sandbox call (its rate window, inbox row, ledger row and
+running totals: relay/ratelimit.py, relay/service.py, relay/ledger.py) — it is compiled here
+once per database dialect and then only bound:
 its parameters go through the bind processors SQLAlchemy compiled for it, and an INSERT's
 Python-side column defaults are applied as SQLAlchemy would apply them.
 
