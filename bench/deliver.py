@@ -269,9 +269,9 @@ def run(args, latency: float) -> None:
             relay_rates, worker_rates, ratios = [], [], []
             # This process's CPU time per call in each phase (the direct clients', or the
             # worker's: its claims, its writes and its Notify client), ms per call, and the
-            # kernel's part (sockets, SQLite's locks and fsyncs; all threads). The main thread's own
-            # (it waits for the pool, or polls the database for the end of the worker's phase)
-            # is taken out and shown apart.
+            # kernel's part (sockets, SQLite's locks and fsyncs; all threads). The main
+            # thread's own (it waits for the pool, or polls the database for the end of the
+            # worker's phase) is taken out and shown apart.
             cpu = {relay_capacity: [], worker_rate: []}
             kernel = {relay_capacity: [], worker_rate: []}
             main_thread = {relay_capacity: [], worker_rate: []}
