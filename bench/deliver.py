@@ -44,6 +44,7 @@ from bench.common import (
     ROOT,
     apply_env,
     bench_env,
+    delivery_calls,
     free_port,
     fresh_schema,
     gunicorn,
@@ -242,10 +243,11 @@ def run(args, latency: float) -> None:
                 # loop at once.
                 worker = Worker(app, threads=args.threads)
                 runner = threading.Thread(target=worker.run)
+                calls_before = delivery_calls()
                 started = time.perf_counter()
                 runner.start()
                 with app.app_context():
-                    wait_until_delivered()
+                    wait_until_delivered(ready=lambda: delivery_calls() - calls_before >= per_round)
                 rate = per_round / (time.perf_counter() - started)
                 worker.stop()
                 runner.join()
