@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -230,6 +231,23 @@ def wait_until_delivered(poll: float = 0.05, ready: Callable[[], bool] | None = 
         if pending == 0:
             return
         time.sleep(poll)
+
+
+def threads_cpu() -> dict[str, float]:
+    """CPU seconds (user and kernel) used so far by each live thread of this process, summed
+    by thread name without its number (``deliver_3`` counts as ``deliver``), from
+    ``/proc/self/task``: a thread's own CPU since it started."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = {}
+    for thread in threading.enumerate():
+        try:
+            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        name = thread.name.rstrip("0123456789_")
+        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return found
 
 
 def delivery_calls() -> float:

@@ -50,6 +50,7 @@ from bench.common import (
     gunicorn,
     report,
     setup_instance,
+    threads_cpu,
     wait_until_delivered,
     workdir,
 )
@@ -236,19 +237,32 @@ def run(args, latency: float) -> None:
                     list(pool.map(direct, range(count)))
                 return count / (time.perf_counter() - started)
 
+            # The worker's CPU per delivery by thread: its delivery threads (calls, writes),
+            # its claiming loop, its jobs thread (schedules, pushes, follow-ups).
+            per_thread: dict[str, list[float]] = {
+                "deliver": [],
+                "worker-loop": [],
+                "worker-jobs": [],
+            }
+
             def worker_rate() -> float:
                 # The configured poll interval (1 s), as a deployed worker has: it paces the
                 # worker's jobs thread (schedules, pushes), which ran 20 times a second at the
                 # 0.05 s used before. Deliveries do not wait on it: a finished claim wakes the
                 # loop at once.
                 worker = Worker(app, threads=args.threads)
-                runner = threading.Thread(target=worker.run)
+                runner = threading.Thread(target=worker.run, name="worker-loop")
                 calls_before = delivery_calls()
                 started = time.perf_counter()
                 runner.start()
                 with app.app_context():
                     wait_until_delivered(ready=lambda: delivery_calls() - calls_before >= per_round)
                 rate = per_round / (time.perf_counter() - started)
+                # The worker's threads started with this phase and are still alive: their
+                # own CPU is this phase's, per thread kind.
+                by_thread = threads_cpu()
+                for kind in per_thread:
+                    per_thread[kind].append(by_thread.get(kind, 0.0) / per_round * 1e3)
                 worker.stop()
                 runner.join()
                 return rate
@@ -337,6 +351,9 @@ def run(args, latency: float) -> None:
             ("this process's CPU per delivery (worker)", statistics.median(cpu_worker), "ms"),
             ("  of which in the kernel, direct", statistics.median(kernel[relay_capacity]), "ms"),
             ("  of which in the kernel, worker", statistics.median(kernel[worker_rate]), "ms"),
+            ("  in its delivery threads", statistics.median(per_thread["deliver"]), "ms"),
+            ("  in its claiming loop", statistics.median(per_thread["worker-loop"]), "ms"),
+            ("  in its jobs thread", statistics.median(per_thread["worker-jobs"]), "ms"),
             (
                 "main thread's CPU per delivery (polling, left out above)",
                 statistics.median(main_thread[worker_rate]),
