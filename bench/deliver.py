@@ -119,6 +119,30 @@ def connect_chats(site: str, count: int) -> None:
         connect_chat(browser, site, f"chat {n}", "1-on-1" if n % 3 == 0 else "Family")
 
 
+def worker_sync_normal(app) -> None:
+    """Make this process's SQLite connections commit without an fsync (``synchronous=NORMAL``
+    after the app's own ``FULL``), and check that it took: what the worker's delivery would
+    gain from the option bench/README.md ("Issue 18, fifth round") leaves to a decision."""
+    from sqlalchemy import event, text
+
+    from notify_site.extensions import db
+
+    def normal(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name != "sqlite":
+            raise SystemExit("--worker-sync-normal is for SQLite")
+        event.listen(engine, "connect", normal)
+        engine.dispose()  # connections opened before the listener go
+        with engine.connect() as connection:
+            if connection.execute(text("PRAGMA synchronous")).scalar() != 1:
+                raise SystemExit("synchronous=NORMAL did not take")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notifications", type=int, default=10_000)
@@ -148,6 +172,13 @@ def main() -> None:
         action="store_true",
         help="with --relay-apart: the relay on the first CPU, this process (worker or direct "
         "clients) on the second, as if the relay were another machine",
+    )
+    parser.add_argument(
+        "--worker-sync-normal",
+        action="store_true",
+        help="SQLite: this process's connections (the worker's) commit without an fsync "
+        "(synchronous=NORMAL; the relay keeps FULL) -- an undecided option, measured, not "
+        "the app's behaviour",
     )
     parser.add_argument(
         "--db-timing",
@@ -198,6 +229,8 @@ def run(args, latency: float) -> None:
             from notify_site.worker import Worker
 
             app = create_app()
+            if args.worker_sync_normal:
+                worker_sync_normal(app)
             with app.app_context():
                 connections = list(db.session.scalars(select(Connection)))
                 owner = db.session.get(User, connections[0].owner_id)
@@ -334,7 +367,8 @@ def run(args, latency: float) -> None:
         f"{latency:g} ms added per relay call, "
         f"{'PostgreSQL' if args.database_url else 'SQLite'}, "
         f"relay {'apart (its own instance and database)' if args.relay_apart else 'built in'}"
-        f"{', relay and this process on a core each' if args.split_cores else ''}",
+        f"{', relay and this process on a core each' if args.split_cores else ''}"
+        f"{', worker commits without fsync' if args.worker_sync_normal else ''}",
         [
             (
                 "relay /api/notify capacity (direct, keep-alive)",
