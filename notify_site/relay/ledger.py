@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, bindparam, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from notify_site.extensions import db
+from notify_site.on_conflict import insert_for
 from notify_site.prepared import PreparedCache, session_cursor
 from notify_site.relay.quota_models import RelayLineTotal, RelayLineUsage, UsageState
 
@@ -132,7 +132,7 @@ _totals = RelayLineTotal.__table__
 def _upsert(dialect: str, count: int) -> Any:
     """``INSERT … ON CONFLICT DO UPDATE`` adding ``count`` subjects' units to one month (the
     ``units_<n>`` and ``subject_<n>`` parameters, in lock order)."""
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_totals)
+    insert = insert_for(dialect, _totals)
     month = bindparam("month", type_=_totals.c.month.type)
     rows = [
         {

@@ -29,10 +29,10 @@ from sqlalchemy import select
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
+from notify_site.on_conflict import dialect_insert
 from notify_site.relay import budgets, ledger
 from notify_site.relay.line.channel import current_settings
 from notify_site.relay.line.cost import billing_month, billing_zone, units_for
-from notify_site.relay.line.webhook import dialect_insert
 from notify_site.relay.models import RelayChat, RelayMessage
 from notify_site.relay.quota_models import BudgetScope, RelayQuotaNotice, UsageState
 

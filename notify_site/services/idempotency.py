@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, scoped_session
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
 from notify_site.models import ApiKey, IdempotencyRecord
+from notify_site.on_conflict import insert_for
 from notify_site.services import ServiceError
 
 if TYPE_CHECKING:
@@ -173,10 +173,10 @@ _records = IdempotencyRecord.__table__
 # Built once per dialect: the claim is the dialects' INSERT … ON CONFLICT DO NOTHING RETURNING,
 # which SQLAlchemy's generic insert() does not spell.
 _CLAIMS = {
-    name: dialect.insert(_records)
+    name: insert_for(name, _records)
     .on_conflict_do_nothing(index_elements=[_records.c.api_key_id, _records.c.key])
     .returning(_records.c.id)
-    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+    for name in ("postgresql", "sqlite")
 }
 RECORD_ANSWER = (
     update(_records)

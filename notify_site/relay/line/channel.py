@@ -384,7 +384,7 @@ def _issue_once(settings: ChannelSettings, now: datetime) -> str:
 
 def _claim_issue_lease(settings: ChannelSettings, holder: str, lease: int) -> bool:
     """Take the channel's issuing lease if it is free or expired; commits either way."""
-    from notify_site.relay.line.webhook import dialect_insert
+    from notify_site.on_conflict import dialect_insert
 
     wall = utcnow()
     db.session.execute(

@@ -66,9 +66,10 @@ from sqlalchemy import case, func, literal, or_, select, update
 
 from notify_site.db_types import UTCDateTime, utcnow
 from notify_site.extensions import db
+from notify_site.on_conflict import dialect_insert
 from notify_site.relay.line import cost, pairing
 from notify_site.relay.line.channel import ChannelSettings, messaging_api
-from notify_site.relay.line.webhook import dialect_insert, pending_event_ids
+from notify_site.relay.line.webhook import pending_event_ids
 from notify_site.relay.models import ChatKind, RelayChat, RelayChatMember, RelayLineEvent
 
 log = logging.getLogger(__name__)

@@ -30,10 +30,10 @@ from sqlalchemy import exists, select, update
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
+from notify_site.on_conflict import dialect_insert
 from notify_site.relay import chats
 from notify_site.relay.accounts import Person
 from notify_site.relay.line.channel import ChannelSettings, messaging_api
-from notify_site.relay.line.webhook import dialect_insert
 from notify_site.relay.models import ChatKind, RelayChat, RelayChatMember, RelayChatPerson
 
 log = logging.getLogger(__name__)

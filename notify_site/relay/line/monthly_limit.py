@@ -126,7 +126,7 @@ def is_monthly_limit_429(settings: ChannelSettings, line_message: str | None) ->
 
 def pause(settings: ChannelSettings, schedule: PauseSchedule, now: datetime) -> None:
     """Pause the channel (or count one more refusal of a pause already on); commits."""
-    from notify_site.relay.line.webhook import dialect_insert
+    from notify_site.on_conflict import dialect_insert
 
     db.session.execute(
         dialect_insert(RelayLineChannel)

@@ -108,7 +108,7 @@ def ask_again(settings: ChannelSettings) -> None:
 
 
 def _channel_row(settings: ChannelSettings) -> None:
-    from notify_site.relay.line.webhook import dialect_insert
+    from notify_site.on_conflict import dialect_insert
 
     db.session.execute(
         dialect_insert(RelayLineChannel)

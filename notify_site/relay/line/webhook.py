@@ -23,20 +23,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from notify_site.db_types import utcnow
 from notify_site.extensions import db
+from notify_site.on_conflict import dialect_insert
 from notify_site.relay.line.channel import ChannelSettings
 from notify_site.relay.models import RelayLineEvent
 
 log = logging.getLogger(__name__)
-
-
-def dialect_insert(model):
-    """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL both do)."""
-    dialect = db.session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
 class WebhookSignatureError(Exception):
