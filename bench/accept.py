@@ -16,12 +16,25 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import resource
 import shutil
 import statistics
 import subprocess
 from pathlib import Path
 
-from bench.common import apply_env, bench_env, free_port, gunicorn, report, setup_instance, workdir
+from bench.common import (
+    apply_env,
+    bench_env,
+    free_port,
+    gunicorn,
+    idle_cpu,
+    named_cpu,
+    processes_cpu,
+    report,
+    setup_instance,
+    tree_cpu,
+    workdir,
+)
 
 # A fresh Idempotency-Key for every request: "<run>-<wrk thread>-<request number>" (the run's
 # number, ``run_id``, is set above it in each script, so later rounds do not replay earlier ones).
@@ -49,10 +62,10 @@ def wrk(
     connections: int,
     path: Path,
     fresh_keys: bool = False,
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, int]:
     """Requests per second that wrk reached posting ``body`` (non-2xx answers abort the run),
-    and the p50 and p99 latency in ms; with ``fresh_keys``, each request carries an
-    ``Idempotency-Key`` of its own."""
+    the p50 and p99 latency in ms, and the seconds it ran; with ``fresh_keys``, each request
+    carries an ``Idempotency-Key`` of its own."""
     run_id = free_port()
     script = path / f"post-{run_id}.lua"
     lines = [
@@ -76,7 +89,7 @@ def wrk(
     if "Non-2xx" in output:
         raise RuntimeError(f"wrk saw errors:\n{output}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    return rate, _percentile(output, "50"), _percentile(output, "99")
+    return rate, _percentile(output, "50"), _percentile(output, "99"), seconds
 
 
 def _percentile(output: str, which: str) -> float:
@@ -156,7 +169,7 @@ def main() -> None:
                 **load,
             ),
         }
-        rounds: list[dict[str, tuple[float, float, float]]] = []
+        rounds: list[dict[str, tuple]] = []
         with (
             gunicorn(
                 "bench.trivial_app:app",
@@ -164,18 +177,43 @@ def main() -> None:
                 env,
                 workers=args.workers,
                 threads=args.threads,
-            ),
-            gunicorn("wsgi:app", site_port, env, workers=args.workers, threads=args.threads),
+            ) as trivial,
+            gunicorn(
+                "wsgi:app", site_port, env, workers=args.workers, threads=args.threads
+            ) as site,
         ):
+            servers = {"trivial": trivial.pid, "accept": site.pid, "keyed": site.pid}
             for number in range(args.rounds):
                 # Every other round runs its three loads the other way round, so that neither
                 # always follows the other (a neighbour's burst, SQLite's growing file).
                 order = list(kinds) if number % 2 == 0 else list(reversed(kinds))
-                rounds.append({kind: kinds[kind]() for kind in order})
+                rounds.append({kind: _with_cpu(kinds[kind], servers[kind]) for kind in order})
     _report(args, rounds)
 
 
-def _report(args: argparse.Namespace, rounds: list[dict[str, tuple[float, float, float]]]) -> None:
+def _with_cpu(load, server: int) -> tuple[float, float, float, dict[str, float]]:
+    """``load()``'s figures and the CPU it cost per request, in ms: the server's processes,
+    PostgreSQL's, wrk's, and the machine's idle time (both cores)."""
+    before, idle, children = processes_cpu(), idle_cpu(), _children_cpu()
+    rate, p50, p99, seconds = load()
+    after, idle = processes_cpu(), idle_cpu() - idle
+    requests = rate * seconds
+    cpu = {
+        "server": tree_cpu(after, server) - tree_cpu(before, server),
+        "postgres": named_cpu(after, "postgres") - named_cpu(before, "postgres"),
+        "wrk": _children_cpu() - children,  # wrk has ended: counted among our children
+        "idle": idle,
+    }
+    return rate, p50, p99, {part: 1000 * value / requests for part, value in cpu.items()}
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's ended children (each wrk run)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _report(args: argparse.Namespace, rounds: list[dict[str, tuple]]) -> None:
     """Medians over the rounds; the ratios are taken within each round, then their median."""
 
     def median_of(kind: str, index: int) -> float:
@@ -204,6 +242,23 @@ def _report(args: argparse.Namespace, rounds: list[dict[str, tuple[float, float,
             ("keyed p50 latency", median_of("keyed", 1), "ms"),
             ("keyed p99 latency", median_of("keyed", 2), "ms"),
         ],
+    )
+    print("  CPU per request, ms (median over the rounds; idle: the machine's idle time):")
+    for kind in ("trivial", "accept", "keyed"):
+        parts = rounds[0][kind][3]
+        figures = "  ".join(
+            f"{part} {statistics.median(one[kind][3][part] for one in rounds):.3f}"
+            for part in parts
+        )
+        print(f"    {kind:8} {figures}")
+    busy = [
+        (one["accept"][3]["server"] + one["accept"][3]["postgres"])
+        / (one["trivial"][3]["server"] + one["trivial"][3]["postgres"])
+        for one in rounds
+    ]
+    print(
+        "  CPU ratio: trivial's server+database CPU per request / accept's, median "
+        f"{1 / statistics.median(busy):.2f} x"
     )
     print("  rounds (trivial / accept / keyed req/s):")
     for number, one in enumerate(rounds, 1):

@@ -261,3 +261,46 @@ def delivery_calls() -> float:
         for sample in metric.samples
         if sample.name.endswith("_total")
     )
+
+
+def processes_cpu() -> dict[int, tuple[int, str, float]]:
+    """Every process's parent, command name and CPU seconds so far (user and kernel, from
+    ``/proc/PID/stat``); a process that ends while being read is left out."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[int, str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        found[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+def tree_cpu(processes: dict[int, tuple[int, str, float]], root: int) -> float:
+    """CPU seconds of ``root`` and its descendants in a :func:`processes_cpu` reading."""
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in processes.items():
+        children.setdefault(parent, []).append(pid)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in processes:
+            total += processes[pid][2]
+        todo.extend(children.get(pid, ()))
+    return total
+
+
+def named_cpu(processes: dict[int, tuple[int, str, float]], name: str) -> float:
+    """CPU seconds of the processes whose command name starts with ``name`` (``postgres``)."""
+    return sum(cpu for _, command, cpu in processes.values() if command.startswith(name))
+
+
+def idle_cpu() -> float:
+    """CPU seconds the whole machine has spent idle so far (``/proc/stat``, idle + iowait)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")

@@ -329,3 +329,38 @@ def test_a_thread_per_request_server_reuses_the_fast_paths_connections(apps):
         middleware = middleware.app
     assert answers == [202] * 12
     assert len(middleware.accept._idle) == 1
+
+
+@pytest.mark.parametrize("idempotency_key", [None, "retry-1"])
+def test_a_failed_fast_write_leaves_nothing_and_the_general_path_answers(
+    apps, fast_accepts_taken, monkeypatch, idempotency_key
+):
+    """The fast path's INSERT fails in the driver (on SQLite inside the group commit; on
+    PostgreSQL, without a key, in its own autocommitted statement): the request goes on to
+    Flask, which queues it once — one row, no half-written idempotency record."""
+    from notify_site.api.fast_accept import FastAcceptMiddleware
+    from notify_site.services.fast_accept import FastAccept
+
+    fast, _ = apps
+    keys = build_world(fast)
+    apply_change(fast, ("last_used", 1, False))
+    with fast.app_context():
+        broken_error = db.engine.dialect.loaded_dbapi.OperationalError
+
+    class Broken:
+        def run(self, cursor, values):
+            raise broken_error("disk I/O error")
+
+    monkeypatch.setattr(FastAccept, "_insert_for", lambda self, row: Broken())
+    status, _, body = send(fast, keys, ("post", 1, "Family", "hello", False, 0, idempotency_key))
+    assert status == 202, body
+    assert fast_accepts_taken == [False]
+    (queued,) = json.loads(body)["notifications"]
+    with fast.app_context():
+        assert db.session.scalars(select(Notification.id)).all() == [queued["id"]]
+        records = db.session.scalars(select(IdempotencyRecord.status_code)).all()
+    assert records == ([] if idempotency_key is None else [202])
+    middleware = fast.wsgi_app
+    while not isinstance(middleware, FastAcceptMiddleware):
+        middleware = middleware.app
+    assert middleware.accept.insert_alone == (fast.config["DATABASE_URL"].startswith("postgres"))

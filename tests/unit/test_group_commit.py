@@ -107,6 +107,10 @@ def test_concurrent_api_posts_are_each_answered_after_their_row_is_committed(app
     assert len(set(ids)) == 40
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Notification)) == 40
+        if db.engine.dialect.name == "postgresql":
+            # Each row its own autocommitted INSERT (services/fast_accept.py): no writer.
+            assert group_commit.EXTENSION not in app.extensions
+            return
         writer = app.extensions[group_commit.EXTENSION][1]
         assert writer.rows == 40
         assert 1 <= writer.batches <= 40
