@@ -18,10 +18,11 @@ file, with or without an ``Idempotency-Key`` — is most of the API's traffic. T
    the row, keep the receipt as the key's answer — all in one transaction, released once it
    has committed.
 
-   On **PostgreSQL**, a request without an ``Idempotency-Key`` skips the group commit: its one
-   ``INSERT … RETURNING`` runs in autocommit on the same connection as its read, so it is its
-   own transaction, committed (its WAL flushed, ``synchronous_commit`` on) when the statement
-   returns. PostgreSQL already lets one WAL flush cover the commits of concurrent sessions, so
+   On **PostgreSQL** the write skips the group commit and runs on the fast path's own
+   connections: a request without an ``Idempotency-Key`` as one ``INSERT … RETURNING`` in
+   autocommit — its own transaction, committed (its WAL flushed, ``synchronous_commit`` on)
+   when the statement returns; one with a key as its three statements in one transaction
+   there. PostgreSQL already lets one WAL flush cover the commits of concurrent sessions, so
    handing the row to the writer thread only added the hand-off, a pool checkout, ``BEGIN`` and
    ``COMMIT`` round trips: measured under gunicorn 2 × 8 (bench/README.md, seventh round), the
    accept ran at ~1,800 req/s instead of ~1,330, its web process's CPU per request 0.63–0.68
@@ -264,33 +265,43 @@ class FastAccept:
             else IdempotencyKey.for_request(idempotency_key, [ref], content)
         )
 
+        def write_on(cursor: Any) -> int | None:
+            record_id = None
+            if key is not None:
+                record_id = self.claim.run(
+                    cursor, idempotency.claim_values(key_id, key.key, key.fingerprint)
+                )
+                if record_id is None:  # claimed before: the general path replays or refuses
+                    return None
+            notification_id = self._insert_for(row).run(cursor, row)
+            if record_id is not None:
+                queued = _queued(notification_id, connection)
+                self.record_answer.run(
+                    cursor,
+                    idempotency.answer_values(record_id, ACCEPTED, receipt([queued])),
+                )
+            return notification_id
+
         def write(transaction: Connection) -> int | None:
             # On the transaction's own DB-API connection: SQLAlchemy begins and commits it.
             cursor = transaction.connection.cursor()
             try:
-                record_id = None
-                if key is not None:
-                    record_id = self.claim.run(
-                        cursor, idempotency.claim_values(key_id, key.key, key.fingerprint)
-                    )
-                    if record_id is None:  # claimed before: the general path replays or refuses
-                        return None
-                notification_id = self._insert_for(row).run(cursor, row)
-                if record_id is not None:
-                    queued = _queued(notification_id, connection)
-                    self.record_answer.run(
-                        cursor,
-                        idempotency.answer_values(record_id, ACCEPTED, receipt([queued])),
-                    )
-                return notification_id
+                return write_on(cursor)
             finally:
                 cursor.close()
 
-        if key is None and self.insert_alone:
-            written, notification_id = self._on_connection(
-                "write", lambda cursor: self._insert_for(row).run(cursor, row)
-            )
-            if not written:
+        if self.insert_alone:
+            # PostgreSQL: on the fast path's own connection (in autocommit). Without a key,
+            # the INSERT is its own transaction; with one, the claim, the row and the answer
+            # share one (psycopg's transaction block: BEGIN … COMMIT, rolled back on error).
+            def alone(cursor: Any) -> int | None:
+                if key is None:
+                    return write_on(cursor)
+                with cursor.connection.transaction():
+                    return write_on(cursor)
+
+            written, notification_id = self._on_connection("write", alone)
+            if not written or notification_id is None:
                 return None
             metrics.notifications_queued(Source.API, 1)
             return _queued(notification_id, connection)
