@@ -21,9 +21,11 @@ file, with or without an ``Idempotency-Key`` — is most of the API's traffic. T
    On **PostgreSQL** the write skips the group commit and runs on the fast path's own
    connections: a request without an ``Idempotency-Key`` as one ``INSERT … RETURNING`` in
    autocommit — its own transaction, committed (its WAL flushed, ``synchronous_commit`` on)
-   when the statement returns; one with a key as its three statements in one transaction
-   there. PostgreSQL already lets one WAL flush cover the commits of concurrent sessions, so
-   handing the row to the writer thread only added the hand-off, a pool checkout, ``BEGIN`` and
+   when the statement returns; one with a key as one statement too, which claims the key
+   with its answer already in it (the receipt, the row's id taken from the sequence first)
+   and inserts the row — both or neither, and nothing when the key was claimed before.
+   PostgreSQL already lets one WAL flush cover the commits of concurrent sessions, so handing
+   the row to the writer thread only added the hand-off, a pool checkout, ``BEGIN`` and
    ``COMMIT`` round trips: measured under gunicorn 2 × 8 (bench/README.md, seventh round), the
    accept ran at ~1,800 req/s instead of ~1,330, its web process's CPU per request 0.63–0.68
    ms instead of 0.81–0.88. SQLite keeps the group commit: there every commit is a
@@ -53,17 +55,16 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, bindparam, event, or_, select
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from notify_site import metrics
-from notify_site.db_types import UTCDateTime, utcnow
-from notify_site.models import ApiKey, User
-from notify_site.models import Connection as ConnectionRow
+from notify_site.db_types import utcnow
 from notify_site.notify_content import Content
 from notify_site.prepared import Prepared
 from notify_site.services import group_commit, idempotency, notifications
 from notify_site.services.api_keys import TOUCH_INTERVAL, AuthenticatedKey, KeyOwner
+from notify_site.services.fast_statements import LOOKUP, keyed_insert, receipt_around_id
 from notify_site.services.notifications import ConnectionRef, QueuedNotification, ResolvedConnection
 from notify_site.services.sending import (
     ACCEPTED,
@@ -81,41 +82,6 @@ log = logging.getLogger(__name__)
 #: and closed after). A gunicorn process runs at most its threads' worth of reads at a time.
 KEEP_IDLE = 8
 
-_keys = ApiKey.__table__
-_users = User.__table__
-_connections = ConnectionRow.__table__
-# The key, its state and its owner's, and the candidate connections: the general path's two
-# reads (api_keys.authenticate, sending.find_targets) in one. Whether the key's last use is
-# recent enough not to be recorded is decided here too, so no time comes back to be converted.
-_LOOKUP = (
-    select(
-        _keys.c.id,
-        _keys.c.key_hash,
-        _keys.c.revoked_at.is_(None),
-        _keys.c.last_used_at >= bindparam("fresh_after", type_=UTCDateTime()),
-        _keys.c.owner_id,
-        _users.c.is_admin,
-        _users.c.disabled_at.is_(None),
-        _connections.c.id,
-        _connections.c.owner_id,
-        _connections.c.label,
-        _connections.c.status,
-    )
-    .select_from(
-        _keys.join(_users, _users.c.id == _keys.c.owner_id).join(
-            _connections,
-            or_(
-                _connections.c.id == bindparam("id"),
-                and_(
-                    _connections.c.owner_id == _keys.c.owner_id,
-                    _connections.c.label == bindparam("label"),
-                ),
-            ),
-        )
-    )
-    .where(_keys.c.key_hash == bindparam("key_hash"))
-)
-
 
 class FastAccept:
     """The fast accept of one app's engine: its compiled read, its threads' connections."""
@@ -127,9 +93,10 @@ class FastAccept:
         self.committer = committer  # None: each accept commits alone
         # PostgreSQL: a request without an Idempotency-Key inserts its row alone (below).
         self.insert_alone = engine.dialect.name == "postgresql"
-        self.lookup = Prepared(_LOOKUP, engine.dialect)
+        self.lookup = Prepared(LOOKUP, engine.dialect)
         # Compiled for the keys of the first row it is given (notifications.queued_row's).
         self._insert: Prepared | None = None
+        self._keyed: Prepared | None = None  # PostgreSQL's, compiled likewise
         self.claim = Prepared(
             idempotency.claim_statement(engine.dialect.name),
             engine.dialect,
@@ -152,6 +119,12 @@ class FastAccept:
                 notifications.INSERT_NOTIFICATION, self.engine.dialect, list(row)
             )
         return self._insert
+
+    def _keyed_for(self, row: dict[str, Any]) -> Prepared:
+        """:func:`_keyed_insert` compiled for ``row``'s keys (as :meth:`_insert_for`)."""
+        if self._keyed is None:
+            self._keyed = Prepared(keyed_insert(list(row)), self.engine.dialect)
+        return self._keyed
 
     # -------------------------------------------------------------------------- the read
 
@@ -291,14 +264,27 @@ class FastAccept:
                 cursor.close()
 
         if self.insert_alone:
-            # PostgreSQL: on the fast path's own connection (in autocommit). Without a key,
-            # the INSERT is its own transaction; with one, the claim, the row and the answer
-            # share one (psycopg's transaction block: BEGIN … COMMIT, rolled back on error).
+            # PostgreSQL: one statement on the fast path's own connection, in autocommit (its
+            # own transaction): the row, or with a key the claim, its answer and the row.
             def alone(cursor: Any) -> int | None:
                 if key is None:
                     return write_on(cursor)
-                with cursor.connection.transaction():
-                    return write_on(cursor)
+                now = utcnow()
+                head, tail = receipt_around_id(connection)
+                return self._keyed_for(row).run(
+                    cursor,
+                    {
+                        **row,
+                        "attempts": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                        "idempotency_key": key.key,
+                        "request_hash": key.fingerprint,
+                        "receipt_head": head,
+                        "receipt_tail": tail,
+                        "claimed_at": now,
+                    },
+                )
 
             written, notification_id = self._on_connection("write", alone)
             if not written or notification_id is None:

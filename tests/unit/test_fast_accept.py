@@ -352,6 +352,7 @@ def test_a_failed_fast_write_leaves_nothing_and_the_general_path_answers(
             raise broken_error("disk I/O error")
 
     monkeypatch.setattr(FastAccept, "_insert_for", lambda self, row: Broken())
+    monkeypatch.setattr(FastAccept, "_keyed_for", lambda self, row: Broken())
     status, _, body = send(fast, keys, ("post", 1, "Family", "hello", False, 0, idempotency_key))
     assert status == 202, body
     assert fast_accepts_taken == [False]
@@ -364,3 +365,18 @@ def test_a_failed_fast_write_leaves_nothing_and_the_general_path_answers(
     while not isinstance(middleware, FastAcceptMiddleware):
         middleware = middleware.app
     assert middleware.accept.insert_alone == (fast.config["DATABASE_URL"].startswith("postgres"))
+
+
+@pytest.mark.parametrize("label", ["Ops", 'say "hi"', "運用チーム", "a\\b", "0,1"])
+def test_the_receipt_split_around_the_id_is_the_receipt(label):
+    """PostgreSQL's keyed fast write stores head + id + tail as the key's answer: it must be
+    byte for byte the receipt the general path stores and answers."""
+    from notify_site.services.fast_accept import _queued
+    from notify_site.services.fast_statements import receipt_around_id
+    from notify_site.services.notifications import ResolvedConnection
+    from notify_site.services.sending import receipt
+
+    connection = ResolvedConnection(7, 1, label, ConnectionStatus.ACTIVE)
+    head, tail = receipt_around_id(connection)
+    for row_id in (1, 20, 9_876_543):
+        assert head + str(row_id) + tail == receipt([_queued(row_id, connection)])
