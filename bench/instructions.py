@@ -18,6 +18,9 @@ Variants: ``trivial`` (bench/trivial_app.py), ``accept`` (the API's POST, one co
 label, no Idempotency-Key), ``accept-idem`` (a fresh Idempotency-Key per request),
 ``accept-nolimit`` (the per-key limit off), ``unauthorized`` (a wrong key: refused with 401).
 
+``--database-url`` runs it on PostgreSQL (a schema of the caller's, as bench/accept.py);
+``--profile`` prints a cProfile of the counted calls (made on the main thread).
+
 ``--threads N`` (without valgrind) calls from N threads at once and prints the CPU time per
 request, kernel time included (SQLite's fsync), with how many rows shared each commit: what a
 gunicorn process with N threads spends on its app, without gunicorn, wrk or the network.
@@ -26,9 +29,11 @@ gunicorn process with N threads spends on its app, without gunicorn, wrk or the 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import io
 import json
 import os
+import pstats
 import sys
 import threading
 import time
@@ -47,7 +52,7 @@ VARIANTS = ("trivial", "accept", "accept-idem", "accept-nolimit", "unauthorized"
 MESSAGE = {"connection": "bench", "message": "Disk 91% full on web-1"}
 
 
-def build(variant: str, path):
+def build(variant: str, path, database_url: str | None = None):
     """The WSGI app and a function giving a fresh environ for request number ``n``."""
     from werkzeug.test import EnvironBuilder
 
@@ -58,7 +63,7 @@ def build(variant: str, path):
         url, headers = "/ping", {}
     else:
         extra = {"RATELIMIT_ENABLED": "false"} if variant == "accept-nolimit" else {}
-        env = bench_env(free_port(), path, **extra)
+        env = bench_env(free_port(), path, database_url, **extra)
         apply_env(env)
         setup_instance(env)
         from notify_site import create_app
@@ -67,7 +72,8 @@ def build(variant: str, path):
 
         app = create_app()
         with app.app_context():
-            user = create_user("bench")
+            # A name of its own: a PostgreSQL schema may hold an earlier run's user.
+            user = create_user(f"bench-{free_port()}")
             create_connection(user, label="bench")
             _, key = create_api_key(user, "bench")
         url = "/api/v1/notifications"
@@ -96,11 +102,17 @@ def call(app, environ: dict, expected: int) -> None:
 
 
 def run_one(
-    variant: str, warmup: int, requests: int, under_valgrind: bool, threads: int = 1
+    variant: str,
+    warmup: int,
+    requests: int,
+    under_valgrind: bool,
+    threads: int = 1,
+    database_url: str | None = None,
+    profile: bool = False,
 ) -> None:
     expected = 401 if variant == "unauthorized" else 202
     with workdir() as path:
-        app, environ = build(variant, path)
+        app, environ = build(variant, path, database_url)
         for n in range(warmup):
             call(app, environ(n), expected)
         numbers = iter(range(warmup, warmup + requests))
@@ -116,13 +128,22 @@ def run_one(
 
         if under_valgrind:
             callgrind("on")
+        profiler = cProfile.Profile() if profile else None
+        if profiler is not None:
+            profiler.enable()
         started = time.process_time()
-        callers = [threading.Thread(target=caller) for _ in range(threads)]
-        for thread in callers:
-            thread.start()
-        for thread in callers:
-            thread.join()
+        if profiler is not None:  # cProfile sees its own thread only
+            caller()
+        else:
+            callers = [threading.Thread(target=caller) for _ in range(threads)]
+            for thread in callers:
+                thread.start()
+            for thread in callers:
+                thread.join()
         spent = time.process_time() - started
+        if profiler is not None:
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         if under_valgrind:
             callgrind("off")
             print(f"counted {requests} requests", flush=True)
@@ -134,12 +155,21 @@ def run_one(
                 print(f"  group commit: {writer.rows} rows in {writer.batches} transactions")
 
 
-def run_all(warmup: int, requests: int, variants: list[str]) -> None:
+def run_all(
+    warmup: int, requests: int, variants: list[str], database_url: str | None = None
+) -> None:
     rows = []
     for variant in variants:
         collected = count_instructions(
             "bench.instructions",
-            [variant, "--warmup", str(warmup), "--requests", str(requests)],
+            [
+                variant,
+                "--warmup",
+                str(warmup),
+                "--requests",
+                str(requests),
+                *(["--database-url", database_url] if database_url else []),
+            ],
         )
         rows.append((variant, collected / requests / 1e6))
         print(f"  {variant:<20} {collected / requests / 1e6:8.2f} M instructions / request")
@@ -160,12 +190,24 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="callers at once (CPU time mode, group commit)"
     )
+    parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the counted calls (CPU time mode)"
+    )
     args = parser.parse_args()
     if args.all:
-        run_all(args.warmup, args.requests, args.variants.split(","))
+        run_all(args.warmup, args.requests, args.variants.split(","), args.database_url)
         return
     under_valgrind = bool(os.environ.get("BENCH_UNDER_VALGRIND"))
-    run_one(args.variant, args.warmup, args.requests, under_valgrind, args.threads)
+    run_one(
+        args.variant,
+        args.warmup,
+        args.requests,
+        under_valgrind,
+        args.threads,
+        args.database_url,
+        args.profile,
+    )
 
 
 if __name__ == "__main__":
