@@ -159,12 +159,12 @@ class SessionCursor:
         ones by their columns' types (as SQLAlchemy's own result turns them); None: no row."""
         self._execute(prepared, values)
         found = self.cursor.fetchone()
-        if found is None:
-            return None
-        return tuple(
-            value if process is None else process(value)
-            for process, value in zip(prepared.result, found, strict=True)
-        )
+        return None if found is None else _processed(prepared, found)
+
+    def rows(self, prepared: Prepared, values: dict[str, Any]) -> list[tuple]:
+        """Every row a SELECT gives back, read as :meth:`row` reads one."""
+        self._execute(prepared, values)
+        return [_processed(prepared, found) for found in self.cursor.fetchall()]
 
     def rowcount(self, prepared: Prepared, values: dict[str, Any]) -> int:
         """Execute an UPDATE or DELETE; the rows it matched."""
@@ -187,6 +187,13 @@ class SessionCursor:
             dispatch.after_cursor_execute(
                 self.connection, self.cursor, prepared.sql, parameters, None, False
             )
+
+
+def _processed(prepared: Prepared, found: Any) -> tuple:
+    return tuple(
+        value if process is None else process(value)
+        for process, value in zip(prepared.result, found, strict=True)
+    )
 
 
 @contextmanager

@@ -41,6 +41,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, func, or_, select, text
 
 from notify_site.extensions import db
+from notify_site.prepared import PreparedCache, session_cursor
 from notify_site.relay import ledger
 from notify_site.relay.errors import BudgetError, BudgetExceededError
 from notify_site.relay.line.channel import current_settings
@@ -143,7 +144,9 @@ class Budgets:
     scoped: tuple[tuple[str, int, str], ...]
 
 
-#: The budgets that may apply to one notification, read at once (:func:`budgets_for`).
+_PREPARED = PreparedCache()
+#: The budgets that may apply to one notification, read at once (:func:`budgets_for`), as a
+#: prepared statement (notify_site.prepared): every Notify call reads them.
 _BUDGETS = select(RelayBudget.scope, RelayBudget.subject_id, RelayBudget.monthly_units).where(
     or_(
         and_(RelayBudget.scope == BudgetScope.CHANNEL, RelayBudget.subject_id == 0),
@@ -161,12 +164,10 @@ def budgets_for(
     """The budgets of a token's notifications this month (None leaves the person's or the
     token's out): one read of ``relay_budgets``, and in channel mode LINE's figures."""
     zone = billing_zone(config)
-    limits = {
-        (scope, subject): units
-        for scope, subject, units in db.session.execute(
-            _BUDGETS, {"person": person_id, "token": token_pk}
-        )
-    }
+    with session_cursor(db.session) as cursor:
+        read = _PREPARED.get("budgets", cursor.dialect, lambda: _BUDGETS)
+        found = cursor.rows(read, {"person": person_id, "token": token_pk})
+    limits = {(scope, subject): units for scope, subject, units in found}
     line_used = None
     if current_settings() is None:
         limit = int(config.get("RELAY_SANDBOX_MONTHLY_QUOTA", 200))

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, select, update
+from sqlalchemy import Select, bindparam, delete, func, or_, select, update
 
 from notify_site.extensions import db
 from notify_site.on_conflict import insert_for
@@ -166,16 +166,34 @@ def _add(month: str, changes: dict[str, int]) -> None:
         cursor.run(upsert, values)
 
 
-_TOTALS = select(RelayLineTotal.subject, RelayLineTotal.units).where(
-    RelayLineTotal.month == bindparam("month"),
-    RelayLineTotal.subject.in_(bindparam("subjects", expanding=True)),
-)
+def _totals_read(count: int) -> Select:
+    """The running totals of ``count`` subjects (``subject_<n>``) of one month."""
+    return select(RelayLineTotal.subject, RelayLineTotal.units).where(
+        RelayLineTotal.month == bindparam("month"),
+        or_(
+            *(
+                RelayLineTotal.subject
+                == bindparam(f"subject_{n}", type_=RelayLineTotal.subject.type)
+                for n in range(count)
+            )
+        ),
+    )
 
 
 def totals(month: str, subjects: Iterable[str]) -> dict[str, int]:
-    """``month``'s running totals of ``subjects`` (0 for a subject with none yet)."""
+    """``month``'s running totals of ``subjects`` (0 for a subject with none yet): every
+    Notify call reads them, so the read is prepared, one statement per number of subjects."""
     wanted = list(subjects)
-    found = dict(db.session.execute(_TOTALS, {"month": month, "subjects": wanted}).all())
+    if not wanted:
+        return {}
+    values: dict[str, Any] = {"month": month}
+    for n, subject in enumerate(wanted):
+        values[f"subject_{n}"] = subject
+    with session_cursor(db.session) as cursor:
+        read = _PREPARED.get(
+            ("totals", len(wanted)), cursor.dialect, lambda: _totals_read(len(wanted))
+        )
+        found = dict(cursor.rows(read, values))
     return {subject: int(found.get(subject, 0)) for subject in wanted}
 
 

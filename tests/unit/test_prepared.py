@@ -181,6 +181,23 @@ def test_a_row_read_back_is_what_sqlalchemys_result_gives(app, two_rows):
         assert missing is None
 
 
+def test_rows_read_back_are_what_sqlalchemys_result_gives(app, two_rows):
+    columns = _notifications.c
+    every = select(columns.id, columns.next_attempt_at, columns.status).order_by(columns.id)
+    nothing = every.where(columns.id == bindparam("row"))
+    with app.app_context():
+        expected = [tuple(row) for row in db.session.execute(every)]
+        with session_cursor(db.session) as cursor:
+            cache = PreparedCache()
+            found = cursor.rows(cache.get("every", cursor.dialect, lambda: every), {})
+            none = cursor.rows(cache.get("nothing", cursor.dialect, lambda: nothing), {"row": -1})
+        db.session.rollback()
+    assert len(expected) == 2
+    assert found == expected
+    assert all(row[1].tzinfo is not None for row in found)  # SQLite's text made a datetime
+    assert none == []
+
+
 def test_the_cache_compiles_once_per_dialect(app):
     cache = PreparedCache()
     built = []
