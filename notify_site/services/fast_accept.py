@@ -142,6 +142,13 @@ class FastAccept:
             driver.isolation_level = None  # no transaction around a lone read
         else:
             driver.autocommit = True
+            # The read's ``id = … OR (owner … AND label = …)`` gets a custom plan on every
+            # execution (PostgreSQL's estimate prefers one once the parameters are known),
+            # each costing the server more than the read: at 10,000 connections and 2,000
+            # keys 0.24–0.27 ms of its CPU per read, against 0.065 ms with the generic plan,
+            # a BitmapOr of the two indexes (bench/README.md, seventh round). The fast path's
+            # statements are all of that kind, so its own connections keep generic plans.
+            driver.execute("SET plan_cache_mode = force_generic_plan")
         return fairy
 
     def _give_back(self, fairy: Any) -> None:

@@ -380,3 +380,24 @@ def test_the_receipt_split_around_the_id_is_the_receipt(label):
     head, tail = receipt_around_id(connection)
     for row_id in (1, 20, 9_876_543):
         assert head + str(row_id) + tail == receipt([_queued(row_id, connection)])
+
+
+def test_on_postgresql_the_fast_paths_connections_keep_generic_plans(apps):
+    """The read's OR over an id and a label would be planned again on every execution
+    (PostgreSQL prefers a custom plan for it): the fast path's connections say generic."""
+    from notify_site.api.fast_accept import FastAcceptMiddleware
+
+    fast, _ = apps
+    if not fast.config["DATABASE_URL"].startswith("postgres"):
+        pytest.skip("a PostgreSQL setting")
+    middleware = fast.wsgi_app
+    while not isinstance(middleware, FastAcceptMiddleware):
+        middleware = middleware.app
+    fairy = middleware.accept._take()
+    try:
+        cursor = fairy.cursor()
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone()[0] == "force_generic_plan"
+        cursor.close()
+    finally:
+        middleware.accept._give_back(fairy)
