@@ -91,7 +91,7 @@ class FastAccept:
     ) -> None:
         self.engine = engine
         self.committer = committer  # None: each accept commits alone
-        # PostgreSQL: a request without an Idempotency-Key inserts its row alone (below).
+        # PostgreSQL: each accept writes alone, in one autocommitted statement (see above).
         self.insert_alone = engine.dialect.name == "postgresql"
         self.lookup = Prepared(LOOKUP, engine.dialect)
         # Compiled for the keys of the first row it is given (notifications.queued_row's).
@@ -121,7 +121,8 @@ class FastAccept:
         return self._insert
 
     def _keyed_for(self, row: dict[str, Any]) -> Prepared:
-        """:func:`_keyed_insert` compiled for ``row``'s keys (as :meth:`_insert_for`)."""
+        """PostgreSQL's keyed write (:func:`~notify_site.services.fast_statements.keyed_insert`)
+        compiled for ``row``'s keys (as :meth:`_insert_for`)."""
         if self._keyed is None:
             self._keyed = Prepared(keyed_insert(list(row)), self.engine.dialect)
         return self._keyed
