@@ -64,8 +64,8 @@ from notify_site.notify_content import Content
 from notify_site.prepared import Prepared
 from notify_site.services import group_commit, idempotency, notifications
 from notify_site.services.api_keys import TOUCH_INTERVAL, AuthenticatedKey, KeyOwner
-from notify_site.services.fast_statements import LOOKUP, keyed_insert, receipt_around_id
-from notify_site.services.notifications import ConnectionRef, QueuedNotification, ResolvedConnection
+from notify_site.services.fast_statements import LOOKUP, keyed_insert, queued, receipt_around_id
+from notify_site.services.notifications import QueuedNotification, ResolvedConnection
 from notify_site.services.sending import (
     ACCEPTED,
     IdempotencyKey,
@@ -256,10 +256,9 @@ class FastAccept:
                     return None
             notification_id = self._insert_for(row).run(cursor, row)
             if record_id is not None:
-                queued = _queued(notification_id, connection)
+                answer = receipt([queued(notification_id, connection)])
                 self.record_answer.run(
-                    cursor,
-                    idempotency.answer_values(record_id, ACCEPTED, receipt([queued])),
+                    cursor, idempotency.answer_values(record_id, ACCEPTED, answer)
                 )
             return notification_id
 
@@ -298,7 +297,7 @@ class FastAccept:
             if not written or notification_id is None:
                 return None
             metrics.notifications_queued(Source.API, 1)
-            return _queued(notification_id, connection)
+            return queued(notification_id, connection)
         try:
             if self.committer is None:
                 with self.engine.begin() as transaction:
@@ -311,10 +310,4 @@ class FastAccept:
         if notification_id is None:
             return None
         metrics.notifications_queued(Source.API, 1)
-        return _queued(notification_id, connection)
-
-
-def _queued(notification_id: int, connection: ResolvedConnection) -> QueuedNotification:
-    return QueuedNotification(
-        id=notification_id, connection=ConnectionRef(connection.id, connection.label)
-    )
+        return queued(notification_id, connection)

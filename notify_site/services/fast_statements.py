@@ -4,7 +4,8 @@
   general path's two reads (``api_keys.authenticate``, ``sending.find_targets``) in one;
 - :func:`keyed_insert`: PostgreSQL's write of a request with an ``Idempotency-Key`` — the
   claim with its answer already in it and the row, in one statement;
-- :func:`receipt_around_id`: the answer that statement stores, split around the row's id.
+- :func:`receipt_around_id`: the answer that statement stores, split around the row's id
+  (of :func:`queued`, the row as a receipt names it).
 """
 
 from __future__ import annotations
@@ -132,8 +133,13 @@ def receipt_around_id(connection: ResolvedConnection) -> tuple[str, str]:
     """The receipt of one row queued to ``connection``: what comes before the row's id and
     what after (the id is its first value; tests/unit/test_fast_accept.py holds the two
     together with :func:`~notify_site.services.sending.receipt`)."""
-    text = receipt(
-        [QueuedNotification(id=0, connection=ConnectionRef(connection.id, connection.label))]
-    )
+    text = receipt([queued(0, connection)])
     head = text[: text.index(":0,") + 1]
     return head, text[len(head) + 1 :]
+
+
+def queued(notification_id: int, connection: ResolvedConnection) -> QueuedNotification:
+    """The row ``notification_id`` queued to ``connection``, as a receipt names it."""
+    return QueuedNotification(
+        id=notification_id, connection=ConnectionRef(connection.id, connection.label)
+    )

@@ -179,6 +179,16 @@ def apply_change(app, step) -> None:
         db.session.commit()
 
 
+def fast_accept_of(app):
+    """The app's FastAccept, found through its WSGI middleware stack."""
+    from notify_site.api.fast_accept import FastAcceptMiddleware
+
+    middleware = app.wsgi_app
+    while not isinstance(middleware, FastAcceptMiddleware):
+        middleware = middleware.app
+    return middleware.accept
+
+
 def send(app, keys: list[str], step):
     _, key_index, target, message, as_list, extra, idempotency_key = step
     headers = {}
@@ -310,8 +320,6 @@ def test_a_thread_per_request_server_reuses_the_fast_paths_connections(apps):
     per request) share one kept connection: none is left open per thread."""
     import threading
 
-    from notify_site.api.fast_accept import FastAcceptMiddleware
-
     fast, _ = apps
     keys = build_world(fast)
     answers = []
@@ -324,11 +332,8 @@ def test_a_thread_per_request_server_reuses_the_fast_paths_connections(apps):
         thread = threading.Thread(target=post)
         thread.start()
         thread.join()
-    middleware = fast.wsgi_app
-    while not isinstance(middleware, FastAcceptMiddleware):
-        middleware = middleware.app
     assert answers == [202] * 12
-    assert len(middleware.accept._idle) == 1
+    assert len(fast_accept_of(fast)._idle) == 1
 
 
 @pytest.mark.parametrize("idempotency_key", [None, "retry-1"])
@@ -338,7 +343,6 @@ def test_a_failed_fast_write_leaves_nothing_and_the_general_path_answers(
     """The fast path's INSERT fails in the driver (on SQLite inside the group commit; on
     PostgreSQL, without a key, in its own autocommitted statement): the request goes on to
     Flask, which queues it once — one row, no half-written idempotency record."""
-    from notify_site.api.fast_accept import FastAcceptMiddleware
     from notify_site.services.fast_accept import FastAccept
 
     fast, _ = apps
@@ -361,43 +365,35 @@ def test_a_failed_fast_write_leaves_nothing_and_the_general_path_answers(
         assert db.session.scalars(select(Notification.id)).all() == [queued["id"]]
         records = db.session.scalars(select(IdempotencyRecord.status_code)).all()
     assert records == ([] if idempotency_key is None else [202])
-    middleware = fast.wsgi_app
-    while not isinstance(middleware, FastAcceptMiddleware):
-        middleware = middleware.app
-    assert middleware.accept.insert_alone == (fast.config["DATABASE_URL"].startswith("postgres"))
+    assert fast_accept_of(fast).insert_alone == (fast.config["DATABASE_URL"].startswith("postgres"))
 
 
 @pytest.mark.parametrize("label", ["Ops", 'say "hi"', "運用チーム", "a\\b", "0,1"])
 def test_the_receipt_split_around_the_id_is_the_receipt(label):
     """PostgreSQL's keyed fast write stores head + id + tail as the key's answer: it must be
     byte for byte the receipt the general path stores and answers."""
-    from notify_site.services.fast_accept import _queued
-    from notify_site.services.fast_statements import receipt_around_id
+    from notify_site.services.fast_statements import queued, receipt_around_id
     from notify_site.services.notifications import ResolvedConnection
     from notify_site.services.sending import receipt
 
     connection = ResolvedConnection(7, 1, label, ConnectionStatus.ACTIVE)
     head, tail = receipt_around_id(connection)
     for row_id in (1, 20, 9_876_543):
-        assert head + str(row_id) + tail == receipt([_queued(row_id, connection)])
+        assert head + str(row_id) + tail == receipt([queued(row_id, connection)])
 
 
 def test_on_postgresql_the_fast_paths_connections_keep_generic_plans(apps):
     """The read's OR over an id and a label would be planned again on every execution
     (PostgreSQL prefers a custom plan for it): the fast path's connections say generic."""
-    from notify_site.api.fast_accept import FastAcceptMiddleware
-
     fast, _ = apps
     if not fast.config["DATABASE_URL"].startswith("postgres"):
         pytest.skip("a PostgreSQL setting")
-    middleware = fast.wsgi_app
-    while not isinstance(middleware, FastAcceptMiddleware):
-        middleware = middleware.app
-    fairy = middleware.accept._take()
+    accept = fast_accept_of(fast)
+    fairy = accept._take()
     try:
         cursor = fairy.cursor()
         cursor.execute("SHOW plan_cache_mode")
         assert cursor.fetchone()[0] == "force_generic_plan"
         cursor.close()
     finally:
-        middleware.accept._give_back(fairy)
+        accept._give_back(fairy)
