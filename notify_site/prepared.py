@@ -99,6 +99,13 @@ class Prepared:
         row = cursor.fetchone()
         return None if row is None else row[0]
 
+    def row(self, cursor: Any, values: dict[str, Any]) -> tuple | None:
+        """Execute with ``values``; the first row returned, read through the columns' result
+        processors (:meth:`SessionCursor.row`'s reading), or None."""
+        cursor.execute(self.sql, self.parameters(values))
+        found = cursor.fetchone()
+        return None if found is None else _processed(self, found)
+
 
 class PreparedCache:
     """Statements by a key of the caller's and the dialect they are compiled for.

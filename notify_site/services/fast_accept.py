@@ -12,23 +12,28 @@ file, with or without an ``Idempotency-Key`` — is most of the API's traffic. T
    checkout, no ping, no BEGIN/ROLLBACK.
 2. **The same rules** as the general path: the key's hash compared in constant time, a revoked
    key or a disabled owner refused at once (nothing about keys is cached), the targets picked
-   by :func:`~notify_site.services.sending.pick_targets`.
+   by :func:`~notify_site.services.sending.pick_targets` (PostgreSQL's one-statement accept
+   writes them in SQL: the key found by its hash in the index, the target by the same order).
 3. **One write**, in the process's next group commit (services/group_commit.py): claim the
    idempotency key when there is one (``INSERT … ON CONFLICT DO NOTHING RETURNING``), insert
    the row, keep the receipt as the key's answer — all in one transaction, released once it
    has committed.
 
-   On **PostgreSQL** the write skips the group commit and runs on the fast path's own
-   connections: a request without an ``Idempotency-Key`` as one ``INSERT … RETURNING`` in
-   autocommit — its own transaction, committed (its WAL flushed, ``synchronous_commit`` on)
-   when the statement returns; one with a key as one statement too, which claims the key
-   with its answer already in it (the receipt, the row's id taken from the sequence first)
-   and inserts the row — both or neither, and nothing when the key was claimed before.
-   PostgreSQL already lets one WAL flush cover the commits of concurrent sessions, so handing
-   the row to the writer thread only added the hand-off, a pool checkout, ``BEGIN`` and
-   ``COMMIT`` round trips: measured under gunicorn 2 × 8 (bench/README.md, seventh round), the
-   accept ran at ~1,800 req/s instead of ~1,330, its web process's CPU per request 0.63–0.68
-   ms instead of 0.81–0.88. SQLite keeps the group commit: there every commit is a
+   On **PostgreSQL** the accept skips the group commit and runs on the fast path's own
+   connections, in autocommit (each statement its own transaction, committed — its WAL
+   flushed, ``synchronous_commit`` on — when it returns). A request without an
+   ``Idempotency-Key`` is **one statement** for everything: the key, the connection (by the
+   same rules, written in SQL) and the row (``fast_statements.lookup_and_insert``: one round
+   trip; nothing is written when it is not the plain case). One with a key is the read above,
+   then one statement that claims the key with its answer already in it (the receipt, the
+   row's id taken from the sequence first) and inserts the row — both or neither, and nothing
+   when the key was claimed before — on the same connection. PostgreSQL already lets one WAL
+   flush cover the commits of concurrent sessions, so handing the row to the writer thread
+   only added the hand-off, a pool checkout, ``BEGIN`` and ``COMMIT`` round trips: measured
+   under gunicorn 2 × 8 (bench/README.md, seventh round), the accept ran at ~1,800 req/s
+   instead of ~1,330, its web process's CPU per request 0.63–0.68 ms instead of 0.81–0.88;
+   the read folded into the write took a plain accept from 0.70 to 0.49 M instructions
+   (eighth round). SQLite keeps the group commit: there every commit is a
    ``synchronous=FULL`` fsync under the database's one write lock, and sharing it is the gain.
 
 Anything else, and any doubt, returns None **having written nothing**, and the request goes
@@ -64,8 +69,18 @@ from notify_site.notify_content import Content
 from notify_site.prepared import Prepared
 from notify_site.services import group_commit, idempotency, notifications
 from notify_site.services.api_keys import TOUCH_INTERVAL, AuthenticatedKey, KeyOwner
-from notify_site.services.fast_statements import LOOKUP, keyed_insert, queued, receipt_around_id
-from notify_site.services.notifications import QueuedNotification, ResolvedConnection
+from notify_site.services.fast_statements import (
+    LOOKUP,
+    keyed_insert,
+    lookup_and_insert,
+    queued,
+    receipt_around_id,
+)
+from notify_site.services.notifications import (
+    ConnectionRef,
+    QueuedNotification,
+    ResolvedConnection,
+)
 from notify_site.services.sending import (
     ACCEPTED,
     IdempotencyKey,
@@ -97,6 +112,7 @@ class FastAccept:
         # Compiled for the keys of the first row it is given (notifications.queued_row's).
         self._insert: Prepared | None = None
         self._keyed: Prepared | None = None  # PostgreSQL's, compiled likewise
+        self._plain: Prepared | None = None  # PostgreSQL's, compiled likewise
         self.claim = Prepared(
             idempotency.claim_statement(engine.dialect.name),
             engine.dialect,
@@ -119,6 +135,14 @@ class FastAccept:
                 notifications.INSERT_NOTIFICATION, self.engine.dialect, list(row)
             )
         return self._insert
+
+    def _plain_for(self, values: dict[str, Any]) -> Prepared:
+        """PostgreSQL's whole plain accept
+        (:func:`~notify_site.services.fast_statements.lookup_and_insert`) compiled for
+        ``values``' keys (as :meth:`_insert_for`)."""
+        if self._plain is None:
+            self._plain = Prepared(lookup_and_insert(list(values)), self.engine.dialect)
+        return self._plain
 
     def _keyed_for(self, row: dict[str, Any]) -> Prepared:
         """PostgreSQL's keyed write (:func:`~notify_site.services.fast_statements.keyed_insert`)
@@ -193,36 +217,28 @@ class FastAccept:
         self._give_back(fairy)
         return True, value
 
-    def read(self, key_hash: str, ref: int | str) -> list[tuple] | None:
+    def _read(self, cursor: Any, key_hash: str, ref: int | str) -> list[tuple]:
         """The key's row joined with each candidate connection (empty: no key or no
-        candidate); None when the database failed."""
-        parameters = self.lookup.parameters(
-            {
-                "key_hash": key_hash,
-                "fresh_after": utcnow() - TOUCH_INTERVAL,
-                "id": ref_id(ref),
-                "label": ref if isinstance(ref, str) else None,
-            }
+        candidate)."""
+        cursor.execute(
+            self.lookup.sql,
+            self.lookup.parameters(
+                {
+                    "key_hash": key_hash,
+                    "fresh_after": utcnow() - TOUCH_INTERVAL,
+                    "id": ref_id(ref),
+                    "label": ref if isinstance(ref, str) else None,
+                }
+            ),
         )
+        return cursor.fetchall()
 
-        def read(cursor: Any) -> list[tuple]:
-            cursor.execute(self.lookup.sql, parameters)
-            return cursor.fetchall()
-
-        return self._on_connection("read", read)[1]
-
-    # -------------------------------------------------------------------------- the accept
-
-    def accept(
-        self,
-        key_hash: str,
-        ref: int | str,
-        content: Content,
-        idempotency_key: str | None = None,
-    ) -> QueuedNotification | None:
-        """Queue ``content`` to ``ref`` for the key whose hash is ``key_hash``, durably, when
-        this is the common case; else None, having written nothing (see the module)."""
-        rows = self.read(key_hash, ref)
+    @staticmethod
+    def _target(
+        rows: list[tuple], key_hash: str, ref: int | str
+    ) -> tuple[AuthenticatedKey, ResolvedConnection] | None:
+        """The key and the one connection the read found for ``ref``, when both are simply
+        valid (an active, recently used key of an enabled owner; an active connection)."""
         if not rows:
             return None
         key_id, stored_hash, active, fresh, owner_id, is_admin, enabled = rows[0][:7]
@@ -239,6 +255,106 @@ class FastAccept:
         if not isinstance(picked, list):
             return None
         (connection,) = picked
+        return api_key, connection
+
+    # -------------------------------------------------------------------------- the accept
+
+    def accept(
+        self,
+        key_hash: str,
+        ref: int | str,
+        content: Content,
+        idempotency_key: str | None = None,
+    ) -> QueuedNotification | None:
+        """Queue ``content`` to ``ref`` for the key whose hash is ``key_hash``, durably, when
+        this is the common case; else None, having written nothing (see the module)."""
+        if self.insert_alone:
+            work = self._plain_on if idempotency_key is None else self._keyed_on(idempotency_key)
+            written, found = self._on_connection(
+                "accept", lambda cursor: work(cursor, key_hash, ref, content)
+            )
+            if not written or found is None:
+                return None
+        else:
+            found = self._accept_in_group(key_hash, ref, content, idempotency_key)
+            if found is None:
+                return None
+        metrics.notifications_queued(Source.API, 1)
+        return found
+
+    def _plain_on(
+        self, cursor: Any, key_hash: str, ref: int | str, content: Content
+    ) -> QueuedNotification | None:
+        """PostgreSQL, no ``Idempotency-Key``: the key, the target and the row in one
+        statement (:func:`~notify_site.services.fast_statements.lookup_and_insert`), in
+        autocommit its own transaction: one round trip for the whole accept."""
+        values = notifications.queued_values(content)
+        now = utcnow()
+        found = self._plain_for(values).row(
+            cursor,
+            {
+                **values,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+                "key_hash": key_hash,
+                "fresh_after": now - TOUCH_INTERVAL,
+                "id": ref_id(ref),
+                "label": ref if isinstance(ref, str) else None,
+            },
+        )
+        if found is None:  # not the plain case: nothing was written
+            return None
+        notification_id, connection_id, label = found
+        return QueuedNotification(
+            id=notification_id, connection=ConnectionRef(connection_id, label)
+        )
+
+    def _keyed_on(self, idempotency_key: str) -> Callable[..., QueuedNotification | None]:
+        """PostgreSQL, with an ``Idempotency-Key``: the read, then the claim with its answer
+        and the row in one statement (:func:`~notify_site.services.fast_statements.
+        keyed_insert`), on one connection."""
+
+        def keyed(
+            cursor: Any, key_hash: str, ref: int | str, content: Content
+        ) -> QueuedNotification | None:
+            target = self._target(self._read(cursor, key_hash, ref), key_hash, ref)
+            if target is None:
+                return None
+            api_key, connection = target
+            row = notifications.queued_row(connection, content, api_key)
+            key = IdempotencyKey.for_request(idempotency_key, [ref], content)
+            now = utcnow()
+            head, tail = receipt_around_id(connection)
+            notification_id = self._keyed_for(row).run(
+                cursor,
+                {
+                    **row,
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                    "idempotency_key": key.key,
+                    "request_hash": key.fingerprint,
+                    "receipt_head": head,
+                    "receipt_tail": tail,
+                    "claimed_at": now,
+                },
+            )
+            return None if notification_id is None else queued(notification_id, connection)
+
+        return keyed
+
+    def _accept_in_group(
+        self, key_hash: str, ref: int | str, content: Content, idempotency_key: str | None
+    ) -> QueuedNotification | None:
+        """SQLite: one read, then the write in the process's next group commit."""
+        written, rows = self._on_connection(
+            "read", lambda cursor: self._read(cursor, key_hash, ref)
+        )
+        target = self._target(rows, key_hash, ref) if written else None
+        if target is None:
+            return None
+        api_key, connection = target
         row = notifications.queued_row(connection, content, api_key)
         key = (
             None
@@ -246,58 +362,27 @@ class FastAccept:
             else IdempotencyKey.for_request(idempotency_key, [ref], content)
         )
 
-        def write_on(cursor: Any) -> int | None:
-            record_id = None
-            if key is not None:
-                record_id = self.claim.run(
-                    cursor, idempotency.claim_values(key_id, key.key, key.fingerprint)
-                )
-                if record_id is None:  # claimed before: the general path replays or refuses
-                    return None
-            notification_id = self._insert_for(row).run(cursor, row)
-            if record_id is not None:
-                answer = receipt([queued(notification_id, connection)])
-                self.record_answer.run(
-                    cursor, idempotency.answer_values(record_id, ACCEPTED, answer)
-                )
-            return notification_id
-
         def write(transaction: Connection) -> int | None:
             # On the transaction's own DB-API connection: SQLAlchemy begins and commits it.
             cursor = transaction.connection.cursor()
             try:
-                return write_on(cursor)
+                record_id = None
+                if key is not None:
+                    record_id = self.claim.run(
+                        cursor, idempotency.claim_values(api_key.id, key.key, key.fingerprint)
+                    )
+                    if record_id is None:  # claimed before: the general path replays or refuses
+                        return None
+                notification_id = self._insert_for(row).run(cursor, row)
+                if record_id is not None:
+                    answer = receipt([queued(notification_id, connection)])
+                    self.record_answer.run(
+                        cursor, idempotency.answer_values(record_id, ACCEPTED, answer)
+                    )
+                return notification_id
             finally:
                 cursor.close()
 
-        if self.insert_alone:
-            # PostgreSQL: one statement on the fast path's own connection, in autocommit (its
-            # own transaction): the row, or with a key the claim, its answer and the row.
-            def alone(cursor: Any) -> int | None:
-                if key is None:
-                    return write_on(cursor)
-                now = utcnow()
-                head, tail = receipt_around_id(connection)
-                return self._keyed_for(row).run(
-                    cursor,
-                    {
-                        **row,
-                        "attempts": 0,
-                        "created_at": now,
-                        "updated_at": now,
-                        "idempotency_key": key.key,
-                        "request_hash": key.fingerprint,
-                        "receipt_head": head,
-                        "receipt_tail": tail,
-                        "claimed_at": now,
-                    },
-                )
-
-            written, notification_id = self._on_connection("write", alone)
-            if not written or notification_id is None:
-                return None
-            metrics.notifications_queued(Source.API, 1)
-            return queued(notification_id, connection)
         try:
             if self.committer is None:
                 with self.engine.begin() as transaction:
@@ -307,7 +392,4 @@ class FastAccept:
         except Exception as error:  # noqa: BLE001 - the general path answers (module docstring)
             log.warning("fast accept: write failed (%s); the general path answers", error)
             return None
-        if notification_id is None:
-            return None
-        metrics.notifications_queued(Source.API, 1)
-        return queued(notification_id, connection)
+        return None if notification_id is None else queued(notification_id, connection)

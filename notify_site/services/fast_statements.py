@@ -2,6 +2,8 @@
 
 - :data:`LOOKUP`: the key, its state and its owner's, and the candidate connections — the
   general path's two reads (``api_keys.authenticate``, ``sending.find_targets``) in one;
+- :func:`lookup_and_insert`: PostgreSQL's whole accept of a request without an
+  ``Idempotency-Key`` — the key, the target and the row, in one statement;
 - :func:`keyed_insert`: PostgreSQL's write of a request with an ``Idempotency-Key`` — the
   claim with its answer already in it and the row, in one statement;
 - :func:`receipt_around_id`: the answer that statement stores, split around the row's id
@@ -17,6 +19,7 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    case,
     cast,
     exists,
     insert,
@@ -27,7 +30,7 @@ from sqlalchemy import (
 )
 
 from notify_site.db_types import UTCDateTime
-from notify_site.models import ApiKey, IdempotencyRecord, User
+from notify_site.models import ApiKey, ConnectionStatus, IdempotencyRecord, User
 from notify_site.models import Connection as ConnectionRow
 from notify_site.models import Notification as NotificationRow
 from notify_site.on_conflict import insert_for
@@ -68,6 +71,86 @@ LOOKUP = (
     )
     .where(_keys.c.key_hash == bindparam("key_hash"))
 )
+
+
+# Constants written into the statement, not bound: a generic plan then knows them.
+_ZERO = literal_column("0", Integer())
+_ONE = literal_column("1", Integer())
+_ACTIVE = literal_column(f"'{ConnectionStatus.ACTIVE}'", String())
+
+
+def lookup_and_insert(value_keys: list[str]) -> Any:
+    """PostgreSQL: the accept of a request without an ``Idempotency-Key`` in one statement —
+    the key, the connection it names and the row — given the row's own values
+    (``value_keys``: :func:`~notify_site.services.notifications.queued_values`' keys) and the
+    read's (``key_hash``, ``fresh_after``, ``id``, ``label``); the row's id and its
+    connection's id and label come back, or nothing when this is not the plain case.
+
+    The rules are :data:`LOOKUP`'s and :func:`~notify_site.services.sending.pick_targets`'
+    for one ref, written in SQL: an active key of an enabled owner, its last use recent
+    enough not to be recorded; the connection named by id (any one through an admin's key,
+    else the owner's) before one named by label (the owner's, an active one before an
+    inactive one, then the newest), and only an active one is sent to. Anything else inserts
+    nothing, and the general path answers it (tests/unit/test_fast_accept.py compares the
+    two paths' answers and rows on PostgreSQL).
+    """
+    key = (
+        select(_keys.c.id.label("api_key_id"), _keys.c.owner_id, _users.c.is_admin)
+        .select_from(_keys.join(_users, _users.c.id == _keys.c.owner_id))
+        .where(
+            _keys.c.key_hash == bindparam("key_hash"),
+            _keys.c.revoked_at.is_(None),
+            _keys.c.last_used_at >= bindparam("fresh_after", type_=UTCDateTime()),
+            _users.c.disabled_at.is_(None),
+        )
+        .cte("api_key")
+    )
+    by_id = and_(
+        _connections.c.id == bindparam("id", type_=Integer()),
+        or_(key.c.is_admin, _connections.c.owner_id == key.c.owner_id),
+    )
+    by_label = and_(
+        _connections.c.owner_id == key.c.owner_id,
+        _connections.c.label == bindparam("label", type_=String()),
+    )
+    target = (
+        select(
+            _connections.c.id,
+            _connections.c.owner_id,
+            _connections.c.label,
+            _connections.c.status,
+            key.c.api_key_id,
+        )
+        .select_from(key.join(_connections, or_(by_id, by_label)))
+        # By id first (a NULL id compares to NULL: case keeps it last), then an active one,
+        # then the newest: pick_targets' order for one ref.
+        .order_by(
+            case((by_id, _ZERO), else_=_ONE),
+            case((_connections.c.status == _ACTIVE, _ZERO), else_=_ONE),
+            _connections.c.id.desc(),
+        )
+        .limit(_ONE)
+        .cte("target")
+    )
+    # Every column named: no Python-side default is left for SQLAlchemy to add.
+    columns = [*value_keys, "attempts", "created_at", "updated_at"]
+    queued_row = (
+        insert(_notifications)
+        .from_select(
+            ["owner_id", "connection_id", "api_key_id", *columns],
+            select(
+                target.c.owner_id,
+                target.c.id,
+                target.c.api_key_id,
+                *(bindparam(name, type_=_notifications.c[name].type) for name in columns),
+            ).where(target.c.status == _ACTIVE),
+        )
+        .returning(_notifications.c.id)
+        .cte("queued_row")
+    )
+    return select(queued_row.c.id, target.c.id, target.c.label).select_from(
+        queued_row.join(target, true())
+    )
 
 
 _records = IdempotencyRecord.__table__

@@ -254,6 +254,14 @@ def queued_row(
         "owner_id": connection.owner_id,
         "connection_id": connection.id,
         "api_key_id": api_key.id,
+        **queued_values(content),
+    }
+
+
+def queued_values(content: Content) -> dict[str, Any]:
+    """:func:`queued_row` without the row's owner, connection and key (PostgreSQL's fast
+    accept finds those in the same statement that inserts the row)."""
+    return {
         "message": content.message,
         "sticker_package_id": content.sticker_package_id,
         "sticker_id": content.sticker_id,

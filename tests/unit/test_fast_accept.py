@@ -341,7 +341,7 @@ def test_a_failed_fast_write_leaves_nothing_and_the_general_path_answers(
     apps, fast_accepts_taken, monkeypatch, idempotency_key
 ):
     """The fast path's INSERT fails in the driver (on SQLite inside the group commit; on
-    PostgreSQL, without a key, in its own autocommitted statement): the request goes on to
+    PostgreSQL in its one autocommitted statement, with or without a key): the request goes on to
     Flask, which queues it once — one row, no half-written idempotency record."""
     from notify_site.services.fast_accept import FastAccept
 
@@ -355,8 +355,11 @@ def test_a_failed_fast_write_leaves_nothing_and_the_general_path_answers(
         def run(self, cursor, values):
             raise broken_error("disk I/O error")
 
+        row = run
+
     monkeypatch.setattr(FastAccept, "_insert_for", lambda self, row: Broken())
     monkeypatch.setattr(FastAccept, "_keyed_for", lambda self, row: Broken())
+    monkeypatch.setattr(FastAccept, "_plain_for", lambda self, values: Broken())
     status, _, body = send(fast, keys, ("post", 1, "Family", "hello", False, 0, idempotency_key))
     assert status == 202, body
     assert fast_accepts_taken == [False]
