@@ -69,13 +69,7 @@ from notify_site.notify_content import Content
 from notify_site.prepared import Prepared
 from notify_site.services import group_commit, idempotency, notifications
 from notify_site.services.api_keys import TOUCH_INTERVAL, AuthenticatedKey, KeyOwner
-from notify_site.services.fast_statements import (
-    LOOKUP,
-    keyed_insert,
-    lookup_and_insert,
-    queued,
-    receipt_around_id,
-)
+from notify_site.services.fast_statements import LOOKUP, accept_in_one, queued
 from notify_site.services.notifications import (
     ConnectionRef,
     QueuedNotification,
@@ -111,8 +105,7 @@ class FastAccept:
         self.lookup = Prepared(LOOKUP, engine.dialect)
         # Compiled for the keys of the first row it is given (notifications.queued_row's).
         self._insert: Prepared | None = None
-        self._keyed: Prepared | None = None  # PostgreSQL's, compiled likewise
-        self._plain: Prepared | None = None  # PostgreSQL's, compiled likewise
+        self._alone: dict[bool, Prepared] = {}  # PostgreSQL's, by keyed or not, likewise
         self.claim = Prepared(
             idempotency.claim_statement(engine.dialect.name),
             engine.dialect,
@@ -136,20 +129,15 @@ class FastAccept:
             )
         return self._insert
 
-    def _plain_for(self, values: dict[str, Any]) -> Prepared:
-        """PostgreSQL's whole plain accept
-        (:func:`~notify_site.services.fast_statements.lookup_and_insert`) compiled for
+    def _alone_for(self, values: dict[str, Any], *, keyed: bool) -> Prepared:
+        """PostgreSQL's whole accept (:func:`~notify_site.services.fast_statements.
+        accept_in_one`), with or without the idempotency key's claim, compiled for
         ``values``' keys (as :meth:`_insert_for`)."""
-        if self._plain is None:
-            self._plain = Prepared(lookup_and_insert(list(values)), self.engine.dialect)
-        return self._plain
-
-    def _keyed_for(self, row: dict[str, Any]) -> Prepared:
-        """PostgreSQL's keyed write (:func:`~notify_site.services.fast_statements.keyed_insert`)
-        compiled for ``row``'s keys (as :meth:`_insert_for`)."""
-        if self._keyed is None:
-            self._keyed = Prepared(keyed_insert(list(row)), self.engine.dialect)
-        return self._keyed
+        prepared = self._alone.get(keyed)
+        if prepared is None:
+            prepared = Prepared(accept_in_one(list(values), keyed=keyed), self.engine.dialect)
+            self._alone[keyed] = prepared
+        return prepared
 
     # -------------------------------------------------------------------------- the read
 
@@ -269,9 +257,9 @@ class FastAccept:
         """Queue ``content`` to ``ref`` for the key whose hash is ``key_hash``, durably, when
         this is the common case; else None, having written nothing (see the module)."""
         if self.insert_alone:
-            work = self._plain_on if idempotency_key is None else self._keyed_on(idempotency_key)
             written, found = self._on_connection(
-                "accept", lambda cursor: work(cursor, key_hash, ref, content)
+                "accept",
+                lambda cursor: self._alone_on(cursor, key_hash, ref, content, idempotency_key),
             )
             if not written or found is None:
                 return None
@@ -282,67 +270,40 @@ class FastAccept:
         metrics.notifications_queued(Source.API, 1)
         return found
 
-    def _plain_on(
-        self, cursor: Any, key_hash: str, ref: int | str, content: Content
+    def _alone_on(
+        self,
+        cursor: Any,
+        key_hash: str,
+        ref: int | str,
+        content: Content,
+        idempotency_key: str | None,
     ) -> QueuedNotification | None:
-        """PostgreSQL, no ``Idempotency-Key``: the key, the target and the row in one
-        statement (:func:`~notify_site.services.fast_statements.lookup_and_insert`), in
-        autocommit its own transaction: one round trip for the whole accept."""
+        """PostgreSQL: the whole accept as one statement
+        (:func:`~notify_site.services.fast_statements.accept_in_one`), in autocommit its own
+        transaction: one round trip."""
         values = notifications.queued_values(content)
         now = utcnow()
-        found = self._plain_for(values).row(
-            cursor,
-            {
-                **values,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-                "key_hash": key_hash,
-                "fresh_after": now - TOUCH_INTERVAL,
-                "id": ref_id(ref),
-                "label": ref if isinstance(ref, str) else None,
-            },
-        )
-        if found is None:  # not the plain case: nothing was written
+        parameters = {
+            **values,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+            "key_hash": key_hash,
+            "fresh_after": now - TOUCH_INTERVAL,
+            "id": ref_id(ref),
+            "label": ref if isinstance(ref, str) else None,
+        }
+        if idempotency_key is not None:
+            key = IdempotencyKey.for_request(idempotency_key, [ref], content)
+            parameters.update(idempotency_key=key.key, request_hash=key.fingerprint, claimed_at=now)
+        statement = self._alone_for(values, keyed=idempotency_key is not None)
+        found = statement.row(cursor, parameters)
+        if found is None:  # not the plain case, or the key claimed before: nothing written
             return None
         notification_id, connection_id, label = found
         return QueuedNotification(
             id=notification_id, connection=ConnectionRef(connection_id, label)
         )
-
-    def _keyed_on(self, idempotency_key: str) -> Callable[..., QueuedNotification | None]:
-        """PostgreSQL, with an ``Idempotency-Key``: the read, then the claim with its answer
-        and the row in one statement (:func:`~notify_site.services.fast_statements.
-        keyed_insert`), on one connection."""
-
-        def keyed(
-            cursor: Any, key_hash: str, ref: int | str, content: Content
-        ) -> QueuedNotification | None:
-            target = self._target(self._read(cursor, key_hash, ref), key_hash, ref)
-            if target is None:
-                return None
-            api_key, connection = target
-            row = notifications.queued_row(connection, content, api_key)
-            key = IdempotencyKey.for_request(idempotency_key, [ref], content)
-            now = utcnow()
-            head, tail = receipt_around_id(connection)
-            notification_id = self._keyed_for(row).run(
-                cursor,
-                {
-                    **row,
-                    "attempts": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                    "idempotency_key": key.key,
-                    "request_hash": key.fingerprint,
-                    "receipt_head": head,
-                    "receipt_tail": tail,
-                    "claimed_at": now,
-                },
-            )
-            return None if notification_id is None else queued(notification_id, connection)
-
-        return keyed
 
     def _accept_in_group(
         self, key_hash: str, ref: int | str, content: Content, idempotency_key: str | None

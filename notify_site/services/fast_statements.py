@@ -2,16 +2,15 @@
 
 - :data:`LOOKUP`: the key, its state and its owner's, and the candidate connections — the
   general path's two reads (``api_keys.authenticate``, ``sending.find_targets``) in one;
-- :func:`lookup_and_insert`: PostgreSQL's whole accept of a request without an
-  ``Idempotency-Key`` — the key, the target and the row, in one statement;
-- :func:`keyed_insert`: PostgreSQL's write of a request with an ``Idempotency-Key`` — the
-  claim with its answer already in it and the row, in one statement;
-- :func:`receipt_around_id`: the answer that statement stores, split around the row's id
+- :func:`accept_in_one`: PostgreSQL's whole accept — the key, the target, the row, and the
+  idempotency key's claim with its answer already in it — in one statement;
+- :data:`RECEIPT_PARTS`: the answer that claim stores, in the pieces around its values
   (of :func:`queued`, the row as a receipt names it).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import (
@@ -22,7 +21,9 @@ from sqlalchemy import (
     case,
     cast,
     exists,
+    func,
     insert,
+    literal,
     literal_column,
     or_,
     select,
@@ -77,22 +78,28 @@ LOOKUP = (
 _ZERO = literal_column("0", Integer())
 _ONE = literal_column("1", Integer())
 _ACTIVE = literal_column(f"'{ConnectionStatus.ACTIVE}'", String())
+_records = IdempotencyRecord.__table__
+_notifications = NotificationRow.__table__
 
 
-def lookup_and_insert(value_keys: list[str]) -> Any:
-    """PostgreSQL: the accept of a request without an ``Idempotency-Key`` in one statement —
-    the key, the connection it names and the row — given the row's own values
-    (``value_keys``: :func:`~notify_site.services.notifications.queued_values`' keys) and the
-    read's (``key_hash``, ``fresh_after``, ``id``, ``label``); the row's id and its
-    connection's id and label come back, or nothing when this is not the plain case.
+def accept_in_one(value_keys: list[str], *, keyed: bool) -> Any:
+    """PostgreSQL: a whole accept in one statement — the key, the connection it names, the
+    row, and with ``keyed`` the idempotency key's claim with its answer — given the row's own
+    values (``value_keys``: :func:`~notify_site.services.notifications.queued_values`' keys),
+    the read's (``key_hash``, ``fresh_after``, ``id``, ``label``) and, keyed, the claim's
+    (``idempotency_key``, ``request_hash``, ``claimed_at``). The row's id and its
+    connection's id and label come back; nothing comes back, and nothing is written, when
+    this is not the plain case — or, keyed, when the key was claimed before (by then or
+    meanwhile: the general path then replays or refuses).
 
     The rules are :data:`LOOKUP`'s and :func:`~notify_site.services.sending.pick_targets`'
     for one ref, written in SQL: an active key of an enabled owner, its last use recent
     enough not to be recorded; the connection named by id (any one through an admin's key,
     else the owner's) before one named by label (the owner's, an active one before an
-    inactive one, then the newest), and only an active one is sent to. Anything else inserts
-    nothing, and the general path answers it (tests/unit/test_fast_accept.py compares the
-    two paths' answers and rows on PostgreSQL).
+    inactive one, then the newest), and only an active one is sent to
+    (tests/unit/test_fast_accept.py compares every answer and row with the general path's on
+    PostgreSQL). In autocommit the statement is its own transaction: claim and row are both
+    written or neither.
     """
     key = (
         select(_keys.c.id.label("api_key_id"), _keys.c.owner_id, _users.c.is_admin)
@@ -123,7 +130,8 @@ def lookup_and_insert(value_keys: list[str]) -> Any:
         )
         .select_from(key.join(_connections, or_(by_id, by_label)))
         # By id first (a NULL id compares to NULL: case keeps it last), then an active one,
-        # then the newest: pick_targets' order for one ref.
+        # then the newest: pick_targets' order for one ref. The status is checked after the
+        # pick (an inactive first choice is refused, not passed over for another).
         .order_by(
             case((by_id, _ZERO), else_=_ONE),
             case((_connections.c.status == _ACTIVE, _ZERO), else_=_ONE),
@@ -134,91 +142,84 @@ def lookup_and_insert(value_keys: list[str]) -> Any:
     )
     # Every column named: no Python-side default is left for SQLAlchemy to add.
     columns = [*value_keys, "attempts", "created_at", "updated_at"]
-    queued_row = (
-        insert(_notifications)
-        .from_select(
+    values = [bindparam(name, type_=_notifications.c[name].type) for name in columns]
+    if not keyed:
+        queued_row = insert(_notifications).from_select(
             ["owner_id", "connection_id", "api_key_id", *columns],
+            select(target.c.owner_id, target.c.id, target.c.api_key_id, *values).where(
+                target.c.status == _ACTIVE
+            ),
+        )
+    else:
+        # The row's id, taken before the row is written (the key's answer names it), and
+        # only when the key is not claimed already: a repeat leaves no gap in the ids.
+        next_id = (
             select(
-                target.c.owner_id,
-                target.c.id,
-                target.c.api_key_id,
-                *(bindparam(name, type_=_notifications.c[name].type) for name in columns),
-            ).where(target.c.status == _ACTIVE),
+                literal_column(
+                    "nextval(pg_get_serial_sequence('notifications', 'id'))", type_=Integer()
+                ).label("id")
+            )
+            .select_from(target)
+            .where(
+                target.c.status == _ACTIVE,
+                ~exists().where(
+                    _records.c.api_key_id == target.c.api_key_id,
+                    _records.c.key == bindparam("idempotency_key"),
+                ),
+            )
+            .cte("next_id")
         )
-        .returning(_notifications.c.id)
-        .cte("queued_row")
-    )
-    return select(queued_row.c.id, target.c.id, target.c.label).select_from(
-        queued_row.join(target, true())
-    )
-
-
-_records = IdempotencyRecord.__table__
-_notifications = NotificationRow.__table__
-#: The queued row's id, taken before the row is written (the key's answer names it), and only
-#: when the key is not claimed already: a repeat leaves no gap in the ids.
-_NEXT_ID = (
-    select(
-        literal_column(
-            "nextval(pg_get_serial_sequence('notifications', 'id'))", type_=Integer()
-        ).label("id")
-    )
-    .where(
-        ~exists().where(
-            _records.c.api_key_id == bindparam("api_key_id"),
-            _records.c.key == bindparam("idempotency_key"),
+        head, between_ids, before_label, tail = RECEIPT_PARTS
+        answer = (
+            literal(head)
+            + cast(next_id.c.id, String)
+            + literal(between_ids)
+            + cast(target.c.id, String)
+            + literal(before_label)
+            # PostgreSQL's JSON string escapes what json.dumps(ensure_ascii=False) escapes,
+            # the same way (a test holds the two together over awkward labels).
+            + cast(func.to_json(target.c.label), String)
+            + literal(tail)
         )
-    )
-    .cte("next_id")
-)
-
-
-def keyed_insert(row_keys: list[str]) -> Any:
-    """PostgreSQL: claim the idempotency key with its answer and insert the row, in one
-    statement — so in autocommit one transaction, both or neither. The answer is the receipt
-    with the row's id spliced in (``receipt_head`` id ``receipt_tail``); no row comes back
-    when the key was claimed before (by then or meanwhile)."""
-    claim = (
-        insert_for("postgresql", _records)
-        .from_select(
-            ["api_key_id", "key", "request_hash", "status_code", "response_json", "created_at"],
+        claim = (
+            insert_for("postgresql", _records)
+            .from_select(
+                ["api_key_id", "key", "request_hash", "status_code", "response_json", "created_at"],
+                select(
+                    target.c.api_key_id,
+                    bindparam("idempotency_key", type_=_records.c.key.type),
+                    bindparam("request_hash", type_=_records.c.request_hash.type),
+                    literal_column(str(ACCEPTED), type_=_records.c.status_code.type),
+                    answer,
+                    bindparam("claimed_at", type_=UTCDateTime()),
+                ).select_from(next_id.join(target, true())),
+            )
+            .on_conflict_do_nothing(index_elements=[_records.c.api_key_id, _records.c.key])
+            .returning(_records.c.id)
+            .cte("claim")
+        )
+        queued_row = insert(_notifications).from_select(
+            ["id", "owner_id", "connection_id", "api_key_id", *columns],
             select(
-                bindparam("api_key_id", type_=_records.c.api_key_id.type),
-                bindparam("idempotency_key", type_=_records.c.key.type),
-                bindparam("request_hash", type_=_records.c.request_hash.type),
-                literal_column(str(ACCEPTED), type_=_records.c.status_code.type),
-                bindparam("receipt_head", type_=String())
-                + cast(_NEXT_ID.c.id, String)
-                + bindparam("receipt_tail", type_=String()),
-                bindparam("claimed_at", type_=UTCDateTime()),
-            ).select_from(_NEXT_ID),
+                next_id.c.id, target.c.owner_id, target.c.id, target.c.api_key_id, *values
+            ).select_from(next_id.join(claim, true()).join(target, true())),
         )
-        .on_conflict_do_nothing(index_elements=[_records.c.api_key_id, _records.c.key])
-        .returning(_records.c.id)
-        .cte("claim")
-    )
-    # Every column named: no Python-side default is left for SQLAlchemy to add.
-    columns = [*row_keys, "attempts", "created_at", "updated_at"]
-    return (
-        insert(_notifications)
-        .from_select(
-            ["id", *columns],
-            select(
-                _NEXT_ID.c.id,
-                *(bindparam(name, type_=_notifications.c[name].type) for name in columns),
-            ).select_from(_NEXT_ID.join(claim, true())),
-        )
-        .returning(_notifications.c.id)
+    written = queued_row.returning(_notifications.c.id).cte("queued_row")
+    return select(written.c.id, target.c.id, target.c.label).select_from(
+        written.join(target, true())
     )
 
 
-def receipt_around_id(connection: ResolvedConnection) -> tuple[str, str]:
-    """The receipt of one row queued to ``connection``: what comes before the row's id and
-    what after (the id is its first value; tests/unit/test_fast_accept.py holds the two
-    together with :func:`~notify_site.services.sending.receipt`)."""
-    text = receipt([queued(0, connection)])
-    head = text[: text.index(":0,") + 1]
-    return head, text[len(head) + 1 :]
+def _receipt_parts() -> tuple[str, str, str, str]:
+    """The receipt of one queued row (:func:`~notify_site.services.sending.receipt`) in the
+    four pieces around its three values: the row's id, the connection's id and its label
+    (as a JSON string)."""
+    label = "\x00"
+    text = receipt([queued(1, ResolvedConnection(2, 0, label, ConnectionStatus.ACTIVE))])
+    head, rest = text.split("1", 1)
+    between_ids, rest = rest.split("2", 1)
+    before_label, tail = rest.split(json.dumps(label), 1)
+    return head, between_ids, before_label, tail
 
 
 def queued(notification_id: int, connection: ResolvedConnection) -> QueuedNotification:
@@ -226,3 +227,7 @@ def queued(notification_id: int, connection: ResolvedConnection) -> QueuedNotifi
     return QueuedNotification(
         id=notification_id, connection=ConnectionRef(connection.id, connection.label)
     )
+
+
+#: :func:`_receipt_parts`, worked out once.
+RECEIPT_PARTS = _receipt_parts()

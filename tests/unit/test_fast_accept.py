@@ -358,8 +358,7 @@ def test_a_failed_fast_write_leaves_nothing_and_the_general_path_answers(
         row = run
 
     monkeypatch.setattr(FastAccept, "_insert_for", lambda self, row: Broken())
-    monkeypatch.setattr(FastAccept, "_keyed_for", lambda self, row: Broken())
-    monkeypatch.setattr(FastAccept, "_plain_for", lambda self, values: Broken())
+    monkeypatch.setattr(FastAccept, "_alone_for", lambda self, values, keyed: Broken())
     status, _, body = send(fast, keys, ("post", 1, "Family", "hello", False, 0, idempotency_key))
     assert status == 202, body
     assert fast_accepts_taken == [False]
@@ -371,18 +370,72 @@ def test_a_failed_fast_write_leaves_nothing_and_the_general_path_answers(
     assert fast_accept_of(fast).insert_alone == (fast.config["DATABASE_URL"].startswith("postgres"))
 
 
-@pytest.mark.parametrize("label", ["Ops", 'say "hi"', "運用チーム", "a\\b", "0,1"])
-def test_the_receipt_split_around_the_id_is_the_receipt(label):
-    """PostgreSQL's keyed fast write stores head + id + tail as the key's answer: it must be
-    byte for byte the receipt the general path stores and answers."""
-    from notify_site.services.fast_statements import queued, receipt_around_id
+AWKWARD_LABELS = [
+    "Ops",
+    'say "hi"',
+    "運用チーム",
+    "a\\b",
+    "0,1",
+    "tab\there",
+    "bell\x07 and \x1f",
+    "😀 ok",
+]
+
+
+def test_the_receipt_parts_put_together_are_the_receipt():
+    """PostgreSQL's keyed fast accept stores the receipt from these parts around the row's
+    id, the connection's id and its label as a JSON string."""
+    from notify_site.services.fast_statements import RECEIPT_PARTS, queued
     from notify_site.services.notifications import ResolvedConnection
     from notify_site.services.sending import receipt
 
-    connection = ResolvedConnection(7, 1, label, ConnectionStatus.ACTIVE)
-    head, tail = receipt_around_id(connection)
-    for row_id in (1, 20, 9_876_543):
-        assert head + str(row_id) + tail == receipt([queued(row_id, connection)])
+    head, between_ids, before_label, tail = RECEIPT_PARTS
+    for label in AWKWARD_LABELS:
+        connection = ResolvedConnection(7, 1, label, ConnectionStatus.ACTIVE)
+        for row_id in (1, 20, 9_876_543):
+            assert head + str(row_id) + between_ids + "7" + before_label + json.dumps(
+                label, ensure_ascii=False
+            ) + tail == receipt([queued(row_id, connection)])
+
+
+def test_on_postgresql_a_keyed_fast_accept_stores_the_general_paths_receipt(
+    apps, fast_accepts_taken
+):
+    """The receipt PostgreSQL's one statement builds (its own JSON escaping of the label)
+    is byte for byte the answer the general path stores and sends, for awkward labels."""
+    from notify_site.services.sending import receipt
+
+    fast, _ = apps
+    if not fast.config["DATABASE_URL"].startswith("postgres"):
+        pytest.skip("PostgreSQL's statement")
+    keys = build_world(fast)
+    with fast.app_context():
+        alice = db.session.scalars(select(User).where(User.username == "alice")).one()
+        ids = [create_connection(alice, label=label).id for label in AWKWARD_LABELS[1:]]
+    apply_change(fast, ("last_used", 1, False))
+    # By id: a label with control characters cannot be sent as a ref (the edge refuses
+    # one), but a stored label is what the receipt names.
+    for number, (label, connection_id) in enumerate(zip(AWKWARD_LABELS[1:], ids, strict=True)):
+        step = ("post", 1, connection_id, "hello", False, 0, f"label-{number}")
+        status, _, body = send(fast, keys, step)
+        assert status == 202, body
+        with fast.app_context():
+            stored = db.session.scalars(
+                select(IdempotencyRecord.response_json).where(
+                    IdempotencyRecord.key == f"label-{number}"
+                )
+            ).one()
+        (item,) = json.loads(body)["notifications"]
+        assert item["connection"] == {"id": connection_id, "label": label}
+        assert stored == receipt([queued_from(item)])
+    assert fast_accepts_taken == [True] * (len(AWKWARD_LABELS) - 1)
+
+
+def queued_from(item: dict):
+    from notify_site.services.notifications import ConnectionRef, QueuedNotification
+
+    connection = item["connection"]
+    return QueuedNotification(item["id"], ConnectionRef(connection["id"], connection["label"]))
 
 
 def test_on_postgresql_the_fast_paths_connections_keep_generic_plans(apps):
