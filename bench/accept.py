@@ -124,6 +124,13 @@ def main() -> None:
         action="store_true",
         help="one commit per request (GROUP_COMMIT=false) instead of shared ones",
     )
+    parser.add_argument(
+        "--population",
+        type=int,
+        default=0,
+        help="other users to add first, each with an API key and 5 connections (one labelled "
+        "like the benchmark's): the read's lookups at a real site's size",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
@@ -147,6 +154,8 @@ def main() -> None:
             user = create_user(f"bench-{site_port}")
             create_connection(user, label="bench")
             _, key = create_api_key(user, "bench")
+            if args.population:
+                _populate(args.population, site_port)
 
         message = {"connection": "bench", "message": "Disk 91% full on web-1"}
         api_headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
@@ -189,6 +198,61 @@ def main() -> None:
                 order = list(kinds) if number % 2 == 0 else list(reversed(kinds))
                 rounds.append({kind: _with_cpu(kinds[kind], servers[kind]) for kind in order})
     _report(args, rounds)
+
+
+def _populate(users: int, run: int) -> None:
+    """``users`` more users, each with an API key and 5 connections (one labelled "bench"),
+    written in bulk, then the tables analysed (PostgreSQL plans by their statistics)."""
+    import hashlib
+
+    from sqlalchemy import insert, select, text
+
+    from notify_site.db_types import utcnow
+    from notify_site.extensions import db
+    from notify_site.models import ApiKey, Connection, User
+
+    now = utcnow()
+    names = [f"pop-{run}-{number}" for number in range(users)]
+    db.session.execute(
+        insert(User),
+        [
+            {"username": name, "is_admin": False, "created_at": now, "session_epoch": "x"}
+            for name in names
+        ],
+    )
+    owners = db.session.scalars(select(User.id).where(User.username.in_(names))).all()
+    db.session.execute(
+        insert(ApiKey),
+        [
+            {
+                "owner_id": owner,
+                "name": "k",
+                "prefix": "nsk_pop",
+                "key_hash": hashlib.sha256(f"{run}-{owner}".encode()).hexdigest(),
+                "created_at": now,
+                "last_used_at": now,
+            }
+            for owner in owners
+        ],
+    )
+    db.session.execute(
+        insert(Connection),
+        [
+            {
+                "owner_id": owner,
+                "label": "bench" if number == 0 else f"chat {number}",
+                "token_ciphertext": "x",
+                "status": "active",
+                "created_at": now,
+                "updated_at": now,
+            }
+            for owner in owners
+            for number in range(5)
+        ],
+    )
+    db.session.commit()
+    db.session.execute(text("ANALYZE"))
+    db.session.commit()
 
 
 def _with_cpu(load, server: int) -> tuple[float, float, float, dict[str, float]]:
