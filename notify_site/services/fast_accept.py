@@ -99,9 +99,10 @@ class FastAccept:
         self, engine: Engine, committer: Callable[[], group_commit.GroupCommitter] | None
     ) -> None:
         self.engine = engine
-        self.committer = committer  # None: each accept commits alone
         # PostgreSQL: each accept writes alone, in one autocommitted statement (see above).
         self.insert_alone = engine.dialect.name == "postgresql"
+        # None: each accept commits alone (always on PostgreSQL: its writer is never made).
+        self.committer = None if self.insert_alone else committer
         self.lookup = Prepared(LOOKUP, engine.dialect)
         # Compiled for the keys of the first row it is given (notifications.queued_row's).
         self._insert: Prepared | None = None
