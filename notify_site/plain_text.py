@@ -50,3 +50,19 @@ def text_problem(value: str, *, multiline: bool = False) -> TextProblem | None:
 def code_point(character: str) -> str:
     """``U+0000``: how the reasons name a character that cannot be shown."""
     return f"U+{ord(character):04X}"
+
+
+#: The largest id a database ``INTEGER`` column holds (PostgreSQL refuses a larger one in a
+#: comparison with an error, so a larger number must not reach a query).
+ID_MAX = 2**31 - 1
+
+
+def read_number(value: str, maximum: int = ID_MAX) -> int | None:
+    """The whole number ``value`` spells in ASCII digits, when it is at most ``maximum``;
+    else None. ``int()`` alone is not the rule: ``"²".isdigit()`` is true and ``int("²")``
+    raises, ``int("٣")`` is 3, and a number past a column's range makes PostgreSQL refuse the
+    whole statement."""
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(maximum)):
+        return None
+    number = int(value)
+    return number if number <= maximum else None

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from notify_site.extensions import db
 from notify_site.models import Notification, NotificationStatus, User
+from notify_site.plain_text import read_number
 
 PER_PAGE_DEFAULT = 50
 PER_PAGE_MAX = 200
@@ -71,9 +72,10 @@ def history(
     if not (everyone and user.is_admin):
         query = query.where(Notification.owner_id == user.id)
     if cursor:
-        if not cursor.isdigit() or len(cursor) > 18:
+        before = read_number(cursor)
+        if before is None:
             raise BadCursorError(cursor)
-        query = query.where(Notification.id < int(cursor))
+        query = query.where(Notification.id < before)
     if wanted.connection_id is not None:
         query = query.where(Notification.connection_id == wanted.connection_id)
     if wanted.status:

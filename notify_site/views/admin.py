@@ -46,7 +46,7 @@ from notify_site.extensions import login_manager
 from notify_site.forms import ConfirmForm
 from notify_site.i18n import hour_label, zone_name
 from notify_site.models import User
-from notify_site.plain_text import text_problem
+from notify_site.plain_text import read_number, text_problem
 from notify_site.services import admin as service
 from notify_site.services import api_keys
 from notify_site.services.accounts import AccountDisabledError
@@ -119,7 +119,7 @@ def require_admin():
 def _int_arg(name: str) -> int:
     """A page number from the query string: 1 when missing or not a positive number."""
     value = request.args.get(name, "")
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         return 1
     return min(max(int(value), 1), MAX_PAGE)
 
@@ -138,7 +138,7 @@ def _state() -> dict[str, Any]:
         if _int_arg(name) > 1:
             state[name] = _int_arg(name)
     hours = request.args.get("hours", "")
-    if hours.isdigit() and int(hours) in service.CHART_HOURS and int(hours) != 24:
+    if read_number(hours) in service.CHART_HOURS and int(hours) != 24:
         state["hours"] = int(hours)
     return state
 

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from notify_site.forms import ConfirmForm
+from notify_site.plain_text import read_number, text_problem
 from notify_site.services import accounts
 
 bp = Blueprint("admin_users", __name__, url_prefix="/admin/users")
@@ -29,11 +30,11 @@ def _state() -> dict[str, Any]:
     """The list's parameters, validated, without the defaults (for links and redirects)."""
     state: dict[str, Any] = {}
     search = request.args.get("q", "").strip()[:SEARCH_MAX_CHARS]
-    if search:
+    if search and text_problem(search) is None:  # no user name holds a control character
         state["q"] = search
-    page = request.args.get("page", "")
-    if page.isdigit() and 1 < int(page) <= MAX_PAGE:
-        state["page"] = int(page)
+    page = read_number(request.args.get("page", ""), MAX_PAGE)
+    if page is not None and page > 1:
+        state["page"] = page
     return state
 
 

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from notify_site.i18n import zone_name
+from notify_site.plain_text import read_number, text_problem
 from notify_site.services import connections as connections_service
 from notify_site.services import history
 
@@ -48,7 +49,7 @@ def index():
     state: dict[str, str] = {}
     connection_id = None
     raw_chat = request.args.get("connection", "")
-    if raw_chat.isdigit() and int(raw_chat) in {c.id for c in chats}:
+    if read_number(raw_chat) in {c.id for c in chats}:
         connection_id = int(raw_chat)
         state["connection"] = raw_chat
     status = request.args.get("status", "")
@@ -62,6 +63,10 @@ def index():
     if until:
         state["until"] = until.isoformat()
     text = request.args.get("q", "").strip()[:TEXT_MAX]
+    if text and text_problem(text, multiline=True) is not None:
+        # No message holds it (none is stored with one), and PostgreSQL cannot compare it.
+        problems.append(_("The search text holds a control character: that filter was left out."))
+        text = ""
     if text:
         state["q"] = text
     wanted = history.HistoryFilter(

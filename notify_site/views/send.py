@@ -23,6 +23,7 @@ from notify_site.forms_send import SendForm
 from notify_site.i18n import time_text
 from notify_site.models import Connection, Notification, NotificationStatus
 from notify_site.notify_content import IMAGE_MAX_BYTES
+from notify_site.plain_text import read_number
 from notify_site.services import notifications as service
 from notify_site.services import sending
 
@@ -163,9 +164,10 @@ def _requested_ids() -> list[int]:
     """The ``ids`` parameter, ``1,2,3``; anything else is a bad request."""
     raw = request.args.get("ids", "")
     parts = [part.strip() for part in raw.split(",") if part.strip()]
-    if not parts or len(parts) > MAX_STATUS_IDS or not all(p.isdigit() for p in parts):
+    ids = [read_number(part) for part in parts]
+    if not ids or len(ids) > MAX_STATUS_IDS or None in ids:
         abort(400, _("The status page needs ids=1,2,3: the notifications to follow."))
-    return list(dict.fromkeys(int(part) for part in parts))
+    return list(dict.fromkeys(ids))
 
 
 def _own_notifications(ids: list[int]) -> list[Notification]:

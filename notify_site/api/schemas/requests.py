@@ -45,6 +45,7 @@ from notify_site.notify_content import (
     ContentError,
     check_content,
 )
+from notify_site.plain_text import read_number, text_problem
 from notify_site.services import history
 from notify_site.services.notifications import describe_problem
 from notify_site.services.webhooks import manage as webhooks
@@ -352,6 +353,24 @@ class HistoryTime(fields.AwareDateTime):
     }
 
 
+def _searchable(text: str) -> None:
+    """Search text that a stored message could hold (PostgreSQL cannot even compare NUL)."""
+    problem = text_problem(text, multiline=True)
+    if problem is not None:
+        raise ValidationError(
+            gettext(
+                "must not contain control characters (found %(character)s)",
+                character=problem.character,
+            )
+        )
+
+
+def _a_cursor(cursor: str) -> None:
+    """A ``next_cursor`` as this API gives them: a row id, so within a database integer."""
+    if read_number(cursor) is None:
+        raise ValidationError(gettext("is not a next_cursor this API gave"))
+
+
 class HistoryArgsSchema(Schema):
     """The query of GET /notifications: filters, and the page (a cursor)."""
 
@@ -365,11 +384,11 @@ class HistoryArgsSchema(Schema):
     since = HistoryTime(metadata={"description": "Queued at or after this time (RFC 3339)"})
     until = HistoryTime(metadata={"description": "Queued before this time (RFC 3339)"})
     q = fields.String(
-        validate=validate.Length(min=1, max=200),
+        validate=[validate.Length(min=1, max=200), _searchable],
         metadata={"description": "Text found in the message, whatever its case"},
     )
     cursor = fields.String(
-        validate=validate.Regexp(r"^[0-9]{1,18}$"),
+        validate=[validate.Regexp(r"^[0-9]{1,10}$"), _a_cursor],
         metadata={"description": "The `next_cursor` of the page before: the next, older page"},
     )
     per_page = fields.Integer(
