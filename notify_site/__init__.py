@@ -38,6 +38,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     load_config(app, test_config)
     instance_files.prepare(app)  # a private instance folder and database file, before any use
     register_extensions(app)
+    # Before any route: every <int:…> in a path is a row id, so no larger than a database
+    # integer (PostgreSQL refuses a larger one with an error; it is a 404).
+    from notify_site.security import RowIdConverter
+
+    app.url_map.converters["int"] = RowIdConverter
     register_blueprints(app)
     register_rate_limits(app)
     register_errorhandlers(app)

@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, current_app, request, url_for
 from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import RoutingException
+from werkzeug.routing import IntegerConverter, Map, RoutingException
 
+from notify_site.plain_text import ID_MAX
 from notify_site.request_body import ChunkedBodyLimit
 
 # No inline script anywhere: pages load their behaviour from /static/js. Images may come from
@@ -55,6 +56,15 @@ PROXY_FIX_KEYS = {
 
 class SecurityConfigError(RuntimeError):
     """A security setting has a value that cannot work; the message names the key."""
+
+
+class RowIdConverter(IntegerConverter):
+    """``<int:…>`` in the app's routes: a non-negative whole number no larger than a database
+    ``INTEGER`` column holds (``<int(max=…):…>`` still sets a smaller bound)."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", ID_MAX)
+        super().__init__(map, *args, **kwargs)
 
 
 def init_app(app: Flask) -> None:

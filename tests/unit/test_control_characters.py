@@ -215,3 +215,18 @@ def test_numbers_in_query_strings_are_ascii_digits_in_range(signed_in, path):
     assert response.status_code in (200, 400), (path, response.status_code)
     if path.startswith("/send/status"):
         assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/webhooks/99999999999"),
+        ("get", "/schedules/2147483648"),
+        ("post", "/connections/99999999999/revoke"),
+        ("post", "/admin/users/99999999999/disable"),
+    ],
+)
+def test_an_id_in_a_path_past_a_database_integer_is_not_found(signed_in, method, path):
+    """Every ``<int:…>`` in a route is a row id (notify_site.security.RowIdConverter): past
+    2**31 - 1 PostgreSQL refused the lookup with an error, a 500; now no route matches."""
+    assert getattr(signed_in, method)(path).status_code == 404
