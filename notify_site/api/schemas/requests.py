@@ -388,8 +388,11 @@ class HistoryArgsSchema(Schema):
         metadata={"description": "Text found in the message, whatever its case"},
     )
     cursor = fields.String(
-        validate=[validate.Regexp(r"^[0-9]{1,10}$"), _a_cursor],
-        metadata={"description": "The `next_cursor` of the page before: the next, older page"},
+        validate=_a_cursor,
+        metadata={
+            "description": "The `next_cursor` of the page before: the next, older page",
+            "pattern": "^[0-9]{1,10}$",
+        },
     )
     per_page = fields.Integer(
         load_default=history.PER_PAGE_DEFAULT,
