@@ -66,3 +66,14 @@ def read_number(value: str, maximum: int = ID_MAX) -> int | None:
         return None
     number = int(value)
     return number if number <= maximum else None
+
+
+#: The last page number a list's query string may ask for (more pages than any list has).
+PAGE_MAX = 1_000_000
+
+
+def read_page(value: str | None) -> int:
+    """A page number from a query string: 1 when it is missing or not a number from 1 on, at
+    most :data:`PAGE_MAX` (a page's offset must stay within what a database reads)."""
+    number = read_number(value or "")
+    return 1 if not number else min(number, PAGE_MAX)

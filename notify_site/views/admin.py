@@ -46,7 +46,7 @@ from notify_site.extensions import login_manager
 from notify_site.forms import ConfirmForm
 from notify_site.i18n import hour_label, zone_name
 from notify_site.models import User
-from notify_site.plain_text import read_number, text_problem
+from notify_site.plain_text import read_number, read_page, text_problem
 from notify_site.services import admin as service
 from notify_site.services import api_keys
 from notify_site.services.accounts import AccountDisabledError
@@ -66,7 +66,6 @@ DATA_ENDPOINTS = {
 PAGE_PARAMS = ("page", "stuck_page", "failed_page", "keys_page")
 NO_STORE = {"Cache-Control": "no-store"}
 USERNAME_MAX_CHARS = 64
-MAX_PAGE = 1_000_000
 
 
 def _json_error(status: int, code: str, message: str) -> Response:
@@ -118,10 +117,7 @@ def require_admin():
 
 def _int_arg(name: str) -> int:
     """A page number from the query string: 1 when missing or not a positive number."""
-    value = request.args.get(name, "")
-    if not (value.isascii() and value.isdigit()):
-        return 1
-    return min(max(int(value), 1), MAX_PAGE)
+    return read_page(request.args.get(name))
 
 
 def _state() -> dict[str, Any]:

@@ -29,6 +29,7 @@ from notify_site.forms import ConfirmForm
 from notify_site.forms_schedules import MONTH_NAMES, WEEKDAY_NAMES, BatchForm, ScheduleForm
 from notify_site.i18n import is_valid_timezone
 from notify_site.models import Schedule
+from notify_site.plain_text import read_page
 from notify_site.services import notifications, sending
 from notify_site.services.schedules import batches, manage, upcoming
 from notify_site.services.schedules.recurrence import WEEKDAYS, Recurrence, RecurrenceError
@@ -57,7 +58,7 @@ def _page_url(endpoint: str):
 @bp.get("/scheduled")
 @login_required
 def scheduled():
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = read_page(request.args.get("page"))
     return render_template(
         "schedules/scheduled.html",
         rows=upcoming.scheduled_notifications(current_user, page=page, per_page=PER_PAGE),
@@ -117,7 +118,7 @@ def describe(schedule: Schedule) -> str:
 @bp.get("/schedules")
 @login_required
 def index():
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = read_page(request.args.get("page"))
     return render_template(
         "schedules/index.html",
         schedules=manage.list_schedules(current_user, page=page, per_page=PER_PAGE),
