@@ -7,6 +7,11 @@ size and dimensions): the rules the relay checks with, so what the API accepts t
 server accepts too. That check is the only one: the send use case takes its
 :class:`~notify_site.notify_content.Content` as it is. Unknown fields are refused, naming the
 field.
+
+Over 400 lines, and kept whole on purpose: it is the one place where what the API reads is
+decided, so the rules its requests share (connection refs, the content check, text a database
+can store, ids and cursors within a database integer) are written once, beside every request
+that uses them (the schedules' own shapes live in schedules.py).
 """
 
 from __future__ import annotations
