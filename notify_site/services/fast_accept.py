@@ -23,11 +23,11 @@ file, with or without an ``Idempotency-Key`` — is most of the API's traffic. T
    connections, in autocommit (each statement its own transaction, committed — its WAL
    flushed, ``synchronous_commit`` on — when it returns). A request without an
    ``Idempotency-Key`` is **one statement** for everything: the key, the connection (by the
-   same rules, written in SQL) and the row (``fast_statements.lookup_and_insert``: one round
-   trip; nothing is written when it is not the plain case). One with a key is the read above,
-   then one statement that claims the key with its answer already in it (the receipt, the
-   row's id taken from the sequence first) and inserts the row — both or neither, and nothing
-   when the key was claimed before — on the same connection. PostgreSQL already lets one WAL
+   same rules, written in SQL) and the row (``fast_statements.accept_in_one``: one round
+   trip; nothing is written when it is not the plain case). One with a key is one statement
+   too, which also claims the key with its answer already in it (the receipt, the row's id
+   taken from the sequence first) — claim and row both or neither, and nothing when the key
+   was claimed before. Steps 1 and 3 above are SQLite's. PostgreSQL already lets one WAL
    flush cover the commits of concurrent sessions, so handing the row to the writer thread
    only added the hand-off, a pool checkout, ``BEGIN`` and ``COMMIT`` round trips: measured
    under gunicorn 2 × 8 (bench/README.md, seventh round), the accept ran at ~1,800 req/s
@@ -58,6 +58,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event
@@ -140,10 +141,10 @@ class FastAccept:
             self._alone[keyed] = prepared
         return prepared
 
-    # -------------------------------------------------------------------------- the read
+    # -------------------------------------------------------------------------- connections
 
     def _take(self) -> Any:
-        """A connection for one read: an idle one, else a new one."""
+        """A connection for one accept's statements: an idle one, else a new one."""
         with self._lock:
             if self._pid != os.getpid():  # forked: the parent's connections stay the parent's
                 self._inherited, self._idle, self._pid = self._idle, [], os.getpid()
@@ -209,17 +210,7 @@ class FastAccept:
     def _read(self, cursor: Any, key_hash: str, ref: int | str) -> list[tuple]:
         """The key's row joined with each candidate connection (empty: no key or no
         candidate)."""
-        cursor.execute(
-            self.lookup.sql,
-            self.lookup.parameters(
-                {
-                    "key_hash": key_hash,
-                    "fresh_after": utcnow() - TOUCH_INTERVAL,
-                    "id": ref_id(ref),
-                    "label": ref if isinstance(ref, str) else None,
-                }
-            ),
-        )
+        cursor.execute(self.lookup.sql, self.lookup.parameters(_lookup(key_hash, ref, utcnow())))
         return cursor.fetchall()
 
     @staticmethod
@@ -289,10 +280,7 @@ class FastAccept:
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
-            "key_hash": key_hash,
-            "fresh_after": now - TOUCH_INTERVAL,
-            "id": ref_id(ref),
-            "label": ref if isinstance(ref, str) else None,
+            **_lookup(key_hash, ref, now),
         }
         if idempotency_key is not None:
             key = IdempotencyKey.for_request(idempotency_key, [ref], content)
@@ -355,3 +343,15 @@ class FastAccept:
             log.warning("fast accept: write failed (%s); the general path answers", error)
             return None
         return None if notification_id is None else queued(notification_id, connection)
+
+
+def _lookup(key_hash: str, ref: int | str, now: datetime) -> dict[str, Any]:
+    """What finds the key and the connection ``ref`` names (both PostgreSQL's statement and
+    SQLite's read take it): the key's hash, the last use recent enough not to be recorded,
+    and the ref as an id and as a label."""
+    return {
+        "key_hash": key_hash,
+        "fresh_after": now - TOUCH_INTERVAL,
+        "id": ref_id(ref),
+        "label": ref if isinstance(ref, str) else None,
+    }

@@ -50,6 +50,7 @@ from notify_site.extensions import db
 from notify_site.i18n import status_word
 from notify_site.models import ApiKey, Connection, ConnectionStatus, NotificationStatus, User
 from notify_site.notify_content import Content
+from notify_site.plain_text import ID_MAX
 from notify_site.services import ServiceError, idempotency, notifications
 from notify_site.services.api_keys import (
     AuthenticatedKey,
@@ -61,7 +62,7 @@ from notify_site.services.notifications import (
 )
 
 # Ids are 32-bit wherever we store them: a longer number cannot be an id, only a label.
-CONNECTION_ID_MAX = 2**31 - 1
+CONNECTION_ID_MAX = ID_MAX
 # The status an idempotency record keeps beside the receipt: "accepted for delivery", what
 # the API answers (the record's column predates this module; only sends that queued are kept).
 ACCEPTED = 202

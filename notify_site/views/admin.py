@@ -133,9 +133,9 @@ def _state() -> dict[str, Any]:
     for name in PAGE_PARAMS:
         if _int_arg(name) > 1:
             state[name] = _int_arg(name)
-    hours = request.args.get("hours", "")
-    if read_number(hours) in service.CHART_HOURS and int(hours) != 24:
-        state["hours"] = int(hours)
+    hours = read_number(request.args.get("hours", ""))
+    if hours in service.CHART_HOURS and hours != 24:
+        state["hours"] = hours
     return state
 
 

@@ -49,8 +49,8 @@ def index():
     state: dict[str, str] = {}
     connection_id = None
     raw_chat = request.args.get("connection", "")
-    if read_number(raw_chat) in {c.id for c in chats}:
-        connection_id = int(raw_chat)
+    if (number := read_number(raw_chat)) in {c.id for c in chats}:
+        connection_id = number
         state["connection"] = raw_chat
     status = request.args.get("status", "")
     if status in history.STATUSES:

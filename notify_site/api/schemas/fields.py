@@ -9,10 +9,9 @@ from marshmallow import fields
 from werkzeug.datastructures import FileStorage
 
 from notify_site import notify_content
-from notify_site.plain_text import text_problem
+from notify_site.plain_text import ID_MAX, text_problem
 
 LABEL_MAX_CHARS = 64
-ID_MAX = 2**31 - 1
 
 
 class ConnectionRef(fields.Field):

@@ -27,6 +27,7 @@ from flask import (
     url_for,
 )
 
+from notify_site.plain_text import ID_MAX
 from notify_site.relay import chats as relay_chats
 from notify_site.relay import inbox as relay_inbox
 from notify_site.relay import service
@@ -38,12 +39,10 @@ from notify_site.relay.previews import preview_of
 from notify_site.relay.views.blueprint import bp, public_url
 from notify_site.relay.views.errors import answer
 
-_INT_MAX = 2**31 - 1
-
 
 def _int_arg(name: str) -> int | None:
     value = request.args.get(name, type=int)
-    if value is None or not 1 <= value <= _INT_MAX:
+    if value is None or not 1 <= value <= ID_MAX:
         return None
     return value
 
